@@ -1,0 +1,5 @@
+"""Allow ``python -m pos_loyalty``."""
+
+from pos_loyalty.cli import main
+
+main()

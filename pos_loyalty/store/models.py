@@ -1,0 +1,93 @@
+"""The terminal's local schema (SQLAlchemy 2.0 declarative).
+
+The ledger is the truth and the balance a cache of it; every ledger row is also the outbox
+entry the sync client pushes to central (``acked`` turns true only on central's answer).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the terminal's local schema."""
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    tier: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    lifetime_spend: Mapped[int] = mapped_column(BigInteger, default=0)
+    visits: Mapped[int] = mapped_column(Integer, default=0)
+    birthday: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class Card(Base):
+    __tablename__ = "cards"
+
+    card_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.member_id"), index=True)
+    uid: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+
+
+class Sale(Base):
+    """A committed sale; (pos_id, txn_id) makes a repeated commit return the first answer."""
+
+    __tablename__ = "sales"
+    __table_args__ = (UniqueConstraint("pos_id", "txn_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pos_id: Mapped[str] = mapped_column(String(64))
+    txn_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    basket_total: Mapped[int] = mapped_column(BigInteger)
+    discount_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_after: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="committed")
+    committed_at: Mapped[datetime] = mapped_column(DateTime)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class LedgerEvent(Base):
+    """One change of a member's points; gap-free ``terminal_seq`` per terminal."""
+
+    __tablename__ = "ledger_events"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    terminal_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # earn, redeem, reversal, adjust, expire
+    points: Mapped[int] = mapped_column(BigInteger)
+    txn_ref: Mapped[str] = mapped_column(String(140))
+    terminal_time: Mapped[datetime] = mapped_column(DateTime)
+    offline: Mapped[bool] = mapped_column(Boolean, default=True)
+    acked: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class TerminalState(Base):
+    """Single-row table: this terminal's identity and the next ledger sequence number."""
+
+    __tablename__ = "terminal_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    next_seq: Mapped[int] = mapped_column(BigInteger, default=1)
