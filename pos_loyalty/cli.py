@@ -28,6 +28,9 @@ def sim() -> None:
 # -- POS serial link: sim pos, pos-check -----------------------------------------------
 
 # -- rules engine: quote ---------------------------------------------------------------
+from pos_loyalty.rules.cli import quote_command  # noqa: E402
+
+main.add_command(quote_command)
 
 # -- NFC: sim tag, doctor, card, tag ---------------------------------------------------
 

@@ -575,6 +575,8 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
     label = rule.label
     if kind == "progressive" and label == rule.id:
         label = f"{_bp_text(bp)} loyalty discount"
+    elif kind == "membership" and label == rule.id:
+        label = f"{rule.plan} {_bp_text(bp)} member discount"
     return _Applied(rule, list(zip(idx, allocate(d, sub), strict=True)), label, coupon=coupon)
 
 

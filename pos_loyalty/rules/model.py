@@ -312,3 +312,89 @@ class LedgerEntry:
     points: int
     ref: str
     note: str = ""
+
+
+def _req(data: Mapping[str, Any], key: str, what: str) -> Any:
+    if key not in data:
+        raise RulesError(f"{what}: '{key}' is missing")
+    return data[key]
+
+
+def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RulesError(f"{what} must be an integer (minor units / points), got {value!r}")
+    return value
+
+
+def _day(value: Any, what: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise RulesError(f"{what} must be a date YYYY-MM-DD, got {value!r}") from exc
+
+
+def basket_from_dict(data: Mapping[str, Any]) -> Basket:
+    """A basket from the till's ``basket.update`` shape (extra keys are ignored)."""
+    if not isinstance(data, Mapping):
+        raise RulesError("basket must be a JSON object with 'lines'")
+    raw = _req(data, "lines", "basket")
+    if not isinstance(raw, list):
+        raise RulesError("basket 'lines' must be a list")
+    lines = []
+    for n, item in enumerate(raw):
+        what = f"basket line {n}"
+        if not isinstance(item, Mapping):
+            raise RulesError(f"{what} must be an object")
+        lines.append(BasketLine(
+            sku=str(_req(item, "sku", what)), qty=_int(_req(item, "qty", what), f"{what} qty"),
+            unit_price=_int(_req(item, "unit_price", what), f"{what} unit_price"),
+            category=str(item.get("category") or ""),
+        ))
+    return Basket(tuple(lines), merchant_id=str(data.get("merchant_id") or ""),
+                  redeem_points=_int(data.get("redeem_points", 0), "redeem_points"))
+
+
+def member_from_dict(data: Mapping[str, Any]) -> MemberView:
+    """A member snapshot from JSON (dates as YYYY-MM-DD); unknown keys are refused."""
+    if not isinstance(data, Mapping):
+        raise RulesError("member must be a JSON object")
+    known = set(MemberView.__dataclass_fields__)
+    extra = sorted(set(data) - known)
+    if extra:
+        raise RulesError(f"member: unknown field(s) {', '.join(extra)}")
+    d = dict(data)
+    for key in ("balance", "lifetime_spend", "visits", "period_spend", "period_visits"):
+        if key in d:
+            d[key] = _int(d[key], f"member {key}")
+    for key in ("birthday", "period_start", "membership_expires"):
+        if key in d:
+            d[key] = _day(d[key], f"member {key}")
+    for key in ("stamps", "coupons", "coupon_uses"):
+        if key in d:
+            if not isinstance(d[key], Mapping):
+                raise RulesError(f"member {key} must be an object")
+            d[key] = {str(k): _int(v, f"member {key}.{k}") for k, v in d[key].items()}
+    if "claims" in d:
+        d["claims"] = {str(k): _day(v, f"member claims.{k}") for k, v in d["claims"].items()}
+    if "segments" in d:
+        d["segments"] = frozenset(str(s) for s in d["segments"])
+    if "attributes" in d:
+        d["attributes"] = {str(k): str(v) for k, v in d["attributes"].items()}
+    if "credits" in d:
+        d["credits"] = tuple(
+            Credit(str(_req(c, "credit_id", "credit")), _int(c.get("amount", 0), "credit amount"),
+                   _int(c.get("percent_bp", 0), "credit percent_bp"), str(c.get("reason", "")),
+                   _day(c.get("expires"), "credit expires"))
+            for c in d["credits"])
+    if "lots" in d:
+        d["lots"] = tuple(
+            PointsLot(_day(_req(x, "earned_on", "lot"), "lot earned_on") or date.min,
+                      _int(_req(x, "points", "lot"), "lot points"))
+            for x in d["lots"])
+    d["member_id"] = str(_req(d, "member_id", "member"))
+    try:
+        return MemberView(**d)
+    except TypeError as exc:
+        raise RulesError(f"member: {exc}") from exc
