@@ -97,6 +97,8 @@ def _applies(c: Conditions, rule: Rule, member: MemberView, basket: Basket, toda
         return False
     if c.membership and not _member_of(c.membership, member, today, fee_plans):
         return False
+    if rule.kind == "membership" and not _member_of(rule.plan, member, today, fee_plans):
+        return False
     if c.limit:
         last = member.claims.get(rule.id)
         if last is not None and (
