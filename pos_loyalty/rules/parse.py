@@ -438,10 +438,38 @@ def _need(t: Table, ok: bool, key: str, message: str) -> None:
         raise t.error(key, message)
 
 
+_COMMON_KEYS = frozenset({
+    "kind", "id", "label", "group", "tiers", "segments", "merchants", "categories", "skus",
+    "exclude_categories", "exclude_skus", "from", "until", "weekdays", "birthday", "min_spend",
+    "membership", "limit",
+})
+_KIND_KEYS: dict[str, frozenset[str]] = {
+    "earn": frozenset({"points", "per", "per_item", "per_visit", "multipliers"}),
+    "multiplier": frozenset({"percent"}),
+    "bonus": frozenset({"points"}),
+    "discount": frozenset({"percent", "amount", "by_tier"}),
+    "coupon": frozenset({"percent", "amount", "by_tier", "code", "bound", "uses"}),
+    "progressive": frozenset({"scale", "basis"}),
+    "threshold": frozenset({"every", "points", "coupon", "perk", "basis"}),
+    "stamps": frozenset({"card", "every", "per", "free"}),
+    "tiers": frozenset({"levels", "period_months", "downgrade"}),
+    "credit": frozenset({"max_per_sale"}),
+    "membership": frozenset({"plan", "fee_sku", "valid_days", "percent", "earn_percent",
+                             "perks"}),
+    "instant_win": frozenset({"prizes"}),
+    "referral": frozenset({"referee_points", "referrer_points"}),
+    "perk": frozenset({"text"}),
+}
+
+
 def _parse_rule(t: Table, index: int) -> Rule:
     kind = t.string("kind", "")
     if kind not in RULE_KINDS:
         raise t.error("kind", f"must be one of {', '.join(RULE_KINDS)}; got {kind!r}")
+    allowed = _COMMON_KEYS | _KIND_KEYS[kind]
+    for key in t.data:
+        if key not in allowed:
+            raise t.error(key, f"unknown key for a rule of kind '{kind}'")
     rid = t.string("id", f"{kind}-{index}")
     label = t.string("label", "")
     rule = Rule(id=rid, kind=kind,  # type: ignore[arg-type]
