@@ -87,10 +87,10 @@ def decide_redemption(member: MemberView, payable: int, requested: int,
         if program.redemption is not None and program.redemption.max_points and \
                 requested > program.redemption.max_points:
             limits.append(f"maximum {program.redemption.max_points} pts per sale")
+        if requested > payable * r.max_percent // 100 * r.points // r.value:
+            limits.append(f"at most {r.max_percent}% of the sale may be paid in points")
         if requested % offer.step:
             limits.append(f"points are redeemed in steps of {offer.step}")
-        if not limits:
-            limits.append(f"at most {r.max_percent}% of the sale may be paid in points")
         reason = f"partially granted: {'; '.join(limits)}"
     if granted < offer.min_points:
         return RedemptionDecision(requested, 0, 0,
