@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from datetime import date, datetime, timedelta
 
 from pos_loyalty.rules.model import (
@@ -53,19 +54,16 @@ def allocate(total: int, weights: list[int]) -> list[int]:
     """Split ``total`` over ``weights`` by cumulative floor: parts sum to ``total`` exactly,
     each part is within 1 of its proportional share and never above its weight when
     ``total <= sum(weights)``. All-zero weights put everything on the first slot."""
-    s = sum(weights)
     if not weights:
         return []
+    cums = list(accumulate(weights))
+    s = cums[-1]
     if s == 0:
         return [total] + [0] * (len(weights) - 1)
-    out: list[int] = []
-    cum = prev = 0
-    for w in weights:
-        cum += w
-        cur = total * cum // s
-        out.append(cur - prev)
-        prev = cur
-    return out
+    if total == 0:
+        return [0] * len(weights)
+    marks = [total * c // s for c in cums]
+    return [b - a for a, b in zip([0, *marks], marks, strict=False)]
 
 
 def _pct_text(percent: int) -> str:
@@ -135,14 +133,13 @@ def _eligible(c: Conditions, lines: tuple[BasketLine, ...], every: list[int]) ->
     if not c.filters_lines:
         return every
     cats, skus, xc, xs = c.categories, c.skus, c.exclude_categories, c.exclude_skus
-    out = []
-    for i, ln in enumerate(lines):
-        if (cats or skus) and ln.category not in cats and ln.sku not in skus:
-            continue
-        if ln.category in xc or ln.sku in xs:
-            continue
-        out.append(i)
-    return out
+    if cats or skus:
+        idx = [i for i, ln in enumerate(lines) if ln.category in cats or ln.sku in skus]
+    else:
+        idx = every
+    if xc or xs:
+        idx = [i for i in idx if lines[i].category not in xc and lines[i].sku not in xs]
+    return idx
 
 
 @dataclass
@@ -155,10 +152,14 @@ class _Applied:
     free_units: dict[int, int] = field(default_factory=dict)
     coupon: str = ""
     credits: tuple[str, ...] = ()
+    total: int = 0
 
-    @property
-    def total(self) -> int:
-        return sum(a for _, a in self.alloc)
+    def __post_init__(self) -> None:
+        self.total = sum(a for _, a in self.alloc)
+
+    def set_alloc(self, alloc: list[tuple[int, int]]) -> None:
+        self.alloc = alloc
+        self.total = sum(a for _, a in alloc)
 
 
 def _level(rule: Rule | None, name: str | None) -> Level | None:
@@ -192,10 +193,12 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         if r.kind == "membership" and r.fee_sku and any(ln.sku == r.fee_sku for ln in lines))
     rules = [r for r in program.active_rules
              if _applies(r.when, r, member, basket, today, fee_plans)]
-    elig_cache: dict[int, list[int]] = {}
+    elig_cache: dict[tuple[object, ...], list[int]] = {}
 
     def eligible(rule: Rule) -> list[int]:
-        key = id(rule.when)
+        w = rule.when
+        key = (w.categories, w.skus, w.exclude_categories, w.exclude_skus,
+               rule.fee_sku if rule.kind == "membership" else "")
         got = elig_cache.get(key)
         if got is None:
             got = _eligible(rule.when, lines, every)
@@ -257,7 +260,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 if cap_left <= 0:
                     continue
                 parts = allocate(cap_left, [x for _, x in a.alloc])
-                a.alloc = [(i, p) for (i, _), p in zip(a.alloc, parts, strict=True)]
+                a.set_alloc([(i, p) for (i, _), p in zip(a.alloc, parts, strict=True)])
                 a.free_units = {}
                 total = cap_left
             cap_left -= total
@@ -302,7 +305,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         fnum, fden = (10000, 10000 + r_bp) if tax.earn_on == "net" else (1, 1)
     else:
         fnum, fden = (10000 + r_bp, 10000) if tax.earn_on == "gross" else (1, 1)
-    pts = [0] * n
+    pend: _Pending = []
     exact: list[tuple[int, int, list[int], list[int]]] = []  # num, den, idx, weights
     for rule in rules:
         if rule.kind != "earn":
@@ -318,20 +321,18 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         if rule.points:
             w = [earn_base[i] * m for i, m in zip(idx, ms, strict=True)]
             num, den = sum(w) * rule.points * fnum, rule.per * 100 * fden
-            _earn_line(qlines, pts, pname, rule, num // den, idx, w, f"({rule.label})")
+            _earn_line(qlines, pend, pname, rule, num // den, idx, w, f"({rule.label})")
             exact.append((num, den, idx, w))
         if rule.per_item:
             w = [lines[i].qty * m for i, m in zip(idx, ms, strict=True)]
             num, den = sum(w) * rule.per_item, 100
-            _earn_line(qlines, pts, pname, rule, num // den, idx, w, f"({rule.label})")
+            _earn_line(qlines, pend, pname, rule, num // den, idx, w, f"({rule.label})")
             exact.append((num, den, idx, w))
         if rule.per_visit:
             w = [earn_base[i] for i in idx]
-            _earn_line(qlines, pts, pname, rule, rule.per_visit, idx, w, f"({rule.label})")
+            _earn_line(qlines, pend, pname, rule, rule.per_visit, idx, w, f"({rule.label})")
             if rule.when.limit:
                 claims.append(rule.id)
-    base_pts = list(pts)
-
     # multipliers: tier levels, paid membership, promotions (birthday x2, happy hour)
     mults: dict[str, list[tuple[int, str, Rule]]] = {}
     tiers_rule = program.tiers()
@@ -353,27 +354,23 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             chosen = [max(cands, key=lambda c: c[0])]
         for pct, text, rule in chosen:
             bonus = 0
-            alloc = [0] * n
             for num, den, idx, w in exact:
                 b = num * (pct - 100) // (den * 100)
-                for i, p in zip(idx, allocate(b, w), strict=True):
-                    alloc[i] += p
+                if b > 0:
+                    pend.append((b, idx, w))
                 bonus += b
             if bonus > 0:
-                for i in every:
-                    pts[i] += alloc[i]
                 qlines.append(QuoteLine(pname, "points", bonus, f"{text}: +{bonus} pts",
                                         rule.id))
                 if rule.when.limit:
                     claims.append(rule.id)
-    del base_pts
 
     before = {"lifetime": member.lifetime_spend, "period": member.period_spend}
     for rule in rules:
         if rule.kind == "bonus":
             idx = eligible(rule)
             if idx and sum(paid[i] for i in idx) >= rule.when.min_spend:
-                _earn_line(qlines, pts, pname, rule, rule.points, idx,
+                _earn_line(qlines, pend, pname, rule, rule.points, idx,
                            [paid[i] for i in idx], "")
                 if rule.when.limit:
                     claims.append(rule.id)
@@ -383,7 +380,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if crossed <= 0:
                 continue
             if rule.points:
-                _earn_line(qlines, pts, pname, rule, rule.points * crossed, every, paid, "")
+                _earn_line(qlines, pend, pname, rule, rule.points * crossed, every, paid, "")
             if rule.coupon:
                 perks.append(Perk(pname, f"coupon:{rule.coupon}",
                                   f"{rule.label} x{crossed}" if crossed > 1 else rule.label,
@@ -394,7 +391,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if (member.referred_by and member.visits == 0 and rule.id not in member.claims
                     and qualifying >= rule.when.min_spend):
                 if rule.referee_points:
-                    _earn_line(qlines, pts, pname, rule, rule.referee_points, every, paid,
+                    _earn_line(qlines, pend, pname, rule, rule.referee_points, every, paid,
                                "(welcome, referred by a friend)")
                 if rule.referrer_points:
                     qlines.append(QuoteLine(
@@ -428,18 +425,24 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             perks.append(Perk(pname, f"tier:{new}", f"Upgraded to {new}"))
 
     # -- 5. stamps, tax, effects -------------------------------------------------------
-    stamps_by_line: list[dict[str, int]] = [{} for _ in every] if stamp_units else []
+    pts = _spread_points(pend, n)
+    stamps_by_line: dict[int, dict[str, int]] = {}
     stamps_after: list[tuple[str, int]] = []
     for card, units in stamp_units.items():
         held = member.stamps.get(card, 0)
         gained = sum(u for _, u in units)
         for i, u in units:
-            stamps_by_line[i][card] = stamps_by_line[i].get(card, 0) + u
+            per = stamps_by_line.setdefault(i, {})
+            per[card] = per.get(card, 0) + u
         used = 0
         for i, u in consumed_cards.get(card, []):
-            stamps_by_line[i][card] = stamps_by_line[i].get(card, 0) - u * stamp_every[card]
+            per = stamps_by_line.setdefault(i, {})
+            per[card] = per.get(card, 0) - u * stamp_every[card]
             used += u * stamp_every[card]
         stamps_after.append((card, held + gained - used))
+    line_stamps: list[tuple[tuple[str, int], ...]] = [()] * n
+    for i, per in stamps_by_line.items():
+        line_stamps[i] = tuple(sorted((c, v) for c, v in per.items() if v))
 
     tax_total = tax_added = 0
     tax_share = [0] * n
@@ -451,15 +454,10 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         else:
             tax_total = tax_added = half_up(qualifying * r_bp, 10000)
             tax_share = allocate(tax_added, paid)
-    effects = tuple(
-        LineEffect(
-            lines[i].sku, lines[i].qty, base[i] + tax_share[i], disc[i], redeem_val[i],
-            redeem_pts[i], pts[i],
-            tuple(sorted((c, v) for c, v in stamps_by_line[i].items() if v))
-            if stamps_by_line else (),
-        )
-        for i in every
-    )
+    if tax_added and not line_tax:
+        base = [a + b for a, b in zip(base, tax_share, strict=True)]
+    effects = tuple(map(LineEffect, [ln.sku for ln in lines], [ln.qty for ln in lines], base,
+                        disc, redeem_val, redeem_pts, pts, line_stamps))
     all_points = sum(ln.value for ln in qlines if ln.kind == "points")
     return Quote(
         lines=tuple(qlines),
@@ -480,14 +478,35 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     )
 
 
-def _earn_line(qlines: list[QuoteLine], pts: list[int], pname: str, rule: Rule, points: int,
+_Pending = list[tuple[int, list[int], list[int]]]
+
+
+def _earn_line(qlines: list[QuoteLine], pend: _Pending, pname: str, rule: Rule, points: int,
                idx: list[int], weights: list[int], note: str) -> None:
+    """Add a points line; its split across basket lines is done once at the end."""
     if points <= 0:
         return
-    for i, p in zip(idx, allocate(points, weights), strict=True):
-        pts[i] += p
+    pend.append((points, idx, weights))
     text = f"+{points} pts {note}".rstrip() if note else f"{rule.label}: +{points} pts"
     qlines.append(QuoteLine(pname, "points", points, text, rule.id))
+
+
+def _spread_points(pend: _Pending, n: int) -> list[int]:
+    """Per-line points: components sharing the same weights are split together, once."""
+    merged: dict[tuple[int, int], tuple[int, list[int], list[int]]] = {}
+    for points, idx, w in pend:
+        key = (id(idx), id(w))
+        got = merged.get(key)
+        merged[key] = (points + (got[0] if got else 0), idx, w)
+    pts = [0] * n
+    for points, idx, w in merged.values():
+        parts = allocate(points, w)
+        if len(idx) == n:
+            pts = [a + b for a, b in zip(pts, parts, strict=True)]
+        else:
+            for i, p in zip(idx, parts, strict=True):
+                pts[i] += p
+    return pts
 
 
 def tier_for(rule: Rule, spend: int, visits: int) -> str | None:
@@ -512,8 +531,8 @@ def _run_group(program: Program, rules: list[Rule], member: MemberView,
         a = _discount(rule, member, lines, src, today, elig(rule))
         if a is None:
             continue
-        # never more than what is still payable on a line
-        a.alloc = [(i, min(x, work[i] if not best_of else rem[i])) for i, x in a.alloc]
+        if src is base:  # computed on full prices: never more than what is still payable
+            a.set_alloc([(i, min(x, work[i])) for i, x in a.alloc])
         if best_of:
             out.append(a)
             continue
@@ -532,7 +551,8 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
     if not idx:
         return None
     sub = [amt[i] for i in idx]
-    if sum(lines[i].qty * lines[i].unit_price for i in idx) < rule.when.min_spend:
+    if rule.when.min_spend and \
+            sum(lines[i].qty * lines[i].unit_price for i in idx) < rule.when.min_spend:
         return None
     kind = rule.kind
     if kind == "stamps":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pos_loyalty.errors import RulesError
 
@@ -147,9 +147,12 @@ class Perk:
     until: date | None = None
 
 
-@dataclass(frozen=True)
-class LineEffect:
-    """What the quote did to one basket line; refunds reverse these exactly."""
+class LineEffect(NamedTuple):
+    """What the quote did to one basket line; refunds reverse these exactly.
+
+    A NamedTuple rather than a dataclass: a quote makes one per basket line, and this is
+    the cheapest immutable record Python has.
+    """
 
     sku: str
     qty: int
