@@ -147,7 +147,8 @@ class _Applied:
     """A discount a rule would give: per-line amounts plus what it consumes."""
 
     rule: Rule
-    alloc: list[tuple[int, int]]
+    idx: list[int]
+    parts: list[int]
     text: str
     free_units: dict[int, int] = field(default_factory=dict)
     coupon: str = ""
@@ -155,11 +156,11 @@ class _Applied:
     total: int = 0
 
     def __post_init__(self) -> None:
-        self.total = sum(a for _, a in self.alloc)
+        self.total = sum(self.parts)
 
-    def set_alloc(self, alloc: list[tuple[int, int]]) -> None:
-        self.alloc = alloc
-        self.total = sum(a for _, a in alloc)
+    def set_parts(self, parts: list[int]) -> None:
+        self.parts = parts
+        self.total = sum(parts)
 
 
 def _level(rule: Rule | None, name: str | None) -> Level | None:
@@ -259,14 +260,17 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if total > cap_left:
                 if cap_left <= 0:
                     continue
-                parts = allocate(cap_left, [x for _, x in a.alloc])
-                a.set_alloc([(i, p) for (i, _), p in zip(a.alloc, parts, strict=True)])
+                a.set_parts(allocate(cap_left, a.parts))
                 a.free_units = {}
                 total = cap_left
             cap_left -= total
-            for i, x in a.alloc:
-                disc[i] += x
-                rem[i] -= x
+            if len(a.idx) == n:
+                disc = [d + x for d, x in zip(disc, a.parts, strict=True)]
+                rem = [r - x for r, x in zip(rem, a.parts, strict=True)]
+            else:
+                for i, x in zip(a.idx, a.parts, strict=True):
+                    disc[i] += x
+                    rem[i] -= x
             qlines.append(QuoteLine(pname, "discount", total, f"{a.text}: -{money(total)}",
                                     a.rule.id))
             if a.rule.kind == "stamps" and a.free_units:
@@ -311,7 +315,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         if rule.kind != "earn":
             continue
         idx = eligible(rule)
-        if not idx or sum(earn_base[i] for i in idx) < rule.when.min_spend:
+        if not idx or (rule.when.min_spend
+                       and sum(earn_base[i] for i in idx) < rule.when.min_spend):
             continue
         mult = dict(rule.multipliers)
         if mult:
@@ -329,7 +334,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             _earn_line(qlines, pend, pname, rule, num // den, idx, w, f"({rule.label})")
             exact.append((num, den, idx, w))
         if rule.per_visit:
-            w = [earn_base[i] for i in idx]
+            w = paid if idx is every else [paid[i] for i in idx]
             _earn_line(qlines, pend, pname, rule, rule.per_visit, idx, w, f"({rule.label})")
             if rule.when.limit:
                 claims.append(rule.id)
@@ -369,9 +374,9 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     for rule in rules:
         if rule.kind == "bonus":
             idx = eligible(rule)
-            if idx and sum(paid[i] for i in idx) >= rule.when.min_spend:
-                _earn_line(qlines, pend, pname, rule, rule.points, idx,
-                           [paid[i] for i in idx], "")
+            w = paid if idx is every else [paid[i] for i in idx]
+            if idx and sum(w) >= rule.when.min_spend:
+                _earn_line(qlines, pend, pname, rule, rule.points, idx, w, "")
                 if rule.when.limit:
                     claims.append(rule.id)
         elif rule.kind == "threshold":
@@ -532,11 +537,11 @@ def _run_group(program: Program, rules: list[Rule], member: MemberView,
         if a is None:
             continue
         if src is base:  # computed on full prices: never more than what is still payable
-            a.set_alloc([(i, min(x, work[i])) for i, x in a.alloc])
+            a.set_parts([min(x, work[i]) for i, x in zip(a.idx, a.parts, strict=True)])
         if best_of:
             out.append(a)
             continue
-        for i, x in a.alloc:
+        for i, x in zip(a.idx, a.parts, strict=True):
             work[i] -= x
         out.append(a)
     if best_of and out:
@@ -550,7 +555,7 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
     """One rule's discount on the amounts ``amt`` of lines ``idx``, or None."""
     if not idx:
         return None
-    sub = [amt[i] for i in idx]
+    sub = list(amt) if len(idx) == len(amt) else [amt[i] for i in idx]
     if rule.when.min_spend and \
             sum(lines[i].qty * lines[i].unit_price for i in idx) < rule.when.min_spend:
         return None
@@ -570,7 +575,7 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
             left -= d
         reasons = ", ".join(c.reason for c in credits if c.reason)
         text = f"{rule.label} ({reasons})" if reasons else rule.label
-        return _Applied(rule, list(zip(idx, allocate(total, sub), strict=True)), text,
+        return _Applied(rule, idx, allocate(total, sub), text,
                         credits=tuple(c.credit_id for c in credits))
     bp = rule.discount_bp
     if kind == "progressive":
@@ -599,7 +604,7 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
         label = f"{_bp_text(bp)} loyalty discount"
     elif kind == "membership" and label == rule.id:
         label = f"{rule.plan} {_bp_text(bp)} member discount"
-    return _Applied(rule, list(zip(idx, allocate(d, sub), strict=True)), label, coupon=coupon)
+    return _Applied(rule, idx, allocate(d, sub), label, coupon=coupon)
 
 
 def _stamps(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt: list[int],
@@ -620,5 +625,6 @@ def _stamps(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt: 
         take = min(left, lines[i].qty)
         free_units[i] = take
         left -= take
-    alloc = [(i, amt[i] * u // lines[i].qty) for i, u in free_units.items()]
-    return _Applied(rule, alloc, rule.label, free_units=free_units)
+    idx = list(free_units)
+    parts = [amt[i] * free_units[i] // lines[i].qty for i in idx]
+    return _Applied(rule, idx, parts, rule.label, free_units=free_units)
