@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pos_loyalty.rules import (  # noqa: E402
+from pos_loyalty.rules import (
     DEFAULT_PROGRAM,
     Basket,
     BasketLine,

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate
 from datetime import date, datetime, timedelta
+from itertools import accumulate
 
 from pos_loyalty.rules.model import (
     Basket,

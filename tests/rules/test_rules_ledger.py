@@ -11,6 +11,8 @@ from pos_loyalty.errors import RulesError
 from pos_loyalty.rules import (
     MemberView,
     PartnerActivity,
+    Program,
+    Quote,
     PointsLot,
     ReturnLine,
     activity_of,
@@ -105,7 +107,7 @@ class TestRefund:
         categories = ["coffee"]
     """
 
-    def sale(self, policy: str = "", redeem: int = 500) -> tuple[MemberView, object, object]:
+    def sale(self, policy: str = "", redeem: int = 500) -> tuple[MemberView, Program, Quote]:
         p = program(self.P + (f'[returns]\nspent_points = "{policy}"\n' if policy else ""))
         m = MemberView("m", balance=1000, stamps={"coffee": 2})
         b = basket(("shirt", 1, 3000, "wear"), ("latte", 3, 300, "coffee"), redeem=redeem)
@@ -126,7 +128,8 @@ class TestRefund:
         """Three single-latte returns reverse, in total, what the latte line earned."""
         _, p, q = self.sale()
         line = q.effects[1]
-        bal, seen, pts, money_back = 5000, {}, 0, 0
+        bal, pts, money_back = 5000, 0, 0
+        seen: dict[str, int] = {}
         for _ in range(3):
             r = refund(q, [ReturnLine("latte", 1)], MemberView("m", balance=bal), p,
                        already_returned=seen)
@@ -296,7 +299,8 @@ class TestSettlement:
     """
 
     def test_earn_here_spend_there(self) -> None:
-        """The bakery issues 5000 pts (owes 50.00 + 1.00 fee); the bookshop takes 3000 (owed 30.00)."""
+        """The bakery issues 5000 pts (owes 50.00 + 1.00 fee); the bookshop takes 3000 (owed
+        30.00)."""
         p = program(self.P)
         sale = quote(MemberView("m"), basket(("bread", 1, 500000, "x"), merchant="BAKERY"),
                      NOON, p)

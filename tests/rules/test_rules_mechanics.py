@@ -11,10 +11,6 @@ from pos_loyalty.rules import DEFAULT_PROGRAM, Credit, MemberView, quote
 COFFEE = ("latte", 1, 350, "coffee")
 
 
-def pts_lines(q, rule: str) -> int:  # type: ignore[no-untyped-def]
-    return sum(ln.value for ln in q.lines if ln.kind == "points" and ln.rule == rule)
-
-
 class TestPoints:
     """Mechanic 1: points per amount, per item, per visit, with multipliers."""
 
