@@ -11,9 +11,9 @@ from pos_loyalty.errors import RulesError
 from pos_loyalty.rules import (
     MemberView,
     PartnerActivity,
+    PointsLot,
     Program,
     Quote,
-    PointsLot,
     ReturnLine,
     activity_of,
     catalog_offer,
