@@ -214,7 +214,6 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     pname = program.name
 
     # -- 2. discounts ----------------------------------------------------------------
-    disc = [0] * n
     cap_left = base_total * program.stacking.max_discount_bp // 10000
     stamp_units: dict[str, list[tuple[int, int]]] = {}  # card -> (line, units)
     stamp_every: dict[str, int] = {}
@@ -265,11 +264,9 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 total = cap_left
             cap_left -= total
             if len(a.idx) == n:
-                disc = [d + x for d, x in zip(disc, a.parts, strict=True)]
                 rem = [r - x for r, x in zip(rem, a.parts, strict=True)]
             else:
                 for i, x in zip(a.idx, a.parts, strict=True):
-                    disc[i] += x
                     rem[i] -= x
             qlines.append(QuoteLine(a.rule.program, "discount", total, f"{a.text}: -{money(total)}",
                                     a.rule.id))
@@ -459,6 +456,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         else:
             tax_total = tax_added = half_up(qualifying * r_bp, 10000)
             tax_share = allocate(tax_added, paid)
+    disc = [b - r for b, r in zip(base, rem, strict=True)]
     if tax_added and not line_tax:
         base = [a + b for a, b in zip(base, tax_share, strict=True)]
     effects = tuple(map(LineEffect, [ln.sku for ln in lines], [ln.qty for ln in lines], base,
@@ -527,7 +525,8 @@ def _run_group(program: Program, rules: list[Rule], member: MemberView,
                lines: tuple[BasketLine, ...], base: list[int], rem: list[int], today: date,
                elig: Callable[[Rule], list[int]]) -> list[_Applied]:
     """The discounts one stacking group gives on the current amounts (not yet applied)."""
-    work = list(rem)
+    single = len(rules) == 1
+    work = rem if single else list(rem)  # read-only when there is nothing to chain
     compound = program.stacking.compound
     best_of = program.stacking.mode(rules[0].group) == "best_of"
     out: list[_Applied] = []
@@ -538,7 +537,7 @@ def _run_group(program: Program, rules: list[Rule], member: MemberView,
             continue
         if src is base:  # computed on full prices: never more than what is still payable
             a.set_parts([min(x, work[i]) for i, x in zip(a.idx, a.parts, strict=True)])
-        if best_of:
+        if best_of or single:
             out.append(a)
             continue
         for i, x in zip(a.idx, a.parts, strict=True):
@@ -555,7 +554,7 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
     """One rule's discount on the amounts ``amt`` of lines ``idx``, or None."""
     if not idx:
         return None
-    sub = list(amt) if len(idx) == len(amt) else [amt[i] for i in idx]
+    sub = amt if len(idx) == len(amt) else [amt[i] for i in idx]
     if rule.when.min_spend and \
             sum(lines[i].qty * lines[i].unit_price for i in idx) < rule.when.min_spend:
         return None
