@@ -225,7 +225,6 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 units = [(units[0][0], 1)]
             stamp_units[rule.card] = units
             stamp_every[rule.card] = rule.every
-    stamps_consumed: dict[int, int] = {}  # line -> free units given by stamp cards
     consumed_cards: dict[str, list[tuple[int, int]]] = {}
     coupons_used: list[str] = []
     credits_used: list[str] = []
@@ -259,9 +258,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if total > cap_left:
                 if cap_left <= 0:
                     continue
-                a.set_parts(allocate(cap_left, a.parts))
-                a.free_units = {}
-                total = cap_left
+                a.set_parts(allocate(cap_left, a.parts))  # a trimmed reward still uses
+                total = cap_left                               # its stamps / coupon
             cap_left -= total
             if len(a.idx) == n:
                 rem = [r - x for r, x in zip(rem, a.parts, strict=True)]
@@ -273,8 +271,6 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if a.rule.kind == "stamps" and a.free_units:
                 card = a.rule.card
                 consumed_cards[card] = list(a.free_units.items())
-                for i, u in a.free_units.items():
-                    stamps_consumed[i] = stamps_consumed.get(i, 0) + u
             if a.coupon:
                 coupons_used.append(a.coupon)
             credits_used.extend(a.credits)
@@ -307,7 +303,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     else:
         fnum, fden = (10000 + r_bp, 10000) if tax.earn_on == "gross" else (1, 1)
     pend: _Pending = []
-    exact: list[tuple[int, int, list[int], list[int]]] = []  # num, den, idx, weights
+    # earn components: points = floor(sum(weights) * factor / den) over lines idx
+    exact: list[tuple[int, int, list[int], list[int]]] = []
     for rule in rules:
         if rule.kind != "earn":
             continue
@@ -322,14 +319,14 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             ms = [100] * len(idx)
         if rule.points:
             w = [earn_base[i] * m for i, m in zip(idx, ms, strict=True)]
-            num, den = sum(w) * rule.points * fnum, rule.per * 100 * fden
-            _earn_line(qlines, pend, rule, num // den, idx, w, f"({rule.label})")
-            exact.append((num, den, idx, w))
+            factor, den = rule.points * fnum, rule.per * 100 * fden
+            _earn_line(qlines, pend, rule, sum(w) * factor // den, idx, w, f"({rule.label})")
+            exact.append((factor, den, idx, w))
         if rule.per_item:
             w = [lines[i].qty * m for i, m in zip(idx, ms, strict=True)]
-            num, den = sum(w) * rule.per_item, 100
-            _earn_line(qlines, pend, rule, num // den, idx, w, f"({rule.label})")
-            exact.append((num, den, idx, w))
+            factor, den = rule.per_item, 100
+            _earn_line(qlines, pend, rule, sum(w) * factor // den, idx, w, f"({rule.label})")
+            exact.append((factor, den, idx, w))
         if rule.per_visit:
             w = paid if idx is every else [paid[i] for i in idx]
             _earn_line(qlines, pend, rule, rule.per_visit, idx, w, f"({rule.label})")
@@ -356,8 +353,11 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             chosen = [max(cands, key=lambda c: c[0])]
         for pct, text, rule in chosen:
             bonus = 0
-            for num, den, idx, w in exact:
-                b = num * (pct - 100) // (den * 100)
+            only = set(eligible(rule)) if rule.when.filters_lines else None
+            for factor, den, idx, w in exact:
+                if only is not None:  # a promotion on some products only
+                    w = [x if i in only else 0 for i, x in zip(idx, w, strict=True)]
+                b = sum(w) * factor * (pct - 100) // (den * 100)
                 if b > 0:
                     pend.append((b, idx, w))
                 bonus += b
@@ -412,18 +412,22 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             perks.extend(Perk(rule.program, f"perk:{rule.id}", f"{rule.plan}: {p}")
                          for p in rule.perks)
         elif rule.kind == "instant_win":
-            if qualifying >= rule.when.min_spend and qualifying > 0:
+            if qualifying >= rule.when.min_spend and qualifying > 0 and eligible(rule):
                 perks.append(Perk(rule.program, f"game:{rule.id}", rule.label))
-        elif rule.kind == "perk":
+        elif rule.kind == "perk" and eligible(rule):
             perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk))
             if rule.when.limit:
                 claims.append(rule.id)
 
     if tiers_rule is not None and tiers_rule in rules:
-        new = tier_for(tiers_rule, member.period_spend + qualifying, member.period_visits + 1)
+        if tiers_rule.period_months:
+            new = tier_for(tiers_rule, member.period_spend + qualifying,
+                           member.period_visits + 1)
+        else:
+            new = tier_for(tiers_rule, member.lifetime_spend + qualifying, member.visits + 1)
         levels = [lv.name for lv in tiers_rule.levels]
         cur = levels.index(member.tier) if member.tier in levels else -1
-        if new is not None and levels.index(new) > cur:
+        if new is not None and levels.index(new) > max(cur, 0):
             perks.append(Perk(pname, f"tier:{new}", f"Upgraded to {new}"))
 
     # -- 5. stamps, tax, effects -------------------------------------------------------

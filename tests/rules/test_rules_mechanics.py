@@ -438,3 +438,32 @@ class TestNonMonetaryAndGame:
         assert [k.code for k in q.perks] == ["perk:early", "game:scratch"]
         q = quote(MemberView("m"), basket(("a", 1, 400, "x")), NOON, program(self.P))
         assert q.perks == ()
+
+
+class TestProductPromotion:
+    """A dated promotion doubling points on some products only."""
+
+    P = """
+        [[rule]]
+        id = "base"
+        kind = "earn"
+        label = "1 pt per 1.00"
+        points = 1
+        per = 100
+        [[rule]]
+        id = "beans-week"
+        kind = "multiplier"
+        label = "Beans week x2"
+        percent = 200
+        categories = ["beans"]
+        from = 2026-03-09
+        until = 2026-03-15
+    """
+
+    def test_multiplier_limited_to_its_products(self) -> None:
+        """Only the beans line earns double; the cup earns the base rate."""
+        q = quote(MemberView("m"), basket(("b", 1, 1000, "beans"), ("c", 1, 1000, "cup")),
+                  NOON, program(self.P))
+        assert q.points_total == 30
+        assert "Beans week x2: +10 pts" in q.summary
+        assert [e.points for e in q.effects] == [20, 10]
