@@ -84,6 +84,13 @@ class TestRedemption:
             1000, 1000, 3000, 30)
         assert q.lines[0].kind == "redeem" and q.lines[0].text == "1000 pts redeemed: -10.00"
 
+    def test_refusal_explained_on_the_till(self) -> None:
+        """A refused redemption leaves no redeem line and the summary says why."""
+        q = quote(MemberView("m", balance=300), basket(("a", 1, 4000, "x"), redeem=300), NOON,
+                  program(REDEEM))
+        assert q.redeem_value == 0
+        assert q.summary.endswith("redemption: balance 300 pts is below the minimum 500 pts")
+
     def test_catalog(self) -> None:
         """Non-money rewards are offered once the balance covers them."""
         assert catalog_offer(MemberView("m", balance=1499), program(REDEEM)) == ()
@@ -316,3 +323,24 @@ class TestSettlement:
         """Activity from a shop outside the coalition is an error."""
         with pytest.raises(RulesError, match="not a partner"):
             settle([PartnerActivity("CINEMA", "earn", 1)], program(self.P))
+
+
+class TestPersistence:
+    """A quote survives the round trip through the sale record and feeds the till message."""
+
+    def test_round_trip_and_till_fields(self) -> None:
+        """from_dict(to_dict(q)) equals q, and till_fields has the contract's keys."""
+        p = program(TestRefund.P)
+        q = quote(MemberView("m", balance=1000, stamps={"coffee": 9}),
+                  basket(("shirt", 1, 3000, "wear"), ("latte", 3, 300, "coffee"), redeem=500),
+                  NOON, p)
+        assert Quote.from_dict(q.to_dict()) == q
+        fields = q.till_fields()
+        assert set(fields) == {"lines", "discount_total", "points_total", "total_due",
+                               "summary"}
+        assert {ln["kind"] for ln in fields["lines"]} == {"discount", "redeem", "points"}
+
+    def test_malformed_stored_quote(self) -> None:
+        """A damaged stored quote is a RulesError, not a KeyError."""
+        with pytest.raises(RulesError, match="malformed"):
+            Quote.from_dict({"lines": [{"kind": "points"}]})

@@ -151,3 +151,15 @@ class TestCombine:
         p = load_program(EXAMPLES / "01-points.toml")
         with pytest.raises(ConfigError, match="'base' is used by both"):
             combine_programs([p, p])
+
+
+class TestKeyLines:
+    """Line lookup is not fooled by multi-line strings and arrays."""
+
+    def test_multiline_string_and_array(self) -> None:
+        """Keys after a multi-line string and a multi-line array keep their true lines."""
+        text = ('[program]\nname = """A\n[[rule]]\nkind = 1\n"""\n\n'
+                '[[rule]]\nkind = "discount"\ncategories = [\n  "a",\n  "b",\n]\n'
+                'percent = "x"\n')
+        err = error_of(text)
+        assert (err.key, err.line) == ("rule[0].percent", 13)
