@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from conftest import NOON, basket, program
+from rules_helpers import NOON, basket, program
 
 from pos_loyalty.errors import RulesError
 from pos_loyalty.rules import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from conftest import NOON, basket, program
+from rules_helpers import NOON, basket, program
 
 from pos_loyalty.rules import DEFAULT_PROGRAM, Credit, MemberView, quote
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import program
+from rules_helpers import program
 
 from pos_loyalty.errors import ConfigError
 from pos_loyalty.rules import (
@@ -136,7 +136,7 @@ class TestCombine:
         base = load_program(EXAMPLES / "01-points.toml")
         campaign = load_program(EXAMPLES / "02-member-discount.toml")
         both = combine_programs([base, campaign])
-        from conftest import NOON, basket
+        from rules_helpers import NOON, basket
 
         from pos_loyalty.rules import MemberView, quote
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
-from conftest import program
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rules_helpers import program
 
 from pos_loyalty.rules import (
     Basket,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import NOON, basket, program
+from rules_helpers import NOON, basket, program
 
 from pos_loyalty.rules import MemberView, quote
 
