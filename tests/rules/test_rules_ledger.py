@@ -344,3 +344,32 @@ class TestPersistence:
         """A damaged stored quote is a RulesError, not a KeyError."""
         with pytest.raises(RulesError, match="malformed"):
             Quote.from_dict({"lines": [{"kind": "points"}]})
+
+
+class TestRefundEdges:
+    """Returns of a sku sold on several lines, and of lines earning nothing."""
+
+    def test_same_sku_on_two_lines(self) -> None:
+        """Units are taken from the sale's lines in order; all of them reverse everything."""
+        p = program(REDEEM)
+        q = quote(MemberView("m"), basket(("tee", 1, 1000, "x"), ("tee", 2, 550, "x")), NOON, p)
+        first = refund(q, [ReturnLine("tee", 2)], MemberView("m", balance=q.points_total), p)
+        assert first.points_reversed == q.effects[0].points + -(-q.effects[1].points // 2)
+        rest = refund(q, [ReturnLine("tee", 1)], MemberView("m", balance=first.balance_after), p,
+                      already_returned=dict(first.returned_after))
+        assert rest.balance_after == 0
+        assert first.money_refund + rest.money_refund == q.total_due
+
+
+class TestLifetimeTiers:
+    """Tiers without a period are earned on lifetime spend and never lost."""
+
+    def test_lifetime_upgrade_only(self) -> None:
+        """period_months = 0: qualify on lifetime spend; no downgrade however long ago."""
+        p = program('[[rule]]\nkind = "tiers"\nperiod_months = 0\n[[rule.levels]]\n'
+                    'name = "Red"\n[[rule.levels]]\nname = "Gold"\nmin_spend = 100000\n')
+        up = review_tier(MemberView("m", tier="Red", lifetime_spend=100000), NOON, p)
+        assert (up.tier, up.changed) == ("Gold", True)
+        kept = review_tier(MemberView("m", tier="Gold", lifetime_spend=0,
+                                      period_start=date(2000, 1, 1)), NOON, p)
+        assert (kept.tier, kept.changed) == ("Gold", False)

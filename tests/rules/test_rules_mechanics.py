@@ -467,3 +467,19 @@ class TestProductPromotion:
         assert q.points_total == 30
         assert "Beans week x2: +10 pts" in q.summary
         assert [e.points for e in q.effects] == [20, 10]
+
+
+class TestBirthdayModes:
+    """Birthday windows: the day, three days either side, the month; 29 February."""
+
+    def test_week_and_leap_day(self) -> None:
+        """'week' covers three days either side; a 29 February birthday is kept on 28 February."""
+        p = program('[[rule]]\nid = "g"\nkind = "bonus"\npoints = 10\nbirthday = "week"\n')
+        b = basket(("a", 1, 100, "x"))
+        near = MemberView("m", birthday=date(1990, 3, 14))
+        far = MemberView("m", birthday=date(1990, 3, 15))
+        assert quote(near, b, NOON, p).points_total == 10
+        assert quote(far, b, NOON, p).points_total == 0
+        leap = program('[[rule]]\nid = "g"\nkind = "bonus"\npoints = 10\nbirthday = "day"\n')
+        m = MemberView("m", birthday=date(2000, 2, 29))
+        assert quote(m, b, datetime(2026, 2, 28, 9), leap).points_total == 10
