@@ -129,6 +129,7 @@ class TestRefund:
         assert r.balance_after == m.balance
         assert r.stamps == (("coffee", -3),)
         assert r.money_refund == q.total_due and r.deducted == 0
+        assert r.spend_reversed == q.qualifying_spend
         assert sum(e.points for e in r.entries) == m.balance - after_sale.balance
 
     def test_partial_refunds_add_up_to_the_whole(self) -> None:
