@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import accumulate
+from itertools import accumulate, chain
+from operator import sub
 
 from pos_loyalty.rules.model import (
     Basket,
@@ -63,7 +64,7 @@ def allocate(total: int, weights: list[int]) -> list[int]:
     if total == 0:
         return [0] * len(weights)
     marks = [total * c // s for c in cums]
-    return [b - a for a, b in zip([0, *marks], marks, strict=False)]
+    return list(map(sub, marks, chain((0,), marks)))
 
 
 def _pct_text(percent: int) -> str:
@@ -129,16 +130,24 @@ def _birthday_match(mode: str, birthday: date | None, today: date) -> bool:
     return abs((today - this_year).days) <= 3  # "week": three days either side
 
 
-def _eligible(c: Conditions, lines: tuple[BasketLine, ...], every: list[int]) -> list[int]:
+def _eligible(c: Conditions, cat_of: list[str], sku_of: list[str],
+              every: list[int]) -> list[int]:
+    """Indices of the lines a rule's product filters let through."""
     if not c.filters_lines:
         return every
     cats, skus, xc, xs = c.categories, c.skus, c.exclude_categories, c.exclude_skus
-    if cats or skus:
-        idx = [i for i, ln in enumerate(lines) if ln.category in cats or ln.sku in skus]
+    if cats and skus:
+        idx = [i for i in every if cat_of[i] in cats or sku_of[i] in skus]
+    elif cats:
+        idx = [i for i, cat in enumerate(cat_of) if cat in cats]
+    elif skus:
+        idx = [i for i, sku in enumerate(sku_of) if sku in skus]
     else:
         idx = every
-    if xc or xs:
-        idx = [i for i in idx if lines[i].category not in xc and lines[i].sku not in xs]
+    if xc:
+        idx = [i for i in idx if cat_of[i] not in xc]
+    if xs:
+        idx = [i for i in idx if sku_of[i] not in xs]
     return idx
 
 
@@ -181,6 +190,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     tax = program.tax
     r_bp = tax.rate_bp
     amounts = [ln.qty * ln.unit_price for ln in lines]
+    cat_of = [ln.category for ln in lines]
+    sku_of = [ln.sku for ln in lines]
     line_tax: list[int] = []
     if not tax.prices_include_tax and tax.discounts == "after_tax" and r_bp:
         line_tax = [half_up(a * r_bp, 10000) for a in amounts]
@@ -202,7 +213,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                rule.fee_sku if rule.kind == "membership" else "")
         got = elig_cache.get(key)
         if got is None:
-            got = _eligible(rule.when, lines, every)
+            got = _eligible(rule.when, cat_of, sku_of, every)
             if rule.kind == "membership" and rule.fee_sku:
                 got = [i for i in got if lines[i].sku != rule.fee_sku]
             elig_cache[key] = got
@@ -313,8 +324,10 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                        and sum(earn_base[i] for i in idx) < rule.when.min_spend):
             continue
         mult = dict(rule.multipliers)
-        if mult:
-            ms = [mult.get(lines[i].sku, mult.get(lines[i].category, 100)) for i in idx]
+        if mult and not mult.keys() & set(sku_of):  # only category multipliers apply
+            ms = [mult.get(cat_of[i], 100) for i in idx]
+        elif mult:
+            ms = [mult.get(sku_of[i], mult.get(cat_of[i], 100)) for i in idx]
         else:
             ms = [100] * len(idx)
         if rule.points:
@@ -463,7 +476,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     disc = [b - r for b, r in zip(base, rem, strict=True)]
     if tax_added and not line_tax:
         base = [a + b for a, b in zip(base, tax_share, strict=True)]
-    effects = tuple(map(LineEffect, [ln.sku for ln in lines], [ln.qty for ln in lines], base,
+    effects = tuple(map(LineEffect, sku_of, [ln.qty for ln in lines], base,
                         disc, redeem_val, redeem_pts, pts, line_stamps))
     all_points = sum(ln.value for ln in qlines if ln.kind == "points")
     return Quote(
