@@ -476,8 +476,9 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     disc = [b - r for b, r in zip(base, rem, strict=True)]
     if tax_added and not line_tax:
         base = [a + b for a, b in zip(base, tax_share, strict=True)]
-    effects = tuple(map(LineEffect, sku_of, [ln.qty for ln in lines], base,
-                        disc, redeem_val, redeem_pts, pts, line_stamps))
+    effects = tuple(map(LineEffect._make, zip(
+        sku_of, [ln.qty for ln in lines], base, disc, redeem_val, redeem_pts, pts,
+        line_stamps, strict=True)))
     all_points = sum(ln.value for ln in qlines if ln.kind == "points")
     return Quote(
         lines=tuple(qlines),
