@@ -385,7 +385,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         if rule.kind == "bonus":
             idx = eligible(rule)
             w = paid if idx is every else [paid[i] for i in idx]
-            if idx and sum(w) >= rule.when.min_spend:
+            paid_here = sum(w)
+            if paid_here > 0 and paid_here >= rule.when.min_spend:  # never for a free basket
                 _earn_line(qlines, pend, rule, rule.points, idx, w, "")
                 if rule.when.limit:
                     claims.append(rule.id)
@@ -404,7 +405,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk, crossed))
         elif rule.kind == "referral":
             if (member.referred_by and member.visits == 0 and rule.id not in member.claims
-                    and qualifying >= rule.when.min_spend):
+                    and qualifying > 0 and qualifying >= rule.when.min_spend):
                 if rule.referee_points:
                     _earn_line(qlines, pend, rule, rule.referee_points, every, paid,
                                "(welcome, referred by a friend)")

@@ -187,6 +187,39 @@ class TestStamps:
         assert q.stamps_after == (("coffee", 1),)
 
 
+class TestStampVariants:
+    """Stamp cards counted per visit, and giving the dearest item."""
+
+    def test_per_visit_card(self) -> None:
+        """Per visit: three coffees are one stamp; the 5th visit frees one coffee."""
+        p = program('[[rule]]\nkind = "stamps"\ncard = "v"\nevery = 5\nper = "visit"\n'
+                    'categories = ["coffee"]\n')
+        b = basket(("latte", 3, 350, "coffee"))
+        q = quote(MemberView("m", stamps={"v": 2}), b, NOON, p)
+        assert (q.discount_total, q.stamps_after) == (0, (("v", 3),))
+        q = quote(MemberView("m", stamps={"v": 4}), b, NOON, p)
+        assert (q.discount_total, q.stamps_after) == (350, (("v", 0),))
+
+    def test_dearest_free(self) -> None:
+        """free = 'dearest' gives the most expensive qualifying unit."""
+        p = program('[[rule]]\nkind = "stamps"\ncard = "c"\nevery = 3\nfree = "dearest"\n'
+                    'categories = ["coffee"]\n')
+        q = quote(MemberView("m", stamps={"c": 2}),
+                  basket(("esp", 1, 250, "coffee"), ("flat", 1, 420, "coffee")), NOON, p)
+        assert q.discount_total == 420
+
+
+class TestFreeBaskets:
+    """A basket worth nothing earns no flat bonus, referral or game."""
+
+    def test_zero_value_basket(self) -> None:
+        """A free sample alone does not trigger a birthday gift or a referral bonus."""
+        p = program('[[rule]]\nid = "g"\nkind = "bonus"\npoints = 100\n'
+                    '[[rule]]\nid = "r"\nkind = "referral"\nreferee_points = 50\n')
+        q = quote(MemberView("m", referred_by="x"), basket(("sample", 1, 0, "x")), NOON, p)
+        assert q.lines == () and q.points_total == 0
+
+
 class TestTiers:
     """Mechanic 6: Silver +50% points, Gold x2, upgrade when qualifying spend is reached."""
 
