@@ -433,7 +433,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if rule.when.limit:
                 claims.append(rule.id)
 
-    if tiers_rule is not None and tiers_rule in rules:
+    if tiers_rule is not None and any(r is tiers_rule for r in rules):
         if tiers_rule.period_months:
             new = tier_for(tiers_rule, member.period_spend + qualifying,
                            member.period_visits + 1)
