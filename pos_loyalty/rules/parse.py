@@ -78,6 +78,7 @@ class KeyLines:
                 resolved.append(parts[-1])
                 if header.group(1) == "[[":
                     key = tuple(resolved)
+                    self.lines.setdefault(key, number)  # the array starts here
                     counters[key] = counters.get(key, -1) + 1
                     resolved.append(counters[key])
                 table = tuple(resolved)

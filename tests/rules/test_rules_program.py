@@ -86,6 +86,12 @@ class TestErrors:
                        '[[rule.levels]]\nname = "Gold"\nearn_percent = -5\n')
         assert (err.key, err.line) == ("rule[0].levels[1].earn_percent", 7)
 
+    def test_array_of_tables_itself(self) -> None:
+        """An error about a whole array of tables points at its first header."""
+        err = error_of('[[rule]]\nkind = "tiers"\n\n[[rule.levels]]\nname = "Gold"\n'
+                       'min_spend = 100\n[[rule.levels]]\nname = "Red"\n')
+        assert (err.key, err.line) == ("rule[0].levels", 4)
+
     def test_inline_table_value(self) -> None:
         """A bad value in an inline table points at the line of its key."""
         err = error_of('[[rule]]\nkind = "discount"\nby_tier = { Gold = "x" }\n')
