@@ -22,6 +22,7 @@ from pos_loyalty.rules import (
     expire_points,
     expiring_soon,
     quote,
+    redeem_catalog,
     redemption_offer,
     refund,
     review_tier,
@@ -92,9 +93,13 @@ class TestRedemption:
         assert q.summary.endswith("redemption: balance 300 pts is below the minimum 500 pts")
 
     def test_catalog(self) -> None:
-        """Non-money rewards are offered once the balance covers them."""
+        """Non-money rewards are offered once the balance covers them, and redeemed as an entry."""
         assert catalog_offer(MemberView("m", balance=1499), program(REDEEM)) == ()
         assert catalog_offer(MemberView("m", balance=1500), program(REDEEM))[0].code == "REPAIR"
+        e = redeem_catalog(MemberView("m", balance=1500), "REPAIR", program(REDEEM))
+        assert (e.kind, e.points, e.note) == ("redeem", -1500, "Free repair")
+        with pytest.raises(RulesError, match="needs 1500 pts"):
+            redeem_catalog(MemberView("m", balance=10), "REPAIR", program(REDEEM))
 
 
 class TestRefund:
