@@ -24,6 +24,10 @@ def sim() -> None:
 
 
 # -- terminal: demo, run ---------------------------------------------------------------
+from pos_loyalty.terminal.cli import demo, run  # noqa: E402
+
+main.add_command(demo)
+main.add_command(run)
 
 # -- POS serial link: sim pos, pos-check -----------------------------------------------
 

@@ -165,6 +165,11 @@ class LocalStore:
             raise StoreError(f"could not record sale {pos_id}/{txn_id}: {exc.orig}") from exc
         return SaleResult(pos_id, txn_id, member_id, points, balance_after)
 
+    def find_sale(self, pos_id: str, txn_id: str) -> SaleResult | None:
+        """The stored answer for a committed transaction, or None."""
+        with self.session() as s:
+            return self._prior_sale(s, pos_id, txn_id)
+
     @staticmethod
     def _prior_sale(s: Session, pos_id: str, txn_id: str) -> SaleResult | None:
         sale = s.scalars(
