@@ -16,6 +16,20 @@ from pos_loyalty.errors import ConfigError
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 
 
+_AT_LINE = re.compile(r"^(.*) \(at line (\d+), column \d+\)$")
+
+
+def _syntax_position(exc: tomllib.TOMLDecodeError) -> tuple[int | None, str]:
+    """Line and message of a TOML syntax error (3.11 puts the line only in the text)."""
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int):
+        return lineno, str(getattr(exc, "msg", exc))
+    match = _AT_LINE.match(str(exc))
+    if match:
+        return int(match.group(2)), match.group(1)
+    return None, str(exc)
+
+
 def _strip_key(raw: str) -> str:
     return raw.strip().strip('"').strip("'")
 
@@ -48,8 +62,7 @@ class TomlDocument:
         try:
             self.data: dict[str, Any] = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            line = getattr(exc, "lineno", None)
-            msg = getattr(exc, "msg", str(exc))
+            line, msg = _syntax_position(exc)
             raise ConfigError(f"not valid TOML: {msg}", path=path, line=line) from exc
 
     @classmethod

@@ -126,6 +126,7 @@ class LocalStore:
         with self.session() as s, s.begin():
             s.add(Member(member_id=member_id, display_name=display_name, tier=tier,
                          balance=balance, lifetime_spend=0, visits=0))
+            s.flush()  # the card's foreign key needs the member row first
             s.add(Card(card_id=card_id, member_id=member_id,
                        uid=uid.upper() if uid else None, status="active"))
 
