@@ -155,6 +155,11 @@ class FrameDecoder:
         """Bytes discarded outside any frame since creation (for statistics)."""
 
     @property
+    def buffered(self) -> int:
+        """Bytes held in the buffer right now (at most one frame once drained)."""
+        return len(self._buf)
+
+    @property
     def in_frame(self) -> bool:
         """True while part of a frame is buffered (the inter-byte gap timer applies)."""
         return self._state == "frame"

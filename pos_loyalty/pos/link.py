@@ -32,7 +32,6 @@ from pos_loyalty.errors import LocalProtocolError
 from pos_loyalty.pos.codec import (
     MAX_PAYLOAD,
     NEED_DATA,
-    OVERHEAD,
     PROTOCOL_VERSION,
     Frame,
     FrameDecoder,
@@ -45,6 +44,7 @@ from pos_loyalty.pos.codec import (
 Role = Literal["terminal", "till"]
 SUPPORTED_VERSIONS: Final = (PROTOCOL_VERSION,)
 MAX_REASON: Final = 200
+HELLO_REQUIRED: Final = "hello required before data"
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ class Link:
         self._state = LinkState.CLOSED
         self._decoder = FrameDecoder(max_payload=max_payload)
         self._events: deque[Event] = deque()
-        self._out = bytearray()
+        self._out: list[tuple[str, bytes]] = []  # (kind, wire bytes) not yet handed out
         self._queue: deque[bytes] = deque()
         self._outstanding: _Outstanding | None = None
         self._tx_seq = 0
@@ -349,7 +349,7 @@ class Link:
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the port now (empty if none)."""
-        data = bytes(self._out)
+        data = b"".join(wire for _, wire in self._out)
         self._out.clear()
         return data
 
@@ -358,7 +358,7 @@ class Link:
         if self._state is LinkState.CLOSED:
             return
         t = self.timers
-        if self._decoder.in_frame and now - self._last_byte > t.inter_byte_gap:
+        if self._decoder.in_frame and now >= self._last_byte + t.inter_byte_gap:
             err = self._decoder.abort_partial()
             if err is not None:
                 self._bad_frame(err, now)
@@ -376,7 +376,7 @@ class Link:
                     self._link_lost(now, f"{self._missed_pings} pings unanswered")
                     return
                 self._send_ping(now)
-        elif self._outstanding is None and now - self._last_rx >= t.ping_idle:
+        elif self._outstanding is None and now >= self._last_rx + t.ping_idle:
             self._send_ping(now)
         self._pump(now)
 
@@ -408,13 +408,13 @@ class Link:
             raise LocalProtocolError(f"cannot {what} in state {self._state.value}") from None
 
     def _ack_wait(self, n_bytes: int) -> float:
-        # Our frame's wire time, plus the reply's, plus the protocol's fixed allowance.
-        return wire_time(n_bytes + OVERHEAD, self.baudrate) + self.timers.ack_extra
+        # The frame's wire time plus the protocol's fixed allowance (1 s in v1).
+        return wire_time(n_bytes, self.baudrate) + self.timers.ack_extra
 
     def _emit(self, frame: Frame) -> bytes:
         limit = self._peer_max if frame.kind == "D" else 0xFFFF
         wire = encode_frame(frame, max_payload=limit)
-        self._out += wire
+        self._out.append((frame.kind, wire))
         self.stats.frames_sent += 1
         return wire
 
@@ -453,6 +453,9 @@ class Link:
 
     def _link_lost(self, now: float, reason: str) -> None:
         self._transition("link_lost")
+        # Unwritten data frames of the old session must not follow our hello onto the wire
+        # (they would look like the new session's first frames); ACKs still go out.
+        self._out = [(kind, wire) for kind, wire in self._out if kind != "D"]
         self._requeue_outstanding()
         self._reset_counters(now)
         self._hello_tries = 0
@@ -467,6 +470,9 @@ class Link:
         seq = self._tx_seq
         wire = self._emit(Frame("D", seq, payload))
         self._outstanding = _Outstanding(payload, seq, wire, 1, now + self._ack_wait(len(wire)))
+        # The data frame's own timer now watches the peer; a ping in flight is moot.
+        self._ping_deadline = None
+        self._missed_pings = 0
 
     def _retransmit(self, now: float, why: str) -> None:
         out = self._outstanding
@@ -481,7 +487,7 @@ class Link:
             return
         out.transmissions += 1
         out.deadline = now + self._ack_wait(len(out.wire))
-        self._out += out.wire
+        self._out.append(("D", out.wire))
         self.stats.frames_sent += 1
         self.stats.retransmissions += 1
 
@@ -560,7 +566,7 @@ class Link:
 
     def _on_data(self, frame: Frame, now: float) -> None:
         if self._state is not LinkState.UP:
-            self._reject(frame, "hello required before data")
+            self._reject(frame, HELLO_REQUIRED)
             return
         expected = 0 if self._rx_last is None else (self._rx_last + 1) % 256
         if frame.seq == expected:
@@ -586,12 +592,15 @@ class Link:
         self.stats.naks_received += 1
         reason = _nak_reason(frame.payload)
         self._events.append(PeerNak(frame.seq, reason))
-        if self._state is LinkState.UP and self._outstanding is not None:
+        if self._state is LinkState.UP and reason == HELLO_REQUIRED:
+            # The peer lost our session (it restarted and its hello was lost): start again.
+            self._link_lost(now, "peer has no session (restarted?)")
+        elif self._state is LinkState.UP and self._outstanding is not None:
             # Resend on any NAK: the bad frame's own number may have been damaged.
             self._retransmit(now, f"NAK: {reason}")
 
     def _on_ping(self, frame: Frame, now: float) -> None:
         if self._state is not LinkState.UP:
-            self._reject(frame, "hello required before data")
+            self._reject(frame, HELLO_REQUIRED)
             return
         self._emit(Frame("A", frame.seq))
