@@ -9,8 +9,11 @@ one tap. A card that comes back within ``debounce_s`` of last being seen is not 
 
 Nothing a tag does stops the loop: read errors become a "tap again" refusal, an nfcpy failure
 is logged, and a lost device (unplugged, closed) is closed and reopened with a short backoff.
-The device is always closed when the loop returns. nfcpy's exceptions stay here: opening a
-path that cannot work raises :class:`~pos_loyalty.errors.ReaderError`.
+The device is always closed when the loop returns. With ``trust=None`` the reader trusts the
+published demo issuer key only (see :mod:`pos_loyalty.nfc.demo_keys`): what ``pos-loyalty run``
+with no configuration and the demo need; a configured terminal passes its own CardTrust.
+nfcpy's exceptions stay here: opening a path that cannot work raises
+:class:`~pos_loyalty.errors.ReaderError`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import nfc.tag
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc.cardformat import CardTrust, classify
+from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
 
 log = logging.getLogger(__name__)
@@ -79,7 +83,11 @@ class Reader:
                 f"unknown NFC reader path {path!r}: expected usb[:...], tty:PORT:DRIVER, "
                 "com:PORT:DRIVER or udp:HOST:PORT")
         self.path = path
-        self.trust = trust if trust is not None else CardTrust()
+        if trust is None:
+            # no configuration: trust the published demo issuer (simulation only), loudly
+            log.warning("no card trust configured: accepting demo-key cards (simulation only)")
+            trust = demo_trust()
+        self.trust = trust
         self.debounce_s = debounce_s
         self._on_state = on_state
         self._simulated = path.startswith("udp")
