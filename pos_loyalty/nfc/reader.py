@@ -44,7 +44,7 @@ LEGACY_TAG_TYPE = "MIFARE Classic"  # tag_type of SAK 0x08/0x18 cards (UID only)
 _REOPEN_MAX_S = 1.0
 
 
-def _tag_type(tag: Any) -> str:
+def tag_type_name(tag: Any) -> str:
     """nfcpy's product name without the vendor prefix ("NTAG213", "Type2Tag", "Type4Tag")."""
     sel_res = getattr(tag.target, "sel_res", None)
     if tag.type == "Type2Tag" and sel_res and sel_res[0] & 0x18:
@@ -211,7 +211,7 @@ class Reader:
 
     def _read(self, tag: Any) -> TapEvent:
         uid = bytes(tag.identifier)
-        tag_type = _tag_type(tag)
+        tag_type = tag_type_name(tag)
         try:
             ndef_data = tag.ndef
             octets = None if ndef_data is None else bytes(ndef_data.octets)
@@ -229,7 +229,7 @@ class Reader:
         except Exception:
             self.errors += 1
             log.exception("unexpected error reading tag %s", tag)
-            event = TapEvent("refused", bytes(tag.identifier).hex().upper(), _tag_type(tag),
+            event = TapEvent("refused", bytes(tag.identifier).hex().upper(), tag_type_name(tag),
                              reason="unreadable tag: tap again or use another card")
         done = time.perf_counter()
         event = dataclasses.replace(
