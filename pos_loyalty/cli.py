@@ -34,5 +34,8 @@ main.add_command(run)
 # -- rules engine: quote ---------------------------------------------------------------
 
 # -- NFC: sim tag, doctor, card, tag ---------------------------------------------------
+from pos_loyalty.nfc.cli import register as register_nfc  # noqa: E402
+
+register_nfc(main, sim)  # after any other "tag" group is added: "tag write" joins it
 
 # -- central server and sync: server, db, admin, enroll, report ------------------------
