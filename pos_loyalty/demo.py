@@ -7,6 +7,7 @@ the store is a SQLite file in a temporary directory.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
@@ -17,12 +18,12 @@ from typing import Any
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.nfc.sim.base import EmulatedTag
+from pos_loyalty.nfc.sim.cards import blank_tag, foreign_tag, member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.terminal.daemon import TerminalDaemon
 from pos_loyalty.terminal.demo_data import seed_demo_members
-from pos_loyalty.terminal.tags import blank_tag, foreign_tag, member_card
 
 Echo = Callable[[str], None]
 TAP_ANSWERS = {"member.identified", "member.unknown", "card.refused"}
@@ -127,6 +128,9 @@ class DemoRun:
 def run_demo(echo: Echo = print) -> int:
     """Run the scripted taps; 0 when every step gave the expected answer."""
     echo("pos-loyalty demo: emulated NFC over nfcpy udp, till over a pty, SQLite store")
+    # the transcript is the output; library chatter (link closing, the demo-key warning)
+    # would only clutter it
+    logging.getLogger("pos_loyalty").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="pos-loyalty-demo-") as tmp, \
             TagEmulator() as rf, PtyBridge() as bridge:
         run = DemoRun(echo, Path(tmp), rf, bridge)

@@ -15,6 +15,8 @@ from typing import Any
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.errors import ReaderError
+from pos_loyalty.nfc.cardformat import CardTrust
+from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.pos.transport import SerialEndpoint
@@ -38,6 +40,15 @@ class _TillMessage:
 _Work = _Tap | _TillMessage | None
 
 
+def card_trust(config: TerminalConfig) -> CardTrust:
+    """Issuer keys from the config; with none, the simulation-only demo issuer."""
+    if config.issuer_keys:
+        return CardTrust.from_hex(config.issuer_keys,
+                                  accept_legacy_uid=config.accept_legacy_uid)
+    log.warning("no cards.issuer_keys configured: trusting the demo issuer (simulation only)")
+    return demo_trust(accept_legacy_uid=config.accept_legacy_uid)
+
+
 class TerminalDaemon:
     """Wires reader, store, rules and till link; ``run()`` blocks until ``stop()``."""
 
@@ -57,7 +68,8 @@ class TerminalDaemon:
             config.serial_port, self._from_till, role="terminal", baudrate=config.baudrate,
             peer_id=config.terminal_id,
         )
-        self.reader = Reader(config.reader_path, debounce_s=config.debounce_s)
+        self.reader = Reader(config.reader_path, trust=card_trust(config),
+                             debounce_s=config.debounce_s)
         self._reader_thread = threading.Thread(
             target=self._read_loop, name="nfc-reader", daemon=True)
 
