@@ -26,6 +26,7 @@ from pos_loyalty.terminal.daemon import TerminalDaemon
 from pos_loyalty.terminal.demo_data import seed_demo_members
 
 Echo = Callable[[str], None]
+REMOVAL_SETTLE_S = 0.4
 TAP_ANSWERS = {"member.identified", "member.unknown", "card.refused"}
 
 
@@ -85,6 +86,9 @@ class DemoRun:
     def tap(self, label: str, tag: EmulatedTag) -> dict[str, Any]:
         """Present a tag until the till hears about it; return what the till got."""
         self.echo(f"\n[tap] {label}")
+        # the previous card has just left the field; nfcpy's presence check needs ~0.3 s to
+        # see that, as a real reader would, so the next customer steps up after it
+        time.sleep(REMOVAL_SETTLE_S)
         started = time.perf_counter()
         self.rf.present(tag)
         try:
