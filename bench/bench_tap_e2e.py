@@ -87,7 +87,7 @@ def main() -> None:
     budget = [w + r + 5.0 for w, r in zip(wire_ms, read, strict=True)]
     over = [e - b for e, b in zip(e2e, budget, strict=True)]
     for name, xs in (("nfcpy read", read), ("terminal-added (P1)", added),
-                     ("end to end (P2)", e2e), ("wire time @%d" % args.baud, wire_ms),
+                     ("end to end (P2)", e2e), (f"wire time @{args.baud}", wire_ms),
                      ("P2 budget: wire+read+5", budget)):
         p50, p99 = pct(xs)
         print(f"{name:<26} p50 {p50:8.3f} ms   p99 {p99:8.3f} ms")
