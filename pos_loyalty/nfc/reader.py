@@ -184,15 +184,18 @@ class Reader:
                     return
 
     def _wait_removed(self, clf: Any, tag: Any, stop: threading.Event) -> None:
-        """Presence check by re-selecting the UID, for cards nfcpy cannot read (legacy)."""
-        target = nfc.clf.RemoteTarget("106A")
-        target.sel_req = bytearray(tag.identifier)
+        """Presence check for cards nfcpy cannot read (legacy): sense until the UID is gone.
+
+        Any Type A card is sensed, not only this UID, so a different card put down right
+        after this one ends the wait at once and is read by the next connect().
+        """
+        uid = bytes(tag.identifier)
         while not stop.is_set():
             try:
-                found = clf.sense(target, iterations=1)
+                found = clf.sense(nfc.clf.RemoteTarget("106A"), iterations=1)
             except nfc.clf.CommunicationError:
                 found = None
-            if found is None:
+            if found is None or bytes(found.sdd_res) != uid:
                 break
             self._last_seen = time.monotonic()
             stop.wait(0.1)
