@@ -102,6 +102,12 @@ class Reader:
 
     # -- control from other threads --------------------------------------------------------
 
+    @property
+    def is_open(self) -> bool:
+        """True while the loop holds an open device."""
+        with self._clf_lock:
+            return self._clf is not None
+
     def reconnect(self) -> None:
         """Close the open device under the loop, as an unplug would; the loop reopens it."""
         with self._clf_lock:
