@@ -24,10 +24,17 @@ def sim() -> None:
 
 
 # -- terminal: demo, run ---------------------------------------------------------------
+from pos_loyalty.terminal.cli import demo, run  # noqa: E402
+
+main.add_command(demo)
+main.add_command(run)
 
 # -- POS serial link: sim pos, pos-check -----------------------------------------------
 
 # -- rules engine: quote ---------------------------------------------------------------
+from pos_loyalty.rules.cli import quote_command  # noqa: E402
+
+main.add_command(quote_command)
 
 # -- NFC: sim tag, doctor, card, tag ---------------------------------------------------
 from pos_loyalty.nfc.cli import register as register_nfc  # noqa: E402
