@@ -19,7 +19,13 @@ from pos_loyalty.rules.model import (
     Quote,
     QuoteLine,
 )
-from pos_loyalty.rules.program import DEFAULT_PROGRAM, Program, load_program, parse_program
+from pos_loyalty.rules.program import (
+    DEFAULT_PROGRAM,
+    Program,
+    combine_programs,
+    load_program,
+    parse_program,
+)
 from pos_loyalty.rules.redeem import (
     RedemptionDecision,
     RedemptionOffer,
@@ -54,6 +60,7 @@ __all__ = [
     "TierReview",
     "activity_of",
     "catalog_offer",
+    "combine_programs",
     "decide_redemption",
     "draw",
     "expire_points",

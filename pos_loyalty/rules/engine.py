@@ -214,7 +214,6 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     pname = program.name
 
     # -- 2. discounts ----------------------------------------------------------------
-    disc = [0] * n
     cap_left = base_total * program.stacking.max_discount_bp // 10000
     stamp_units: dict[str, list[tuple[int, int]]] = {}  # card -> (line, units)
     stamp_every: dict[str, int] = {}
@@ -265,13 +264,11 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 total = cap_left
             cap_left -= total
             if len(a.idx) == n:
-                disc = [d + x for d, x in zip(disc, a.parts, strict=True)]
                 rem = [r - x for r, x in zip(rem, a.parts, strict=True)]
             else:
                 for i, x in zip(a.idx, a.parts, strict=True):
-                    disc[i] += x
                     rem[i] -= x
-            qlines.append(QuoteLine(pname, "discount", total, f"{a.text}: -{money(total)}",
+            qlines.append(QuoteLine(a.rule.program, "discount", total, f"{a.text}: -{money(total)}",
                                     a.rule.id))
             if a.rule.kind == "stamps" and a.free_units:
                 card = a.rule.card
@@ -326,16 +323,16 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         if rule.points:
             w = [earn_base[i] * m for i, m in zip(idx, ms, strict=True)]
             num, den = sum(w) * rule.points * fnum, rule.per * 100 * fden
-            _earn_line(qlines, pend, pname, rule, num // den, idx, w, f"({rule.label})")
+            _earn_line(qlines, pend, rule, num // den, idx, w, f"({rule.label})")
             exact.append((num, den, idx, w))
         if rule.per_item:
             w = [lines[i].qty * m for i, m in zip(idx, ms, strict=True)]
             num, den = sum(w) * rule.per_item, 100
-            _earn_line(qlines, pend, pname, rule, num // den, idx, w, f"({rule.label})")
+            _earn_line(qlines, pend, rule, num // den, idx, w, f"({rule.label})")
             exact.append((num, den, idx, w))
         if rule.per_visit:
             w = paid if idx is every else [paid[i] for i in idx]
-            _earn_line(qlines, pend, pname, rule, rule.per_visit, idx, w, f"({rule.label})")
+            _earn_line(qlines, pend, rule, rule.per_visit, idx, w, f"({rule.label})")
             if rule.when.limit:
                 claims.append(rule.id)
     # multipliers: tier levels, paid membership, promotions (birthday x2, happy hour)
@@ -365,7 +362,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                     pend.append((b, idx, w))
                 bonus += b
             if bonus > 0:
-                qlines.append(QuoteLine(pname, "points", bonus, f"{text}: +{bonus} pts",
+                qlines.append(QuoteLine(rule.program, "points", bonus, f"{text}: +{bonus} pts",
                                         rule.id))
                 if rule.when.limit:
                     claims.append(rule.id)
@@ -376,7 +373,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             idx = eligible(rule)
             w = paid if idx is every else [paid[i] for i in idx]
             if idx and sum(w) >= rule.when.min_spend:
-                _earn_line(qlines, pend, pname, rule, rule.points, idx, w, "")
+                _earn_line(qlines, pend, rule, rule.points, idx, w, "")
                 if rule.when.limit:
                     claims.append(rule.id)
         elif rule.kind == "threshold":
@@ -385,22 +382,22 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if crossed <= 0:
                 continue
             if rule.points:
-                _earn_line(qlines, pend, pname, rule, rule.points * crossed, every, paid, "")
+                _earn_line(qlines, pend, rule, rule.points * crossed, every, paid, "")
             if rule.coupon:
-                perks.append(Perk(pname, f"coupon:{rule.coupon}",
+                perks.append(Perk(rule.program, f"coupon:{rule.coupon}",
                                   f"{rule.label} x{crossed}" if crossed > 1 else rule.label,
                                   crossed))
             if rule.perk:
-                perks.append(Perk(pname, f"perk:{rule.id}", rule.perk, crossed))
+                perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk, crossed))
         elif rule.kind == "referral":
             if (member.referred_by and member.visits == 0 and rule.id not in member.claims
                     and qualifying >= rule.when.min_spend):
                 if rule.referee_points:
-                    _earn_line(qlines, pend, pname, rule, rule.referee_points, every, paid,
+                    _earn_line(qlines, pend, rule, rule.referee_points, every, paid,
                                "(welcome, referred by a friend)")
                 if rule.referrer_points:
                     qlines.append(QuoteLine(
-                        pname, "points", rule.referrer_points,
+                        rule.program, "points", rule.referrer_points,
                         f"{rule.label}: +{rule.referrer_points} pts to {member.referred_by}",
                         rule.id, member.referred_by))
                 claims.append(rule.id)
@@ -410,15 +407,15 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 if member.membership == rule.plan and member.membership_expires and \
                         member.membership_expires >= today:
                     until = member.membership_expires + timedelta(days=rule.valid_days)
-                perks.append(Perk(pname, f"membership:{rule.plan}",
+                perks.append(Perk(rule.program, f"membership:{rule.plan}",
                                   f"{rule.plan} member until {until.isoformat()}", 1, until))
-            perks.extend(Perk(pname, f"perk:{rule.id}", f"{rule.plan}: {p}")
+            perks.extend(Perk(rule.program, f"perk:{rule.id}", f"{rule.plan}: {p}")
                          for p in rule.perks)
         elif rule.kind == "instant_win":
             if qualifying >= rule.when.min_spend and qualifying > 0:
-                perks.append(Perk(pname, f"game:{rule.id}", rule.label))
+                perks.append(Perk(rule.program, f"game:{rule.id}", rule.label))
         elif rule.kind == "perk":
-            perks.append(Perk(pname, f"perk:{rule.id}", rule.perk))
+            perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk))
             if rule.when.limit:
                 claims.append(rule.id)
 
@@ -459,6 +456,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         else:
             tax_total = tax_added = half_up(qualifying * r_bp, 10000)
             tax_share = allocate(tax_added, paid)
+    disc = [b - r for b, r in zip(base, rem, strict=True)]
     if tax_added and not line_tax:
         base = [a + b for a, b in zip(base, tax_share, strict=True)]
     effects = tuple(map(LineEffect, [ln.sku for ln in lines], [ln.qty for ln in lines], base,
@@ -486,14 +484,14 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
 _Pending = list[tuple[int, list[int], list[int]]]
 
 
-def _earn_line(qlines: list[QuoteLine], pend: _Pending, pname: str, rule: Rule, points: int,
+def _earn_line(qlines: list[QuoteLine], pend: _Pending, rule: Rule, points: int,
                idx: list[int], weights: list[int], note: str) -> None:
     """Add a points line; its split across basket lines is done once at the end."""
     if points <= 0:
         return
     pend.append((points, idx, weights))
     text = f"+{points} pts {note}".rstrip() if note else f"{rule.label}: +{points} pts"
-    qlines.append(QuoteLine(pname, "points", points, text, rule.id))
+    qlines.append(QuoteLine(rule.program, "points", points, text, rule.id))
 
 
 def _spread_points(pend: _Pending, n: int) -> list[int]:
@@ -527,7 +525,8 @@ def _run_group(program: Program, rules: list[Rule], member: MemberView,
                lines: tuple[BasketLine, ...], base: list[int], rem: list[int], today: date,
                elig: Callable[[Rule], list[int]]) -> list[_Applied]:
     """The discounts one stacking group gives on the current amounts (not yet applied)."""
-    work = list(rem)
+    single = len(rules) == 1
+    work = rem if single else list(rem)  # read-only when there is nothing to chain
     compound = program.stacking.compound
     best_of = program.stacking.mode(rules[0].group) == "best_of"
     out: list[_Applied] = []
@@ -538,7 +537,7 @@ def _run_group(program: Program, rules: list[Rule], member: MemberView,
             continue
         if src is base:  # computed on full prices: never more than what is still payable
             a.set_parts([min(x, work[i]) for i, x in zip(a.idx, a.parts, strict=True)])
-        if best_of:
+        if best_of or single:
             out.append(a)
             continue
         for i, x in zip(a.idx, a.parts, strict=True):
@@ -555,7 +554,7 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
     """One rule's discount on the amounts ``amt`` of lines ``idx``, or None."""
     if not idx:
         return None
-    sub = list(amt) if len(idx) == len(amt) else [amt[i] for i in idx]
+    sub = amt if len(idx) == len(amt) else [amt[i] for i in idx]
     if rule.when.min_spend and \
             sum(lines[i].qty * lines[i].unit_price for i in idx) < rule.when.min_spend:
         return None

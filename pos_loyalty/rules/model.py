@@ -340,6 +340,13 @@ def _day(value: Any, what: str) -> date | None:
 
 def basket_from_dict(data: Mapping[str, Any]) -> Basket:
     """A basket from the till's ``basket.update`` shape (extra keys are ignored)."""
+    try:
+        return _basket_from_dict(data)
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise RulesError(f"basket: malformed value ({exc})") from exc
+
+
+def _basket_from_dict(data: Mapping[str, Any]) -> Basket:
     if not isinstance(data, Mapping):
         raise RulesError("basket must be a JSON object with 'lines'")
     raw = _req(data, "lines", "basket")
@@ -361,6 +368,13 @@ def basket_from_dict(data: Mapping[str, Any]) -> Basket:
 
 def member_from_dict(data: Mapping[str, Any]) -> MemberView:
     """A member snapshot from JSON (dates as YYYY-MM-DD); unknown keys are refused."""
+    try:
+        return _member_from_dict(data)
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise RulesError(f"member: malformed value ({exc})") from exc
+
+
+def _member_from_dict(data: Mapping[str, Any]) -> MemberView:
     if not isinstance(data, Mapping):
         raise RulesError("member must be a JSON object")
     known = set(MemberView.__dataclass_fields__)
@@ -397,7 +411,4 @@ def member_from_dict(data: Mapping[str, Any]) -> MemberView:
                       _int(_req(x, "points", "lot"), "lot points"))
             for x in d["lots"])
     d["member_id"] = str(_req(d, "member_id", "member"))
-    try:
-        return MemberView(**d)
-    except TypeError as exc:
-        raise RulesError(f"member: {exc}") from exc
+    return MemberView(**d)

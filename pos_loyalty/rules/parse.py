@@ -304,6 +304,7 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
         for g in ex:
             if g not in groups:
                 raise ctx.error(("stacking", "exclusive", i), f"unknown group {g!r}")
+    rules = [replace(r, program=name) for r in rules]
     return Program(name=name, rules=tuple(rules), tax=tax, stacking=stacking,
                    redemption=redemption, expiry=expiry, returns=returns,
                    coalition=coalition, source=path)

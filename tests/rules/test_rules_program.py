@@ -8,7 +8,13 @@ import pytest
 from conftest import program
 
 from pos_loyalty.errors import ConfigError
-from pos_loyalty.rules import DEFAULT_PROGRAM, Program, load_program, parse_program
+from pos_loyalty.rules import (
+    DEFAULT_PROGRAM,
+    Program,
+    combine_programs,
+    load_program,
+    parse_program,
+)
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "programs"
 
@@ -120,3 +126,28 @@ class TestErrors:
         with pytest.raises(ConfigError) as info:
             load_program(tmp_path / "missing.toml")
         assert "missing.toml" in str(info.value)
+
+
+class TestCombine:
+    """Several programs active at once behave as one, each line naming its program."""
+
+    def test_campaign_on_top_of_base(self) -> None:
+        """A base points program plus a campaign file: both apply, lines name their program."""
+        base = load_program(EXAMPLES / "01-points.toml")
+        campaign = load_program(EXAMPLES / "02-member-discount.toml")
+        both = combine_programs([base, campaign])
+        from conftest import NOON, basket
+
+        from pos_loyalty.rules import MemberView, quote
+
+        q = quote(MemberView("m"), basket(("shirt", 1, 10000, "wear")), NOON, both)
+        assert {(ln.program, ln.kind) for ln in q.lines} == {
+            ("Points", "points"), ("Member discount", "discount")}
+        assert q.points_total == 90 + 5
+        assert both.rate.points == 100
+
+    def test_clashing_ids_refused(self) -> None:
+        """Two programs using the same rule id cannot be combined."""
+        p = load_program(EXAMPLES / "01-points.toml")
+        with pytest.raises(ConfigError, match="'base' is used by both"):
+            combine_programs([p, p])
