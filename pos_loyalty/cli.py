@@ -32,3 +32,11 @@ def sim() -> None:
 # -- NFC: sim tag, doctor, card, tag ---------------------------------------------------
 
 # -- central server and sync: server, db, admin, enroll, report ------------------------
+from pos_loyalty.server.cli import admin, db, report, server  # noqa: E402
+from pos_loyalty.sync.cli import enroll  # noqa: E402
+
+main.add_command(server)
+main.add_command(db)
+main.add_command(admin)
+main.add_command(enroll)
+main.add_command(report)
