@@ -524,7 +524,7 @@ class CentralStore:
             ).returning(Balance.member_id, Balance.balance)
             # sorted: concurrent batches lock balance rows in one order, so no deadlock
             params = [{"member_id": m, "balance": deltas[m]} for m in sorted(deltas)]
-            new_balances = dict(conn.execute(upsert, params).tuples().all())
+            new_balances = {r[0]: r[1] for r in conn.execute(upsert, params)}
             short_rows = []
             for member_id, redeem in last_redeem.items():
                 new = int(new_balances[member_id])
