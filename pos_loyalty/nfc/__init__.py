@@ -1,0 +1,1 @@
+"""NFC: reader adapters, card and tag formats, emulated tags."""
