@@ -30,5 +30,8 @@ def sim() -> None:
 # -- rules engine: quote ---------------------------------------------------------------
 
 # -- NFC: sim tag, doctor, card, tag ---------------------------------------------------
+from pos_loyalty.nfc.sun_cli import tag as nfc_tag  # noqa: E402
+
+main.add_command(nfc_tag)
 
 # -- central server and sync: server, db, admin, enroll, report ------------------------
