@@ -1,0 +1,1 @@
+"""Simulated NFC hardware: emulated tags driven over nfcpy's udp driver."""
