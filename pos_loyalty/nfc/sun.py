@@ -23,9 +23,9 @@ caller's business (:class:`CounterStore`).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
@@ -335,3 +335,182 @@ def generate_sun(meta_read_key: bytes, file_read_key: bytes, uid: bytes, counter
            if file_data is not None else None)
     covered = url_mac_input(enc) if mac_input is None else mac_input
     return SunMessage(picc=picc, cmac=sdm_mac(file_read_key, uid, counter, covered), enc=enc)
+
+
+# -- reading SUN URLs from tags (reader-side glue) -----------------------------------------
+#
+# Our SUN URL: ``<base>?picc_data=<32 hex>[&enc=<hex>]&cmac=<16 hex>``. The MAC covers the
+# ENC text and ``&cmac=`` (AN12196 layout), so product or member identity is taken ONLY from
+# the decrypted file data (``key=value;key=value``, space-padded to whole AES blocks) and the
+# UID: plain query parameters are not authenticated and are ignored.
+
+SunKind = Literal["product", "member"]
+PICC_PARAM = "picc_data"
+ENC_PARAM = "enc"
+CMAC_PARAM = "cmac"
+MAX_FILE_FIELDS = 32
+
+
+@dataclass(frozen=True)
+class SunKeyEntry:
+    """Keys for the SUN tags whose URL starts with ``url_prefix``, and what those tags are.
+
+    ``file_read_key`` is one key for all tags, or a function of the UID for keys diversified
+    per tag.
+    """
+
+    url_prefix: str
+    kind: SunKind
+    meta_read_key: bytes
+    file_read_key: bytes | Callable[[bytes], bytes]
+
+    def file_key_for(self, uid: bytes) -> bytes:
+        key = self.file_read_key
+        return key if isinstance(key, bytes) else key(uid)
+
+
+class CounterLookup(Protocol):
+    """Read side of :class:`CounterStore`: the last accepted counter for a UID."""
+
+    def last_counter(self, uid: bytes) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class SunIdentity:
+    """What a SUN tag proved about itself, or why it was refused.
+
+    Field names follow ``pos_loyalty.nfc.events.TapEvent`` (kind, uid, card_id, product,
+    verified, reason) so the reader builds its event from this one to one. ``code`` is a
+    short machine-readable refusal class: ``malformed``, ``unknown_key``, ``tampered``,
+    ``replayed``.
+    """
+
+    kind: Literal["product", "member", "refused"]
+    uid: str | None = None
+    counter: int | None = None
+    card_id: str | None = None
+    product: dict[str, str] | None = None
+    verified: bool = False
+    reason: str | None = None
+    code: str | None = None
+
+
+def pack_file_data(fields: Mapping[str, str]) -> bytes:
+    """``key=value;key=value`` as ASCII, space-padded to whole AES blocks, for provisioning."""
+    for key, value in fields.items():
+        text = key + value
+        if any(c in text for c in ";=") or not text.isascii() or not text.isprintable():
+            raise SunFormatError(f"field {key!r} must be printable ASCII without ';' or '='")
+    raw = ";".join(f"{k}={v}" for k, v in fields.items()).encode("ascii")
+    pad = -len(raw) % BLOCK if raw else BLOCK
+    return raw + b" " * pad
+
+
+def parse_file_data(data: bytes) -> dict[str, str] | None:
+    """Inverse of :func:`pack_file_data`; None if the bytes are not that layout."""
+    try:
+        text = data.decode("ascii").rstrip(" \x00")
+    except UnicodeDecodeError:
+        return None
+    if not text:
+        return {}
+    fields: dict[str, str] = {}
+    for part in text.split(";"):
+        key, sep, value = part.partition("=")
+        if not sep or not key or key in fields or not part.isprintable():
+            return None
+        fields[key] = value
+    return fields if len(fields) <= MAX_FILE_FIELDS else None
+
+
+def _refused(code: str, reason: str, uid: bytes | None = None,
+             counter: int | None = None) -> SunIdentity:
+    return SunIdentity("refused", uid=uid.hex().upper() if uid is not None else None,
+                       counter=counter, reason=reason, code=code)
+
+
+def _sun_params(uri: str) -> tuple[dict[str, tuple[int, str]], str] | str:
+    """Query parameters with the offset of each value, or a reason they cannot be used."""
+    base, sep, query = uri.partition("?")
+    if not sep:
+        return "not a SUN URL: it has no query"
+    offset = len(base) + 1
+    params: dict[str, tuple[int, str]] = {}
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        if key in (PICC_PARAM, ENC_PARAM, CMAC_PARAM):
+            if key in params:
+                return f"not a SUN URL: '{key}' appears twice"
+            params[key] = (offset + len(key) + len(eq), value)
+        offset += len(part) + 1
+    for needed in (PICC_PARAM, CMAC_PARAM):
+        if needed not in params:
+            return f"not a SUN URL: no '{needed}' parameter"
+    return params, base
+
+
+def _unhex(text: str) -> bytes | None:
+    if not text.isascii():
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
+def check_sun_uri(uri: str, keys: Iterable[SunKeyEntry],
+                  counters: CounterLookup | None = None) -> SunIdentity:
+    """Verify the SUN URL read from a tag (pass ndeflib's ``UriRecord.iri``) against our keys.
+
+    Pure: nothing is recorded. On a verified identity the caller records ``counter`` for
+    ``uid`` (see :func:`accept_sun_uri`), so the same URL read again is refused as replayed.
+    """
+    parsed = _sun_params(uri)
+    if isinstance(parsed, str):
+        return _refused("malformed", parsed)
+    params, base = parsed
+    entry = next((e for e in keys if uri.startswith(e.url_prefix)), None)
+    if entry is None:
+        return _refused("unknown_key", f"unknown tag issuer: no SUN keys for {base}")
+    picc = _unhex(params[PICC_PARAM][1])
+    cmac = _unhex(params[CMAC_PARAM][1])
+    enc_text = params[ENC_PARAM][1] if ENC_PARAM in params else None
+    enc = _unhex(enc_text) if enc_text is not None else None
+    if picc is None or cmac is None or (enc_text is not None and enc is None):
+        return _refused("malformed", "SUN URL has a value that is not hex")
+    try:
+        picc_data = decrypt_picc_data(entry.meta_read_key, picc)
+    except SunFormatError as exc:
+        return _refused("tampered" if len(picc) == PICC_LEN else "malformed", str(exc))
+    mac_input = (uri[params[ENC_PARAM][0]:params[CMAC_PARAM][0]]
+                 if enc_text is not None else "")
+    if not mac_input.isascii():
+        return _refused("tampered", "SUN URL text under the MAC is not ASCII",
+                        picc_data.uid, picc_data.counter)
+    last = counters.last_counter(picc_data.uid) if counters is not None else None
+    result = verify_sun(entry.meta_read_key, entry.file_key_for(picc_data.uid), picc, cmac,
+                        enc=enc, mac_input=mac_input.encode("ascii"), last_counter=last)
+    if not result.cmac_valid:
+        code = "malformed" if result.uid is None else "tampered"
+        return _refused(code, f"forged or tampered tag: {result.reason}", result.uid,
+                        result.counter)
+    if not result.valid:
+        return _refused("replayed", result.reason or "refused", result.uid, result.counter)
+    fields = parse_file_data(result.file_data) if result.file_data is not None else {}
+    if fields is None:
+        return _refused("malformed", "tag file data is not key=value text",
+                        result.uid, result.counter)
+    uid_hex = picc_data.uid.hex().upper()
+    if entry.kind == "member":
+        return SunIdentity("member", uid=uid_hex, counter=result.counter,
+                           card_id=fields.get("card") or uid_hex, verified=True)
+    return SunIdentity("product", uid=uid_hex, counter=result.counter, product=fields,
+                       verified=True)
+
+
+def accept_sun_uri(uri: str, keys: Iterable[SunKeyEntry], counters: CounterStore) -> SunIdentity:
+    """:func:`check_sun_uri`, then record the counter of a verified tag in ``counters``."""
+    identity = check_sun_uri(uri, keys, counters)
+    if identity.verified and identity.uid is not None and identity.counter is not None:
+        counters.record(bytes.fromhex(identity.uid), identity.counter)
+    return identity
