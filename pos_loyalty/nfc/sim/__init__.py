@@ -1,1 +1,1 @@
-"""Simulated NFC hardware: emulated tags driven over nfcpy's udp driver."""
+"""Simulated RF: tags emulated over nfcpy's ``udp`` driver, for tests, the demo and integrators."""
