@@ -1,0 +1,172 @@
+"""Serial link throughput and latency over a pty paced at line rate (target P6).
+
+Two real SerialEndpoints (till and terminal) talk through a PtyBridge that delivers bytes no
+faster than a 115200 baud 8N1 wire (10 bits per byte). Runs two scenarios from the same
+process: a clean line, and a line with 1 byte in 1,000 corrupted. For each it prints
+
+- latency: one basket.update at a time, send() -> delivered on the other side (p50, p99),
+  against the frame's theoretical wire time;
+- throughput: messages queued back to back, delivered per second, against the theoretical
+  stop-and-wait rate (one data frame plus its ACK on the wire per message);
+- lost and duplicated messages (must both be 0);
+
+and finally the corrupted/clean throughput ratio (P6 target: >= 80%).
+
+    python bench/bench_serial.py [--messages N] [--baud B] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pos_loyalty.pos.codec import OVERHEAD, wire_time  # noqa: E402
+from pos_loyalty.pos.messages import encode_message  # noqa: E402
+from pos_loyalty.pos.pty import PtyBridge  # noqa: E402
+from pos_loyalty.pos.transport import SerialEndpoint  # noqa: E402
+
+
+def basket(i: int) -> dict[str, Any]:
+    return {"type": "basket.update", "pos_id": "POS-1", "txn_id": f"TXN-{i:06d}",
+            "lines": [{"sku": "4006381333931", "qty": 2, "unit_price": 249, "category": "food"},
+                      {"sku": "5000112548167", "qty": 1, "unit_price": 1099,
+                       "category": "drinks"}]}
+
+
+@dataclass
+class Result:
+    name: str
+    latencies: list[float]
+    rate: float
+    theoretical_rate: float
+    frame_wire: float
+    lost: int
+    duplicated: int
+    retransmissions: int
+    naks: int
+    corrupted_bytes: int
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+        self.arrival: dict[str, float] = {}
+        self.cond = threading.Condition()
+
+    def __call__(self, msg: dict[str, Any]) -> None:
+        with self.cond:
+            key = str(msg["txn_id"])
+            self.seen[key] += 1
+            self.arrival.setdefault(key, time.perf_counter())
+            self.cond.notify_all()
+
+    def wait(self, key: str, timeout: float = 30.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: key in self.seen, timeout)
+
+    def wait_count(self, n: int, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: len(self.seen) >= n, timeout)
+
+
+def run(name: str, corrupt_rate: float, n_latency: int, n_throughput: int, baud: int,
+        seed: int) -> Result:
+    recv = Receiver()
+    with PtyBridge(corrupt_rate=corrupt_rate, seed=seed, baudrate=baud) as bridge:
+        term = SerialEndpoint(bridge.terminal_path, recv, role="terminal", baudrate=baud)
+        till = SerialEndpoint(bridge.till_path, lambda m: None, role="till", baudrate=baud)
+        term.start()
+        till.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not (term.link_up and till.link_up):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name}: link did not come up")
+                time.sleep(0.01)
+            # Latency: one message in flight at a time.
+            latencies = []
+            for i in range(n_latency):
+                msg = basket(i)
+                t0 = time.perf_counter()
+                till.send(msg)
+                if not recv.wait(msg["txn_id"]):
+                    break
+                latencies.append(recv.arrival[msg["txn_id"]] - t0)
+            # Throughput: back to back, the link queue kept non-empty.
+            first = n_latency
+            total = n_latency + n_throughput
+            t0 = time.perf_counter()
+            i = first
+            while i < total:
+                if till.pending < 50:
+                    till.send(basket(i))
+                    i += 1
+                else:
+                    time.sleep(0.002)
+            recv.wait_count(total, timeout=120)
+            last = max(recv.arrival[basket(k)["txn_id"]] for k in range(first, total)
+                       if basket(k)["txn_id"] in recv.arrival)
+            rate = n_throughput / (last - t0)
+            stats = till.stats
+            term_stats = term.stats
+            corrupted = bridge.to_till.corrupted + bridge.to_terminal.corrupted
+        finally:
+            till.close()
+            term.close()
+    payload = len(encode_message(basket(0), "till"))
+    frame_bytes = payload + OVERHEAD
+    per_message = wire_time(frame_bytes + OVERHEAD, baud)  # data frame + its ACK
+    sent = {basket(k)["txn_id"] for k in range(total)}
+    return Result(
+        name=name, latencies=latencies, rate=rate, theoretical_rate=1 / per_message,
+        frame_wire=wire_time(frame_bytes, baud), lost=len(sent - set(recv.seen)),
+        duplicated=sum(c - 1 for c in recv.seen.values() if c > 1),
+        retransmissions=stats.retransmissions, naks=term_stats.naks_sent + stats.naks_sent,
+        corrupted_bytes=corrupted)
+
+
+def report(r: Result) -> None:
+    lat = sorted(r.latencies)
+    p50 = statistics.median(lat) * 1000
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+    print(f"[{r.name}]")
+    print(f"  latency   p50 {p50:7.2f} ms  p99 {p99:7.2f} ms   "
+          f"(frame wire time {r.frame_wire * 1000:.2f} ms; p50 overhead "
+          f"{p50 - r.frame_wire * 1000:+.2f} ms)")
+    print(f"  throughput {r.rate:7.1f} msg/s  theoretical {r.theoretical_rate:7.1f} msg/s  "
+          f"ratio {r.rate / r.theoretical_rate:6.1%}")
+    print(f"  lost {r.lost}  duplicated {r.duplicated}  corrupted bytes {r.corrupted_bytes}  "
+          f"retransmissions {r.retransmissions}  NAKs {r.naks}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=600, help="messages per throughput run")
+    ap.add_argument("--latency-messages", type=int, default=100)
+    ap.add_argument("--baud", type=int, default=115200)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    clean = run("clean", 0.0, args.latency_messages, args.messages, args.baud, args.seed)
+    report(clean)
+    noisy = run("1/1000 bytes corrupted", 0.001, args.latency_messages, args.messages,
+                args.baud, args.seed)
+    report(noisy)
+    ratio = noisy.rate / clean.rate
+    ok = ratio >= 0.8 and noisy.lost == noisy.duplicated == clean.lost == clean.duplicated == 0
+    print(f"corrupted/clean throughput {ratio:.1%} (target >= 80%), "
+          f"lost {clean.lost + noisy.lost}, duplicated {clean.duplicated + noisy.duplicated}: "
+          f"{'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
