@@ -272,7 +272,8 @@ class SerialEndpoint:
                          " (peer restarted)" if ev.restarted else "")
                 self._report_state(True)
             elif isinstance(ev, LinkDown):
-                log.warning("%s: link down: %s", self.url, ev.reason)
+                level = logging.INFO if self._stop.is_set() else logging.WARNING
+                log.log(level, "%s: link down: %s", self.url, ev.reason)
                 self._report_state(False)
             elif isinstance(ev, SendFailed):
                 log.error("%s: message not delivered: %s", self.url, ev.reason)
