@@ -70,6 +70,10 @@ class Timers:
     hello_backoff_max: float = 10.0
 
 
+class QueueFull(LocalProtocolError):
+    """send() refused: ``max_queue`` messages are already waiting (the link is down)."""
+
+
 # -- events ------------------------------------------------------------------------------
 
 
@@ -350,7 +354,7 @@ class Link:
                 f"message of {len(payload)} bytes exceeds the link's maximum of {limit}")
         Frame("D", 0, payload)  # validates the bytes (no control characters)
         if self.pending >= self.max_queue:
-            raise LocalProtocolError(f"send queue full ({self.max_queue} messages waiting)")
+            raise QueueFull(f"send queue full ({self.max_queue} messages waiting)")
         self._queue.append(payload)
         self._pump(now)
 

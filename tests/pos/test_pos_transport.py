@@ -248,3 +248,23 @@ class TestPortLoss:
             till.close()  # port closed; the pty stays, nobody answers
             wait_for(lambda: states[-1:] == [False])
             assert term.stats.pings_sent >= 3
+
+
+class TestQueue:
+    def test_queue_full_while_link_down(self, bridge: PtyBridge) -> None:
+        """With no till answering, send() queues up to the limit, then raises SerialLinkError."""
+        with SerialEndpoint(bridge.terminal_path, lambda m: None, role="terminal") as term:
+            for i in range(256):
+                term.send({**MEMBER, "card_id": f"C-{i}"})
+            assert term.pending == 256 and not term.link_up
+            with pytest.raises(SerialLinkError, match="queue full"):
+                term.send(dict(MEMBER))
+
+    def test_queued_messages_flow_when_till_arrives(self, bridge: PtyBridge) -> None:
+        """Messages sent before the till is there are delivered, in order, once it says hello."""
+        with SerialEndpoint(bridge.terminal_path, lambda m: None, role="terminal") as term:
+            for i in range(3):
+                term.send({**MEMBER, "card_id": f"C-{i}"})
+            with SimulatedTill(bridge.till_path) as till:
+                got = [till.next_message(timeout=10)["card_id"] for _ in range(3)]
+        assert got == ["C-0", "C-1", "C-2"]
