@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pos_loyalty.pos.codec import OVERHEAD, wire_time
+from pos_loyalty.pos.codec import OVERHEAD, Frame, encode_frame, wire_time
 from pos_loyalty.pos.messages import encode_message
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.transport import SerialEndpoint
@@ -160,6 +160,29 @@ def run(name: str, make: Callable[[int], dict[str, Any]], corrupt_rate: float,
         corrupted_bytes=corrupted)
 
 
+def raw_baseline(make: Callable[[int], dict[str, Any]], n: int, baud: int) -> list[float]:
+    """Latency of the same frames written and read with bare pyserial over the same kind of
+    paced pty: what the wire and the pty cost without our link."""
+    import serial
+
+    out = []
+    with PtyBridge(baudrate=baud) as bridge, \
+            serial.Serial(bridge.till_path, baud, timeout=1) as tx, \
+            serial.Serial(bridge.terminal_path, baud, timeout=1) as rx:
+        for i in range(n):
+            wire = encode_frame(Frame("D", i % 256, encode_message(make(i), "till")))
+            t0 = time.perf_counter()
+            tx.write(wire)
+            got = b""
+            while not got.endswith(b"\x03"):
+                chunk = rx.read(rx.in_waiting or 1)
+                if not chunk:
+                    raise SystemExit("raw baseline: frame lost on a clean pty")
+                got += chunk
+            out.append(time.perf_counter() - t0)
+    return out
+
+
 def report(r: Result) -> None:
     lat = sorted(r.latencies)
     p50 = statistics.median(lat) * 1000
@@ -193,6 +216,10 @@ def main() -> int:
         clean = run(f"{label}, clean", make, 0.0, args.latency_messages, n, args.baud,
                     args.seed)
         report(clean)
+        raw = statistics.median(raw_baseline(make, args.latency_messages, args.baud)) * 1000
+        ours = statistics.median(clean.latencies) * 1000
+        print(f"  baseline: bare pyserial over the same paced pty p50 {raw:.2f} ms; "
+              f"the link adds {ours - raw:+.2f} ms")
         noisy = run(f"{label}, 1/1000 corrupted", make, 0.001, args.latency_messages, n,
                     args.baud, args.seed)
         report(noisy)
