@@ -348,7 +348,7 @@ class Link:
 
     def send(self, payload: bytes, now: float) -> None:
         """Queue one message payload for delivery; LocalProtocolError if it cannot be sent."""
-        limit = min(self.max_payload, self._peer_max) if self._peer else self.max_payload
+        limit = self._peer_max  # what the peer announced it accepts (2048 before its hello)
         if len(payload) > limit:
             raise LocalProtocolError(
                 f"message of {len(payload)} bytes exceeds the link's maximum of {limit}")
@@ -399,6 +399,8 @@ class Link:
         out = self._outstanding
         if out is not None and now >= out.deadline:
             self._retransmit(now, "no ACK within the ACK wait", answered=False)
+            if self._state is not LinkState.UP:
+                return
         if self._ping_deadline is not None:
             if now >= self._ping_deadline:
                 self._missed_pings += 1
@@ -494,9 +496,16 @@ class Link:
 
     def _pump(self, now: float) -> None:
         """Start the next queued data frame when the line is free."""
-        if self._state is not LinkState.UP or self._outstanding is not None or not self._queue:
+        while self._state is LinkState.UP and self._outstanding is None and self._queue:
+            payload = self._queue.popleft()
+            if len(payload) <= self._peer_max:
+                break
+            # Queued before the peer announced a lower maximum: it can never be sent.
+            self.stats.send_failures += 1
+            self._events.append(SendFailed(
+                payload, f"{len(payload)} bytes exceed the peer's max_payload {self._peer_max}"))
+        else:
             return
-        payload = self._queue.popleft()
         seq = self._tx_seq
         wire = self._emit(Frame("D", seq, payload))
         self._outstanding = _Outstanding(payload, seq, wire, 1, now + self._ack_wait(len(wire)))

@@ -439,3 +439,23 @@ class TestNakBudget:
         assert pair.a.pending == 1 and pair.a.up
         pair.advance(1.1)
         assert pair.a.pending == 0 and not pair.a.up
+
+
+class TestPayloadLimit:
+    def test_peer_lower_max_payload(self) -> None:
+        """A message queued before the peer announced a smaller max_payload is reported failed,
+        later messages still go, and sending a too large one is refused."""
+        a = Link("terminal")
+        a.connect(0.0)
+        a.data_to_send()
+        a.send(b"x" * 200, 0.0)
+        a.send(b"y" * 50, 0.0)
+        small = Link("till", max_payload=100)
+        small.connect(0.0)
+        a.receive_data(small.data_to_send(), 0.0)
+        evs = events(a)
+        assert any(isinstance(e, SendFailed) and e.payload == b"x" * 200 for e in evs)
+        sent = [f for f in frames(a.data_to_send()) if f.kind == "D"]
+        assert [f.payload for f in sent] == [b"y" * 50]
+        with pytest.raises(LocalProtocolError, match="maximum of 100"):
+            a.send(b"z" * 101, 0.0)
