@@ -232,18 +232,18 @@ class FrameDecoder:
 
     def _skip(self) -> bool:
         buf = self._buf
-        for i, b in enumerate(buf):
-            if b == ETX:
-                self.noise_bytes += i + 1
-                del buf[: i + 1]
-                self._state = "hunt"
-                self._reset_noise()
-                return True
-            if b == STX:
-                self.noise_bytes += i
-                del buf[:i]
-                self._enter_frame()
-                return True
+        stx, etx = buf.find(STX), buf.find(ETX)
+        if etx >= 0 and (stx < 0 or etx < stx):
+            self.noise_bytes += etx + 1
+            del buf[: etx + 1]
+            self._state = "hunt"
+            self._reset_noise()
+            return True
+        if stx >= 0:
+            self.noise_bytes += stx
+            del buf[:stx]
+            self._enter_frame()
+            return True
         self.noise_bytes += len(buf)
         buf.clear()
         return False
