@@ -71,17 +71,10 @@ def sim_process() -> Iterator[SimTagProcess]:
     sim.close()
 
 
-class _PortEmulator:
-    """Stands in for TagEmulator in ReaderSession: the tags live in another process."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-
 class TestSimTagProcess:
     def test_interactive_taps_read_by_reader(self, sim_process: SimTagProcess) -> None:
         """Tags presented by the separate sim tag process are read by a Reader over udp."""
-        session = ReaderSession(_PortEmulator(sim_process.path), demo_trust(), 0.0)  # type: ignore[arg-type]
+        session = ReaderSession(sim_process.path, demo_trust(), 0.0)
         session.start()
         try:
             assert sim_process.send("member PROC-1").startswith("presented member")
@@ -135,7 +128,7 @@ class TestSimTagProcess:
             env=_env())
         assert proc.stdout is not None
         path = proc.stdout.readline().split()[3]
-        session = ReaderSession(_PortEmulator(path), demo_trust(), 0.0)  # type: ignore[arg-type]
+        session = ReaderSession(path, demo_trust(), 0.0)
         session.start()
         try:
             first, second = session.next_event(10), session.next_event(10)
