@@ -27,7 +27,7 @@ import binascii
 import hashlib
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import ndef
@@ -101,6 +101,11 @@ class Issuer:
         return self._key.sign(message)
 
 
+UriVerifier = Callable[[bytes, str, str], TapEvent | None]
+"""``(uid, tag_type, uri) -> TapEvent | None``: an event for URIs it recognises (NTAG 424 DNA
+SUN URLs, say), None for any other URI. Plugged into :class:`CardTrust`."""
+
+
 @dataclass(frozen=True)
 class CardTrust:
     """What the terminal trusts: issuer public keys, revoked card numbers, legacy UID cards.
@@ -108,11 +113,14 @@ class CardTrust:
     ``issuer_keys`` are raw 32-byte Ed25519 public keys. ``accept_legacy_uid`` lets tags that
     carry no NDEF at all (MIFARE Classic and other UID-only cards already in customers' wallets)
     through as members with ``card_id`` = the UID in upper-case hex and ``verified=False``.
+    ``uri_verifiers`` are asked, in order, about URI records that are not our signed product
+    format (e.g. a SUN checker that also records counters to refuse replays).
     """
 
     issuer_keys: tuple[bytes, ...] = ()
     revoked_cards: frozenset[str] = frozenset()
     accept_legacy_uid: bool = False
+    uri_verifiers: tuple[UriVerifier, ...] = ()
     _by_id: dict[bytes, Ed25519PublicKey] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -125,11 +133,11 @@ class CardTrust:
     @classmethod
     def from_hex(
         cls, keys: Iterable[str], *, revoked: Iterable[str] = (),
-        accept_legacy_uid: bool = False,
+        accept_legacy_uid: bool = False, uri_verifiers: Iterable[UriVerifier] = (),
     ) -> CardTrust:
         """Build from hex-encoded public keys (as in a config file)."""
         raw = tuple(bytes.fromhex(k) for k in keys)
-        return cls(raw, frozenset(revoked), accept_legacy_uid)
+        return cls(raw, frozenset(revoked), accept_legacy_uid, tuple(uri_verifiers))
 
     def public_key(self, kid: bytes) -> Ed25519PublicKey | None:
         """The trusted key with this id, if any."""
@@ -308,6 +316,10 @@ def classify(uid: bytes, tag_type: str, ndef_octets: bytes | None,
             except (ValueError, UnicodeError):
                 continue
             event = _product(uidhex, uid, tag_type, iri, trust)
+            for verify in trust.uri_verifiers:
+                if event is not None:
+                    break
+                event = verify(uid, tag_type, iri)
             if event is not None:
                 return event
     return _refused(uidhex, tag_type,
