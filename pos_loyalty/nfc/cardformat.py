@@ -30,7 +30,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import ndef
+import ndef as ndeflib
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -154,7 +154,7 @@ def member_card_ndef(card_id: str, uid: bytes, issuer: Issuer) -> bytes:
     cid = card_id.encode("ascii")
     sig = issuer.sign(member_signed_bytes(issuer.key_id, uid, card_id))
     payload = bytes([MEMBER_FORMAT_VERSION]) + issuer.key_id + bytes([len(cid)]) + cid + sig
-    return b"".join(ndef.message_encoder([ndef.Record(MEMBER_RECORD_TYPE, "", payload)]))
+    return b"".join(ndeflib.message_encoder([ndeflib.Record(MEMBER_RECORD_TYPE, "", payload)]))
 
 
 def product_tag_uri(
@@ -176,7 +176,7 @@ def product_tag_ndef(
 ) -> bytes:
     """NDEF message octets of a product tag: one URI record, readable by any phone."""
     uri = product_tag_uri(product, uid, issuer, base_url)
-    return b"".join(ndef.message_encoder([ndef.UriRecord(uri)]))
+    return b"".join(ndeflib.message_encoder([ndeflib.UriRecord(uri)]))
 
 
 # -- classifying (the terminal) ----------------------------------------------------------------
@@ -186,7 +186,7 @@ def _refused(uid: str, tag_type: str, reason: str, card_id: str | None = None) -
     return TapEvent("refused", uid, tag_type, card_id=card_id, reason=reason)
 
 
-def _describe(record: ndef.Record) -> str:
+def _describe(record: ndeflib.Record) -> str:
     rtype = str(record.type)
     names = {URI_RECORD_TYPE: "a web link", "urn:nfc:wkt:T": "text",
              "urn:nfc:wkt:Sp": "a smart poster", "urn:nfc:wkt:Hs": "a handover request"}
@@ -272,34 +272,34 @@ def _product(uidhex: str, uid: bytes, tag_type: str, uri: str,
     return TapEvent("product", uidhex, tag_type, product=info, verified=True)
 
 
-def _decode(octets: bytes) -> list[ndef.Record] | None:
+def _decode(octets: bytes) -> list[ndeflib.Record] | None:
     try:
-        return list(ndef.message_decoder(
-            octets, errors="strict", known_types={URI_RECORD_TYPE: ndef.UriRecord}))
-    except (ndef.DecodeError, ValueError, TypeError, UnicodeError):
+        return list(ndeflib.message_decoder(
+            octets, errors="strict", known_types={URI_RECORD_TYPE: ndeflib.UriRecord}))
+    except (ndeflib.DecodeError, ValueError, TypeError, UnicodeError):
         return None
 
 
-def classify(uid: bytes, tag_type: str, ndef_octets: bytes | None,
+def classify(uid: bytes, tag_type: str, ndef: bytes | None,
              trust: CardTrust) -> TapEvent:
     """Decide what a tapped tag is; never raises on tag content.
 
-    ``ndef_octets`` is None when the tag holds no NDEF data area at all (not NFC Forum
-    formatted, or a UID-only card); ``b""`` when it is formatted but empty.
+    ``ndef`` (the NDEF message octets) is None when the tag holds no NDEF data area at all
+    (not NFC Forum formatted, or a UID-only card); ``b""`` when it is formatted but empty.
     """
     uidhex = uid.hex().upper()
-    if ndef_octets is None:
+    if ndef is None:
         if trust.accept_legacy_uid and uid:
             return TapEvent("member", uidhex, tag_type, card_id=uidhex, verified=False)
         if tag_type.startswith(_LEGACY_TYPES):
             return _refused(uidhex, tag_type,
                             f"{tag_type} UID-only card: legacy cards are not enabled here")
         return _refused(uidhex, tag_type, "blank tag: no NFC data on it")
-    if len(ndef_octets) > MAX_NDEF_BYTES:
+    if len(ndef) > MAX_NDEF_BYTES:
         return _refused(uidhex, tag_type, "unreadable tag: its data is far too long")
-    if ndef_octets == b"":
+    if ndef == b"":
         return _refused(uidhex, tag_type, "blank tag: nothing written on it")
-    records = _decode(ndef_octets)
+    records = _decode(ndef)
     if records is None:
         return _refused(uidhex, tag_type, "unreadable tag: damaged NFC data")
     if all(r.type == "" and not r.data for r in records):
@@ -310,7 +310,7 @@ def classify(uid: bytes, tag_type: str, ndef_octets: bytes | None,
     if members:
         return _member(uidhex, uid, tag_type, bytes(members[0].data), trust)
     for record in records:
-        if isinstance(record, ndef.UriRecord):
+        if isinstance(record, ndeflib.UriRecord):
             try:
                 iri = str(record.iri)
             except (ValueError, UnicodeError):
