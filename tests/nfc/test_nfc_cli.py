@@ -170,6 +170,13 @@ class TestTapScripts:
             parse_script(doc, "s.json")
         assert info.value.key == key
 
+    def test_shipped_example_is_valid(self) -> None:
+        """hardware/tap-session.example.toml parses, with the repeated card as one tag."""
+        script = load_script(ROOT / "hardware" / "tap-session.example.toml")
+        kinds = [t.tag.kind for t in script.taps]
+        assert kinds == ["member", "member", "product", "copied", "foreign", "blank", "legacy"]
+        assert script.taps[0].tag == script.taps[1].tag
+
     def test_invalid_json_names_line(self, tmp_path: Path) -> None:
         """A JSON syntax error names the file and line."""
         bad = tmp_path / "bad.json"
