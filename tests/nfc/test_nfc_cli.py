@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +98,26 @@ class TestSimTagProcess:
     def test_binds_loopback_only(self, sim_process: SimTagProcess) -> None:
         """The emulator process listens on 127.0.0.1 only."""
         assert sim_process.path.startswith("udp:127.0.0.1:")
+
+    def test_card_held_until_sigterm(self) -> None:
+        """--hold-ms 0 keeps the card on the reader until SIGTERM, then exits cleanly."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pos_loyalty", "sim", "tag", "--port", "0", "--card",
+             "HOLD-9", "--hold-ms", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=_env())
+        assert proc.stdout is not None
+        path = proc.stdout.readline().split()[3]
+        assert proc.stdout.readline().startswith("tap 1: member")
+        session = ReaderSession(path, demo_trust(), 0.0).start()
+        try:
+            assert session.next_event(10).card_id == "HOLD-9"
+            time.sleep(0.5)
+            assert session.events.empty()  # held: one tap
+        finally:
+            session.close()
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
 
     def test_conflicting_tag_options_exit_2(self) -> None:
         """Two tag choices at once are a usage error: one line, exit 2."""
