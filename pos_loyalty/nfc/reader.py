@@ -68,7 +68,7 @@ def open_frontend(path: str) -> Any:
     except OSError as exc:
         code = exc.errno
         if code == errno.EACCES:
-            hint = "permission denied (install hardware/udev rules, or run as the nfc group)"
+            hint = "permission denied (install hardware/99-pos-loyalty-nfc.rules; user in plugdev)"
         elif code == errno.EBUSY:
             hint = "device busy (a kernel NFC driver such as pn533_usb or port100 holds it?)"
         elif code == errno.ENODEV:
