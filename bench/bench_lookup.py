@@ -17,23 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import insert
+from seed import seed_members
 
 from pos_loyalty.store import LocalStore
-from pos_loyalty.store.models import Card, Member
-
-
-def seed(store: LocalStore, n: int) -> None:
-    batch = 50_000
-    with store.engine.begin() as conn:
-        for start in range(0, n, batch):
-            ids = range(start, min(n, start + batch))
-            conn.execute(insert(Member), [
-                {"member_id": f"M-{i:07d}", "display_name": f"Member {i}", "tier": None,
-                 "balance": i % 500, "lifetime_spend": 0, "visits": 0} for i in ids])
-            conn.execute(insert(Card), [
-                {"card_id": f"C-{i:07d}", "member_id": f"M-{i:07d}", "uid": None,
-                 "status": "active"} for i in ids])
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -50,7 +36,7 @@ def main() -> None:
         path = Path(tmp) / "bench.db"
         store = LocalStore(f"sqlite:///{path}")
         t0 = time.perf_counter()
-        seed(store, args.members)
+        seed_members(store, args.members)
         print(f"seeded {args.members:,} members in {time.perf_counter() - t0:.1f} s")
         rng = random.Random(7)
         keys = [f"C-{rng.randrange(args.members):07d}" for _ in range(args.lookups)]

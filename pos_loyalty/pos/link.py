@@ -288,6 +288,11 @@ class Link:
         return self._peer
 
     @property
+    def buffered(self) -> int:
+        """Bytes of a partly received frame held by the decoder (bounded by one frame)."""
+        return self._decoder.buffered
+
+    @property
     def pending(self) -> int:
         """Data frames queued or awaiting an ACK."""
         return len(self._queue) + (1 if self._outstanding else 0)

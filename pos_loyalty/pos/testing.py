@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from typing import Any
 
+from pos_loyalty.pos.link import Timers
 from pos_loyalty.pos.transport import SerialEndpoint
 
 
@@ -19,7 +20,7 @@ class EchoTerminal:
     """Terminal end of a link that answers every till request; not a loyalty engine."""
 
     def __init__(self, url: str, *, baudrate: int = 115200, terminal_id: str = "TERM-TEST",
-                 balance: int = 0) -> None:
+                 balance: int = 0, timers: Timers | None = None) -> None:
         self.delivered: Counter[tuple[str, str, str]] = Counter()
         """How many times each (type, pos_id, txn_id) was delivered."""
         self.messages: list[dict[str, Any]] = []
@@ -30,7 +31,7 @@ class EchoTerminal:
         self._answers: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._balance = balance
         self.endpoint = SerialEndpoint(url, self._on_message, role="terminal",
-                                       baudrate=baudrate, peer_id=terminal_id)
+                                       baudrate=baudrate, peer_id=terminal_id, timers=timers)
 
     def start(self) -> None:
         self.endpoint.start()

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pos_loyalty.errors import SerialLinkError
+from pos_loyalty.pos.link import Timers
 from pos_loyalty.pos.messages import REPLIES
 from pos_loyalty.pos.transport import SerialEndpoint
 
@@ -30,13 +31,13 @@ class SimulatedTill:
     """The till end of the link, driven from Python."""
 
     def __init__(self, url: str, *, pos_id: str = "POS-1", baudrate: int = 115200,
-                 reply_timeout: float = REPLY_TIMEOUT) -> None:
+                 reply_timeout: float = REPLY_TIMEOUT, timers: Timers | None = None) -> None:
         self.pos_id = pos_id
         self.reply_timeout = reply_timeout
         self._inbox: deque[dict[str, Any]] = deque()
         self._cond = threading.Condition()
         self.endpoint = SerialEndpoint(url, self._on_message, role="till", baudrate=baudrate,
-                                       peer_id=pos_id)
+                                       peer_id=pos_id, timers=timers)
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -19,12 +19,19 @@ from pos_loyalty.rules.model import (
     Quote,
     QuoteLine,
 )
-from pos_loyalty.rules.program import DEFAULT_PROGRAM, Program, load_program, parse_program
+from pos_loyalty.rules.program import (
+    DEFAULT_PROGRAM,
+    Program,
+    combine_programs,
+    load_program,
+    parse_program,
+)
 from pos_loyalty.rules.redeem import (
     RedemptionDecision,
     RedemptionOffer,
     catalog_offer,
     decide_redemption,
+    redeem_catalog,
     redemption_offer,
 )
 from pos_loyalty.rules.refund import RefundResult, ReturnLine, refund
@@ -54,6 +61,7 @@ __all__ = [
     "TierReview",
     "activity_of",
     "catalog_offer",
+    "combine_programs",
     "decide_redemption",
     "draw",
     "expire_points",
@@ -62,6 +70,7 @@ __all__ = [
     "lot_expires",
     "parse_program",
     "quote",
+    "redeem_catalog",
     "redemption_offer",
     "refund",
     "review_tier",

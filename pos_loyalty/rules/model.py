@@ -217,7 +217,21 @@ class Quote:
         """The one line the till shows: '+12 pts (1 pt per 1.00) - 10% member discount'."""
         parts = [line.text for line in self.lines]
         parts.extend(perk.text for perk in self.perks)
+        if self.redeem_note and self.redeem_note != "granted":
+            parts.append(f"redemption: {self.redeem_note}")  # why less than asked
         return " - ".join(parts) or "no loyalty effect"
+
+    def till_fields(self) -> dict[str, Any]:
+        """The fields of the till's ``quote`` message (the daemon adds type, pos_id, txn_id,
+        member_id). Redeem lines carry money in minor units, like discount lines."""
+        return {
+            "lines": [{"program": ln.program, "kind": ln.kind, "value": ln.value,
+                       "text": ln.text} for ln in self.lines],
+            "discount_total": self.discount_total,
+            "points_total": self.points_total,
+            "total_due": self.total_due,
+            "summary": self.summary,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (the daemon stores it with the sale; refunds read it back)."""
@@ -340,6 +354,13 @@ def _day(value: Any, what: str) -> date | None:
 
 def basket_from_dict(data: Mapping[str, Any]) -> Basket:
     """A basket from the till's ``basket.update`` shape (extra keys are ignored)."""
+    try:
+        return _basket_from_dict(data)
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise RulesError(f"basket: malformed value ({exc})") from exc
+
+
+def _basket_from_dict(data: Mapping[str, Any]) -> Basket:
     if not isinstance(data, Mapping):
         raise RulesError("basket must be a JSON object with 'lines'")
     raw = _req(data, "lines", "basket")
@@ -361,6 +382,13 @@ def basket_from_dict(data: Mapping[str, Any]) -> Basket:
 
 def member_from_dict(data: Mapping[str, Any]) -> MemberView:
     """A member snapshot from JSON (dates as YYYY-MM-DD); unknown keys are refused."""
+    try:
+        return _member_from_dict(data)
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise RulesError(f"member: malformed value ({exc})") from exc
+
+
+def _member_from_dict(data: Mapping[str, Any]) -> MemberView:
     if not isinstance(data, Mapping):
         raise RulesError("member must be a JSON object")
     known = set(MemberView.__dataclass_fields__)
@@ -397,7 +425,4 @@ def member_from_dict(data: Mapping[str, Any]) -> MemberView:
                       _int(_req(x, "points", "lot"), "lot points"))
             for x in d["lots"])
     d["member_id"] = str(_req(d, "member_id", "member"))
-    try:
-        return MemberView(**d)
-    except TypeError as exc:
-        raise RulesError(f"member: {exc}") from exc
+    return MemberView(**d)

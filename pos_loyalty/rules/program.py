@@ -7,7 +7,8 @@ kind uses (the others keep their neutral defaults).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -119,6 +120,8 @@ class Rule:
     # referral
     referee_points: int = 0
     referrer_points: int = 0
+    # the program (file) this rule came from, shown on its quote lines
+    program: str = ""
 
 
 @dataclass(frozen=True)
@@ -214,11 +217,11 @@ class Coalition:
     fee_bp: int = 0
 
 
-def _default_rules(points_per_unit: int, unit_minor: int) -> tuple[Rule, ...]:
+def _default_rules(name: str, points_per_unit: int, unit_minor: int) -> tuple[Rule, ...]:
     unit = f"{unit_minor // 100}.{unit_minor % 100:02d}"
     return (
         Rule(id="points", kind="earn", label=f"{points_per_unit} per {unit}", group="points",
-             points=points_per_unit, per=unit_minor),
+             points=points_per_unit, per=unit_minor, program=name),
     )
 
 
@@ -247,8 +250,9 @@ class Program:
     def __post_init__(self) -> None:
         rules = self.rules
         if rules is None:
-            rules = _default_rules(self.points_per_unit, self.unit_minor)
-        object.__setattr__(self, "_rules", tuple(rules))
+            rules = _default_rules(self.name, self.points_per_unit, self.unit_minor)
+        object.__setattr__(self, "_rules", tuple(
+            r if r.program else replace(r, program=self.name) for r in rules))
 
     @property
     def active_rules(self) -> tuple[Rule, ...]:
@@ -273,6 +277,50 @@ class Program:
 
 
 DEFAULT_PROGRAM = Program()
+
+
+def combine_programs(programs: Sequence[Program], *, name: str = "") -> Program:
+    """Several programs active at once (a store's base program plus campaigns) as one.
+
+    Rules run in the given order and keep their program's name on their quote lines;
+    stacking orders, group modes and exclusive sets are joined; tax, redemption, expiry,
+    returns and coalition come from the first program that sets them. Rule ids must be
+    unique across the programs (a ConfigError names the clash).
+    """
+    from pos_loyalty.errors import ConfigError
+
+    if not programs:
+        return DEFAULT_PROGRAM
+    seen: dict[str, str] = {}
+    rules: list[Rule] = []
+    for p in programs:
+        for r in p.active_rules:
+            if r.id in seen:
+                raise ConfigError(f"rule id {r.id!r} is used by both {seen[r.id]!r} and "
+                                  f"{p.name!r}", path=p.source or None, key="rule.id")
+            seen[r.id] = p.name
+            rules.append(r if r.program else replace(r, program=p.name))
+    if sum(1 for r in rules if r.kind == "tiers") > 1:
+        raise ConfigError("only one of the combined programs may define tiers")
+    first = programs[0]
+    stacking = Stacking(
+        order=tuple(g for p in programs for g in p.stacking.order),
+        modes=tuple(m for p in programs for m in p.stacking.modes),
+        exclusive=tuple(e for p in programs for e in p.stacking.exclusive),
+        compound=first.stacking.compound,
+        max_discount_bp=min(p.stacking.max_discount_bp for p in programs),
+    )
+    return Program(
+        name=name or " + ".join(p.name for p in programs),
+        rules=tuple(rules),
+        tax=first.tax,
+        stacking=stacking,
+        redemption=next((p.redemption for p in programs if p.redemption), None),
+        expiry=next((p.expiry for p in programs if p.expiry.mode != "none"), Expiry()),
+        returns=first.returns,
+        coalition=next((p.coalition for p in programs if p.coalition), None),
+        source=first.source,
+    )
 
 
 def parse_program(text: str, *, path: str = "<program>") -> Program:

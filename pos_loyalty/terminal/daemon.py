@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.errors import ReaderError
@@ -40,6 +42,11 @@ class _TillMessage:
 _Work = _Tap | _TillMessage | None
 
 
+class TapTiming(NamedTuple):
+    read_ms: float  # nfcpy: tag discovered -> data read
+    added_ms: float  # terminal: data read -> last byte of the till message written
+
+
 def card_trust(config: TerminalConfig) -> CardTrust:
     """Issuer keys from the config; with none, the simulation-only demo issuer."""
     if config.issuer_keys:
@@ -64,6 +71,9 @@ class TerminalDaemon:
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
         self._on_reply = on_reply
+        # per tap: nfcpy read time and the terminal-added time (read done -> last byte of
+        # the till message written), ms; bench/bench_tap_e2e.py reports them (P1, P2)
+        self.tap_timings: deque[TapTiming] = deque(maxlen=100_000)
         self.endpoint = SerialEndpoint(
             config.serial_port, self._from_till, role="terminal", baudrate=config.baudrate,
             peer_id=config.terminal_id,
@@ -120,6 +130,9 @@ class TerminalDaemon:
                 reply = self.service.on_message(item.message)
             except (KeyError, TypeError, ValueError) as exc:  # validated upstream; belt and braces
                 reply = error_message("bad_request", f"malformed request: {exc}", item.message)
-        self.endpoint.send(reply)
+        self.endpoint.send(reply)  # returns once the frame is written to the port
+        if isinstance(item, _Tap) and item.event.read_done:
+            added = (time.perf_counter() - item.event.read_done) * 1000
+            self.tap_timings.append(TapTiming(item.event.read_ms, added))
         if self._on_reply is not None:
             self._on_reply(reply)

@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import program
+from rules_helpers import program
 
 from pos_loyalty.errors import ConfigError
-from pos_loyalty.rules import DEFAULT_PROGRAM, Program, load_program, parse_program
+from pos_loyalty.rules import (
+    DEFAULT_PROGRAM,
+    Program,
+    combine_programs,
+    load_program,
+    parse_program,
+)
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "programs"
 
@@ -80,6 +86,12 @@ class TestErrors:
                        '[[rule.levels]]\nname = "Gold"\nearn_percent = -5\n')
         assert (err.key, err.line) == ("rule[0].levels[1].earn_percent", 7)
 
+    def test_array_of_tables_itself(self) -> None:
+        """An error about a whole array of tables points at its first header."""
+        err = error_of('[[rule]]\nkind = "tiers"\n\n[[rule.levels]]\nname = "Gold"\n'
+                       'min_spend = 100\n[[rule.levels]]\nname = "Red"\n')
+        assert (err.key, err.line) == ("rule[0].levels", 4)
+
     def test_inline_table_value(self) -> None:
         """A bad value in an inline table points at the line of its key."""
         err = error_of('[[rule]]\nkind = "discount"\nby_tier = { Gold = "x" }\n')
@@ -120,3 +132,40 @@ class TestErrors:
         with pytest.raises(ConfigError) as info:
             load_program(tmp_path / "missing.toml")
         assert "missing.toml" in str(info.value)
+
+
+class TestCombine:
+    """Several programs active at once behave as one, each line naming its program."""
+
+    def test_campaign_on_top_of_base(self) -> None:
+        """A base points program plus a campaign file: both apply, lines name their program."""
+        base = load_program(EXAMPLES / "01-points.toml")
+        campaign = load_program(EXAMPLES / "02-member-discount.toml")
+        both = combine_programs([base, campaign])
+        from rules_helpers import NOON, basket
+
+        from pos_loyalty.rules import MemberView, quote
+
+        q = quote(MemberView("m"), basket(("shirt", 1, 10000, "wear")), NOON, both)
+        assert {(ln.program, ln.kind) for ln in q.lines} == {
+            ("Points", "points"), ("Member discount", "discount")}
+        assert q.points_total == 90 + 5
+        assert both.rate.points == 100
+
+    def test_clashing_ids_refused(self) -> None:
+        """Two programs using the same rule id cannot be combined."""
+        p = load_program(EXAMPLES / "01-points.toml")
+        with pytest.raises(ConfigError, match="'base' is used by both"):
+            combine_programs([p, p])
+
+
+class TestKeyLines:
+    """Line lookup is not fooled by multi-line strings and arrays."""
+
+    def test_multiline_string_and_array(self) -> None:
+        """Keys after a multi-line string and a multi-line array keep their true lines."""
+        text = ('[program]\nname = """A\n[[rule]]\nkind = 1\n"""\n\n'
+                '[[rule]]\nkind = "discount"\ncategories = [\n  "a",\n  "b",\n]\n'
+                'percent = "x"\n')
+        err = error_of(text)
+        assert (err.key, err.line) == ("rule[0].percent", 13)

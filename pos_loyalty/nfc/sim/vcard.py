@@ -1,0 +1,252 @@
+"""A virtual contactless card for a PC/SC reader: our side of Debian's ``vsmartcard-vpcd``.
+
+``vpcd`` is a pcscd reader driver that waits on a TCP port for a card emulator. Frames both
+ways are a 2-byte big-endian length and a payload; a 1-byte payload from vpcd is a control
+(00 power off, 01 power on, 02 reset, 04 send the ATR), anything longer is a command APDU
+answered with a response APDU. Connecting inserts the card, closing the socket removes it.
+
+The cards answer as a contactless reader such as the ACS ACR122U presents them to PC/SC:
+
+* :class:`StorageCard`: an NTAG21x (NFC Forum Type 2) behind PC/SC part 3 storage-card
+  pseudo-APDUs: ``FF CA 00 00 00`` (UID), ``FF B0 00 <page> <Le>`` (read pages),
+  ``FF D6 00 <page> 04 <data>`` (write one page); ATR with the PC/SC RID and card name.
+* :class:`IsoCard`: an ISO 14443-4 card (our emulated Type 4 tags): ``FF CA`` for the UID,
+  everything else goes to the tag's APDU handler (the reader does ISO-DEP itself).
+
+The card models are pure; :class:`VpcdCardEmulator` is the socket edge (loopback only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from functools import reduce
+from typing import Protocol
+
+from pos_loyalty.errors import ReaderError
+from pos_loyalty.nfc.sim.type4 import IsoDepTarget
+
+SW_OK = b"\x90\x00"
+SW_WRONG_LENGTH = b"\x67\x00"
+SW_NOT_ALLOWED = b"\x69\x81"
+SW_NOT_SUPPORTED = b"\x6a\x81"
+SW_BAD_P1P2 = b"\x6a\x86"
+SW_WRONG_OFFSET = b"\x6b\x00"
+
+PCSC_RID = bytes.fromhex("A000000306")
+#: PC/SC part 3 card names (supplemental document), the ones we emulate or recognise.
+CARD_NAME_MIFARE_CLASSIC_1K = 0x0001
+CARD_NAME_MIFARE_ULTRALIGHT = 0x0003     # also NTAG21x on ACS readers
+STANDARD_ISO14443A_3 = 0x03
+
+#: NTAG21x: (pages, capability-container data size byte)
+NTAG_LAYOUT = {"NTAG213": (45, 0x12), "NTAG215": (135, 0x3E), "NTAG216": (231, 0x6D)}
+
+
+def _with_tck(body: bytes) -> bytes:
+    """Append the ATR check byte: XOR of every byte after TS."""
+    return body + bytes([reduce(lambda a, b: a ^ b, body[1:], 0)])
+
+
+def storage_card_atr(card_name: int, standard: int = STANDARD_ISO14443A_3) -> bytes:
+    """The ATR a PC/SC part 3 reader builds for a storage card (e.g. 3B8F8001804F0CA0...)."""
+    app = PCSC_RID + bytes([standard]) + card_name.to_bytes(2, "big") + bytes(4)
+    return _with_tck(bytes([0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, len(app)]) + app)
+
+
+def iso_card_atr(historical: bytes) -> bytes:
+    """The ATR a PC/SC reader builds for an ISO 14443-4 A card from its ATS historical bytes."""
+    if len(historical) > 15:
+        raise ValueError("at most 15 historical bytes")
+    return _with_tck(bytes([0x3B, 0x80 | len(historical), 0x80, 0x01]) + historical)
+
+
+class VirtualCard(Protocol):
+    """What :class:`VpcdCardEmulator` needs from a card."""
+
+    atr: bytes
+
+    def power_on(self) -> None: ...
+
+    def apdu(self, command: bytes) -> bytes: ...
+
+
+def ntag_memory(uid: bytes, ndef_message: bytes, product: str = "NTAG213") -> bytearray:
+    """NTAG21x memory with the UID pages, the NDEF capability container and an NDEF TLV."""
+    if len(uid) != 7:
+        raise ValueError("NTAG21x has a 7-byte UID")
+    pages, cc_size = NTAG_LAYOUT[product]
+    memory = bytearray(pages * 4)
+    bcc0 = 0x88 ^ uid[0] ^ uid[1] ^ uid[2]
+    bcc1 = uid[3] ^ uid[4] ^ uid[5] ^ uid[6]
+    memory[0:12] = uid[:3] + bytes([bcc0]) + uid[3:] + bytes([bcc1, 0x48, 0x00, 0x00])
+    memory[12:16] = bytes([0xE1, 0x10, cc_size, 0x00])
+    n = len(ndef_message)
+    tlv = (bytes([0x03, n]) if n < 0xFF else b"\x03\xff" + n.to_bytes(2, "big"))
+    tlv += ndef_message + b"\xfe"
+    if len(tlv) > cc_size * 8:
+        raise ValueError(f"NDEF message of {n} bytes does not fit an {product}")
+    memory[16:16 + len(tlv)] = tlv
+    return memory
+
+
+class StorageCard:
+    """An NTAG21x as a PC/SC part 3 storage card (UID, READ BINARY, UPDATE BINARY)."""
+
+    def __init__(self, uid: bytes, memory: bytearray,
+                 card_name: int = CARD_NAME_MIFARE_ULTRALIGHT) -> None:
+        self.uid = bytes(uid)
+        self.memory = memory
+        self.atr = storage_card_atr(card_name)
+
+    def power_on(self) -> None:
+        """Nothing to reset: a Type 2 tag keeps no session state."""
+
+    def apdu(self, command: bytes) -> bytes:
+        if len(command) < 5 or command[0] != 0xFF:
+            return SW_NOT_SUPPORTED
+        ins, p1, p2, lc = command[1], command[2], command[3], command[4]
+        if ins == 0xCA:
+            if p1 != 0x00:
+                return SW_NOT_SUPPORTED
+            return self.uid + SW_OK
+        pages = len(self.memory) // 4
+        if ins == 0xB0:
+            le = lc or 256
+            if p1 != 0 or len(command) != 5:
+                return SW_BAD_P1P2 if p1 else SW_WRONG_LENGTH
+            if le > 16 or le % 4:
+                return SW_WRONG_LENGTH
+            if p2 >= pages:
+                return SW_WRONG_OFFSET
+            start = p2 * 4
+            return bytes(self.memory[start:start + le]).ljust(le, b"\x00") + SW_OK
+        if ins == 0xD6:
+            if p1 != 0:
+                return SW_BAD_P1P2
+            if lc != 4 or len(command) != 9:
+                return SW_WRONG_LENGTH
+            if p2 < 3 or p2 >= pages:
+                return SW_NOT_ALLOWED
+            self.memory[p2 * 4:p2 * 4 + 4] = command[5:9]
+            return SW_OK
+        return SW_NOT_SUPPORTED
+
+
+class IsoCard:
+    """An emulated ISO 14443-4 tag seen through a PC/SC reader (the reader runs ISO-DEP)."""
+
+    def __init__(self, tag: IsoDepTarget, historical: bytes | None = None) -> None:
+        self.tag = tag
+        hist = historical if historical is not None else _historical(tag.ats)
+        self.atr = iso_card_atr(hist)
+
+    def power_on(self) -> None:
+        """A new field: the tag starts a new activation (a new tap for an NTAG 424 DNA)."""
+        self.tag.reset()
+        self.tag.activated()
+
+    def apdu(self, command: bytes) -> bytes:
+        if command[:2] == b"\xff\xca":
+            if len(command) != 5 or command[2] != 0x00:
+                return SW_NOT_SUPPORTED
+            return self.tag.uid + SW_OK
+        if command[:1] == b"\xff":
+            return SW_NOT_SUPPORTED
+        return self.tag.apdu(command)
+
+
+def _historical(ats: bytes) -> bytes:
+    """The historical bytes of an ATS (after TL, T0 and the interface bytes T0 announces)."""
+    if len(ats) < 2:
+        return b""
+    t0 = ats[1]
+    skip = 2 + bin(t0 & 0x70).count("1")
+    return ats[skip:ats[0]]
+
+
+class VpcdCardEmulator:
+    """Connects to vpcd's port on 127.0.0.1 while a card is inserted and answers for it."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.apdus = 0          # command APDUs answered since creation (for tests and benches)
+
+    def insert(self, card: VirtualCard, timeout: float = 5.0) -> None:
+        """Put ``card`` on the reader (removing any card already there)."""
+        self.remove()
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        except OSError as exc:
+            raise ReaderError(f"vpcd is not listening on {self.host}:{self.port}: {exc}") from exc
+        sock.settimeout(None)
+        with self._lock:
+            self._sock = sock
+        self._thread = threading.Thread(target=self._serve, args=(sock, card),
+                                        name="vpcd-card", daemon=True)
+        self._thread.start()
+
+    def remove(self) -> None:
+        """Take the card off the reader."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(OSError):      # vpcd may have closed it already
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def close(self) -> None:
+        self.remove()
+
+    def __enter__(self) -> VpcdCardEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _serve(self, sock: socket.socket, card: VirtualCard) -> None:
+        try:
+            while True:
+                header = _recv_exact(sock, 2)
+                if header is None:
+                    return
+                (size,) = struct.unpack(">H", header)
+                message = _recv_exact(sock, size)
+                if message is None:
+                    return
+                reply = self._answer(card, message)
+                if reply is not None:
+                    sock.sendall(struct.pack(">H", len(reply)) + reply)
+        except OSError:
+            return          # removed (socket shut down) or vpcd went away: the card is gone
+
+    def _answer(self, card: VirtualCard, message: bytes) -> bytes | None:
+        if len(message) == 1:
+            if message[0] == 0x04:
+                return card.atr
+            if message[0] in (0x01, 0x02):
+                card.power_on()
+            return None
+        if len(message) == 0:
+            return None
+        self.apdus += 1
+        return card.apdu(message)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return bytes(buf)

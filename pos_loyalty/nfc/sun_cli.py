@@ -1,0 +1,77 @@
+"""``pos-loyalty tag verify-sun``: check one NTAG 424 DNA SUN message by hand (store IT).
+
+Prints a few readable lines, then ONE JSON object on the last line (scripts read that line).
+An invalid message, bad hex or a wrong length all print ``{"valid": false, "reason": ...}``
+and exit 1; nothing here ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from pos_loyalty.nfc import sun
+
+
+def _hex(name: str, text: str) -> bytes:
+    cleaned = text.strip().replace(" ", "").replace(":", "")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not hex: {text!r}") from exc
+
+
+def _fail(reason: str) -> None:
+    click.echo(f"SUN message INVALID: {reason}")
+    click.echo(json.dumps({"valid": False, "reason": reason}))
+    raise click.exceptions.Exit(1)
+
+
+@click.command("verify-sun")
+@click.option("--meta-key", required=True, help="SDM meta read key (PICC data), 32 hex digits.")
+@click.option("--file-key", required=True, help="SDM file read key (MAC, ENC), 32 hex digits.")
+@click.option("--picc", required=True, help="Encrypted PICC data from the URL, 32 hex digits.")
+@click.option("--cmac", required=True, help="SUN MAC from the URL, 16 hex digits.")
+@click.option("--enc", default=None, help="Encrypted file data from the URL (hex), if mirrored.")
+@click.option("--mac-input", default="",
+              help="The text the tag's MAC covers, as ASCII (empty when omitted).")
+@click.option("--last-counter", type=click.IntRange(0, sun.COUNTER_MAX), default=None,
+              help="Refuse counters at or below this one (a replayed URL).")
+def verify_sun(meta_key: str, file_key: str, picc: str, cmac: str, enc: str | None,
+               mac_input: str, last_counter: int | None) -> None:
+    """Decrypt and check one SUN message; the last output line is JSON."""
+    try:
+        meta = _hex("--meta-key", meta_key)
+        file_ = _hex("--file-key", file_key)
+        picc_b = _hex("--picc", picc)
+        cmac_b = _hex("--cmac", cmac)
+        enc_b = _hex("--enc", enc) if enc is not None else None
+        covered = mac_input.encode("ascii")
+    except UnicodeEncodeError:
+        _fail("--mac-input must be ASCII text")
+        return
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    result = sun.verify_sun(meta, file_, picc_b, cmac_b, enc=enc_b, mac_input=covered,
+                            last_counter=last_counter)
+    out = result.as_dict()
+    if result.uid is not None:
+        click.echo(f"UID:       {out['uid']}")
+        click.echo(f"Counter:   {result.counter}")
+    if result.file_data is not None:
+        click.echo(f"File data: {out['file_data']} ({out.get('file_data_text')!r})")
+    click.echo(f"CMAC:      {'holds' if result.cmac_valid else 'does NOT hold'}")
+    click.echo("SUN message valid" if result.valid else f"SUN message INVALID: {result.reason}")
+    click.echo(json.dumps(out))
+    if not result.valid:
+        raise click.exceptions.Exit(1)
+
+
+@click.group()
+def tag() -> None:
+    """Product tags: write and check them."""
+
+
+tag.add_command(verify_sun)

@@ -1,0 +1,242 @@
+"""The PC/SC backend: card reading over APDUs, and for real through pcscd and vpcd."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import ndef
+import pcsc_env
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pos_loyalty.errors import ReaderError
+from pos_loyalty.nfc import pcsc, sun
+from pos_loyalty.nfc.sim.type4 import Ntag424Dna, PhoneCard, Type4Tag
+from pos_loyalty.nfc.sim.vcard import (
+    CARD_NAME_MIFARE_CLASSIC_1K,
+    IsoCard,
+    StorageCard,
+    VpcdCardEmulator,
+    iso_card_atr,
+    ntag_memory,
+    storage_card_atr,
+)
+
+H = bytes.fromhex
+NTAG_UID = H("04C1C2C3C4C5C6")
+META = H("00112233445566778899AABBCCDDEEFF")
+FILE = H("FFEEDDCCBBAA99887766554433221100")
+KEYS = [sun.SunKeyEntry("https://p.example/t", "product", META, FILE)]
+
+
+def message(text: str = "https://loyalty.example/c?n=6001234567") -> bytes:
+    return b"".join(ndef.message_encoder([ndef.UriRecord(text)]))
+
+
+def ntag(msg: bytes | None = None, product: str = "NTAG213") -> StorageCard:
+    return StorageCard(NTAG_UID, ntag_memory(NTAG_UID, msg if msg is not None else message(),
+                                             product))
+
+
+def ntag424() -> Ntag424Dna:
+    return Ntag424Dna("https://p.example/t", META, FILE, uid=H("04D1D2D3D4D5D6"),
+                      file_data=sun.pack_file_data({"sku": "4006381333931"}))
+
+
+class TestPure:
+    def test_storage_atr(self) -> None:
+        """The ACR122U storage-card ATR for an Ultralight/NTAG is recognised with its name."""
+        atr = storage_card_atr(0x0003)
+        assert atr == H("3B8F8001804F0CA0000003060300030000000068")
+        assert pcsc.parse_atr(atr) == pcsc.AtrInfo(True, 0x0003, atr[4:-1])
+
+    def test_iso_atr(self) -> None:
+        """An ISO 14443-4 ATR is not a storage card."""
+        assert not pcsc.parse_atr(iso_card_atr(b"\x80")).storage
+
+    @pytest.mark.parametrize(("path", "selector"), [
+        ("pcsc", 0), ("pcsc:", 0), ("pcsc:1", 1), ("pcsc:ACS ACR1252", "ACS ACR1252")])
+    def test_device_paths(self, path: str, selector: int | str) -> None:
+        """Device paths select a reader by index or by name."""
+        assert pcsc.parse_device_path(path) == selector
+
+    def test_device_path_wrong_scheme(self) -> None:
+        """A non-PC/SC path is refused with a ReaderError naming the right form."""
+        with pytest.raises(ReaderError, match="pcsc:0"):
+            pcsc.parse_device_path("usb:054c:06c1")
+
+    def test_choose_reader_by_name(self) -> None:
+        """A name selector picks the first reader whose name contains it, case-insensitively."""
+        names = ["Generic CCID 00 00", "ACS ACR1252 1S CL Reader [ACR1252U] 00 01"]
+        assert pcsc.choose_reader(names, "acs acr1252") == names[1]
+        assert pcsc.choose_reader(names, 5) is None
+
+    def test_tlv_walk(self) -> None:
+        """Lock-control TLVs are skipped; a short buffer asks for more; terminator ends."""
+        assert pcsc.find_ndef_tlv(H("0103A00C340303D00000FE")) == (H("D00000"), None)
+        assert pcsc.find_ndef_tlv(H("0305D000")) == (None, 7)
+        assert pcsc.find_ndef_tlv(H("00FE03")) == (None, None)
+        assert pcsc.find_ndef_tlv(H("03FF0100")) == (None, 260)
+
+    @given(st.binary(max_size=80))
+    def test_tlv_fuzz(self, data: bytes) -> None:
+        """Any memory contents give a message inside the data, a need, or nothing."""
+        found, needed = pcsc.find_ndef_tlv(data)
+        assert found is None or found in data
+        assert needed is None or needed > len(data) or found is None
+
+    @given(atr=st.binary(max_size=24), replies=st.lists(st.binary(max_size=40), max_size=40))
+    def test_read_card_on_junk_never_raises(self, atr: bytes, replies: list[bytes]) -> None:
+        """A card answering garbage gives a CardRead with an error, never an exception."""
+        it = iter(replies)
+        read = pcsc.read_card(atr, lambda apdu: next(it, b"\x6a\x82"))
+        assert read.ndef is None or read.error is None
+
+
+class TestReadCardOverApdus:
+    def test_ntag213(self) -> None:
+        """An NTAG213 storage card reads as NTAG213 with its UID and NDEF message."""
+        card = ntag()
+        read = pcsc.read_card(card.atr, card.apdu)
+        assert (read.uid, read.tag_type, read.ndef, read.error) == (
+            NTAG_UID, "NTAG213", message(), None)
+
+    def test_ntag216_long_message_page_by_page(self) -> None:
+        """A 600-byte message on an NTAG216 (3-byte TLV length) reads with 4-byte reads."""
+        msg = b"".join(ndef.message_encoder([ndef.TextRecord("y" * 600)]))
+        card = ntag(msg, "NTAG216")
+        read = pcsc.read_card(card.atr, card.apdu, read_len=4)
+        assert read.tag_type == "NTAG216" and read.ndef == msg
+
+    def test_blank_ntag(self) -> None:
+        """An NTAG without a capability container is reported blank, with no NDEF."""
+        card = ntag()
+        card.memory[12:16] = bytes(4)
+        read = pcsc.read_card(card.atr, card.apdu)
+        assert read.ndef is None and "capability container" in (read.error or "")
+
+    def test_mifare_classic_uid_only(self) -> None:
+        """A MIFARE Classic is a UID-only card."""
+        card = StorageCard(H("A1B2C3D4"), bytearray(64), CARD_NAME_MIFARE_CLASSIC_1K)
+        read = pcsc.read_card(card.atr, card.apdu)
+        assert (read.uid, read.tag_type, read.ndef) == (H("A1B2C3D4"), "MIFARE Classic 1K", None)
+
+    def test_phone_card(self) -> None:
+        """A phone's card emulation reads as a Type 4 tag with its NDEF."""
+        card = IsoCard(PhoneCard(message(), uid=H("08A1A2A3")))
+        card.power_on()
+        read = pcsc.read_card(card.atr, card.apdu)
+        assert (read.uid, read.tag_type, read.ndef) == (H("08A1A2A3"), "Type4Tag", message())
+
+    def test_long_type4_message(self) -> None:
+        """A 900-byte Type 4 NDEF file is read in several READ BINARYs."""
+        msg = b"".join(ndef.message_encoder([ndef.TextRecord("z" * 900)]))
+        card = IsoCard(Type4Tag(H("04E1E2E3E4E5E6"), msg, capacity=1024))
+        card.power_on()
+        assert pcsc.read_card(card.atr, card.apdu).ndef == msg
+
+    def test_storage_card_rejects_bad_commands(self) -> None:
+        """Reads past the end, bad lengths and writes to the UID pages are refused."""
+        card = ntag()
+        assert card.apdu(H("FFB0002D04")) == H("6B00")
+        assert card.apdu(H("FFB0000005")) == H("6700")
+        assert card.apdu(H("FFD600000400000000")) == H("6981")
+        assert card.apdu(H("FFD60004040102030490")) == H("6700")
+
+
+@pytest.fixture(scope="module")
+def pcsc_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pcsc_env.PcscEnv]:
+    why = pcsc_env.missing()
+    if why:
+        pytest.skip(f"PC/SC stack unavailable: {why}")
+    env = pcsc_env.start(Path(tmp_path_factory.mktemp("pcscd")))
+    if isinstance(env, str):
+        pytest.skip(f"PC/SC stack unavailable: {env}")
+    yield env
+    pcsc_env.stop(env)
+
+
+class Session:
+    """A PcscReader running in a thread with a virtual card on the vpcd reader."""
+
+    def __init__(self, env: pcsc_env.PcscEnv, debounce_s: float = 0.0) -> None:
+        self.reads: queue.Queue[pcsc.CardRead] = queue.Queue()
+        self.stop = threading.Event()
+        self.reader = pcsc.PcscReader(f"pcsc:{env.reader}", debounce_s=debounce_s)
+        self.thread = threading.Thread(target=self.reader.run, args=(self.reads.put, self.stop))
+        self.card = VpcdCardEmulator(env.port)
+
+    def __enter__(self) -> Session:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.card.close()
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def tap(self, card: StorageCard | IsoCard, timeout: float = 10.0) -> pcsc.CardRead:
+        self.card.insert(card)
+        try:
+            return self.reads.get(timeout=timeout)
+        finally:
+            self.card.remove()
+
+
+class TestThroughPcscd:
+    def test_lists_the_virtual_reader(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """pcscd lists the vpcd reader under its configured name."""
+        assert any(pcsc_setup.reader in name for name in pcsc.list_readers())
+
+    def test_ntag_read_through_pcscd(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """An NTAG213 on the virtual reader is read with its UID and NDEF through pcscd."""
+        with Session(pcsc_setup) as s:
+            read = s.tap(ntag())
+        assert (read.uid, read.tag_type, read.ndef) == (NTAG_UID, "NTAG213", message())
+        assert read.read_ms > 0
+
+    def test_phone_card_through_pcscd(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """A phone's Type 4 card emulation is read through pcscd with T=1 APDUs."""
+        with Session(pcsc_setup) as s:
+            read = s.tap(IsoCard(PhoneCard(message(), uid=H("08B1B2B3"))))
+        assert (read.uid, read.tag_type, read.ndef) == (H("08B1B2B3"), "Type4Tag", message())
+
+    def test_ntag424_taps_advance_and_replay_refused(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """Two taps of an NTAG 424 DNA give advancing verified counters; a replay is refused."""
+        tag = IsoCard(ntag424())
+        store = sun.MemoryCounterStore()
+        uris = []
+        with Session(pcsc_setup) as s:
+            for _ in range(2):
+                read = s.tap(tag)
+                assert read.ndef is not None
+                uris.append(next(ndef.message_decoder(read.ndef)).iri)
+        first, second = (sun.accept_sun_uri(u, KEYS, store) for u in uris)
+        assert first.verified and second.verified
+        assert first.product == {"sku": "4006381333931"}
+        assert second.counter == (first.counter or 0) + 1
+        replay = sun.accept_sun_uri(uris[0], KEYS, store)
+        assert replay.kind == "refused" and replay.code == "replayed"
+
+    def test_held_card_is_one_read(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """A card left on the reader is read once, not once per poll."""
+        with Session(pcsc_setup) as s:
+            s.card.insert(ntag())
+            assert s.reads.get(timeout=10).uid == NTAG_UID
+            with pytest.raises(queue.Empty):
+                s.reads.get(timeout=1.5)
+
+    def test_debounce_same_uid(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """The same card presented again within the debounce time is not a second read."""
+        with Session(pcsc_setup, debounce_s=60.0) as s:
+            assert s.tap(ntag()).uid == NTAG_UID
+            s.card.insert(ntag())
+            with pytest.raises(queue.Empty):
+                s.reads.get(timeout=2.0)
+            s.card.remove()
+            other = StorageCard(H("04F1F2F3F4F5F6"), ntag_memory(H("04F1F2F3F4F5F6"), message()))
+            assert s.tap(other).uid == H("04F1F2F3F4F5F6")
