@@ -280,6 +280,23 @@ class TestFuzz:
         _check(event)
         assert event.kind == "refused" or event.card_id == "CARD-1"
 
+    @settings(max_examples=300, deadline=None)
+    @given(path=st.sampled_from(["/p/SKU-1", "/p/", "/p/a/b", "/x/SKU-1", "/p/" + "9" * 40]),
+           u=st.one_of(st.just(UID.hex().upper()), st.text(max_size=20)),
+           k=st.one_of(st.just(DEMO_ISSUER.key_id.hex()), st.text(max_size=10)),
+           s=st.one_of(st.text(alphabet="AZaz09-_=", max_size=90), st.just("")),
+           extra=st.sampled_from(["", "&u=1", "&x=2", "&&", "#frag"]))
+    def test_product_like_uris(self, path: str, u: str, k: str, s: str, extra: str) -> None:
+        """URIs shaped like our product links but with any field values never raise."""
+        uri = f"https://loyalty.example{path}?u={u}&k={k}&s={s}{extra}"
+        try:
+            octets = _message(ndef.UriRecord(uri))
+        except (ndef.EncodeError, ValueError):
+            return
+        event = classify(UID, "NTAG215", octets, TRUST)
+        _check(event)
+        assert event.kind == "refused"  # no random signature verifies
+
     @settings(max_examples=200, deadline=None)
     @given(uri=st.text(max_size=200))
     def test_random_uris(self, uri: str) -> None:
