@@ -1,4 +1,4 @@
-"""Ledger push and delta pull between real terminals (SQLite) and central (SQLite and PostgreSQL)."""
+"""Ledger push and delta pull: real terminals (SQLite), central on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
