@@ -18,6 +18,8 @@ The card-reading logic (:func:`read_card`) is pure over a ``transmit`` function;
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pos_loyalty.errors import ReaderError
+from pos_loyalty.nfc.cardformat import CardTrust, classify
+from pos_loyalty.nfc.demo_keys import demo_trust
+from pos_loyalty.nfc.events import TapEvent
+
+log = logging.getLogger(__name__)
 
 #: A transmit function: command APDU in, response APDU (data and status word) out.
 Transmit = Callable[[bytes], bytes]
@@ -247,26 +254,52 @@ def list_readers() -> list[str]:
 
 
 class PcscReader:
-    """Sense loop over one PC/SC reader: each card presented is read once and reported.
+    """Sense loop over one PC/SC reader, with the interface of the nfcpy ``Reader``.
 
-    A card left on the reader is one read; the same UID presented again within
-    ``debounce_s`` of its last read is ignored. Losing the reader or pcscd is survived:
+    Each card presented is read once and classified with the same pure
+    :func:`~pos_loyalty.nfc.cardformat.classify` the nfcpy reader uses, so both backends give
+    identical TapEvents. A card left on the reader is one tap; the same UID presented again
+    within ``debounce_s`` of its last read is ignored. Losing the reader or pcscd is survived:
     the loop reconnects every ``retry_s`` until ``stop`` is set.
     """
 
-    def __init__(self, path: str, *, debounce_s: float = 1.0, poll_s: float = 0.2,
-                 retry_s: float = 0.25, read_len: int = 16) -> None:
+    def __init__(self, path: str, *, trust: CardTrust | None = None, debounce_s: float = 1.0,
+                 poll_s: float = 0.2, retry_s: float = 0.25, read_len: int = 16,
+                 read_attempts: int = 5) -> None:
+        self.path = path
         self.selector = parse_device_path(path)
+        if trust is None:
+            log.warning("no card trust configured: accepting demo-key cards (simulation only)")
+            trust = demo_trust()
+        self.trust = trust
         self.debounce_s = debounce_s
         self.poll_s = poll_s
         self.retry_s = retry_s
         self.read_len = read_len
+        self.read_attempts = read_attempts
         self.reader_name: str | None = None
+        self.opened = 0     # times a PC/SC context with our reader was set up
+        self.taps = 0
+        self.errors = 0
         self._last_uid: bytes | None = None
         self._last_time = 0.0
 
-    def run(self, on_read: Callable[[CardRead], None], stop: threading.Event) -> None:
-        """Block reading cards until ``stop`` is set; ``on_read`` runs in this thread."""
+    def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
+        """Block reporting taps as TapEvents until ``stop`` is set; ``on_tap`` runs here."""
+        def deliver(read: CardRead) -> None:
+            event = dataclasses.replace(
+                classify(read.uid, read.tag_type, read.ndef, self.trust),
+                read_done=read.read_done, read_ms=read.read_ms)
+            try:
+                on_tap(event)
+            except Exception:
+                self.errors += 1
+                log.exception("tap handler failed for %s", event.uid)
+
+        self.run_reads(deliver, stop)
+
+    def run_reads(self, on_read: Callable[[CardRead], None], stop: threading.Event) -> None:
+        """Block reporting raw card reads until ``stop`` is set; ``on_read`` runs here."""
         scard = _scard()
         while not stop.is_set():
             rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
@@ -288,6 +321,7 @@ class PcscReader:
         if name is None:
             raise _Gone
         self.reader_name = name
+        self.opened += 1
         state = scard.SCARD_STATE_UNAWARE
         present = False
         timeout_ms = int(self.poll_s * 1000)
@@ -304,10 +338,29 @@ class PcscReader:
             now_present = bool(event & scard.SCARD_STATE_PRESENT) and \
                 not event & scard.SCARD_STATE_MUTE
             if now_present and not present:
-                read = self._read(scard, ctx, name, bytes(atr))
+                read = self._read_retrying(scard, ctx, name, bytes(atr), stop)
                 if read is not None and self._fresh(read):
+                    self.taps += 1
                     on_read(read)
             present = now_present
+
+    def _read_retrying(self, scard: Any, ctx: Any, name: str, atr: bytes,
+                       stop: threading.Event) -> CardRead | None:
+        """Read the card, trying again while it stays present: a reader (or pcscd) can fail
+        one exchange when a card is swapped between two of its presence polls."""
+        for attempt in range(self.read_attempts):
+            if attempt:
+                if stop.wait(self.retry_s):
+                    return None
+                rc, states = scard.SCardGetStatusChange(ctx, 0, [(name, 0)])
+                if rc != scard.SCARD_S_SUCCESS or not states[0][1] & scard.SCARD_STATE_PRESENT:
+                    return None
+                atr = bytes(states[0][2])
+            read = self._read(scard, ctx, name, atr)
+            if read is not None:
+                return read
+            self.errors += 1
+        return None
 
     def _fresh(self, read: CardRead) -> bool:
         if read.uid and read.uid == self._last_uid and \

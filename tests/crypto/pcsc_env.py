@@ -29,6 +29,7 @@ class PcscEnv:
     reader: str           # the reader-name part tests select with (pcsc:<reader>)
     port: int             # vpcd slot 0 port our virtual card connects to
     process: subprocess.Popen[bytes] | None
+    workdir: Path | None = None
 
 
 def missing() -> str | None:
@@ -112,14 +113,30 @@ def start(workdir: Path) -> PcscEnv | str:
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "vpcd").write_text(
         f'FRIENDLYNAME "{OWN_READER}"\nDEVICENAME /dev/null:{port}\nLIBPATH {VPCD_LIB}\n')
-    with (workdir / "pcscd.log").open("wb") as log:
-        proc = subprocess.Popen(["pcscd", "--foreground", "--config", str(conf)],
-                                stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    env = PcscEnv(reader=OWN_READER, port=port, process=None, workdir=workdir)
+    return _launch(env) or env
+
+
+def _launch(env: PcscEnv) -> str | None:
+    assert env.workdir is not None
+    conf = env.workdir / "reader.conf.d"
+    with (env.workdir / "pcscd.log").open("ab") as log:
+        env.process = subprocess.Popen(["pcscd", "--foreground", "--config", str(conf)],
+                                       stdout=log, stderr=subprocess.STDOUT,
+                                       env=dict(os.environ))
     if not _wait_for_reader(OWN_READER):
-        stop(PcscEnv(OWN_READER, port, proc))
+        stop(env)
         return "pcscd did not come up with the vpcd reader: " + \
-            (workdir / "pcscd.log").read_text()[-400:]
-    return PcscEnv(reader=OWN_READER, port=port, process=proc)
+            (env.workdir / "pcscd.log").read_text()[-400:]
+    return None
+
+
+def restart(env: PcscEnv) -> bool:
+    """Stop and start our own pcscd (as a reader unplug and replug would); False if not ours."""
+    if env.process is None or env.workdir is None:
+        return False
+    stop(env)
+    return _launch(env) is None
 
 
 def stop(env: PcscEnv) -> None:

@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc import pcsc, sun
+from pos_loyalty.nfc.cardformat import member_card_ndef
+from pos_loyalty.nfc.demo_keys import DEMO_ISSUER, demo_trust
+from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna, PhoneCard, Type4Tag
 from pos_loyalty.nfc.sim.vcard import (
     CARD_NAME_MIFARE_CLASSIC_1K,
@@ -166,8 +169,10 @@ class Session:
     def __init__(self, env: pcsc_env.PcscEnv, debounce_s: float = 0.0) -> None:
         self.reads: queue.Queue[pcsc.CardRead] = queue.Queue()
         self.stop = threading.Event()
-        self.reader = pcsc.PcscReader(f"pcsc:{env.reader}", debounce_s=debounce_s)
-        self.thread = threading.Thread(target=self.reader.run, args=(self.reads.put, self.stop))
+        self.reader = pcsc.PcscReader(f"pcsc:{env.reader}", trust=demo_trust(),
+                                      debounce_s=debounce_s)
+        self.thread = threading.Thread(target=self.reader.run_reads,
+                                       args=(self.reads.put, self.stop))
         self.card = VpcdCardEmulator(env.port)
 
     def __enter__(self) -> Session:
@@ -240,3 +245,62 @@ class TestThroughPcscd:
             s.card.remove()
             other = StorageCard(H("04F1F2F3F4F5F6"), ntag_memory(H("04F1F2F3F4F5F6"), message()))
             assert s.tap(other).uid == H("04F1F2F3F4F5F6")
+
+    def test_reading_resumes_after_pcscd_restart(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """pcscd going away and coming back (reader unplugged and replugged) is survived."""
+        if pcsc_setup.process is None:
+            pytest.skip("uses the system pcscd, which the tests do not restart")
+        with Session(pcsc_setup) as s:
+            assert s.tap(ntag()).uid == NTAG_UID
+            opened = s.reader.opened
+            assert pcsc_env.restart(pcsc_setup)
+            assert s.tap(ntag(), timeout=20).uid == NTAG_UID
+            assert s.reader.opened > opened
+
+
+class TestTapEvents:
+    """The PC/SC reader reports the same TapEvents as the nfcpy reader, through classify()."""
+
+    def run_taps(self, env: pcsc_env.PcscEnv, cards: list[StorageCard | IsoCard],
+                 **trust: bool) -> list[TapEvent]:
+        events: queue.Queue[TapEvent] = queue.Queue()
+        stop = threading.Event()
+        reader = pcsc.PcscReader(f"pcsc:{env.reader}", trust=demo_trust(**trust),
+                                 debounce_s=0.0)
+        thread = threading.Thread(target=reader.run, args=(events.put, stop))
+        thread.start()
+        out = []
+        try:
+            with VpcdCardEmulator(env.port) as slot:
+                for card in cards:
+                    slot.insert(card)
+                    out.append(events.get(timeout=10))
+                    slot.remove()
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        return out
+
+    def test_member_card_on_ntag(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """A signed member card on an NTAG213 is a verified member, as with nfcpy."""
+        card = ntag(member_card_ndef("M-2002", NTAG_UID, DEMO_ISSUER))
+        (event,) = self.run_taps(pcsc_setup, [card])
+        assert (event.kind, event.card_id, event.verified) == ("member", "M-2002", True)
+        assert (event.uid, event.tag_type) == (NTAG_UID.hex().upper(), "NTAG213")
+        assert event.read_ms > 0
+
+    def test_copied_member_card_refused(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """A member record copied onto another NTAG is refused as forged or copied."""
+        other = H("04E0E1E2E3E4E5")
+        card = StorageCard(other, ntag_memory(other, member_card_ndef("M-2002", NTAG_UID,
+                                                                      DEMO_ISSUER)))
+        (event,) = self.run_taps(pcsc_setup, [card])
+        assert event.kind == "refused" and "copied" in (event.reason or "")
+
+    def test_legacy_card_only_when_enabled(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """A MIFARE Classic is refused by default and an unverified member when enabled."""
+        classic = StorageCard(H("A1B2C3D4"), bytearray(64), CARD_NAME_MIFARE_CLASSIC_1K)
+        (refused,) = self.run_taps(pcsc_setup, [classic])
+        (member,) = self.run_taps(pcsc_setup, [classic], accept_legacy_uid=True)
+        assert refused.kind == "refused" and "legacy" in (refused.reason or "")
+        assert (member.kind, member.card_id, member.verified) == ("member", "A1B2C3D4", False)

@@ -168,54 +168,92 @@ def _historical(ats: bytes) -> bytes:
 
 
 class VpcdCardEmulator:
-    """Connects to vpcd's port on 127.0.0.1 while a card is inserted and answers for it."""
+    """The card side of one vpcd reader slot: connects to vpcd on 127.0.0.1 and stays there.
+
+    A card is "on the reader" while :meth:`insert` has put one there: vpcd's presence polls
+    (an ATR request every ~0.4 s) get its ATR. With no card they get an empty answer, which
+    vpcd takes as "no card"; we then hang up and connect again at once. :meth:`insert`
+    waits until vpcd has seen the slot empty since the last card, so pcscd always notices a
+    card swap (vpcd would otherwise hand the new card the old card's ATR and handle).
+    """
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port
+        self._card: VirtualCard | None = None
+        self._lock = threading.Lock()
+        self._absent_seen = threading.Event()
+        self._absent_seen.set()         # nothing was ever on the reader
+        self._closed = threading.Event()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self.apdus = 0          # command APDUs answered since creation (for tests and benches)
+
+    def start(self) -> None:
+        """Start the connection thread (insert() does it if needed)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="vpcd-card", daemon=True)
+            self._thread.start()
 
     def insert(self, card: VirtualCard, timeout: float = 5.0) -> None:
         """Put ``card`` on the reader (removing any card already there)."""
+        self.start()
         self.remove()
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        except OSError as exc:
-            raise ReaderError(f"vpcd is not listening on {self.host}:{self.port}: {exc}") from exc
-        sock.settimeout(None)
+        if not self._absent_seen.wait(timeout):
+            raise ReaderError(f"vpcd on {self.host}:{self.port} is not polling the slot")
+        card.power_on()         # a new field: the card starts afresh
         with self._lock:
-            self._sock = sock
-        self._thread = threading.Thread(target=self._serve, args=(sock, card),
-                                        name="vpcd-card", daemon=True)
-        self._thread.start()
+            self._card = card
 
     def remove(self) -> None:
         """Take the card off the reader."""
         with self._lock:
-            sock, self._sock = self._sock, None
+            if self._card is not None:
+                self._card = None
+                self._absent_seen.clear()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Remove the card, let vpcd see the empty slot, then disconnect for good."""
+        self.remove()
+        if self._thread is not None:
+            self._absent_seen.wait(timeout)
+        self._closed.set()
+        with self._lock:
+            sock = self._sock
         if sock is not None:
             with contextlib.suppress(OSError):      # vpcd may have closed it already
                 sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
 
-    def close(self) -> None:
-        self.remove()
-
     def __enter__(self) -> VpcdCardEmulator:
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _serve(self, sock: socket.socket, card: VirtualCard) -> None:
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=1.0)
+            except OSError:
+                self._closed.wait(0.05)     # vpcd not listening (yet, or any more)
+                continue
+            sock.settimeout(None)
+            with self._lock:
+                self._sock = sock
+            try:
+                self._serve(sock)
+            finally:
+                with self._lock:
+                    self._sock = None
+                sock.close()
+
+    def _serve(self, sock: socket.socket) -> None:
         try:
-            while True:
+            while not self._closed.is_set():
                 header = _recv_exact(sock, 2)
                 if header is None:
                     return
@@ -223,20 +261,28 @@ class VpcdCardEmulator:
                 message = _recv_exact(sock, size)
                 if message is None:
                     return
-                reply = self._answer(card, message)
+                reply = self._answer(message)
                 if reply is not None:
                     sock.sendall(struct.pack(">H", len(reply)) + reply)
+                    if not reply:
+                        return      # "no card" said: hang up, vpcd waits for us again
         except OSError:
-            return          # removed (socket shut down) or vpcd went away: the card is gone
+            return          # closed under us or vpcd went away: connect again
 
-    def _answer(self, card: VirtualCard, message: bytes) -> bytes | None:
+    def _answer(self, message: bytes) -> bytes | None:
+        with self._lock:
+            card = self._card
+            if card is None and message == b"\x04":
+                self._absent_seen.set()
+        if card is None:
+            return b"" if message == b"\x04" or len(message) > 1 else None
         if len(message) == 1:
             if message[0] == 0x04:
                 return card.atr
             if message[0] in (0x01, 0x02):
                 card.power_on()
             return None
-        if len(message) == 0:
+        if not message:
             return None
         self.apdus += 1
         return card.apdu(message)
