@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc.cardformat import CardTrust, classify
 from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.nfc.sun import CounterStore, MemoryCounterStore, SunKeyEntry, sun_tap_event
 
 log = logging.getLogger(__name__)
 
@@ -258,12 +259,16 @@ class PcscReader:
 
     Each card presented is read once and classified with the same pure
     :func:`~pos_loyalty.nfc.cardformat.classify` the nfcpy reader uses, so both backends give
-    identical TapEvents. A card left on the reader is one tap; the same UID presented again
+    identical TapEvents; tags carrying a SUN URL under one of ``sun_keys`` are verified first
+    (NTAG 424 DNA), their counters kept in ``counters`` (in memory unless given).
+    A card left on the reader is one tap; the same UID presented again
     within ``debounce_s`` of its last read is ignored. Losing the reader or pcscd is survived:
     the loop reconnects every ``retry_s`` until ``stop`` is set.
     """
 
-    def __init__(self, path: str, *, trust: CardTrust | None = None, debounce_s: float = 1.0,
+    def __init__(self, path: str, *, trust: CardTrust | None = None,
+                 sun_keys: Sequence[SunKeyEntry] = (), counters: CounterStore | None = None,
+                 debounce_s: float = 1.0,
                  poll_s: float = 0.2, retry_s: float = 0.25, read_len: int = 16,
                  read_attempts: int = 5) -> None:
         self.path = path
@@ -272,6 +277,8 @@ class PcscReader:
             log.warning("no card trust configured: accepting demo-key cards (simulation only)")
             trust = demo_trust()
         self.trust = trust
+        self.sun_keys = tuple(sun_keys)
+        self.counters: CounterStore = counters if counters is not None else MemoryCounterStore()
         self.debounce_s = debounce_s
         self.poll_s = poll_s
         self.retry_s = retry_s
@@ -287,9 +294,13 @@ class PcscReader:
     def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
         """Block reporting taps as TapEvents until ``stop`` is set; ``on_tap`` runs here."""
         def deliver(read: CardRead) -> None:
-            event = dataclasses.replace(
-                classify(read.uid, read.tag_type, read.ndef, self.trust),
-                read_done=read.read_done, read_ms=read.read_ms)
+            event = None
+            if self.sun_keys:
+                event = sun_tap_event(read.uid, read.tag_type, read.ndef, self.sun_keys,
+                                      self.counters)
+            if event is None:
+                event = classify(read.uid, read.tag_type, read.ndef, self.trust)
+            event = dataclasses.replace(event, read_done=read.read_done, read_ms=read.read_ms)
             try:
                 on_tap(event)
             except Exception:

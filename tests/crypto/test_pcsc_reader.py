@@ -304,3 +304,33 @@ class TestTapEvents:
         (member,) = self.run_taps(pcsc_setup, [classic], accept_legacy_uid=True)
         assert refused.kind == "refused" and "legacy" in (refused.reason or "")
         assert (member.kind, member.card_id, member.verified) == ("member", "A1B2C3D4", False)
+
+    def test_ntag424_product_and_cloned_replay(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+        """An NTAG 424 DNA tap is a verified product; its URL copied onto a static tag is
+        refused as copied (other UID) or replayed (same UID)."""
+        tag = ntag424()
+        events: queue.Queue[TapEvent] = queue.Queue()
+        stop = threading.Event()
+        reader = pcsc.PcscReader(f"pcsc:{pcsc_setup.reader}", trust=demo_trust(),
+                                 sun_keys=KEYS, debounce_s=0.0)
+        thread = threading.Thread(target=reader.run, args=(events.put, stop))
+        thread.start()
+        try:
+            with VpcdCardEmulator(pcsc_setup.port) as slot:
+                slot.insert(IsoCard(tag))
+                genuine = events.get(timeout=10)
+                slot.remove()
+                captured = next(ndef.message_decoder(tag.ndef_data)).iri
+                clone_msg = b"".join(ndef.message_encoder([ndef.UriRecord(captured)]))
+                for uid in (H("04ABABABABABAB"), tag.uid):
+                    slot.insert(IsoCard(Type4Tag(uid, clone_msg)))
+                    yield_event = events.get(timeout=10)
+                    slot.remove()
+                    assert yield_event.kind == "refused"
+                    assert ("copied" if uid != tag.uid else "replayed") in (
+                        yield_event.reason or "")
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert (genuine.kind, genuine.verified) == ("product", True)
+        assert genuine.product is not None and genuine.product["sku"] == "4006381333931"
