@@ -1,5 +1,6 @@
 # Sourced by .ci/run before the tests: the PC/SC stack the PC/SC tests drive for real.
-#  - pyscard (dev extra) builds from source: it needs libpcsclite-dev, swig and a C compiler.
+#  - pyscard (the `pcsc` extra) builds from source: it needs libpcsclite-dev, swig and a C
+#    compiler, so it goes into the test venv here, after those packages, not in `dev`.
 #  - pcscd with Debian's vsmartcard-vpcd virtual reader. The tests start their own pcscd in
 #    the foreground with a private reader.conf.d (vpcd on free loopback-tested ports) and stop
 #    it afterwards; if a system pcscd is already serving with /etc/reader.conf.d/vpcd they use
@@ -14,3 +15,4 @@ if command -v apt-get >/dev/null 2>&1; then
 else
     echo "pcsc.sh: no apt-get; install libpcsclite-dev, swig, pcscd and vsmartcard-vpcd" >&2
 fi
+python3 -m venv .venv && .venv/bin/pip install -q 'pyscard>=2.0'

@@ -24,14 +24,31 @@ def sim() -> None:
 
 
 # -- terminal: demo, run ---------------------------------------------------------------
+from pos_loyalty.terminal.cli import demo, run  # noqa: E402
+
+main.add_command(demo)
+main.add_command(run)
 
 # -- POS serial link: sim pos, pos-check -----------------------------------------------
 
 # -- rules engine: quote ---------------------------------------------------------------
+from pos_loyalty.rules.cli import quote_command  # noqa: E402
+
+main.add_command(quote_command)
 
 # -- NFC: sim tag, doctor, card, tag ---------------------------------------------------
+from pos_loyalty.nfc.cli import register as register_nfc  # noqa: E402
 from pos_loyalty.nfc.sun_cli import tag as nfc_tag  # noqa: E402
 
 main.add_command(nfc_tag)
+register_nfc(main, sim)  # after any other "tag" group is added: "tag write" joins it
 
 # -- central server and sync: server, db, admin, enroll, report ------------------------
+from pos_loyalty.server.cli import admin, db, report, server  # noqa: E402
+from pos_loyalty.sync.cli import enroll  # noqa: E402
+
+main.add_command(server)
+main.add_command(db)
+main.add_command(admin)
+main.add_command(enroll)
+main.add_command(report)

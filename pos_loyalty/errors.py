@@ -12,6 +12,8 @@
     +-- SerialLinkError           the serial port cannot be opened or went away
     +-- StoreError                the local or central database refused an operation
     +-- RulesError                a quote cannot be computed (bad basket, unknown member data)
+    +-- AuthError                 a server request's credential is refused (401/403)
+    +-- SyncError                 central cannot be reached or refused a sync request
 
 Library exceptions (nfc.clf.Error, serial.SerialException, sqlalchemy errors) are translated
 into these at the edge with ``raise ... from``, so callers never see them.
@@ -86,3 +88,24 @@ class StoreError(LoyaltyError):
 
 class RulesError(LoyaltyError):
     """A quote cannot be computed from the given basket or member."""
+
+
+class AuthError(LoyaltyError):
+    """A server request's credential is missing, unknown, revoked, or does not cover it.
+
+    ``status`` is the HTTP answer: 401 (who are you?) or 403 (known, but not allowed).
+    """
+
+    def __init__(self, reason: str, *, status: int = 401) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(reason)
+
+
+class SyncError(LoyaltyError):
+    """The central server cannot be reached, or refused a sync request (``status`` if any)."""
+
+    def __init__(self, reason: str, *, status: int | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(reason)

@@ -44,7 +44,7 @@ LEGACY_TAG_TYPE = "MIFARE Classic"  # tag_type of SAK 0x08/0x18 cards (UID only)
 _REOPEN_MAX_S = 1.0
 
 
-def _tag_type(tag: Any) -> str:
+def tag_type_name(tag: Any) -> str:
     """nfcpy's product name without the vendor prefix ("NTAG213", "Type2Tag", "Type4Tag")."""
     sel_res = getattr(tag.target, "sel_res", None)
     if tag.type == "Type2Tag" and sel_res and sel_res[0] & 0x18:
@@ -96,11 +96,22 @@ class Reader:
         self._last_uid: bytes | None = None
         self._last_seen = 0.0
         self._discovered = 0.0
+        self._heartbeat = time.monotonic()
         self.opened = 0  # times the device was opened, for tests and diagnostics
         self.taps = 0  # TapEvents delivered
         self.errors = 0  # failures survived
 
     # -- control from other threads --------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """True while the loop holds an open device."""
+        with self._clf_lock:
+            return self._clf is not None
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the sense loop last made progress (for a watchdog); grows if hung."""
+        return time.monotonic() - self._heartbeat
 
     def reconnect(self) -> None:
         """Close the open device under the loop, as an unplug would; the loop reopens it."""
@@ -116,6 +127,7 @@ class Reader:
         backoff = _REOPEN_MIN_S
         warned = False
         while not stop.is_set():
+            self._heartbeat = time.monotonic()
             try:
                 clf = open_frontend(self.path)
             except ReaderError as exc:
@@ -161,9 +173,13 @@ class Reader:
             "on-release": self._on_release,
             "beep-on-connect": not self._simulated,
         }
+        def terminate() -> bool:
+            self._heartbeat = time.monotonic()  # nfcpy asks between polls and while held
+            return stop.is_set()
+
         while not stop.is_set():
             try:
-                result = clf.connect(rdwr=rdwr, terminate=stop.is_set)
+                result = clf.connect(rdwr=rdwr, terminate=terminate)
             except Exception:
                 # nfcpy lets some errors out of connect (e.g. a link error in the presence
                 # check becomes RuntimeError): log, and reopen the device to start clean.
@@ -184,17 +200,20 @@ class Reader:
                     return
 
     def _wait_removed(self, clf: Any, tag: Any, stop: threading.Event) -> None:
-        """Presence check by re-selecting the UID, for cards nfcpy cannot read (legacy)."""
-        target = nfc.clf.RemoteTarget("106A")
-        target.sel_req = bytearray(tag.identifier)
+        """Presence check for cards nfcpy cannot read (legacy): sense until the UID is gone.
+
+        Any Type A card is sensed, not only this UID, so a different card put down right
+        after this one ends the wait at once and is read by the next connect().
+        """
+        uid = bytes(tag.identifier)
         while not stop.is_set():
             try:
-                found = clf.sense(target, iterations=1)
+                found = clf.sense(nfc.clf.RemoteTarget("106A"), iterations=1)
             except nfc.clf.CommunicationError:
                 found = None
-            if found is None:
+            if found is None or bytes(found.sdd_res) != uid:
                 break
-            self._last_seen = time.monotonic()
+            self._last_seen = self._heartbeat = time.monotonic()
             stop.wait(0.1)
         self._last_seen = time.monotonic()
 
@@ -211,7 +230,7 @@ class Reader:
 
     def _read(self, tag: Any) -> TapEvent:
         uid = bytes(tag.identifier)
-        tag_type = _tag_type(tag)
+        tag_type = tag_type_name(tag)
         try:
             ndef_data = tag.ndef
             octets = None if ndef_data is None else bytes(ndef_data.octets)
@@ -229,7 +248,7 @@ class Reader:
         except Exception:
             self.errors += 1
             log.exception("unexpected error reading tag %s", tag)
-            event = TapEvent("refused", bytes(tag.identifier).hex().upper(), _tag_type(tag),
+            event = TapEvent("refused", bytes(tag.identifier).hex().upper(), tag_type_name(tag),
                              reason="unreadable tag: tap again or use another card")
         done = time.perf_counter()
         event = dataclasses.replace(

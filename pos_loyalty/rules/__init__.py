@@ -1,18 +1,78 @@
-"""The loyalty rules engine: pure functions from (member, basket, now, program) to a Quote."""
+"""The loyalty rules engine: pure functions from (member, basket, now, program) to a Quote.
+
+Nothing in this package does I/O, reads the clock or draws random numbers: time, seeds and
+member state are arguments, results are values the daemon persists.
+"""
 
 from pos_loyalty.rules.engine import quote
-from pos_loyalty.rules.model import Basket, BasketLine, MemberView, Quote, QuoteLine
-from pos_loyalty.rules.program import DEFAULT_PROGRAM, Program, load_program, parse_program
+from pos_loyalty.rules.expiry import expire_points, expiring_soon, lot_expires
+from pos_loyalty.rules.game import DrawResult, draw, seed_commitment, verify_draw
+from pos_loyalty.rules.model import (
+    Basket,
+    BasketLine,
+    Credit,
+    LedgerEntry,
+    LineEffect,
+    MemberView,
+    Perk,
+    PointsLot,
+    Quote,
+    QuoteLine,
+)
+from pos_loyalty.rules.program import (
+    DEFAULT_PROGRAM,
+    Program,
+    combine_programs,
+    load_program,
+    parse_program,
+)
+from pos_loyalty.rules.redeem import (
+    RedemptionDecision,
+    RedemptionOffer,
+    catalog_offer,
+    decide_redemption,
+    redemption_offer,
+)
+from pos_loyalty.rules.refund import RefundResult, ReturnLine, refund
+from pos_loyalty.rules.settlement import PartnerActivity, PartnerTotals, activity_of, settle
+from pos_loyalty.rules.tiers import TierReview, review_tier
 
 __all__ = [
     "DEFAULT_PROGRAM",
     "Basket",
     "BasketLine",
+    "Credit",
+    "DrawResult",
+    "LedgerEntry",
+    "LineEffect",
     "MemberView",
+    "PartnerActivity",
+    "PartnerTotals",
+    "Perk",
+    "PointsLot",
     "Program",
     "Quote",
     "QuoteLine",
+    "RedemptionDecision",
+    "RedemptionOffer",
+    "RefundResult",
+    "ReturnLine",
+    "TierReview",
+    "activity_of",
+    "catalog_offer",
+    "combine_programs",
+    "decide_redemption",
+    "draw",
+    "expire_points",
+    "expiring_soon",
     "load_program",
+    "lot_expires",
     "parse_program",
     "quote",
+    "redemption_offer",
+    "refund",
+    "review_tier",
+    "seed_commitment",
+    "settle",
+    "verify_draw",
 ]

@@ -36,6 +36,8 @@ class Member(Base):
     lifetime_spend: Mapped[int] = mapped_column(BigInteger, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
     birthday: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # sync: when the balance was last set from central (None: never), for the offline policy
+    balance_synced_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Card(Base):
@@ -91,3 +93,32 @@ class TerminalState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     terminal_id: Mapped[str] = mapped_column(String(64))
     next_seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    # sync: enrollment, pull cursor and the estimate of (server clock - terminal clock)
+    server_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    credential: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    store_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pull_cursor: Mapped[str] = mapped_column(Text, default="{}")
+    clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Tier(Base):
+    """A tier definition pulled from central (JSON body as central holds it)."""
+
+    __tablename__ = "tiers"
+
+    tier_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    body: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class ProgramDoc(Base):
+    """A loyalty program file pulled from central (TOML text, see rules.program)."""
+
+    __tablename__ = "programs"
+
+    program_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)

@@ -141,6 +141,13 @@ class TagEmulator:
         with self._lock:
             return self._tag
 
+    @property
+    def reader_waiting(self) -> bool:
+        """A reader polled the empty field and is still waiting for an answer."""
+        with self._lock:
+            pending = self._pending_reqa
+            return pending is not None and time.monotonic() - pending[3] < _PENDING_REQA_S
+
     def present(self, tag: EmulatedTag) -> None:
         """Bring ``tag`` into the field (replacing any tag there); it starts idle."""
         levels = cascade_levels(tag.uid)

@@ -147,6 +147,12 @@ class Ntag21x:
         """CFGLCK: CFG0 and CFG1 are frozen."""
         return bool(self._mem[self.model.cfg_page * 4 + 4] & 0x40)
 
+    def set_page(self, n: int, data: bytes) -> None:
+        """Raw page write, bypassing locks and OTP rules (factory or cloning tools, tests)."""
+        if len(data) != 4 or not 0 <= n < self.model.pages:
+            raise ValueError("a page is 4 bytes within memory")
+        self._mem[n * 4:n * 4 + 4] = data
+
     def load_user_memory(self, data: bytes) -> None:
         """Overwrite user memory from page 4 (as a cloning tool would); CC becomes NDEF."""
         if len(data) > self.model.user_bytes:

@@ -1,0 +1,300 @@
+"""NFC commands: ``sim tag``, ``card issue``, ``card keygen``, ``tag write``, ``doctor``.
+
+Registered on the top-level group by :func:`register`. Errors are one line on stderr: exit 2
+for usage and configuration mistakes (bad option, bad script or key file), 1 for everything
+else (no card presented, card refused, reader missing).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+
+from pos_loyalty.errors import CardError, ConfigError, ReaderError
+from pos_loyalty.nfc.cardformat import (
+    DEFAULT_PRODUCT_BASE,
+    CardTrust,
+    Issuer,
+    member_card_ndef,
+    product_tag_ndef,
+    valid_card_id,
+    valid_product,
+)
+from pos_loyalty.nfc.demo_keys import DEMO_ISSUER
+from pos_loyalty.nfc.sim.base import EmulatedTag
+from pos_loyalty.nfc.sim.ntag import MODELS
+
+NFCPY_UDP_PORT = 54321  # nfcpy's default for "udp" paths
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"pos-loyalty: {message}", err=True)
+    sys.exit(code)
+
+
+def _issuer(key_file: str | None) -> Issuer:
+    if key_file is None:
+        return DEMO_ISSUER
+    from pos_loyalty.nfc.keys import load_issuer
+
+    try:
+        return load_issuer(key_file)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _describe(tag: EmulatedTag) -> str:
+    return f"{type(tag).__name__} uid {tag.uid.hex().upper()}"
+
+
+# -- sim tag -----------------------------------------------------------------------------------
+
+_INTERACTIVE_HELP = """commands (one per line):
+  member CARD | copied CARD | product CODE | foreign | blank | unformatted | legacy
+      put that tag on the reader (it stays until the next command)
+  remove      take the tag away
+  quit        stop"""
+
+
+@click.command("tag")
+@click.option("--port", type=click.IntRange(0, 65535), default=NFCPY_UDP_PORT,
+              show_default=True, help="UDP port on 127.0.0.1 (0 picks a free one).")
+@click.option("--card", "card_id", help="Tap a demo-signed member card with this number.")
+@click.option("--product", help="Tap a signed product tag with this product code.")
+@click.option("--foreign", is_flag=True, help="Tap a tag carrying somebody else's web link.")
+@click.option("--blank", is_flag=True, help="Tap a factory-blank NTAG213.")
+@click.option("--unformatted", is_flag=True, help="Tap an NTAG213 with no NDEF area.")
+@click.option("--legacy", is_flag=True, help="Tap a UID-only MIFARE Classic-like card.")
+@click.option("--script", "script_file", type=click.Path(dir_okay=False),
+              help="Play a tap session file (TOML or JSON).")
+@click.option("--hold-ms", type=click.IntRange(0, 3_600_000), default=300, show_default=True,
+              help="Time the tag stays on the reader; 0 = until stopped.")
+@click.option("--gap-ms", type=click.IntRange(0, 3_600_000), default=500, show_default=True,
+              help="Empty field between repeated taps.")
+@click.option("--repeat", type=click.IntRange(1, 100_000), default=1, show_default=True)
+@click.option("--model", type=click.Choice(sorted(MODELS)), default=None,
+              help="NTAG model (default NTAG213; NTAG215 for product tags).")
+@click.option("--uid", help="Fixed UID in hex (7 bytes NTAG, 4 or 7 bytes legacy).")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False),
+              help="Issuer key file for signing (default: the simulation-only demo key).")
+def sim_tag(port: int, card_id: str | None, product: str | None, foreign: bool, blank: bool,
+            unformatted: bool, legacy: bool, script_file: str | None, hold_ms: int,
+            gap_ms: int, repeat: int, model: str | None, uid: str | None,
+            key_file: str | None) -> None:
+    """Emulate NFC tags for a reader on udp:127.0.0.1:PORT (nfcpy's udp driver).
+
+    With a tag option: tap it (--repeat times) and exit. With --script: play the session.
+    With neither: read commands from stdin (type 'help').
+    """
+    from pos_loyalty.nfc.sim.emulator import TagEmulator
+    from pos_loyalty.nfc.sim.script import TagFactory, Tap, TapScript, load_script, parse_tap
+
+    chosen = [name for name, on in (("card", card_id is not None),
+                                    ("product", product is not None), ("foreign", foreign),
+                                    ("blank", blank), ("unformatted", unformatted),
+                                    ("legacy", legacy), ("script", script_file is not None))
+              if on]
+    if len(chosen) > 1:
+        _fail(f"choose one of --card/--product/--foreign/--blank/--unformatted/--legacy/"
+              f"--script, not {' and '.join('--' + c for c in chosen)}", 2)
+    script: TapScript | None = None
+    try:
+        if script_file is not None:
+            script = load_script(script_file)
+        elif chosen:
+            step: dict[str, Any] = {"tag": "member" if chosen[0] == "card" else chosen[0],
+                                    "hold_ms": hold_ms, "gap_ms": gap_ms}
+            if card_id is not None:
+                step["card"] = card_id
+            if product is not None:
+                step["product"] = product
+            if uid is not None:
+                step["uid"] = uid
+            if model is not None:
+                step["model"] = model
+            script = TapScript((parse_tap(step, "command line", "option"),), repeat)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    factory = TagFactory(_issuer(key_file))
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        emulator = TagEmulator("127.0.0.1", port)
+    except OSError as exc:
+        _fail(f"cannot bind 127.0.0.1:{port}: {exc.strerror or exc}")
+    with emulator:
+        click.echo(f"tag emulator on {emulator.path} (reader path for nfcpy)")
+        sys.stdout.flush()
+        if script is not None:
+            hold_forever = script.taps[0].hold_ms == 0 and len(script.taps) == 1
+
+            def announce(n: int, tap: Tap, tag: EmulatedTag) -> None:
+                click.echo(f"tap {n + 1}: {tap.tag.kind} {_describe(tag)}")
+                sys.stdout.flush()
+
+            if hold_forever:
+                tag = factory(script.taps[0].tag)
+                emulator.present(tag)
+                announce(0, script.taps[0], tag)
+                stop.wait()
+                emulator.remove()
+                return
+            from pos_loyalty.nfc.sim.script import play
+
+            played = play(emulator, script, stop, factory=factory, on_tap=announce)
+            click.echo(f"done: {played} taps")
+            return
+        _interactive(emulator, factory, stop)
+
+
+def _interactive(emulator: Any, factory: Any, stop: threading.Event) -> None:
+    from pos_loyalty.nfc.sim.script import parse_tap
+
+    click.echo("type 'help' for commands")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        if stop.is_set():
+            break
+        words = line.split()
+        if not words:
+            continue
+        cmd = words[0].lower()
+        if cmd in ("quit", "exit"):
+            break
+        if cmd == "help":
+            click.echo(_INTERACTIVE_HELP)
+        elif cmd == "remove":
+            emulator.remove()
+            click.echo("removed")
+        else:
+            step: dict[str, Any] = {"tag": cmd}
+            if cmd in ("member", "copied") and len(words) > 1:
+                step["card"] = words[1]
+            if cmd == "product" and len(words) > 1:
+                step["product"] = words[1]
+            try:
+                tap = parse_tap(step, "stdin", cmd)
+            except ConfigError as exc:
+                click.echo(f"error: {exc}")
+            else:
+                tag = factory(tap.tag)
+                emulator.present(tag)
+                click.echo(f"presented {cmd} {_describe(tag)}")
+        sys.stdout.flush()
+    emulator.remove()
+
+
+# -- card issue / keygen, tag write ------------------------------------------------------------
+
+
+def _provision(reader: str, build: Any, issuer: Issuer, lock: bool, timeout: float,
+               what: str) -> None:
+    from pos_loyalty.nfc.provision import provision
+
+    trust = CardTrust((issuer.public_key,))
+    click.echo(f"present the {what} to the reader {reader} ...", err=True)
+    try:
+        done = provision(reader, build, trust, lock=lock, timeout_s=timeout)
+    except (CardError, ReaderError) as exc:
+        _fail(str(exc))
+    summary = {"uid": done.uid, "tag_type": done.tag_type, "ndef_bytes": done.ndef_bytes,
+               "kind": done.event.kind, "card_id": done.event.card_id,
+               "product": done.event.product, "verified": done.event.verified,
+               "locked": done.locked, "issuer_key_id": issuer.key_id.hex()}
+    click.echo(f"{what} written to {done.tag_type} {done.uid}"
+               f"{', locked' if done.locked else ' (not locked)'}", err=True)
+    click.echo(json.dumps(summary))
+
+
+@click.group()
+def card() -> None:
+    """Member cards: issue (write, verify, lock) and issuer keys."""
+
+
+@card.command("issue")
+@click.option("--reader", required=True, help="nfcpy reader path: usb, tty:USB0:pn532, udp:...")
+@click.option("--card-id", required=True, help="The card number (1-32 of A-Z a-z 0-9 - _).")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False),
+              help="Issuer private key file (default: the simulation-only demo key).")
+@click.option("--lock/--no-lock", default=True, show_default=True,
+              help="Lock the card read-only after it verified.")
+@click.option("--timeout", type=click.FloatRange(0.5, 600), default=10.0, show_default=True,
+              help="Seconds to wait for a card.")
+def card_issue(reader: str, card_id: str, key_file: str | None, lock: bool,
+               timeout: float) -> None:
+    """Write a signed member card onto the NTAG21x on the reader, check it, lock it."""
+    if not valid_card_id(card_id):
+        _fail(f"invalid --card-id {card_id!r}: 1-32 of A-Z a-z 0-9 - _", 2)
+    issuer = _issuer(key_file)
+    _provision(reader, lambda uid: member_card_ndef(card_id, uid, issuer), issuer, lock,
+               timeout, f"member card {card_id}")
+
+
+@card.command("keygen")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the new private key (PEM; never overwritten).")
+def card_keygen(out: str) -> None:
+    """Create an issuer key; prints the public key the terminals are configured with."""
+    from pos_loyalty.nfc.keys import save_issuer
+
+    issuer = Issuer.generate()
+    try:
+        save_issuer(issuer, out)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    click.echo(f"private key written to {out}; keep it off the terminals", err=True)
+    click.echo(json.dumps({"public_key": issuer.public_key.hex(),
+                           "key_id": issuer.key_id.hex()}))
+
+
+@click.command("write")
+@click.option("--reader", required=True, help="nfcpy reader path: usb, tty:USB0:pn532, udp:...")
+@click.option("--product", required=True, help="Product code (SKU or GTIN).")
+@click.option("--base-url", default=DEFAULT_PRODUCT_BASE, show_default=True,
+              help="https base of the URI a phone opens.")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False),
+              help="Issuer private key file (default: the simulation-only demo key).")
+@click.option("--lock/--no-lock", default=True, show_default=True)
+@click.option("--timeout", type=click.FloatRange(0.5, 600), default=10.0, show_default=True)
+def tag_write(reader: str, product: str, base_url: str, key_file: str | None, lock: bool,
+              timeout: float) -> None:
+    """Write a signed product URI onto the NTAG21x on the reader (NTAG215/216 for room)."""
+    if not valid_product(product):
+        _fail(f"invalid --product {product!r}: 1-32 of A-Z a-z 0-9 . - _", 2)
+    if not base_url.startswith("https://"):
+        _fail("--base-url must start with https://", 2)
+    issuer = _issuer(key_file)
+    _provision(reader, lambda uid: product_tag_ndef(product, uid, issuer, base_url), issuer,
+               lock, timeout, f"product tag {product}")
+
+
+# -- registration ------------------------------------------------------------------------------
+
+
+def register(main: click.Group, sim: click.Group) -> None:
+    """Add the NFC commands; ``tag write`` joins an existing ``tag`` group if there is one."""
+    from pos_loyalty.nfc.doctor import doctor
+
+    sim.add_command(sim_tag)
+    main.add_command(card)
+    main.add_command(doctor)
+    tag_group = main.commands.get("tag")
+    if not isinstance(tag_group, click.Group):
+        tag_group = click.Group("tag", help="Product tags: write and check them.")
+        main.add_command(tag_group)
+    tag_group.add_command(tag_write)
+

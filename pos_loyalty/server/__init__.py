@@ -1,0 +1,1 @@
+"""The central server: FastAPI app over the central store (SQLite or PostgreSQL)."""

@@ -1,0 +1,127 @@
+"""The FastAPI application: routers, the body-size cap, and JSON errors with a reason.
+
+Every refusal is JSON ``{"error": ..., "reason": ...}``: 401/403 for credentials, 413 for a
+body over the cap, 422 for a body that does not validate, 503 if the database is down.
+Bad input never reaches a 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pos_loyalty import __version__
+from pos_loyalty.errors import AuthError, StoreError
+from pos_loyalty.server.central import CentralStore
+from pos_loyalty.server.config import Settings
+from pos_loyalty.server.routes import enroll, health, ledger, sync
+
+log = logging.getLogger("pos_loyalty.server")
+
+_TITLES = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
+           405: "method not allowed", 413: "body too large", 422: "invalid request",
+           503: "unavailable"}
+
+
+def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": _TITLES.get(status, "error"), "reason": reason},
+                        status_code=status, headers=headers)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse bodies over ``max_bytes`` by header or by counting chunks."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                if not value.isdigit() or len(value) > 18:
+                    await _error(400, "invalid Content-Length")(scope, receive, send)
+                    return
+                if int(value) > self.max_bytes:
+                    await _error(413, f"body over {self.max_bytes} bytes")(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise StarletteHTTPException(413, f"body over {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _validation_reason(errors: Any) -> str:
+    parts = []
+    for err in list(errors)[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings | None = None, *, store: CentralStore | None = None,
+               migrate: bool = True) -> FastAPI:
+    """Build the app; migrates the central database first unless ``migrate`` is False."""
+    settings = settings or Settings.from_env()
+    if migrate:
+        from pos_loyalty.migrations import upgrade_central
+
+        upgrade_central(settings.db_url)
+    own_store = store is None
+    central = store or CentralStore(settings.db_url,
+                                    future_tolerance_s=settings.future_tolerance_s)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own_store:
+            central.close()
+
+    app = FastAPI(title="pos-loyalty central", version=__version__, lifespan=lifespan)
+    app.state.store = central
+    app.state.settings = settings
+    for module in (health, enroll, ledger, sync):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(AuthError)
+    async def on_auth(request: Request, exc: AuthError) -> JSONResponse:
+        log.warning("refused %s %s from %s: %s", request.method, request.url.path,
+                    request.client.host if request.client else "?", exc.reason)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.reason, headers)
+
+    @app.exception_handler(StoreError)
+    async def on_store(_request: Request, exc: StoreError) -> JSONResponse:
+        log.error("database error: %s", exc)
+        return _error(503, "central database unavailable, retry later")
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_reason(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return _error(exc.status_code, reason, getattr(exc, "headers", None))
+
+    return app

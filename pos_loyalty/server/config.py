@@ -1,0 +1,63 @@
+"""Server settings, in one place: defaults, overridable by ``POS_LOYALTY_*`` environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pos_loyalty.errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    """Where a single shop's server keeps its SQLite file (``POS_LOYALTY_DATA_DIR`` wins)."""
+    env = os.environ.get("POS_LOYALTY_DATA_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "pos-loyalty"
+
+
+def default_central_url() -> str:
+    """``POS_LOYALTY_DB_URL``, else a SQLite file in the data directory (zero setup)."""
+    env = os.environ.get("POS_LOYALTY_DB_URL")
+    if env:
+        return env
+    data = default_data_dir()
+    data.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data / 'central.db'}"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"must be an integer, got {raw!r}", key=name) from exc
+    if value <= 0:
+        raise ConfigError(f"must be positive, got {value}", key=name)
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits and policies of the central server; every input size is bounded here."""
+
+    db_url: str = field(default_factory=default_central_url)
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch: int = 5000
+    max_pull_limit: int = 50_000
+    future_tolerance_s: int = 300
+    enroll_ttl_s: int = 7 * 24 * 3600
+
+    @classmethod
+    def from_env(cls, db_url: str | None = None) -> Settings:
+        return cls(
+            db_url=db_url or default_central_url(),
+            max_body_bytes=_env_int("POS_LOYALTY_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_batch=_env_int("POS_LOYALTY_MAX_BATCH", cls.max_batch),
+            future_tolerance_s=_env_int("POS_LOYALTY_FUTURE_TOLERANCE_S",
+                                        cls.future_tolerance_s),
+        )

@@ -1,0 +1,57 @@
+"""Ledger push: idempotent batch insert with a per-event answer and the acked sequence."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from pos_loyalty.server.central import EventIn
+from pos_loyalty.server.deps import StoreDep, TerminalDep
+from pos_loyalty.server.schemas import (
+    ErrorPublic,
+    EventResultPublic,
+    PushCreate,
+    PushPublic,
+)
+
+router = APIRouter(tags=["ledger"])
+
+
+@router.post(
+    "/v1/ledger/push", response_model=PushPublic,
+    responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic},
+               413: {"model": ErrorPublic}, 422: {"model": ErrorPublic}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": PushCreate.model_json_schema(
+            ref_template="#/components/schemas/{model}")}}}},
+)
+async def push(request: Request, auth: TerminalDep, store: StoreDep) -> PushPublic:
+    """Store a batch of events; the credential is checked before the body is parsed."""
+    raw = await request.body()
+    try:
+        body = PushCreate.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    events = [EventIn(
+        event_id=e.event_id, terminal_id=e.terminal_id, terminal_seq=e.terminal_seq,
+        member_id=e.member_id, kind=e.kind, points=e.points, txn_ref=e.txn_ref,
+        terminal_time=(e.terminal_time.astimezone(UTC).replace(tzinfo=None)
+                       if e.terminal_time.tzinfo else e.terminal_time),
+        offline=e.offline,
+    ) for e in body.events]
+    out = await run_in_threadpool(store.push, auth, events,
+                                  clock_offset_ms=body.clock_offset_ms)
+    return PushPublic(
+        results=[EventResultPublic(event_id=r.event_id, terminal_seq=r.terminal_seq,
+                                   status=r.status,  # type: ignore[arg-type]
+                                   flags=r.flags) for r in out.results],
+        acked_seq=out.acked_seq, overdrafts=out.overdrafts, server_time=out.server_time)
+
+
+def _invalid(exc: ValidationError) -> Exception:
+    from fastapi.exceptions import RequestValidationError
+
+    return RequestValidationError(exc.errors(include_url=False, include_input=False))

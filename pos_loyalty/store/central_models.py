@@ -1,0 +1,163 @@
+"""The central server's schema (SQLAlchemy 2.0 declarative), portable to SQLite and PostgreSQL.
+
+Chosen so a chain can later distribute it (Citus, CockroachDB):
+- the ledger's primary key begins with ``member_id`` (the distribution column), and every
+  member-keyed table (balances, cards' member index, overdrafts) can be co-located on it;
+- nothing is ordered across nodes by a sequence: event ids are UUIDv7 made by the terminal;
+- every row terminals pull carries ``change_xid``, the id of the transaction that last wrote
+  it (PostgreSQL ``pg_current_xact_id()``; on SQLite a counter in ``change_clock``, which is
+  commit-ordered because SQLite has one writer). The pull cursor is a pair (xid, key) and a
+  pull only returns rows whose transaction is finished (see docs/sync.md).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class CentralBase(DeclarativeBase):
+    """Declarative base of the central schema (separate metadata from the terminal's)."""
+
+
+class Store(CentralBase):
+    __tablename__ = "stores"
+
+    store_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Terminal(CentralBase):
+    """A terminal of one store; its credential is kept only as a SHA-256 of the secret part."""
+
+    __tablename__ = "terminals"
+
+    terminal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/active/revoked
+    enroll_code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    enroll_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    credential_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    enrolled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Member(CentralBase):
+    __tablename__ = "members"
+    __table_args__ = (Index("ix_members_change", "change_xid", "member_id"),)
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    tier: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    birthday: Mapped[date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
+class Balance(CentralBase):
+    """The balance cache of a member: the sum of their ledger points, kept by ingest."""
+
+    __tablename__ = "balances"
+    __table_args__ = (Index("ix_balances_change", "change_xid", "member_id"),)
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
+class Card(CentralBase):
+    __tablename__ = "cards"
+    __table_args__ = (Index("ix_cards_change", "change_xid", "card_id"),)
+
+    card_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    uid: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active / revoked
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
+class Tier(CentralBase):
+    __tablename__ = "tiers"
+    __table_args__ = (Index("ix_tiers_change", "change_xid", "tier_id"),)
+
+    tier_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    body: Mapped[str] = mapped_column(Text, default="{}")
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
+class Program(CentralBase):
+    __tablename__ = "programs"
+    __table_args__ = (Index("ix_programs_change", "change_xid", "program_id"),)
+
+    program_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    store_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerEvent(CentralBase):
+    """The ledger, central copy; key (member_id, event_id) so it distributes by member."""
+
+    __tablename__ = "ledger_events"
+    __table_args__ = (
+        PrimaryKeyConstraint("member_id", "event_id"),
+        Index("ix_ledger_terminal_seq", "terminal_id", "terminal_seq"),
+    )
+
+    member_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(36))
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    terminal_seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    points: Mapped[int] = mapped_column(BigInteger)
+    txn_ref: Mapped[str] = mapped_column(String(140))
+    terminal_time: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    offline: Mapped[bool] = mapped_column(Boolean, default=True)
+    flags: Mapped[str] = mapped_column(String(64), default="")  # e.g. "future"
+
+
+class Overdraft(CentralBase):
+    """A redemption that took a balance below zero; kept until reconciled, never dropped."""
+
+    __tablename__ = "overdrafts"
+    __table_args__ = (PrimaryKeyConstraint("member_id", "event_id"),)
+
+    member_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(36))
+    terminal_id: Mapped[str] = mapped_column(String(64), index=True)
+    store_id: Mapped[str] = mapped_column(String(64))
+    points_short: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ChangeClock(CentralBase):
+    """SQLite only: one row whose counter stands in for a transaction id (single writer)."""
+
+    __tablename__ = "change_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

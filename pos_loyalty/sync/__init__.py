@@ -1,0 +1,1 @@
+"""Terminal-side sync: push the ledger outbox, pull deltas, in a background worker."""

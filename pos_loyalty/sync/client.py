@@ -1,0 +1,184 @@
+"""HTTP edge of the terminal's sync: talks to central, translates every failure to SyncError.
+
+``run_sync`` is one sync round: push the whole outbox in ``terminal_seq`` order (marking
+events acked only after central's answer), then, only if that completed, pull each entity
+below one horizon. Pulling only after a complete push means no event this terminal still
+holds as unacked can already be counted in the balances it pulls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from pos_loyalty.errors import SyncError
+from pos_loyalty.store.local import LocalStore, PendingEvent
+from pos_loyalty.sync.policy import offset_sample_ms, smooth_offset_ms
+
+ENTITIES = ("members", "cards", "balances", "tiers", "programs")
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+Progress = Callable[[str, int, int], None]  # (entity, rows done, rows total)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _parse_time(value: Any) -> datetime:
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise SyncError(f"central sent a bad server_time {value!r}") from exc
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+class SyncClient:
+    """Calls to central's HTTP API for one terminal credential."""
+
+    def __init__(self, base_url: str, credential: str | None = None, *,
+                 timeout: float = 30.0) -> None:
+        headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers,
+                                  timeout=httpx.Timeout(timeout, connect=5.0))
+        self.last_offset_sample: int | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        sent = utcnow()
+        try:
+            resp = self._http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise SyncError(f"central unreachable at {self.base_url}: {exc}") from exc
+        received = utcnow()
+        if len(resp.content) > MAX_RESPONSE_BYTES:
+            raise SyncError("central's answer is too large")
+        try:
+            body = resp.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SyncError(f"central answered {resp.status_code} without JSON",
+                            status=resp.status_code) from exc
+        if not isinstance(body, dict):
+            raise SyncError("central's answer is not a JSON object", status=resp.status_code)
+        if resp.status_code >= 400:
+            reason = body.get("reason") or body.get("detail") or resp.reason_phrase
+            raise SyncError(f"central refused {path}: {resp.status_code} {reason}",
+                            status=resp.status_code)
+        if "server_time" in body:
+            self.last_offset_sample = offset_sample_ms(sent, received,
+                                                       _parse_time(body["server_time"]))
+        return body
+
+    def enroll(self, code: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/enroll", json={"code": code})
+
+    def push(self, events: list[PendingEvent], clock_offset_ms: int | None) -> dict[str, Any]:
+        payload = {
+            "events": [{
+                "event_id": e.event_id, "terminal_id": e.terminal_id,
+                "terminal_seq": e.terminal_seq, "member_id": e.member_id, "kind": e.kind,
+                "points": e.points, "txn_ref": e.txn_ref,
+                "terminal_time": e.terminal_time.isoformat(), "offline": e.offline,
+            } for e in events],
+            "clock_offset_ms": clock_offset_ms,
+        }
+        return self._call("POST", "/v1/ledger/push", content=json.dumps(payload),
+                          headers={"Content-Type": "application/json"})
+
+    def horizon(self, *, counts: bool = False) -> dict[str, Any]:
+        return self._call("GET", "/v1/sync/horizon", params={"counts": counts})
+
+    def pull(self, entity: str, after: str, until: int, limit: int) -> dict[str, Any]:
+        return self._call("GET", "/v1/sync/pull", params={
+            "entity": entity, "after": after, "until": until, "limit": limit})
+
+
+@dataclass
+class SyncReport:
+    """What one sync round did; ``ok`` False with ``error`` when it stopped early."""
+
+    ok: bool = True
+    error: str | None = None
+    pushed: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    acked_seq: int = 0
+    overdrafts: int = 0
+    flagged: int = 0
+    pulled: dict[str, int] = field(default_factory=dict)
+    clock_offset_ms: int | None = None
+    pending_after: int = 0
+
+
+def run_sync(store: LocalStore, client: SyncClient, *, batch: int = 1000, page: int = 5000,
+             progress: Progress | None = None, now: Callable[[], datetime] = utcnow,
+             max_pushes: int = 1_000_000) -> SyncReport:
+    """One round: push everything pending, then pull every entity. Raises SyncError."""
+    report = SyncReport()
+    ident = store.sync_identity()
+    offset = ident.clock_offset_ms if ident.last_sync_at is not None else None
+    for _ in range(max_pushes):
+        events = store.pending_events(batch)
+        if not events:
+            break
+        answer = client.push(events, offset)
+        results = answer.get("results")
+        if not isinstance(results, list) or len(results) != len(events):
+            raise SyncError("central's push answer does not match the batch")
+        sent = {e.event_id for e in events}
+        acked = [r["event_id"] for r in results
+                 if isinstance(r, dict) and r.get("event_id") in sent
+                 and r.get("status") in ("stored", "duplicate")]
+        store.mark_acked(acked)
+        report.pushed += len(events)
+        report.stored += sum(1 for r in results if r.get("status") == "stored")
+        report.duplicates += sum(1 for r in results if r.get("status") == "duplicate")
+        report.flagged += sum(1 for r in results if r.get("flags"))
+        report.overdrafts += int(answer.get("overdrafts", 0))
+        report.acked_seq = int(answer.get("acked_seq", 0))
+        if client.last_offset_sample is not None:
+            offset = smooth_offset_ms(offset, client.last_offset_sample)
+        if len(acked) < len(events):
+            raise SyncError("central did not acknowledge every event of the batch")
+    hz = client.horizon(counts=progress is not None)
+    until = int(hz["until"])
+    totals: dict[str, int] = hz.get("counts") or {}
+    cursors = store.pull_cursors()
+    for entity in ENTITIES:
+        after = cursors.get(entity, "")
+        done = 0
+        if progress is not None:
+            progress(entity, 0, int(totals.get(entity, 0)))
+        while True:
+            body = client.pull(entity, after, until, page)
+            rows = body.get("rows")
+            columns = body.get("columns")
+            if not isinstance(rows, list) or not isinstance(columns, list):
+                raise SyncError(f"central's {entity} page is malformed")
+            after = str(body.get("after", after))
+            done += store.apply_pull(entity, columns, rows, after, now())
+            if progress is not None:
+                progress(entity, done, max(done, int(totals.get(entity, 0))))
+            if not body.get("more"):
+                break
+        report.pulled[entity] = done
+    if client.last_offset_sample is not None:
+        offset = smooth_offset_ms(offset, client.last_offset_sample)
+    report.clock_offset_ms = offset
+    store.record_sync(now=now(), clock_offset_ms=offset)
+    report.pending_after = store.pending_count()
+    return report

@@ -1,0 +1,103 @@
+"""SyncWorker: the terminal daemon's background sync thread.
+
+Runs a sync round every ``interval_s``; after a failure it waits with exponential backoff and
+full jitter (so a chain's terminals do not all retry at the same instant when central comes
+back). ``start`` and ``stop`` return promptly and a tap never waits for it: the worker writes
+to the local store only in short transactions of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+
+from pos_loyalty.errors import LoyaltyError, SyncError
+from pos_loyalty.store.local import LocalStore
+from pos_loyalty.sync.client import SyncClient, SyncReport, run_sync
+
+log = logging.getLogger("pos_loyalty.sync")
+
+
+def backoff_delay(failures: int, *, base_s: float, cap_s: float,
+                  rand: Callable[[], float] = random.random) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**(failures-1))]."""
+    if failures <= 0:
+        return 0.0
+    ceiling: float = min(cap_s, base_s * 2.0 ** min(failures - 1, 30))
+    return rand() * ceiling
+
+
+class SyncWorker:
+    """Push the outbox and pull deltas in a background thread, retrying with backoff."""
+
+    def __init__(self, store: LocalStore, url: str, credential: str, interval_s: float, *,
+                 batch: int = 1000, page: int = 5000, backoff_base_s: float = 1.0,
+                 backoff_cap_s: float = 300.0) -> None:
+        self.store = store
+        self.url = url
+        self.interval_s = interval_s
+        self.batch = batch
+        self.page = page
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self._client = SyncClient(url, credential)
+        self._lock = threading.Lock()  # one round at a time (thread or a direct sync_once)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+        self.last_report: SyncReport | None = None
+
+    def start(self) -> None:
+        """Start the background thread (returns at once; idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="sync-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to finish its current request and exit; close the HTTP client."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._client.close()
+
+    def trigger(self) -> None:
+        """Sync soon (e.g. after a sale) instead of waiting for the interval."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def sync_once(self) -> SyncReport:
+        """One round now, in the caller's thread; never raises for a failed round."""
+        with self._lock:
+            try:
+                report = run_sync(self.store, self._client, batch=self.batch, page=self.page)
+            except SyncError as exc:
+                report = SyncReport(ok=False, error=exc.reason)
+            except LoyaltyError as exc:  # the local store refused: keep going, say why
+                report = SyncReport(ok=False, error=str(exc))
+            self.last_report = report
+            return report
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            report = self.sync_once()
+            if report.ok:
+                self.failures = 0
+                delay = self.interval_s
+            else:
+                self.failures += 1
+                delay = max(0.05, backoff_delay(self.failures, base_s=self.backoff_base_s,
+                                                cap_s=self.backoff_cap_s))
+                log.warning("sync failed (%d in a row), retrying in %.1f s: %s",
+                            self.failures, delay, report.error)
+            self._wake.wait(delay)
+            self._wake.clear()

@@ -1,0 +1,76 @@
+"""``pos-loyalty run`` and ``pos-loyalty demo``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from pos_loyalty.config import load_config, with_overrides
+from pos_loyalty.errors import ConfigError, LoyaltyError
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Terminal config file (TOML). Without it, embedded defaults are used.")
+@click.option("--serial", help="Serial port of the till, e.g. /dev/ttyUSB0 or /dev/pts/3.")
+@click.option("--reader", help="NFC reader path: usb, tty:USB0:pn532, udp:127.0.0.1:PORT.")
+@click.option("--db", help="Local store URL, e.g. sqlite:///terminal.db.")
+@click.option("--demo-members", is_flag=True,
+              help="Seed the demo members into an empty store (for simulated setups).")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
+def run(config_file: str | None, serial: str | None, reader: str | None, db: str | None,
+        demo_members: bool, verbose: bool) -> None:
+    """Run the terminal daemon until SIGTERM or SIGINT."""
+    from pos_loyalty.terminal.daemon import TerminalDaemon
+    from pos_loyalty.terminal.demo_data import seed_demo_members
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = with_overrides(load_config(config_file), serial=serial, reader=reader, db=db)
+    except ConfigError as exc:
+        click.echo(f"pos-loyalty: config error: {exc}", err=True)
+        sys.exit(2)
+    if not config.serial_port:
+        click.echo("pos-loyalty: no serial port: give --serial or set serial.port in the "
+                   "config file", err=True)
+        sys.exit(2)
+    try:
+        daemon = TerminalDaemon(config)
+        if demo_members:
+            seed_demo_members(daemon.store)
+        daemon.start()
+    except LoyaltyError as exc:
+        click.echo(f"pos-loyalty: cannot start: {exc}", err=True)
+        sys.exit(1)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("pos_loyalty").info("signal %d: stopping", signum)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    click.echo(f"pos-loyalty terminal {config.terminal_id}: reader {config.reader_path}, "
+               f"till {config.serial_port}, store {config.resolved_db_url}", err=True)
+    worker = threading.Thread(target=daemon.run, name="terminal")
+    worker.start()
+    while worker.is_alive():
+        worker.join(timeout=0.5)
+    click.echo("pos-loyalty: stopped", err=True)
+
+
+@click.command()
+def demo() -> None:
+    """Run the whole loop on simulated hardware and print the till's transcript."""
+    from pos_loyalty.demo import run_demo
+
+    try:
+        sys.exit(run_demo(click.echo))
+    except LoyaltyError as exc:
+        click.echo(f"pos-loyalty demo failed: {exc}", err=True)
+        sys.exit(1)

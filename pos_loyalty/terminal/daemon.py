@@ -1,0 +1,138 @@
+"""The terminal daemon: reader thread, serial link, one worker that owns the store.
+
+Taps and till messages land on one queue and are handled in order by one thread, so the
+store sees a single writer and the reader never waits for the till or the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from pos_loyalty.config import TerminalConfig
+from pos_loyalty.errors import ReaderError
+from pos_loyalty.nfc.cardformat import CardTrust
+from pos_loyalty.nfc.demo_keys import demo_trust
+from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.nfc.reader import Reader
+from pos_loyalty.pos.transport import SerialEndpoint
+from pos_loyalty.rules import DEFAULT_PROGRAM, load_program
+from pos_loyalty.store import LocalStore
+from pos_loyalty.terminal.service import TerminalService, error_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Tap:
+    event: TapEvent
+
+
+@dataclass(frozen=True)
+class _TillMessage:
+    message: dict[str, Any]
+
+
+_Work = _Tap | _TillMessage | None
+
+
+class TapTiming(NamedTuple):
+    read_ms: float  # nfcpy: tag discovered -> data read
+    added_ms: float  # terminal: data read -> last byte of the till message written
+
+
+def card_trust(config: TerminalConfig) -> CardTrust:
+    """Issuer keys from the config; with none, the simulation-only demo issuer."""
+    if config.issuer_keys:
+        return CardTrust.from_hex(config.issuer_keys,
+                                  accept_legacy_uid=config.accept_legacy_uid)
+    log.warning("no cards.issuer_keys configured: trusting the demo issuer (simulation only)")
+    return demo_trust(accept_legacy_uid=config.accept_legacy_uid)
+
+
+class TerminalDaemon:
+    """Wires reader, store, rules and till link; ``run()`` blocks until ``stop()``."""
+
+    def __init__(
+        self, config: TerminalConfig, *,
+        on_reply: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
+        program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
+        self.service = TerminalService(self.store, program)
+        self._work: queue.Queue[_Work] = queue.Queue()
+        self._stop = threading.Event()
+        self._on_reply = on_reply
+        # per tap: nfcpy read time and the terminal-added time (read done -> last byte of
+        # the till message written), ms; bench/bench_tap_e2e.py reports them (P1, P2)
+        self.tap_timings: deque[TapTiming] = deque(maxlen=100_000)
+        self.endpoint = SerialEndpoint(
+            config.serial_port, self._from_till, role="terminal", baudrate=config.baudrate,
+            peer_id=config.terminal_id,
+        )
+        self.reader = Reader(config.reader_path, trust=card_trust(config),
+                             debounce_s=config.debounce_s)
+        self._reader_thread = threading.Thread(
+            target=self._read_loop, name="nfc-reader", daemon=True)
+
+    # -- inputs (called from other threads) ------------------------------------------------
+
+    def _from_till(self, message: dict[str, Any]) -> None:
+        self._work.put(_TillMessage(message))
+
+    def _from_reader(self, tap: TapEvent) -> None:
+        self._work.put(_Tap(tap))
+
+    def _read_loop(self) -> None:
+        try:
+            self.reader.run(self._from_reader, self._stop)
+        except ReaderError as exc:
+            log.error("NFC reader stopped: %s", exc)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the till link and start reading; raises SerialLinkError/ReaderError early."""
+        self.endpoint.start()
+        self._reader_thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._work.put(None)
+
+    def run(self) -> None:
+        """Handle taps and till messages until ``stop()``; then close everything."""
+        try:
+            while not self._stop.is_set():
+                item = self._work.get()
+                if item is None:
+                    break
+                self._handle(item)
+        finally:
+            self._stop.set()
+            self._reader_thread.join(timeout=5)
+            self.endpoint.close()
+            self.store.close()
+
+    def _handle(self, item: _Tap | _TillMessage) -> None:
+        if isinstance(item, _Tap):
+            reply = self.service.on_tap(item.event)
+        else:
+            try:
+                reply = self.service.on_message(item.message)
+            except (KeyError, TypeError, ValueError) as exc:  # validated upstream; belt and braces
+                reply = error_message("bad_request", f"malformed request: {exc}", item.message)
+        self.endpoint.send(reply)  # returns once the frame is written to the port
+        if isinstance(item, _Tap) and item.event.read_done:
+            added = (time.perf_counter() - item.event.read_done) * 1000
+            self.tap_timings.append(TapTiming(item.event.read_ms, added))
+        if self._on_reply is not None:
+            self._on_reply(reply)

@@ -1,0 +1,117 @@
+"""Shared fixtures: the central database on SQLite and on a real PostgreSQL (see tests/pg.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pos_loyalty.server.central import CentralStore
+from pos_loyalty.store.local import LocalStore
+from tests.pg import PgDatabases, PgUnavailable, pg_server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    """One PostgreSQL server for the session; skipped (or failed, if required) when absent."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(pg_server())
+            dbs = PgDatabases(url)
+            dbs.template()
+        except PgUnavailable as exc:
+            if os.environ.get("POS_LOYALTY_REQUIRE_PG") == "1":
+                pytest.fail(f"PostgreSQL required (POS_LOYALTY_REQUIRE_PG=1) but {exc}")
+            pytest.skip(f"PostgreSQL not available: {exc}")
+        stack.callback(dbs.close)
+        yield dbs
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def central_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty central database: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        from pos_loyalty.migrations import upgrade_central
+
+        url = f"sqlite:///{tmp_path / 'central.db'}"
+        upgrade_central(url)
+        yield url
+        return
+    dbs: PgDatabases = request.getfixturevalue("pg_databases")
+    url = dbs.create()
+    yield url
+    dbs.drop(url)
+
+
+@dataclass
+class Central:
+    """A running central server (real uvicorn on loopback) and its store."""
+
+    url: str
+    db_url: str
+    store: CentralStore
+
+
+@pytest.fixture
+def central(central_url: str) -> Iterator[Central]:
+    from pos_loyalty.server.app import create_app
+    from pos_loyalty.server.config import Settings
+    from pos_loyalty.server.runner import ServerThread
+
+    store = CentralStore(central_url)
+    app = create_app(Settings(db_url=central_url), store=store, migrate=False)
+    with ServerThread(app) as srv:
+        yield Central(srv.url, central_url, store)
+    store.close()
+
+
+@dataclass
+class TerminalHandle:
+    """An enrolled terminal: its local store and credential."""
+
+    local: LocalStore
+    terminal_id: str
+    credential: str
+    server_url: str
+
+
+class TerminalFactory:
+    """Makes enrolled terminals (fresh local SQLite store each) against one central."""
+
+    def __init__(self, central: Central, tmp_path: Path) -> None:
+        self.central = central
+        self.tmp_path = tmp_path
+        self.made: list[LocalStore] = []
+
+    def __call__(self, store_id: str = "S1", *, name: str | None = None) -> TerminalHandle:
+        from pos_loyalty.migrations import upgrade_terminal
+        from pos_loyalty.sync.client import SyncClient
+
+        tid, code = self.central.store.add_terminal(store_id)
+        url = f"sqlite:///{self.tmp_path / f'{name or tid}.db'}"
+        upgrade_terminal(url)
+        local = LocalStore(url)
+        self.made.append(local)
+        with SyncClient(self.central.url) as anon:
+            answer = anon.enroll(code)
+        local.set_enrollment(server_url=self.central.url, terminal_id=answer["terminal_id"],
+                             store_id=answer["store_id"], credential=answer["credential"])
+        return TerminalHandle(local, answer["terminal_id"], answer["credential"],
+                              self.central.url)
+
+    def close(self) -> None:
+        for local in self.made:
+            local.close()
+
+
+@pytest.fixture
+def terminals(central: Central, tmp_path: Path) -> Iterator[TerminalFactory]:
+    factory = TerminalFactory(central, tmp_path)
+    yield factory
+    factory.close()

@@ -1,0 +1,161 @@
+"""Message schema: every message round-trips through a frame; bad ones get a clear reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pos_loyalty.errors import LocalProtocolError, RemoteProtocolError
+from pos_loyalty.pos.codec import NEED_DATA, Frame, FrameDecoder, encode_frame
+from pos_loyalty.pos.messages import (
+    REPLIES,
+    TERMINAL_MESSAGES,
+    TILL_MESSAGES,
+    check_message,
+    decode_message,
+    encode_message,
+)
+
+ident = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+                max_size=64)
+text = st.text(max_size=80)
+money = st.integers(-10**9, 10**9)
+count = st.integers(1, 10**6)
+opt_ident = st.none() | ident
+txn = {"pos_id": ident, "txn_id": ident}
+
+
+def msg(mtype: str, **fields: st.SearchStrategy[Any]
+        ) -> tuple[str, st.SearchStrategy[dict[str, Any]]]:
+    return mtype, st.fixed_dictionaries({"type": st.just(mtype), **fields})
+
+
+TERMINAL = dict([
+    msg("member.identified", card_id=ident, member_id=ident, name=text,
+        tier=st.none() | st.text(max_size=64), balance=money, discounts=st.lists(text, max_size=5),
+        tap_ms=st.floats(0, 1e6) | st.integers(0, 10**6)),
+    msg("member.unknown", card_id=st.text(max_size=64), reason=text),
+    msg("card.refused", uid=st.text(max_size=64), reason=st.text(min_size=1, max_size=80)),
+    msg("quote", **txn, member_id=opt_ident, lines=st.lists(st.fixed_dictionaries({
+        "program": text, "kind": st.sampled_from(["discount", "points", "redeem"]),
+        "value": money, "text": text}), max_size=5),
+        discount_total=money, points_total=money, total_due=money, summary=text),
+    msg("points.awarded", **txn, member_id=opt_ident, points=money,
+        balance_before=st.none() | money, balance_after=st.none() | money,
+        repeated=st.booleans()),
+    msg("txn.status", **txn,
+        state=st.sampled_from(["unknown", "open", "committed", "voided", "refunded"]),
+        points=money, balance_after=st.none() | money),
+    msg("error", code=st.text(min_size=1, max_size=64), message=text),
+])
+TILL = dict([
+    msg("basket.update", **txn, lines=st.lists(st.fixed_dictionaries({
+        "sku": ident, "qty": count, "unit_price": st.integers(0, 10**9),
+        "category": st.text(max_size=64)}), max_size=5)),
+    msg("redeem.request", **txn, points=count),
+    msg("txn.commit", **txn),
+    msg("txn.void", **txn),
+    msg("refund", **txn, refund_id=ident, lines=st.lists(
+        st.fixed_dictionaries({"sku": ident, "qty": count}), min_size=1, max_size=5)),
+    msg("txn.status", **txn),
+    msg("error", code=st.text(min_size=1, max_size=64), message=text, pos_id=ident),
+])
+
+
+def through_frame(payload: bytes) -> bytes:
+    dec = FrameDecoder()
+    dec.receive_data(encode_frame(Frame("D", 1, payload)))
+    frame = dec.next_event()
+    assert frame is not NEED_DATA
+    return frame.payload
+
+
+class TestRoundTrip:
+    def test_every_type_has_a_strategy(self) -> None:
+        """The round-trip tests below cover every message type of both sides."""
+        assert set(TERMINAL) == set(TERMINAL_MESSAGES)
+        assert set(TILL) == set(TILL_MESSAGES)
+
+    @given(st.one_of(*TERMINAL.values()))
+    @settings(max_examples=300)
+    def test_terminal_messages(self, message: dict[str, Any]) -> None:
+        """Every valid terminal message survives encode -> frame -> decode unchanged."""
+        payload = encode_message(message, "terminal")
+        assert payload.isascii()
+        assert decode_message(through_frame(payload), "terminal") == message
+
+    @given(st.one_of(*TILL.values()))
+    @settings(max_examples=300)
+    def test_till_messages(self, message: dict[str, Any]) -> None:
+        """Every valid till message survives encode -> frame -> decode unchanged."""
+        payload = encode_message(message, "till")
+        assert decode_message(through_frame(payload), "till") == message
+
+    def test_extra_fields_pass_through(self) -> None:
+        """Unknown extra fields are accepted and kept (forward compatibility)."""
+        m = {"type": "txn.commit", "pos_id": "P", "txn_id": "T", "cashier": "7"}
+        assert decode_message(encode_message(m, "till"), "till") == m
+
+    def test_every_request_has_replies(self) -> None:
+        """Each till request names the terminal messages that may answer it."""
+        for request, replies in REPLIES.items():
+            assert request in TILL_MESSAGES
+            assert replies <= set(TERMINAL_MESSAGES)
+
+
+class TestInvalid:
+    @pytest.mark.parametrize(("payload", "reason"), [
+        (b"{", "not JSON"),
+        (b"\xff", "not UTF-8"),
+        (b"[1]", "JSON object"),
+        (b'{"pos_id":"P"}', "field 'type' is missing"),
+        (b'{"type":"txn.teleport"}', "unknown message type 'txn.teleport' from the till"),
+        (b'{"type":"quote","pos_id":"P","txn_id":"T"}', "unknown message type 'quote'"),
+        (b'{"type":"txn.commit","pos_id":"P"}', "txn.commit: field 'txn_id' is missing"),
+        (b'{"type":"txn.commit","pos_id":"","txn_id":"T"}', "'pos_id' must not be empty"),
+        (b'{"type":"txn.commit","pos_id":7,"txn_id":"T"}', "'pos_id' must be a string, not int"),
+        (b'{"type":"redeem.request","pos_id":"P","txn_id":"T","points":true}',
+         "'points' must be an integer, not bool"),
+        (b'{"type":"redeem.request","pos_id":"P","txn_id":"T","points":0}',
+         "'points' must be at least 1"),
+        (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":[{"sku":"A","qty":1,'
+         b'"unit_price":1.5,"category":"x"}]}', "'lines[0].unit_price' must be an integer"),
+        (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":{}}',
+         "'lines' must be a list"),
+        (b'{"type":"refund","pos_id":"P","txn_id":"T","refund_id":"R","lines":[]}',
+         "'lines' must not be empty"),
+        (b'{"type":"txn.commit","pos_id":"P","txn_id":"T","x":NaN}', "NaN is not valid JSON"),
+    ])
+    def test_remote_errors_name_the_problem(self, payload: bytes, reason: str) -> None:
+        """Bad payloads from the till raise RemoteProtocolError with a precise reason."""
+        with pytest.raises(RemoteProtocolError) as info:
+            decode_message(payload, "till")
+        assert reason in info.value.reason
+
+    def test_local_errors(self) -> None:
+        """Sending a message that breaks the schema raises LocalProtocolError."""
+        with pytest.raises(LocalProtocolError, match=r"points\.awarded: field 'repeated'"):
+            encode_message({"type": "points.awarded", "pos_id": "P", "txn_id": "T",
+                            "member_id": None, "points": 1, "balance_before": 0,
+                            "balance_after": 1}, "terminal")
+
+    def test_direction_enforced(self) -> None:
+        """A till cannot send a quote and a terminal cannot send a basket."""
+        with pytest.raises(RemoteProtocolError, match="from the till"):
+            check_message({"type": "quote"}, "till")
+        with pytest.raises(LocalProtocolError, match="from the terminal"):
+            encode_message({"type": "basket.update", "pos_id": "P", "txn_id": "T",
+                            "lines": []}, "terminal")
+
+    @given(st.binary(max_size=300))
+    @settings(max_examples=300)
+    def test_any_payload_gives_message_or_remote_error(self, payload: bytes) -> None:
+        """Arbitrary payload bytes decode to a valid message or a RemoteProtocolError."""
+        for side in ("till", "terminal"):
+            try:
+                decode_message(payload, side)  # type: ignore[arg-type]
+            except RemoteProtocolError as exc:
+                assert exc.reason

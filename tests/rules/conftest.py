@@ -1,0 +1,28 @@
+"""Shared helpers for the rules engine tests."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import datetime
+
+import pytest
+
+from pos_loyalty.rules import Basket, BasketLine, Program, parse_program
+
+NOON = datetime(2026, 3, 11, 12, 0)  # a Wednesday
+
+
+def program(text: str) -> Program:
+    """A program from inline TOML."""
+    return parse_program(textwrap.dedent(text), path="test.toml")
+
+
+def basket(*lines: tuple[str, int, int, str], merchant: str = "", redeem: int = 0) -> Basket:
+    """A basket from (sku, qty, unit_price, category) tuples."""
+    return Basket(tuple(BasketLine(*ln) for ln in lines), merchant_id=merchant,
+                  redeem_points=redeem)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOON

@@ -1,0 +1,92 @@
+"""`pos-loyalty run` as store IT starts it: a separate process, real pty, nfcpy udp, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pos_loyalty.nfc.sim.cards import foreign_tag, member_card
+from pos_loyalty.nfc.sim.emulator import TagEmulator
+from pos_loyalty.pos.pty import PtyBridge
+from pos_loyalty.pos.till import SimulatedTill
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, **kw: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "pos_loyalty", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[tuple[TagEmulator, PtyBridge, Path]]:
+    with TagEmulator() as rf, PtyBridge() as bridge:
+        yield rf, bridge, tmp_path
+
+
+class TestRunDaemon:
+    def test_serves_taps_and_stops_on_sigterm(
+            self, rig: tuple[TagEmulator, PtyBridge, Path]) -> None:
+        """The daemon answers the till for taps and sales, then exits 0 on SIGTERM."""
+        rf, bridge, tmp = rig
+        db = tmp / "terminal.db"
+        proc = cli("run", "--serial", bridge.terminal_path, "--reader", f"udp:127.0.0.1:{rf.port}",
+                   "--db", f"sqlite:///{db}", "--demo-members")
+        try:
+            with SimulatedTill(bridge.till_path, pos_id="POS-7") as till:
+                till.wait_link_up(timeout=20)
+                rf.present(member_card("C-1002"))
+                ident = till.next_message({"member.identified"}, timeout=20)
+                rf.remove()
+                assert (ident["member_id"], ident["balance"]) == ("M-1002", 40)
+                till.send_basket("T1", [{"sku": "A", "qty": 3, "unit_price": 250,
+                                         "category": "x"}])
+                awarded = till.commit("T1")
+                assert (awarded["points"], awarded["balance_after"]) == (7, 47)
+                rf.present(foreign_tag())
+                refused = till.next_message({"card.refused"}, timeout=20)
+                rf.remove()
+                assert "foreign tag" in refused["reason"]
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err
+        assert "stopped" in err
+        assert "Traceback" not in err
+
+
+class TestStartupErrors:
+    def test_bad_config_names_file_key_and_line(self, tmp_path: Path) -> None:
+        """A bad config stops the daemon with one line naming the key and line, exit 2."""
+        conf = tmp_path / "terminal.toml"
+        conf.write_text('[terminal]\nid = "T-1"\n\n[serial]\nbaudrate = "fast"\n')
+        proc = cli("run", "--config", str(conf))
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2
+        assert err.strip() == (f"pos-loyalty: config error: {conf}:5: key 'serial.baudrate': "
+                               "must be int, got 'fast'")
+
+    def test_missing_serial_port_is_explained(self, tmp_path: Path) -> None:
+        """Without a serial port the daemon says how to give one, exit 2."""
+        proc = cli("run", "--db", f"sqlite:///{tmp_path / 't.db'}")
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2
+        assert "--serial" in err and "Traceback" not in err
+
+    def test_unopenable_serial_port_is_one_line(self, tmp_path: Path) -> None:
+        """A serial port that does not exist is reported in one line, exit 1."""
+        proc = cli("run", "--serial", str(tmp_path / "no-such-tty"), "--reader",
+                   "udp:127.0.0.1:9", "--db", f"sqlite:///{tmp_path / 't.db'}")
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err
+        assert "cannot start" in err and "Traceback" not in err
