@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import ndef
-import pcsc_env
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,9 +22,11 @@ from pos_loyalty.nfc.sim.vcard import (
     CARD_NAME_MIFARE_CLASSIC_1K,
     IsoCard,
     StorageCard,
+    VirtualPcscStack,
     VpcdCardEmulator,
     iso_card_atr,
     ntag_memory,
+    pcsc_stack_missing,
     storage_card_atr,
 )
 
@@ -152,21 +153,24 @@ class TestReadCardOverApdus:
 
 
 @pytest.fixture(scope="module")
-def pcsc_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pcsc_env.PcscEnv]:
-    why = pcsc_env.missing()
+def pcsc_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualPcscStack]:
+    """pcscd with the vpcd virtual reader (ours, or a system one that has it)."""
+    why = pcsc_stack_missing()
     if why:
         pytest.skip(f"PC/SC stack unavailable: {why}")
-    env = pcsc_env.start(Path(tmp_path_factory.mktemp("pcscd")))
-    if isinstance(env, str):
-        pytest.skip(f"PC/SC stack unavailable: {env}")
-    yield env
-    pcsc_env.stop(env)
+    stack = VirtualPcscStack(Path(tmp_path_factory.mktemp("pcscd")))
+    try:
+        stack.start()
+    except ReaderError as exc:
+        pytest.skip(f"PC/SC stack unavailable: {exc}")
+    yield stack
+    stack.stop()
 
 
 class Session:
     """A PcscReader running in a thread with a virtual card on the vpcd reader."""
 
-    def __init__(self, env: pcsc_env.PcscEnv, debounce_s: float = 0.0) -> None:
+    def __init__(self, env: VirtualPcscStack, debounce_s: float = 0.0) -> None:
         self.reads: queue.Queue[pcsc.CardRead] = queue.Queue()
         self.stop = threading.Event()
         self.reader = pcsc.PcscReader(f"pcsc:{env.reader}", trust=demo_trust(),
@@ -193,24 +197,24 @@ class Session:
 
 
 class TestThroughPcscd:
-    def test_lists_the_virtual_reader(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_lists_the_virtual_reader(self, pcsc_setup: VirtualPcscStack) -> None:
         """pcscd lists the vpcd reader under its configured name."""
         assert any(pcsc_setup.reader in name for name in pcsc.list_readers())
 
-    def test_ntag_read_through_pcscd(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_ntag_read_through_pcscd(self, pcsc_setup: VirtualPcscStack) -> None:
         """An NTAG213 on the virtual reader is read with its UID and NDEF through pcscd."""
         with Session(pcsc_setup) as s:
             read = s.tap(ntag())
         assert (read.uid, read.tag_type, read.ndef) == (NTAG_UID, "NTAG213", message())
         assert read.read_ms > 0
 
-    def test_phone_card_through_pcscd(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_phone_card_through_pcscd(self, pcsc_setup: VirtualPcscStack) -> None:
         """A phone's Type 4 card emulation is read through pcscd with T=1 APDUs."""
         with Session(pcsc_setup) as s:
             read = s.tap(IsoCard(PhoneCard(message(), uid=H("08B1B2B3"))))
         assert (read.uid, read.tag_type, read.ndef) == (H("08B1B2B3"), "Type4Tag", message())
 
-    def test_ntag424_taps_advance_and_replay_refused(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_ntag424_taps_advance_and_replay_refused(self, pcsc_setup: VirtualPcscStack) -> None:
         """Two taps of an NTAG 424 DNA give advancing verified counters; a replay is refused."""
         tag = IsoCard(ntag424())
         store = sun.MemoryCounterStore()
@@ -227,7 +231,7 @@ class TestThroughPcscd:
         replay = sun.accept_sun_uri(uris[0], KEYS, store)
         assert replay.kind == "refused" and replay.code == "replayed"
 
-    def test_held_card_is_one_read(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_held_card_is_one_read(self, pcsc_setup: VirtualPcscStack) -> None:
         """A card left on the reader is read once, not once per poll."""
         with Session(pcsc_setup) as s:
             s.card.insert(ntag())
@@ -235,7 +239,7 @@ class TestThroughPcscd:
             with pytest.raises(queue.Empty):
                 s.reads.get(timeout=1.5)
 
-    def test_debounce_same_uid(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_debounce_same_uid(self, pcsc_setup: VirtualPcscStack) -> None:
         """The same card presented again within the debounce time is not a second read."""
         with Session(pcsc_setup, debounce_s=60.0) as s:
             assert s.tap(ntag()).uid == NTAG_UID
@@ -246,14 +250,14 @@ class TestThroughPcscd:
             other = StorageCard(H("04F1F2F3F4F5F6"), ntag_memory(H("04F1F2F3F4F5F6"), message()))
             assert s.tap(other).uid == H("04F1F2F3F4F5F6")
 
-    def test_reading_resumes_after_pcscd_restart(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_reading_resumes_after_pcscd_restart(self, pcsc_setup: VirtualPcscStack) -> None:
         """pcscd going away and coming back (reader unplugged and replugged) is survived."""
-        if pcsc_setup.process is None:
+        if not pcsc_setup.owned:
             pytest.skip("uses the system pcscd, which the tests do not restart")
         with Session(pcsc_setup) as s:
             assert s.tap(ntag()).uid == NTAG_UID
             opened = s.reader.opened
-            assert pcsc_env.restart(pcsc_setup)
+            pcsc_setup.restart()
             assert s.tap(ntag(), timeout=20).uid == NTAG_UID
             assert s.reader.opened > opened
 
@@ -261,7 +265,7 @@ class TestThroughPcscd:
 class TestTapEvents:
     """The PC/SC reader reports the same TapEvents as the nfcpy reader, through classify()."""
 
-    def run_taps(self, env: pcsc_env.PcscEnv, cards: list[StorageCard | IsoCard],
+    def run_taps(self, env: VirtualPcscStack, cards: list[StorageCard | IsoCard],
                  **trust: bool) -> list[TapEvent]:
         events: queue.Queue[TapEvent] = queue.Queue()
         stop = threading.Event()
@@ -281,7 +285,7 @@ class TestTapEvents:
             thread.join(timeout=10)
         return out
 
-    def test_member_card_on_ntag(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_member_card_on_ntag(self, pcsc_setup: VirtualPcscStack) -> None:
         """A signed member card on an NTAG213 is a verified member, as with nfcpy."""
         card = ntag(member_card_ndef("M-2002", NTAG_UID, DEMO_ISSUER))
         (event,) = self.run_taps(pcsc_setup, [card])
@@ -289,7 +293,7 @@ class TestTapEvents:
         assert (event.uid, event.tag_type) == (NTAG_UID.hex().upper(), "NTAG213")
         assert event.read_ms > 0
 
-    def test_copied_member_card_refused(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_copied_member_card_refused(self, pcsc_setup: VirtualPcscStack) -> None:
         """A member record copied onto another NTAG is refused as forged or copied."""
         other = H("04E0E1E2E3E4E5")
         card = StorageCard(other, ntag_memory(other, member_card_ndef("M-2002", NTAG_UID,
@@ -297,7 +301,7 @@ class TestTapEvents:
         (event,) = self.run_taps(pcsc_setup, [card])
         assert event.kind == "refused" and "copied" in (event.reason or "")
 
-    def test_legacy_card_only_when_enabled(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_legacy_card_only_when_enabled(self, pcsc_setup: VirtualPcscStack) -> None:
         """A MIFARE Classic is refused by default and an unverified member when enabled."""
         classic = StorageCard(H("A1B2C3D4"), bytearray(64), CARD_NAME_MIFARE_CLASSIC_1K)
         (refused,) = self.run_taps(pcsc_setup, [classic])
@@ -305,7 +309,7 @@ class TestTapEvents:
         assert refused.kind == "refused" and "legacy" in (refused.reason or "")
         assert (member.kind, member.card_id, member.verified) == ("member", "A1B2C3D4", False)
 
-    def test_ntag424_product_and_cloned_replay(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_ntag424_product_and_cloned_replay(self, pcsc_setup: VirtualPcscStack) -> None:
         """An NTAG 424 DNA tap is a verified product; its URL copied onto a static tag is
         refused as copied (other UID) or replayed (same UID)."""
         tag = ntag424()

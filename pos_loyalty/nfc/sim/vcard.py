@@ -13,16 +13,22 @@ The cards answer as a contactless reader such as the ACS ACR122U presents them t
 * :class:`IsoCard`: an ISO 14443-4 card (our emulated Type 4 tags): ``FF CA`` for the UID,
   everything else goes to the tag's APDU handler (the reader does ISO-DEP itself).
 
-The card models are pure; :class:`VpcdCardEmulator` is the socket edge (loopback only).
+The card models are pure; :class:`VpcdCardEmulator` is the socket edge (loopback only), and
+:class:`VirtualPcscStack` brings up pcscd with the vpcd reader for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import shutil
 import socket
 import struct
+import subprocess
 import threading
+import time
 from functools import reduce
+from pathlib import Path
 from typing import Protocol
 
 from pos_loyalty.errors import ReaderError
@@ -296,3 +302,149 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
             return None
         buf += chunk
     return bytes(buf)
+
+
+# -- a virtual PC/SC reader: pcscd with vpcd -------------------------------------------------
+
+VPCD_LIB = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+SYSTEM_VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
+PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
+VIRTUAL_READER_NAME = "ACS ACR122U PICC Interface"
+
+
+def pcsc_stack_missing() -> str | None:
+    """Why a virtual PC/SC reader cannot run here (pyscard, pcscd, vpcd), or None."""
+    try:
+        import smartcard.scard  # noqa: F401
+    except ImportError:
+        return "pyscard not installed (needs libpcsclite-dev, swig and a compiler to build)"
+    if shutil.which("pcscd") is None:
+        return "pcscd not installed (apt-get install pcscd)"
+    if not VPCD_LIB.exists():
+        return "vsmartcard-vpcd not installed (apt-get install vsmartcard-vpcd)"
+    return None
+
+
+def _pcscd_running() -> bool:
+    if not PCSCD_SOCKET.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(PCSCD_SOCKET))
+        except OSError:
+            return False
+        return True
+
+
+def _system_vpcd() -> tuple[str, int] | None:
+    if not SYSTEM_VPCD_CONF.exists():
+        return None
+    text = SYSTEM_VPCD_CONF.read_text()
+    name = re.search(r'^\s*FRIENDLYNAME\s+"([^"]+)"', text, re.M)
+    dev = re.search(r"^\s*DEVICENAME\s+/dev/null:(\S+)", text, re.M)
+    if not (name and dev):
+        return None
+    return name.group(1), int(dev.group(1), 0)
+
+
+def _free_port_pair() -> int:
+    """A port P with P+1 also free: vpcd listens on P for slot 0 and P+1 for slot 1."""
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("0.0.0.0", 0))
+            port = int(a.getsockname()[1])
+            try:
+                b.bind(("0.0.0.0", port + 1))
+            except OSError:
+                continue
+            return port
+    raise ReaderError("no free port pair for vpcd")
+
+
+class VirtualPcscStack:
+    """pcscd with Debian's vpcd virtual reader, for tests, benches and integrators.
+
+    If a pcscd already serves the system socket and has the vpcd reader of
+    /etc/reader.conf.d/vpcd, that one is used. Otherwise :meth:`start` runs our own pcscd in
+    the foreground with a private reader.conf.d: vpcd named like an ACS ACR122U on a free
+    port pair (vpcd itself listens on all addresses; our card connects over loopback).
+    pcscd's client socket path is fixed, so one such stack runs per machine at a time.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.reader = VIRTUAL_READER_NAME
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def owned(self) -> bool:
+        """True when this object runs its own pcscd (and can restart it)."""
+        return self.process is not None
+
+    def start(self) -> None:
+        """Bring the reader up; ReaderError with the reason if it cannot be done."""
+        why = pcsc_stack_missing()
+        if why:
+            raise ReaderError(why)
+        if _pcscd_running():
+            system = _system_vpcd()
+            if system is None:
+                raise ReaderError("a pcscd without the vpcd reader is already running")
+            self.reader, self.port = system
+            if not self._wait_for_reader(3.0):
+                raise ReaderError(f"the running pcscd has no '{self.reader}' reader")
+            return
+        self.port = _free_port_pair()
+        conf = self.workdir / "reader.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "vpcd").write_text(f'FRIENDLYNAME "{self.reader}"\n'
+                                   f"DEVICENAME /dev/null:{self.port}\nLIBPATH {VPCD_LIB}\n")
+        self._launch()
+
+    def _launch(self) -> None:
+        log_path = self.workdir / "pcscd.log"
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                ["pcscd", "--foreground", "--config", str(self.workdir / "reader.conf.d")],
+                stdout=log, stderr=subprocess.STDOUT)
+        if not self._wait_for_reader(15.0):
+            self.stop()
+            raise ReaderError("pcscd did not come up with the vpcd reader: "
+                              + log_path.read_text()[-400:])
+
+    def _wait_for_reader(self, timeout: float) -> bool:
+        from pos_loyalty.nfc.pcsc import list_readers
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ReaderError):      # pcscd still starting
+                if any(self.reader in name for name in list_readers()):
+                    return True
+            time.sleep(0.1)
+        return False
+
+    def restart(self) -> None:
+        """Stop and start our own pcscd, as a reader unplugged and plugged back would."""
+        if not self.owned:
+            raise ReaderError("the system pcscd is not ours to restart")
+        self.stop()
+        self._launch()
+
+    def stop(self) -> None:
+        """Stop our own pcscd (a system one is left alone)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self) -> VirtualPcscStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
