@@ -248,6 +248,8 @@ class VpcdCardEmulator:
                 self._closed.wait(0.05)     # vpcd not listening (yet, or any more)
                 continue
             sock.settimeout(None)
+            # small answers go out at once (see _recv_exact for the other half of the story)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._sock = sock
             try:
@@ -294,9 +296,16 @@ class VpcdCardEmulator:
         return card.apdu(message)
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
+        if _QUICKACK is not None:
+            # vpcd writes its length prefix and its APDU separately with Nagle on: ack the
+            # prefix at once or its APDU waits for our delayed ACK (~40 ms per exchange)
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         chunk = sock.recv(n - len(buf))
         if not chunk:
             return None
