@@ -211,6 +211,9 @@ def decrypt_picc_data(meta_read_key: bytes, picc: bytes) -> PiccData:
     meta read key or a forged message.
     """
     _check_key("meta read key", meta_read_key)
+    if len(picc) == PICC_LEN + 8:
+        raise SunFormatError("PICC data of 24 bytes is LRP mode, which this terminal does not "
+                             "verify: configure the tag for AES mode")
     if len(picc) != PICC_LEN:
         raise SunFormatError(f"PICC data must be {PICC_LEN} bytes, got {len(picc)}")
     plain = _cbc_decrypt(meta_read_key, _ZERO_IV, picc)

@@ -351,3 +351,18 @@ class TestOpenTapSource:
         from pos_loyalty.nfc.reader import Reader
 
         assert isinstance(pcsc.open_tap_source("udp:127.0.0.1:9", trust=demo_trust()), Reader)
+
+
+class TestCardFuzz:
+    @given(st.binary(max_size=40))
+    def test_storage_card_any_apdu(self, apdu: bytes) -> None:
+        """The virtual NTAG answers any command bytes with a status word, never raising."""
+        reply = ntag().apdu(apdu)
+        assert len(reply) >= 2
+
+    @given(st.binary(max_size=300))
+    def test_iso_card_any_apdu(self, apdu: bytes) -> None:
+        """The virtual Type 4 card answers any command bytes with a status word."""
+        card = IsoCard(PhoneCard(message(), uid=H("08010203")))
+        card.power_on()
+        assert len(card.apdu(apdu)) >= 2
