@@ -455,6 +455,17 @@ def _sun_params(uri: str) -> tuple[dict[str, tuple[int, str]], str] | str:
     return params, base
 
 
+def split_sun_url(uri: str) -> tuple[str, str | None, str, str] | str:
+    """(picc hex, enc hex or None, cmac hex, MAC input text) of our SUN URL, or why not."""
+    parsed = _sun_params(uri)
+    if isinstance(parsed, str):
+        return parsed
+    params, _ = parsed
+    enc = params[ENC_PARAM][1] if ENC_PARAM in params else None
+    mac_input = uri[params[ENC_PARAM][0]:params[CMAC_PARAM][0]] if enc is not None else ""
+    return params[PICC_PARAM][1], enc, params[CMAC_PARAM][1], mac_input
+
+
 def _unhex(text: str) -> bytes | None:
     if not text.isascii():
         return None
