@@ -261,8 +261,8 @@ class PcscReader:
     :func:`~pos_loyalty.nfc.cardformat.classify` the nfcpy reader uses, so both backends give
     identical TapEvents; tags carrying a SUN URL under one of ``sun_keys`` are verified first
     (NTAG 424 DNA), their counters kept in ``counters`` (in memory unless given).
-    A card left on the reader is one tap; the same UID presented again
-    within ``debounce_s`` of its last read is ignored. Losing the reader or pcscd is survived:
+    A card left on the reader is one tap; a card that comes back within ``debounce_s`` of
+    last being seen is not reported again. Losing the reader or pcscd is survived:
     the loop reconnects every ``retry_s`` until ``stop`` is set.
     """
 
@@ -289,7 +289,7 @@ class PcscReader:
         self.taps = 0
         self.errors = 0
         self._last_uid: bytes | None = None
-        self._last_time = 0.0
+        self._last_seen = 0.0       # monotonic time the last card was read or taken away
 
     def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
         """Block reporting taps as TapEvents until ``stop`` is set; ``on_tap`` runs here."""
@@ -353,6 +353,8 @@ class PcscReader:
                 if read is not None and self._fresh(read):
                     self.taps += 1
                     on_read(read)
+            elif present and not now_present:
+                self._last_seen = time.monotonic()
             present = now_present
 
     def _read_retrying(self, scard: Any, ctx: Any, name: str, atr: bytes,
@@ -374,11 +376,12 @@ class PcscReader:
         return None
 
     def _fresh(self, read: CardRead) -> bool:
-        if read.uid and read.uid == self._last_uid and \
-                read.read_done - self._last_time < self.debounce_s:
-            return False
-        self._last_uid, self._last_time = read.uid, read.read_done
-        return True
+        """False for the card that was last seen less than ``debounce_s`` ago (a re-tap)."""
+        now = time.monotonic()
+        repeat = bool(read.uid) and read.uid == self._last_uid and \
+            now - self._last_seen < self.debounce_s
+        self._last_uid, self._last_seen = read.uid, now
+        return not repeat
 
     def _read(self, scard: Any, ctx: Any, name: str, atr: bytes) -> CardRead | None:
         start = time.perf_counter()

@@ -250,6 +250,18 @@ class TestThroughPcscd:
             other = StorageCard(H("04F1F2F3F4F5F6"), ntag_memory(H("04F1F2F3F4F5F6"), message()))
             assert s.tap(other).uid == H("04F1F2F3F4F5F6")
 
+    def test_debounce_counts_from_removal(self, pcsc_setup: VirtualPcscStack) -> None:
+        """A card held longer than the debounce time and put back at once is still one tap:
+        the debounce runs from when the card was last seen, not from when it was read."""
+        with Session(pcsc_setup, debounce_s=3.0) as s:
+            s.card.insert(ntag())
+            assert s.reads.get(timeout=10).uid == NTAG_UID
+            s.stop.wait(3.5)
+            s.card.remove()
+            s.card.insert(ntag())
+            with pytest.raises(queue.Empty):
+                s.reads.get(timeout=1.5)
+
     def test_reading_resumes_after_pcscd_restart(self, pcsc_setup: VirtualPcscStack) -> None:
         """pcscd going away and coming back (reader unplugged and replugged) is survived."""
         if not pcsc_setup.owned:
