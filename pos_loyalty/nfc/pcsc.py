@@ -268,7 +268,7 @@ class PcscReader:
 
     def __init__(self, path: str, *, trust: CardTrust | None = None,
                  sun_keys: Sequence[SunKeyEntry] = (), counters: CounterStore | None = None,
-                 debounce_s: float = 1.0,
+                 debounce_s: float = 1.0, on_state: Callable[[bool], None] | None = None,
                  poll_s: float = 0.2, retry_s: float = 0.25, read_len: int = 16,
                  read_attempts: int = 5) -> None:
         self.path = path
@@ -284,6 +284,7 @@ class PcscReader:
         self.retry_s = retry_s
         self.read_len = read_len
         self.read_attempts = read_attempts
+        self._on_state = on_state
         self.reader_name: str | None = None
         self.opened = 0     # times a PC/SC context with our reader was set up
         self.taps = 0
@@ -323,6 +324,16 @@ class PcscReader:
                 stop.wait(self.retry_s)
             finally:
                 scard.SCardReleaseContext(ctx)
+                if self.reader_name is not None:
+                    self.reader_name = None
+                    self._state(False)
+
+    def _state(self, up: bool) -> None:
+        if self._on_state is not None:
+            try:
+                self._on_state(up)
+            except Exception:
+                log.exception("reader state callback failed")
 
     def _watch(self, scard: Any, ctx: Any, on_read: Callable[[CardRead], None],
                stop: threading.Event) -> None:
@@ -333,6 +344,8 @@ class PcscReader:
             raise _Gone
         self.reader_name = name
         self.opened += 1
+        log.info("PC/SC reader open: %s", name)
+        self._state(True)
         state = scard.SCARD_STATE_UNAWARE
         present = False
         timeout_ms = int(self.poll_s * 1000)

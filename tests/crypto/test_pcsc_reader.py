@@ -173,8 +173,9 @@ class Session:
     def __init__(self, env: VirtualPcscStack, debounce_s: float = 0.0) -> None:
         self.reads: queue.Queue[pcsc.CardRead] = queue.Queue()
         self.stop = threading.Event()
+        self.states: list[bool] = []
         self.reader = pcsc.PcscReader(f"pcsc:{env.reader}", trust=demo_trust(),
-                                      debounce_s=debounce_s)
+                                      debounce_s=debounce_s, on_state=self.states.append)
         self.thread = threading.Thread(target=self.reader.run_reads,
                                        args=(self.reads.put, self.stop))
         self.card = VpcdCardEmulator(env.port)
@@ -272,6 +273,7 @@ class TestThroughPcscd:
             pcsc_setup.restart()
             assert s.tap(ntag(), timeout=20).uid == NTAG_UID
             assert s.reader.opened > opened
+            assert s.states[:3] == [True, False, True]
 
 
 class TestTapEvents:
