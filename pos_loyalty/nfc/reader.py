@@ -30,6 +30,7 @@ from typing import Any
 import nfc
 import nfc.clf
 import nfc.tag
+import nfc.tag.tt2
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc.cardformat import CardTrust, classify
@@ -53,6 +54,13 @@ def tag_type_name(tag: Any) -> str:
     return product[4:] if product.startswith("NXP ") else product
 
 
+def _ndef_formatted(tag: Any) -> bool:
+    """A Type 2 tag whose capability container announces NDEF (read once more to see)."""
+    if not isinstance(tag, nfc.tag.tt2.Type2Tag):
+        return False
+    return bool(tag.read(0)[12] == 0xE1)
+
+
 def open_frontend(path: str) -> Any:
     """Open an nfcpy ContactlessFrontend on ``path``; ReaderError if it cannot be opened."""
     try:
@@ -60,7 +68,7 @@ def open_frontend(path: str) -> Any:
     except OSError as exc:
         code = exc.errno
         if code == errno.EACCES:
-            hint = "permission denied (install hardware/udev rules, or run as the nfc group)"
+            hint = "permission denied (install hardware/99-pos-loyalty-nfc.rules; user in plugdev)"
         elif code == errno.EBUSY:
             hint = "device busy (a kernel NFC driver such as pn533_usb or port100 holds it?)"
         elif code == errno.ENODEV:
@@ -97,6 +105,7 @@ class Reader:
         self._last_seen = 0.0
         self._discovered = 0.0
         self._heartbeat = time.monotonic()
+        self._retry_uid: bytes | None = None  # read once more before refusing this UID
         self.opened = 0  # times the device was opened, for tests and diagnostics
         self.taps = 0  # TapEvents delivered
         self.errors = 0  # failures survived
@@ -191,7 +200,7 @@ class Reader:
                     self.errors += 1
                     log.warning("NFC reader %s lost; reopening", self.path)
                 return
-            if isinstance(result, nfc.tag.Tag):
+            if isinstance(result, nfc.tag.Tag) and self._retry_uid is None:
                 try:
                     self._wait_removed(clf, result, stop)
                 except OSError:
@@ -220,7 +229,11 @@ class Reader:
     # -- nfcpy callbacks (run in the loop's thread) ---------------------------------------
 
     def _on_discover(self, target: Any) -> bool:
-        self._discovered = time.perf_counter()
+        sdd_res = getattr(target, "sdd_res", None)
+        if self._retry_uid is None or sdd_res is None or bytes(sdd_res) != self._retry_uid:
+            self._retry_uid = None  # another card: forget the pending second read
+            self._discovered = time.perf_counter()
+        # else: the second read of the same card; its latency counts from the first
         sel_res = getattr(target, "sel_res", None)
         return not (sel_res and sel_res[0] & 0x40)  # skip peer-to-peer (NFC-DEP) devices
 
@@ -228,32 +241,47 @@ class Reader:
         self._last_seen = time.monotonic()
         return True
 
-    def _read(self, tag: Any) -> TapEvent:
+    def _read(self, tag: Any) -> tuple[TapEvent, bool]:
+        """The tag's event, and whether reading it once more might change the verdict."""
         uid = bytes(tag.identifier)
         tag_type = tag_type_name(tag)
+        moved = TapEvent("refused", uid.hex().upper(), tag_type,
+                         reason="card moved away during reading: tap again")
         try:
             ndef_data = tag.ndef
             octets = None if ndef_data is None else bytes(ndef_data.octets)
+            if octets is None and tag_type != LEGACY_TAG_TYPE and _ndef_formatted(tag):
+                # nfcpy turns a Type 2 read that failed half-way into "no NDEF"
+                return moved, True
         except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:
             log.info("tag %s read failed: %s", uid.hex().upper(), exc)
-            return TapEvent("refused", uid.hex().upper(), tag_type,
-                            reason="card moved away during reading: tap again")
-        return classify(uid, tag_type, octets, self.trust)
+            return moved, True
+        event = classify(uid, tag_type, octets, self.trust)
+        return event, event.kind == "refused" and tag_type != LEGACY_TAG_TYPE
 
     def _on_connect(self, tag: Any, on_tap: Callable[[TapEvent], None]) -> bool:
+        uid = bytes(tag.identifier)
         try:
-            event = self._read(tag)
+            event, retry = self._read(tag)
         except OSError:
             raise  # the device itself failed: nfcpy's connect turns this into "device lost"
         except Exception:
             self.errors += 1
             log.exception("unexpected error reading tag %s", tag)
-            event = TapEvent("refused", bytes(tag.identifier).hex().upper(), tag_type_name(tag),
-                             reason="unreadable tag: tap again or use another card")
+            event, retry = TapEvent(
+                "refused", uid.hex().upper(), tag_type_name(tag),
+                reason="unreadable tag: tap again or use another card"), True
+        if retry and self._retry_uid != uid:
+            # a failed or refused read is read once more from a fresh activation before it
+            # is reported: a card at the edge of the field, or a late answer on a loaded
+            # host, must not make a genuine card look damaged or forged
+            log.debug("tag %s: reading once more before refusing", uid.hex().upper())
+            self._retry_uid = uid
+            return False
+        self._retry_uid = None
         done = time.perf_counter()
         event = dataclasses.replace(
             event, read_done=done, read_ms=(done - self._discovered) * 1000.0)
-        uid = bytes(tag.identifier)
         now = time.monotonic()
         repeat = uid == self._last_uid and now - self._last_seen < self.debounce_s
         self._last_uid, self._last_seen = uid, now
