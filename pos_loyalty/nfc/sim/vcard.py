@@ -402,7 +402,8 @@ class VirtualPcscStack:
                 raise ReaderError("a pcscd without the vpcd reader is already running")
             self.reader, self.port = system
             if not self._wait_for_reader(3.0):
-                raise ReaderError(f"the running pcscd has no '{self.reader}' reader")
+                raise ReaderError(f"another pcscd is running without the '{self.reader}' "
+                                  "reader (a second virtual stack, e.g. a concurrent test run?)")
             return
         self.port = _free_port_pair()
         conf = self.workdir / "reader.conf.d"
@@ -417,16 +418,19 @@ class VirtualPcscStack:
             self.process = subprocess.Popen(
                 ["pcscd", "--foreground", "--config", str(self.workdir / "reader.conf.d")],
                 stdout=log, stderr=subprocess.STDOUT)
-        if not self._wait_for_reader(15.0):
+        if not self._wait_for_reader(15.0) or self.process is None or \
+                self.process.poll() is not None:
             self.stop()
-            raise ReaderError("pcscd did not come up with the vpcd reader: "
-                              + log_path.read_text()[-400:])
+            raise ReaderError("pcscd did not come up with the vpcd reader (is another one "
+                              "running?): " + log_path.read_text()[-400:])
 
     def _wait_for_reader(self, timeout: float) -> bool:
         from pos_loyalty.nfc.pcsc import list_readers
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                return False    # ours exited (another pcscd got the socket first?)
             with contextlib.suppress(ReaderError):      # pcscd still starting
                 if any(self.reader in name for name in list_readers()):
                     return True
