@@ -12,8 +12,11 @@ Device paths: ``pcsc`` or ``pcsc:0`` (first reader), ``pcsc:<n>``, ``pcsc:<name 
 (e.g. ``pcsc:ACS ACR1252``, case-insensitive substring of the PC/SC reader name).
 
 The card-reading logic (:func:`read_card`) is pure over a ``transmit`` function; the
-:class:`PcscReader` loop is the thin pyscard edge. pyscard's errors become
-:class:`~pos_loyalty.errors.ReaderError`.
+:class:`PcscReader` loop is the thin pyscard edge, with the same ``run(on_tap, stop)`` as the
+nfcpy :class:`~pos_loyalty.nfc.reader.Reader`; :func:`open_tap_source` picks one of the two
+from the configured device path. pyscard's errors become
+:class:`~pos_loyalty.errors.ReaderError`; pyscard itself is imported only when a PC/SC reader
+is used (it is the optional ``pcsc`` extra).
 """
 
 from __future__ import annotations
