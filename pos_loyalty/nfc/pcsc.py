@@ -105,12 +105,26 @@ def parse_device_path(path: str) -> int | str:
     return int(rest) if rest.isdigit() else rest
 
 
+def _contactless_first(name: str) -> int:
+    """Sort key: a reader's contactless slot before its others (ACR1252U: PICC, then SAM)."""
+    upper = name.upper()
+    if "SAM" in upper.split() or "SAM]" in upper:
+        return 2
+    return 0 if any(w in upper for w in ("PICC", "CONTACTLESS", " CL ")) else 1
+
+
 def choose_reader(names: list[str], selector: int | str) -> str | None:
-    """The reader name the selector picks from pcscd's list, or None."""
+    """The reader name the selector picks from pcscd's list, or None.
+
+    An index counts in pcscd's order. A name part matches case-insensitively; when several
+    slots match (a dual-interface ACS reader shows a PICC and a SAM slot) the contactless one
+    wins.
+    """
     if isinstance(selector, int):
         return names[selector] if 0 <= selector < len(names) else None
     wanted = selector.lower()
-    return next((n for n in names if wanted in n.lower()), None)
+    matches = [n for n in names if wanted in n.lower()]
+    return min(matches, key=_contactless_first) if matches else None
 
 
 def _ok(response: bytes) -> bytes | None:

@@ -79,6 +79,12 @@ class TestPure:
         assert pcsc.choose_reader(names, "acs acr1252") == names[1]
         assert pcsc.choose_reader(names, 5) is None
 
+    def test_choose_contactless_slot(self) -> None:
+        """Of a dual-interface ACR1252U the PICC slot is chosen, even when SAM is listed first."""
+        names = ["ACS ACR1252 Dual Reader [ACR1252 Dual Reader SAM] 00 00",
+                 "ACS ACR1252 Dual Reader [ACR1252 Dual Reader PICC] 00 01"]
+        assert pcsc.choose_reader(names, "ACS ACR1252") == names[1]
+
     def test_tlv_walk(self) -> None:
         """Lock-control TLVs are skipped; a short buffer asks for more; terminator ends."""
         assert pcsc.find_ndef_tlv(H("0103A00C340303D00000FE")) == (H("D00000"), None)
