@@ -2,7 +2,8 @@
 
 Target: p50 and p99 under 2 ms. Printed beside two baselines measured in the same run:
 merely summing the basket's line amounts (the floor for any per-line work) and a quote
-under the one-rule DEFAULT_PROGRAM.
+under the one-rule DEFAULT_PROGRAM. A last row repeats the quote with the garbage
+collector paused, to tell its pauses apart from a busy machine in the p99.
 
     python bench/bench_rules.py [--runs 3000]
 """
@@ -10,6 +11,7 @@ under the one-rule DEFAULT_PROGRAM.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -232,6 +234,13 @@ def main() -> None:
         ("quote: 20 rules, 200 lines", measure(lambda: quote(MEMBER, BASKET, NOW, program),
                                               args.runs)),
     ]
+    gc.collect()
+    gc.disable()  # how much of the tail is the collector rather than the machine
+    try:
+        rows.append(("quote: same, collector paused",
+                     measure(lambda: quote(MEMBER, BASKET, NOW, program), args.runs)))
+    finally:
+        gc.enable()
     base = statistics.median(rows[0][1])
     print(f"{'case':34} {'p50 ms':>9} {'p99 ms':>9} {'x sum':>8}")
     for name, data in rows:

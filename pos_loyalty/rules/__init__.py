@@ -31,6 +31,7 @@ from pos_loyalty.rules.redeem import (
     RedemptionOffer,
     catalog_offer,
     decide_redemption,
+    redeem_catalog,
     redemption_offer,
 )
 from pos_loyalty.rules.refund import RefundResult, ReturnLine, refund
@@ -69,6 +70,7 @@ __all__ = [
     "lot_expires",
     "parse_program",
     "quote",
+    "redeem_catalog",
     "redemption_offer",
     "refund",
     "review_tier",

@@ -52,8 +52,6 @@ def render(q: Quote, program: Program) -> str:
         out.append(f"{'Tax':<{width - 12}}{money(q.tax_added):>12}")
     out.append(f"{'Due':<{width - 12}}{money(q.total_due):>12}")
     out.append(f"{'Points':<{width - 12}}{'+' + str(q.points_total):>12}")
-    if q.redeem_note and q.redeem_note != "granted":
-        out.append(f"Redemption: {q.redeem_note}")
     out.append(f"Till: {q.summary}")
     out.append(f"Cost to the store: {money(q.cost)} (discounts {money(q.discount_total)}"
                f" + points liability {money(q.points_liability)})")

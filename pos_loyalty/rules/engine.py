@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import accumulate
+from itertools import accumulate, chain
+from operator import sub
 
 from pos_loyalty.rules.model import (
     Basket,
@@ -63,7 +64,7 @@ def allocate(total: int, weights: list[int]) -> list[int]:
     if total == 0:
         return [0] * len(weights)
     marks = [total * c // s for c in cums]
-    return [b - a for a, b in zip([0, *marks], marks, strict=False)]
+    return list(map(sub, marks, chain((0,), marks)))
 
 
 def _pct_text(percent: int) -> str:
@@ -129,16 +130,24 @@ def _birthday_match(mode: str, birthday: date | None, today: date) -> bool:
     return abs((today - this_year).days) <= 3  # "week": three days either side
 
 
-def _eligible(c: Conditions, lines: tuple[BasketLine, ...], every: list[int]) -> list[int]:
+def _eligible(c: Conditions, cat_of: list[str], sku_of: list[str],
+              every: list[int]) -> list[int]:
+    """Indices of the lines a rule's product filters let through."""
     if not c.filters_lines:
         return every
     cats, skus, xc, xs = c.categories, c.skus, c.exclude_categories, c.exclude_skus
-    if cats or skus:
-        idx = [i for i, ln in enumerate(lines) if ln.category in cats or ln.sku in skus]
+    if cats and skus:
+        idx = [i for i in every if cat_of[i] in cats or sku_of[i] in skus]
+    elif cats:
+        idx = [i for i, cat in enumerate(cat_of) if cat in cats]
+    elif skus:
+        idx = [i for i, sku in enumerate(sku_of) if sku in skus]
     else:
         idx = every
-    if xc or xs:
-        idx = [i for i in idx if lines[i].category not in xc and lines[i].sku not in xs]
+    if xc:
+        idx = [i for i in idx if cat_of[i] not in xc]
+    if xs:
+        idx = [i for i in idx if sku_of[i] not in xs]
     return idx
 
 
@@ -181,6 +190,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     tax = program.tax
     r_bp = tax.rate_bp
     amounts = [ln.qty * ln.unit_price for ln in lines]
+    cat_of = [ln.category for ln in lines]
+    sku_of = [ln.sku for ln in lines]
     line_tax: list[int] = []
     if not tax.prices_include_tax and tax.discounts == "after_tax" and r_bp:
         line_tax = [half_up(a * r_bp, 10000) for a in amounts]
@@ -202,7 +213,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                rule.fee_sku if rule.kind == "membership" else "")
         got = elig_cache.get(key)
         if got is None:
-            got = _eligible(rule.when, lines, every)
+            got = _eligible(rule.when, cat_of, sku_of, every)
             if rule.kind == "membership" and rule.fee_sku:
                 got = [i for i in got if lines[i].sku != rule.fee_sku]
             elig_cache[key] = got
@@ -225,7 +236,6 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 units = [(units[0][0], 1)]
             stamp_units[rule.card] = units
             stamp_every[rule.card] = rule.every
-    stamps_consumed: dict[int, int] = {}  # line -> free units given by stamp cards
     consumed_cards: dict[str, list[tuple[int, int]]] = {}
     coupons_used: list[str] = []
     credits_used: list[str] = []
@@ -259,9 +269,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if total > cap_left:
                 if cap_left <= 0:
                     continue
-                a.set_parts(allocate(cap_left, a.parts))
-                a.free_units = {}
-                total = cap_left
+                a.set_parts(allocate(cap_left, a.parts))  # a trimmed reward still uses
+                total = cap_left                               # its stamps / coupon
             cap_left -= total
             if len(a.idx) == n:
                 rem = [r - x for r, x in zip(rem, a.parts, strict=True)]
@@ -273,8 +282,6 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if a.rule.kind == "stamps" and a.free_units:
                 card = a.rule.card
                 consumed_cards[card] = list(a.free_units.items())
-                for i, u in a.free_units.items():
-                    stamps_consumed[i] = stamps_consumed.get(i, 0) + u
             if a.coupon:
                 coupons_used.append(a.coupon)
             credits_used.extend(a.credits)
@@ -307,7 +314,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     else:
         fnum, fden = (10000 + r_bp, 10000) if tax.earn_on == "gross" else (1, 1)
     pend: _Pending = []
-    exact: list[tuple[int, int, list[int], list[int]]] = []  # num, den, idx, weights
+    # earn components: points = floor(sum(weights) * factor / den) over lines idx
+    exact: list[tuple[int, int, list[int], list[int]]] = []
     for rule in rules:
         if rule.kind != "earn":
             continue
@@ -316,20 +324,22 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                        and sum(earn_base[i] for i in idx) < rule.when.min_spend):
             continue
         mult = dict(rule.multipliers)
-        if mult:
-            ms = [mult.get(lines[i].sku, mult.get(lines[i].category, 100)) for i in idx]
+        if mult and not mult.keys() & set(sku_of):  # only category multipliers apply
+            ms = [mult.get(cat_of[i], 100) for i in idx]
+        elif mult:
+            ms = [mult.get(sku_of[i], mult.get(cat_of[i], 100)) for i in idx]
         else:
             ms = [100] * len(idx)
         if rule.points:
             w = [earn_base[i] * m for i, m in zip(idx, ms, strict=True)]
-            num, den = sum(w) * rule.points * fnum, rule.per * 100 * fden
-            _earn_line(qlines, pend, rule, num // den, idx, w, f"({rule.label})")
-            exact.append((num, den, idx, w))
+            factor, den = rule.points * fnum, rule.per * 100 * fden
+            _earn_line(qlines, pend, rule, sum(w) * factor // den, idx, w, f"({rule.label})")
+            exact.append((factor, den, idx, w))
         if rule.per_item:
             w = [lines[i].qty * m for i, m in zip(idx, ms, strict=True)]
-            num, den = sum(w) * rule.per_item, 100
-            _earn_line(qlines, pend, rule, num // den, idx, w, f"({rule.label})")
-            exact.append((num, den, idx, w))
+            factor, den = rule.per_item, 100
+            _earn_line(qlines, pend, rule, sum(w) * factor // den, idx, w, f"({rule.label})")
+            exact.append((factor, den, idx, w))
         if rule.per_visit:
             w = paid if idx is every else [paid[i] for i in idx]
             _earn_line(qlines, pend, rule, rule.per_visit, idx, w, f"({rule.label})")
@@ -356,8 +366,11 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             chosen = [max(cands, key=lambda c: c[0])]
         for pct, text, rule in chosen:
             bonus = 0
-            for num, den, idx, w in exact:
-                b = num * (pct - 100) // (den * 100)
+            only = set(eligible(rule)) if rule.when.filters_lines else None
+            for factor, den, idx, w in exact:
+                if only is not None:  # a promotion on some products only
+                    w = [x if i in only else 0 for i, x in zip(idx, w, strict=True)]
+                b = sum(w) * factor * (pct - 100) // (den * 100)
                 if b > 0:
                     pend.append((b, idx, w))
                 bonus += b
@@ -372,7 +385,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         if rule.kind == "bonus":
             idx = eligible(rule)
             w = paid if idx is every else [paid[i] for i in idx]
-            if idx and sum(w) >= rule.when.min_spend:
+            paid_here = sum(w)
+            if paid_here > 0 and paid_here >= rule.when.min_spend:  # never for a free basket
                 _earn_line(qlines, pend, rule, rule.points, idx, w, "")
                 if rule.when.limit:
                     claims.append(rule.id)
@@ -391,7 +405,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk, crossed))
         elif rule.kind == "referral":
             if (member.referred_by and member.visits == 0 and rule.id not in member.claims
-                    and qualifying >= rule.when.min_spend):
+                    and qualifying > 0 and qualifying >= rule.when.min_spend):
                 if rule.referee_points:
                     _earn_line(qlines, pend, rule, rule.referee_points, every, paid,
                                "(welcome, referred by a friend)")
@@ -412,18 +426,22 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             perks.extend(Perk(rule.program, f"perk:{rule.id}", f"{rule.plan}: {p}")
                          for p in rule.perks)
         elif rule.kind == "instant_win":
-            if qualifying >= rule.when.min_spend and qualifying > 0:
+            if qualifying >= rule.when.min_spend and qualifying > 0 and eligible(rule):
                 perks.append(Perk(rule.program, f"game:{rule.id}", rule.label))
-        elif rule.kind == "perk":
+        elif rule.kind == "perk" and eligible(rule):
             perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk))
             if rule.when.limit:
                 claims.append(rule.id)
 
-    if tiers_rule is not None and tiers_rule in rules:
-        new = tier_for(tiers_rule, member.period_spend + qualifying, member.period_visits + 1)
+    if tiers_rule is not None and any(r is tiers_rule for r in rules):
+        if tiers_rule.period_months:
+            new = tier_for(tiers_rule, member.period_spend + qualifying,
+                           member.period_visits + 1)
+        else:
+            new = tier_for(tiers_rule, member.lifetime_spend + qualifying, member.visits + 1)
         levels = [lv.name for lv in tiers_rule.levels]
         cur = levels.index(member.tier) if member.tier in levels else -1
-        if new is not None and levels.index(new) > cur:
+        if new is not None and levels.index(new) > max(cur, 0):
             perks.append(Perk(pname, f"tier:{new}", f"Upgraded to {new}"))
 
     # -- 5. stamps, tax, effects -------------------------------------------------------
@@ -459,8 +477,9 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     disc = [b - r for b, r in zip(base, rem, strict=True)]
     if tax_added and not line_tax:
         base = [a + b for a, b in zip(base, tax_share, strict=True)]
-    effects = tuple(map(LineEffect, [ln.sku for ln in lines], [ln.qty for ln in lines], base,
-                        disc, redeem_val, redeem_pts, pts, line_stamps))
+    effects = tuple(map(LineEffect._make, zip(
+        sku_of, [ln.qty for ln in lines], base, disc, redeem_val, redeem_pts, pts,
+        line_stamps, strict=True)))
     all_points = sum(ln.value for ln in qlines if ln.kind == "points")
     return Quote(
         lines=tuple(qlines),

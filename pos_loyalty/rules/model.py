@@ -217,7 +217,21 @@ class Quote:
         """The one line the till shows: '+12 pts (1 pt per 1.00) - 10% member discount'."""
         parts = [line.text for line in self.lines]
         parts.extend(perk.text for perk in self.perks)
+        if self.redeem_note and self.redeem_note != "granted":
+            parts.append(f"redemption: {self.redeem_note}")  # why less than asked
         return " - ".join(parts) or "no loyalty effect"
+
+    def till_fields(self) -> dict[str, Any]:
+        """The fields of the till's ``quote`` message (the daemon adds type, pos_id, txn_id,
+        member_id). Redeem lines carry money in minor units, like discount lines."""
+        return {
+            "lines": [{"program": ln.program, "kind": ln.kind, "value": ln.value,
+                       "text": ln.text} for ln in self.lines],
+            "discount_total": self.discount_total,
+            "points_total": self.points_total,
+            "total_due": self.total_due,
+            "summary": self.summary,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (the daemon stores it with the sale; refunds read it back)."""

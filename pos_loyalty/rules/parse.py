@@ -56,8 +56,13 @@ class KeyLines:
         counters: dict[tuple[PathPart, ...], int] = {}
         table: tuple[PathPart, ...] = ()
         depth = 0  # open brackets of a multi-line value
+        closing = ""  # delimiter of an open multi-line string
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
+            if closing:
+                if raw.count(closing) % 2 == 1:
+                    closing = ""
+                continue
             if depth > 0:
                 depth += _bracket_delta(line)
                 continue
@@ -73,6 +78,7 @@ class KeyLines:
                 resolved.append(parts[-1])
                 if header.group(1) == "[[":
                     key = tuple(resolved)
+                    self.lines.setdefault(key, number)  # the array starts here
                     counters[key] = counters.get(key, -1) + 1
                     resolved.append(counters[key])
                 table = tuple(resolved)
@@ -82,7 +88,11 @@ class KeyLines:
             if m:
                 key_path = table + tuple(_split_key(m.group(1)))
                 self.lines.setdefault(key_path, number)
-                depth = max(0, _bracket_delta(raw[m.end():]))
+                rest = raw[m.end():]
+                for delim in ('"""', "'''"):
+                    if rest.count(delim) % 2 == 1:
+                        closing = delim
+                depth = 0 if closing else max(0, _bracket_delta(rest))
 
     def line_of(self, path: Iterable[PathPart]) -> int | None:
         """The line of the longest written prefix of ``path``."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pos_loyalty.rules.model import MemberView
+from pos_loyalty.errors import RulesError
+from pos_loyalty.rules.model import LedgerEntry, MemberView
 from pos_loyalty.rules.program import CatalogItem, Program
 
 
@@ -104,3 +105,16 @@ def catalog_offer(member: MemberView, program: Program) -> tuple[CatalogItem, ..
     if r is None:
         return ()
     return tuple(item for item in r.catalog if item.points <= member.balance)
+
+
+def redeem_catalog(member: MemberView, code: str, program: Program, *,
+                   ref: str = "") -> LedgerEntry:
+    """The ``redeem`` ledger entry for exchanging points for a catalogue reward."""
+    r = program.redemption
+    item = next((i for i in (r.catalog if r else ()) if i.code == code), None)
+    if item is None:
+        raise RulesError(f"no catalogue reward {code!r} in program {program.name!r}")
+    if member.balance < item.points:
+        raise RulesError(f"{item.text} needs {item.points} pts; balance is {member.balance}")
+    return LedgerEntry(member.member_id, "redeem", -item.points, ref or f"catalog:{code}",
+                       item.text)

@@ -33,6 +33,7 @@ class RefundResult:
     points_recredited: int      # redeemed points given back
     stamps: tuple[tuple[str, int], ...]  # signed change per card (negative: taken back)
     money_refund: int           # money handed back, after any deduction
+    spend_reversed: int         # qualifying spend to take off lifetime / period spend
     deducted: int               # money kept back to pay for points already spent
     points_owed: int            # points the balance is left short (negative_balance policy)
     balance_after: int
@@ -86,6 +87,7 @@ def refund(sale: Quote, returned: Sequence[ReturnLine], member: MemberView, prog
         for card, n in e.stamps:
             d = _ceil_share(n, hi, e.qty) - _ceil_share(n, lo, e.qty)
             stamps[card] = stamps.get(card, 0) - d
+    spend_reversed = money_back
     balance = member.balance + recredit - reversed_pts
     deducted = covered = 0
     rate = program.rate
@@ -117,6 +119,7 @@ def refund(sale: Quote, returned: Sequence[ReturnLine], member: MemberView, prog
         points_recredited=recredit,
         stamps=tuple(sorted((c, v) for c, v in stamps.items() if v)),
         money_refund=money_back,
+        spend_reversed=spend_reversed,
         deducted=deducted,
         points_owed=max(0, -balance),
         balance_after=balance,

@@ -17,16 +17,20 @@ from typing import Any, NamedTuple
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.errors import ReaderError
+from pos_loyalty.migrations import upgrade_terminal
 from pos_loyalty.nfc.cardformat import CardTrust
 from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
+from pos_loyalty.nfc.sdnotify import Watchdog, notify
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, load_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.terminal.service import TerminalService, error_message
 
 log = logging.getLogger(__name__)
+
+HEALTHY_WITHIN_S = 10.0  # a loop silent for longer is hung: stop pinging the watchdog
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class TerminalDaemon:
     ) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_terminal(config.resolved_db_url)  # an older store gets the newest schema
         self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
         program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
         self.service = TerminalService(self.store, program)
@@ -82,6 +87,8 @@ class TerminalDaemon:
                              debounce_s=config.debounce_s)
         self._reader_thread = threading.Thread(
             target=self._read_loop, name="nfc-reader", daemon=True)
+        self._worker_beat = time.monotonic()
+        self.watchdog = Watchdog(self.healthy)
 
     # -- inputs (called from other threads) ------------------------------------------------
 
@@ -103,6 +110,16 @@ class TerminalDaemon:
         """Open the till link and start reading; raises SerialLinkError/ReaderError early."""
         self.endpoint.start()
         self._reader_thread.start()
+        notify("READY=1")  # systemd (Type=notify); nothing happens outside systemd
+        self.watchdog.start()
+
+    def healthy(self) -> bool:
+        """Every loop still makes progress: what the systemd watchdog pings depend on."""
+        return (
+            self._reader_thread.is_alive()
+            and self.reader.heartbeat_age() < HEALTHY_WITHIN_S
+            and time.monotonic() - self._worker_beat < HEALTHY_WITHIN_S
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -112,12 +129,17 @@ class TerminalDaemon:
         """Handle taps and till messages until ``stop()``; then close everything."""
         try:
             while not self._stop.is_set():
-                item = self._work.get()
+                self._worker_beat = time.monotonic()
+                try:
+                    item = self._work.get(timeout=1.0)
+                except queue.Empty:
+                    continue
                 if item is None:
                     break
                 self._handle(item)
         finally:
             self._stop.set()
+            self.watchdog.stop()
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
             self.store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
-from conftest import NOON, basket, program
+from rules_helpers import NOON, basket, program
 
 from pos_loyalty.errors import RulesError
 from pos_loyalty.rules import (
@@ -22,6 +22,7 @@ from pos_loyalty.rules import (
     expire_points,
     expiring_soon,
     quote,
+    redeem_catalog,
     redemption_offer,
     refund,
     review_tier,
@@ -84,10 +85,21 @@ class TestRedemption:
             1000, 1000, 3000, 30)
         assert q.lines[0].kind == "redeem" and q.lines[0].text == "1000 pts redeemed: -10.00"
 
+    def test_refusal_explained_on_the_till(self) -> None:
+        """A refused redemption leaves no redeem line and the summary says why."""
+        q = quote(MemberView("m", balance=300), basket(("a", 1, 4000, "x"), redeem=300), NOON,
+                  program(REDEEM))
+        assert q.redeem_value == 0
+        assert q.summary.endswith("redemption: balance 300 pts is below the minimum 500 pts")
+
     def test_catalog(self) -> None:
-        """Non-money rewards are offered once the balance covers them."""
+        """Non-money rewards are offered once the balance covers them, and redeemed as an entry."""
         assert catalog_offer(MemberView("m", balance=1499), program(REDEEM)) == ()
         assert catalog_offer(MemberView("m", balance=1500), program(REDEEM))[0].code == "REPAIR"
+        e = redeem_catalog(MemberView("m", balance=1500), "REPAIR", program(REDEEM))
+        assert (e.kind, e.points, e.note) == ("redeem", -1500, "Free repair")
+        with pytest.raises(RulesError, match="needs 1500 pts"):
+            redeem_catalog(MemberView("m", balance=10), "REPAIR", program(REDEEM))
 
 
 class TestRefund:
@@ -122,6 +134,7 @@ class TestRefund:
         assert r.balance_after == m.balance
         assert r.stamps == (("coffee", -3),)
         assert r.money_refund == q.total_due and r.deducted == 0
+        assert r.spend_reversed == q.qualifying_spend
         assert sum(e.points for e in r.entries) == m.balance - after_sale.balance
 
     def test_partial_refunds_add_up_to_the_whole(self) -> None:
@@ -316,3 +329,53 @@ class TestSettlement:
         """Activity from a shop outside the coalition is an error."""
         with pytest.raises(RulesError, match="not a partner"):
             settle([PartnerActivity("CINEMA", "earn", 1)], program(self.P))
+
+
+class TestPersistence:
+    """A quote survives the round trip through the sale record and feeds the till message."""
+
+    def test_round_trip_and_till_fields(self) -> None:
+        """from_dict(to_dict(q)) equals q, and till_fields has the contract's keys."""
+        p = program(TestRefund.P)
+        q = quote(MemberView("m", balance=1000, stamps={"coffee": 9}),
+                  basket(("shirt", 1, 3000, "wear"), ("latte", 3, 300, "coffee"), redeem=500),
+                  NOON, p)
+        assert Quote.from_dict(q.to_dict()) == q
+        fields = q.till_fields()
+        assert set(fields) == {"lines", "discount_total", "points_total", "total_due",
+                               "summary"}
+        assert {ln["kind"] for ln in fields["lines"]} == {"discount", "redeem", "points"}
+
+    def test_malformed_stored_quote(self) -> None:
+        """A damaged stored quote is a RulesError, not a KeyError."""
+        with pytest.raises(RulesError, match="malformed"):
+            Quote.from_dict({"lines": [{"kind": "points"}]})
+
+
+class TestRefundEdges:
+    """Returns of a sku sold on several lines, and of lines earning nothing."""
+
+    def test_same_sku_on_two_lines(self) -> None:
+        """Units are taken from the sale's lines in order; all of them reverse everything."""
+        p = program(REDEEM)
+        q = quote(MemberView("m"), basket(("tee", 1, 1000, "x"), ("tee", 2, 550, "x")), NOON, p)
+        first = refund(q, [ReturnLine("tee", 2)], MemberView("m", balance=q.points_total), p)
+        assert first.points_reversed == q.effects[0].points + -(-q.effects[1].points // 2)
+        rest = refund(q, [ReturnLine("tee", 1)], MemberView("m", balance=first.balance_after), p,
+                      already_returned=dict(first.returned_after))
+        assert rest.balance_after == 0
+        assert first.money_refund + rest.money_refund == q.total_due
+
+
+class TestLifetimeTiers:
+    """Tiers without a period are earned on lifetime spend and never lost."""
+
+    def test_lifetime_upgrade_only(self) -> None:
+        """period_months = 0: qualify on lifetime spend; no downgrade however long ago."""
+        p = program('[[rule]]\nkind = "tiers"\nperiod_months = 0\n[[rule.levels]]\n'
+                    'name = "Red"\n[[rule.levels]]\nname = "Gold"\nmin_spend = 100000\n')
+        up = review_tier(MemberView("m", tier="Red", lifetime_spend=100000), NOON, p)
+        assert (up.tier, up.changed) == ("Gold", True)
+        kept = review_tier(MemberView("m", tier="Gold", lifetime_spend=0,
+                                      period_start=date(2000, 1, 1)), NOON, p)
+        assert (kept.tier, kept.changed) == ("Gold", False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from conftest import NOON, basket, program
+from rules_helpers import NOON, basket, program
 
 from pos_loyalty.rules import DEFAULT_PROGRAM, Credit, MemberView, quote
 
@@ -185,6 +185,39 @@ class TestStamps:
                   NOON, program(self.P))
         assert q.discount_total == 250
         assert q.stamps_after == (("coffee", 1),)
+
+
+class TestStampVariants:
+    """Stamp cards counted per visit, and giving the dearest item."""
+
+    def test_per_visit_card(self) -> None:
+        """Per visit: three coffees are one stamp; the 5th visit frees one coffee."""
+        p = program('[[rule]]\nkind = "stamps"\ncard = "v"\nevery = 5\nper = "visit"\n'
+                    'categories = ["coffee"]\n')
+        b = basket(("latte", 3, 350, "coffee"))
+        q = quote(MemberView("m", stamps={"v": 2}), b, NOON, p)
+        assert (q.discount_total, q.stamps_after) == (0, (("v", 3),))
+        q = quote(MemberView("m", stamps={"v": 4}), b, NOON, p)
+        assert (q.discount_total, q.stamps_after) == (350, (("v", 0),))
+
+    def test_dearest_free(self) -> None:
+        """free = 'dearest' gives the most expensive qualifying unit."""
+        p = program('[[rule]]\nkind = "stamps"\ncard = "c"\nevery = 3\nfree = "dearest"\n'
+                    'categories = ["coffee"]\n')
+        q = quote(MemberView("m", stamps={"c": 2}),
+                  basket(("esp", 1, 250, "coffee"), ("flat", 1, 420, "coffee")), NOON, p)
+        assert q.discount_total == 420
+
+
+class TestFreeBaskets:
+    """A basket worth nothing earns no flat bonus, referral or game."""
+
+    def test_zero_value_basket(self) -> None:
+        """A free sample alone does not trigger a birthday gift or a referral bonus."""
+        p = program('[[rule]]\nid = "g"\nkind = "bonus"\npoints = 100\n'
+                    '[[rule]]\nid = "r"\nkind = "referral"\nreferee_points = 50\n')
+        q = quote(MemberView("m", referred_by="x"), basket(("sample", 1, 0, "x")), NOON, p)
+        assert q.lines == () and q.points_total == 0
 
 
 class TestTiers:
@@ -438,3 +471,48 @@ class TestNonMonetaryAndGame:
         assert [k.code for k in q.perks] == ["perk:early", "game:scratch"]
         q = quote(MemberView("m"), basket(("a", 1, 400, "x")), NOON, program(self.P))
         assert q.perks == ()
+
+
+class TestProductPromotion:
+    """A dated promotion doubling points on some products only."""
+
+    P = """
+        [[rule]]
+        id = "base"
+        kind = "earn"
+        label = "1 pt per 1.00"
+        points = 1
+        per = 100
+        [[rule]]
+        id = "beans-week"
+        kind = "multiplier"
+        label = "Beans week x2"
+        percent = 200
+        categories = ["beans"]
+        from = 2026-03-09
+        until = 2026-03-15
+    """
+
+    def test_multiplier_limited_to_its_products(self) -> None:
+        """Only the beans line earns double; the cup earns the base rate."""
+        q = quote(MemberView("m"), basket(("b", 1, 1000, "beans"), ("c", 1, 1000, "cup")),
+                  NOON, program(self.P))
+        assert q.points_total == 30
+        assert "Beans week x2: +10 pts" in q.summary
+        assert [e.points for e in q.effects] == [20, 10]
+
+
+class TestBirthdayModes:
+    """Birthday windows: the day, three days either side, the month; 29 February."""
+
+    def test_week_and_leap_day(self) -> None:
+        """'week' covers three days either side; a 29 February birthday is kept on 28 February."""
+        p = program('[[rule]]\nid = "g"\nkind = "bonus"\npoints = 10\nbirthday = "week"\n')
+        b = basket(("a", 1, 100, "x"))
+        near = MemberView("m", birthday=date(1990, 3, 14))
+        far = MemberView("m", birthday=date(1990, 3, 15))
+        assert quote(near, b, NOON, p).points_total == 10
+        assert quote(far, b, NOON, p).points_total == 0
+        leap = program('[[rule]]\nid = "g"\nkind = "bonus"\npoints = 10\nbirthday = "day"\n')
+        m = MemberView("m", birthday=date(2000, 2, 29))
+        assert quote(m, b, datetime(2026, 2, 28, 9), leap).points_total == 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import program
+from rules_helpers import program
 
 from pos_loyalty.errors import ConfigError
 from pos_loyalty.rules import (
@@ -86,6 +86,12 @@ class TestErrors:
                        '[[rule.levels]]\nname = "Gold"\nearn_percent = -5\n')
         assert (err.key, err.line) == ("rule[0].levels[1].earn_percent", 7)
 
+    def test_array_of_tables_itself(self) -> None:
+        """An error about a whole array of tables points at its first header."""
+        err = error_of('[[rule]]\nkind = "tiers"\n\n[[rule.levels]]\nname = "Gold"\n'
+                       'min_spend = 100\n[[rule.levels]]\nname = "Red"\n')
+        assert (err.key, err.line) == ("rule[0].levels", 4)
+
     def test_inline_table_value(self) -> None:
         """A bad value in an inline table points at the line of its key."""
         err = error_of('[[rule]]\nkind = "discount"\nby_tier = { Gold = "x" }\n')
@@ -136,7 +142,7 @@ class TestCombine:
         base = load_program(EXAMPLES / "01-points.toml")
         campaign = load_program(EXAMPLES / "02-member-discount.toml")
         both = combine_programs([base, campaign])
-        from conftest import NOON, basket
+        from rules_helpers import NOON, basket
 
         from pos_loyalty.rules import MemberView, quote
 
@@ -151,3 +157,15 @@ class TestCombine:
         p = load_program(EXAMPLES / "01-points.toml")
         with pytest.raises(ConfigError, match="'base' is used by both"):
             combine_programs([p, p])
+
+
+class TestKeyLines:
+    """Line lookup is not fooled by multi-line strings and arrays."""
+
+    def test_multiline_string_and_array(self) -> None:
+        """Keys after a multi-line string and a multi-line array keep their true lines."""
+        text = ('[program]\nname = """A\n[[rule]]\nkind = 1\n"""\n\n'
+                '[[rule]]\nkind = "discount"\ncategories = [\n  "a",\n  "b",\n]\n'
+                'percent = "x"\n')
+        err = error_of(text)
+        assert (err.key, err.line) == ("rule[0].percent", 13)

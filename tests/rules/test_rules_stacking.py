@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import NOON, basket, program
+from datetime import date
+
+from rules_helpers import NOON, basket, program
 
 from pos_loyalty.rules import MemberView, quote
 
@@ -113,3 +115,40 @@ class TestTax:
                              "discounts = \"after_tax\"\nearn_on = \"net\"\n")
         q = quote(MemberView("m"), basket(("a", 1, 10000, "x")), NOON, p)
         assert (q.tax_added, q.total_due, q.points_total) == (2000, 11500, 95)
+
+
+class TestMultiplierStacking:
+    """Points multipliers in one best_of group do not multiply each other."""
+
+    P = """
+        [[rule]]
+        id = "base"
+        kind = "earn"
+        label = "1 pt per 1.00"
+        points = 1
+        per = 100
+        [[rule]]
+        id = "tiers"
+        kind = "tiers"
+        group = "boost"
+        [[rule.levels]]
+        name = "Gold"
+        earn_percent = 200
+        [[rule]]
+        id = "bday"
+        kind = "multiplier"
+        label = "Birthday x3"
+        percent = 300
+        birthday = "month"
+        group = "boost"
+    """
+
+    def test_best_of_multipliers(self) -> None:
+        """With best_of only the larger multiplier applies; with combine both bonuses add."""
+        m = MemberView("m", tier="Gold", birthday=date(1990, 3, 1))
+        b = basket(("a", 1, 10000, "x"))
+        best = quote(m, b, NOON, program(self.P + '[stacking.groups]\nboost = "best_of"\n'))
+        assert best.points_total == 300
+        assert "Birthday x3: +200 pts" in best.summary and "Gold" not in best.summary
+        both = quote(m, b, NOON, program(self.P))
+        assert both.points_total == 100 + 100 + 200

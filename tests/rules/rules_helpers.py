@@ -1,11 +1,10 @@
-"""Shared helpers for the rules engine tests."""
+"""Shared helpers for the rules engine tests (a uniquely named module, not a conftest,
+so that other areas' test helpers can never shadow it)."""
 
 from __future__ import annotations
 
 import textwrap
 from datetime import datetime
-
-import pytest
 
 from pos_loyalty.rules import Basket, BasketLine, Program, parse_program
 
@@ -21,8 +20,3 @@ def basket(*lines: tuple[str, int, int, str], merchant: str = "", redeem: int = 
     """A basket from (sku, qty, unit_price, category) tuples."""
     return Basket(tuple(BasketLine(*ln) for ln in lines), merchant_id=merchant,
                   redeem_points=redeem)
-
-
-@pytest.fixture
-def now() -> datetime:
-    return NOON
