@@ -213,7 +213,7 @@ class Reader:
 
         self._state(True)
         try:
-            backend.run(on_read, _Heartbeat(stop, self))
+            backend.run_reads(on_read, _Heartbeat(stop, self))
         finally:
             self._state(False)
 
