@@ -25,6 +25,7 @@ from pos_loyalty.nfc.sim import cards
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.nfc.sim.ntag import Ntag21x
 from pos_loyalty.nfc.sim.script import TagFactory, load_script, parse_script, play
+from pos_loyalty.nfc.sun import MemoryCounterStore
 
 ROOT = Path(__file__).parents[2]
 
@@ -223,6 +224,29 @@ class TestTapScripts:
         assert events[0].uid == events[2].uid and events[1].uid == events[3].uid
 
 
+    def test_type4_kinds_through_reader(self, emulator: TagEmulator) -> None:
+        """phone, sun-product and sun-member taps read as verified events; SUN counters rise."""
+        script = parse_script({"tap": [
+            {"tag": "phone", "card": "PH-1", "hold_ms": 400, "gap_ms": 400},
+            {"tag": "sun-product", "product": "SKU-7", "hold_ms": 400, "gap_ms": 400},
+            {"tag": "sun-product", "product": "SKU-7", "hold_ms": 400, "gap_ms": 400},
+            {"tag": "sun-member", "card": "SM-1", "hold_ms": 400, "gap_ms": 400}]})
+        trust = demo_trust(sun_counters=MemoryCounterStore())
+        session = ReaderSession(emulator, trust, 0.0).start()
+        try:
+            assert play(emulator, script, threading.Event()) == 4
+            events = [session.next_event() for _ in range(4)]
+        finally:
+            session.close()
+        assert [(e.kind, e.verified, e.tag_type) for e in events] == [
+            ("member", True, "Type4Tag"), ("product", True, "Type4Tag"),
+            ("product", True, "Type4Tag"), ("member", True, "Type4Tag")]
+        assert events[0].card_id == "PH-1" and events[3].card_id == "SM-1"
+        p1, p2 = events[1].product, events[2].product
+        assert p1 is not None and p2 is not None and p1["sku"] == "SKU-7"
+        assert int(p2["sun_counter"]) == int(p1["sun_counter"]) + 1
+
+
 class TestProvisioning:
     def test_card_issue_writes_verifies_and_locks(self, emulator: TagEmulator) -> None:
         """card issue on a blank NTAG213 writes a card that reads back verified, and locks it."""
@@ -243,6 +267,30 @@ class TestProvisioning:
         finally:
             session.close()
         assert (event.kind, event.card_id, event.verified) == ("member", "NEW-0001", True)
+
+    def test_unformatted_ntag_is_formatted_then_issued(self, emulator: TagEmulator) -> None:
+        """An NTAG213 without NDEF data is given the factory NDEF layout, then issued."""
+        tag = cards.unformatted_tag()
+        emulator.present(tag)
+        res = CliRunner().invoke(main, ["card", "issue", "--reader", emulator.path,
+                                        "--card-id", "FMT-1", "--no-lock"])
+        emulator.remove()
+        assert res.exit_code == 0, res.output
+        assert tag.page(3)[0] == 0xE1
+        session = ReaderSession(emulator, demo_trust(), 0.0).start()
+        try:
+            assert session.tap(tag).card_id == "FMT-1"
+        finally:
+            session.close()
+
+    def test_not_an_ntag_is_refused(self, emulator: TagEmulator) -> None:
+        """card issue on a UID-only card says it needs an NTAG21x, exit 1."""
+        emulator.present(cards.legacy_card())
+        res = CliRunner().invoke(main, ["card", "issue", "--reader", emulator.path,
+                                        "--card-id", "X1"])
+        emulator.remove()
+        assert res.exit_code == 1
+        assert "not an NTAG213/215/216" in res.stderr
 
     def test_locked_card_cannot_be_reissued(self, emulator: TagEmulator) -> None:
         """A card issued and locked refuses a second issue with a clear line, exit 1."""
