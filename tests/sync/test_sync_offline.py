@@ -116,6 +116,7 @@ def down_central(central_url: str) -> Iterator[tuple[str, CentralStore, int]]:
 
 class TestOutage:
     @PG_ONLY
+    @pytest.mark.timeout(900)  # 10,000 single-sale transactions on a shared, noisy machine
     def test_ten_thousand_sales_during_an_outage_land_exactly_once(
             self, down_central: tuple[str, CentralStore, int], tmp_path: Path) -> None:
         """10,000 sales made while central is down all arrive once when it comes back."""
@@ -175,6 +176,7 @@ worker.stop()
 
 class TestKillNine:
     @PG_ONLY
+    @pytest.mark.timeout(600)
     def test_sigkill_during_sales_and_sync_loses_and_doubles_nothing(
             self, central: Central, terminals: TerminalFactory) -> None:
         """A terminal process killed with SIGKILL at random moments converges exactly once."""
