@@ -232,8 +232,8 @@ class LocalStore:
                     conn.exec_driver_sql("ROLLBACK")
                     raise
                 conn.exec_driver_sql("COMMIT")
-        except OperationalError as exc:
-            raise StoreError(f"local store write failed: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"local store write failed: {exc}") from exc
 
     def sync_identity(self) -> SyncIdentity:
         """Who this terminal is to central, and where central is (None before enrollment)."""
