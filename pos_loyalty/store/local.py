@@ -332,13 +332,20 @@ class LocalStore:
               "tier = excluded.tier, birthday = excluded.birthday",
               [(r[0], r[1] or "", r[2], r[3], stamp) for r in rows])
         elif entity == "cards":
-            # a card may name a member central has not sent (yet): keep the card anyway
-            x("INSERT OR IGNORE INTO members (member_id, display_name, balance, "
-              "lifetime_spend, visits) VALUES (?, '', 0, 0, 0)", [(r[1],) for r in rows])
-            x("INSERT INTO cards (card_id, member_id, uid, status) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT(card_id) DO UPDATE SET member_id = excluded.member_id, "
-              "uid = excluded.uid, status = excluded.status",
-              [(r[0], r[1], r[2].upper() if r[2] else None, r[3]) for r in rows])
+            cards = [(r[0], r[1], r[2].upper() if r[2] else None, r[3]) for r in rows]
+            upsert = ("INSERT INTO cards (card_id, member_id, uid, status) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT(card_id) DO UPDATE SET member_id = excluded.member_id, "
+                      "uid = excluded.uid, status = excluded.status")
+            x("SAVEPOINT cards_page")
+            try:
+                x(upsert, cards)
+            except IntegrityError:
+                # a card names a member central has not sent (yet): keep the card anyway
+                x("ROLLBACK TO cards_page")
+                x("INSERT OR IGNORE INTO members (member_id, display_name, balance, "
+                  "lifetime_spend, visits) VALUES (?, '', 0, 0, 0)", [(c[1],) for c in cards])
+                x(upsert, cards)
+            x("RELEASE cards_page")
         elif entity == "balances":
             pending: dict[str, int] = dict(conn.exec_driver_sql(
                 "SELECT member_id, SUM(points) FROM ledger_events WHERE acked = 0 "
