@@ -354,6 +354,27 @@ class LocalStore:
               "store_id = excluded.store_id, name = excluded.name, body = excluded.body, "
               "version = excluded.version", [tuple(r) for r in rows])
 
+    def bulk_load_indexes(self, *, present: bool) -> None:
+        """Drop (``present=False``) or restore the cards' secondary indexes.
+
+        A first bootstrap loads every card at once; building the UID index once, sorted,
+        is much cheaper than inserting a million random UIDs into it. Restoring is
+        idempotent, and the sync client restores at the start of every round, so a bootstrap
+        interrupted by a crash cannot leave the store without its indexes.
+        """
+        table = Base.metadata.tables["cards"]
+        try:
+            with self.engine.begin() as conn:
+                for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                    if index.unique:
+                        continue
+                    if present:
+                        index.create(conn, checkfirst=True)
+                    else:
+                        index.drop(conn, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot change local indexes: {exc}") from exc
+
     def record_sync(self, *, now: datetime, clock_offset_ms: int | None = None,
                     pulled: bool = True) -> None:
         """Note a completed sync round (its time confirms every cached balance)."""

@@ -176,6 +176,26 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
     until = int(hz["until"])
     totals: dict[str, int] = hz.get("counts") or {}
     cursors = store.pull_cursors()
+    store.bulk_load_indexes(present=True)  # repairs a bootstrap cut short by a crash
+    first_bootstrap = not any(cursors.values()) and store.member_count() == 0
+    if first_bootstrap:
+        store.bulk_load_indexes(present=False)
+    try:
+        _pull_all(store, client, report, cursors, until, totals, page, progress, now)
+    finally:
+        if first_bootstrap:
+            store.bulk_load_indexes(present=True)
+    if client.last_offset_sample is not None:
+        offset = smooth_offset_ms(offset, client.last_offset_sample)
+    report.clock_offset_ms = offset
+    store.record_sync(now=now(), clock_offset_ms=offset)
+    report.pending_after = store.pending_count()
+    return report
+
+
+def _pull_all(store: LocalStore, client: SyncClient, report: SyncReport,
+              cursors: dict[str, str], until: int, totals: dict[str, int], page: int,
+              progress: Progress | None, now: Callable[[], datetime]) -> None:
     # The next page is fetched while the current one is written: the cursor of page n+1 is
     # known as soon as page n arrives, so network and SQLite work overlap.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-prefetch") as pool:
@@ -199,9 +219,3 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
                 if progress is not None:
                     progress(entity, done, max(done, int(totals.get(entity, 0))))
             report.pulled[entity] = done
-    if client.last_offset_sample is not None:
-        offset = smooth_offset_ms(offset, client.last_offset_sample)
-    report.clock_offset_ms = offset
-    store.record_sync(now=now(), clock_offset_ms=offset)
-    report.pending_after = store.pending_count()
-    return report
