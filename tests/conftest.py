@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 
+from pos_loyalty.errors import LoyaltyError
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.store.local import LocalStore
 from tests.pg import PgDatabases, PgUnavailable, pg_server
@@ -25,7 +27,7 @@ def pg_databases() -> Iterator[PgDatabases]:
             url = stack.enter_context(pg_server())
             dbs = PgDatabases(url)
             dbs.template()
-        except PgUnavailable as exc:
+        except (PgUnavailable, SQLAlchemyError, LoyaltyError) as exc:
             if os.environ.get("POS_LOYALTY_REQUIRE_PG") == "1":
                 pytest.fail(f"PostgreSQL required (POS_LOYALTY_REQUIRE_PG=1) but {exc}")
             pytest.skip(f"PostgreSQL not available: {exc}")

@@ -253,24 +253,16 @@ class LocalStore:
 
     # -- sync --------------------------------------------------------------------------------
     # Used by pos_loyalty.sync (push the ledger outbox, apply pulled deltas, enrollment) and
-    # by the till for offline-bounded redemption. Writers that read first take the SQLite
-    # write lock up front (BEGIN IMMEDIATE), so the sync thread and the till never interleave
-    # a read-modify-write.
+    # by the till for offline-bounded redemption. These writers take SQLite's write lock up
+    # front (BEGIN IMMEDIATE), so their own reads and writes are one atomic step.
 
     @contextmanager
-    def _immediate(self, cache_kib: int | None = None) -> Iterator[Connection]:
-        """One write transaction that holds SQLite's write lock from its first statement.
-
-        ``cache_kib`` enlarges the page cache of the pooled connection used (it stays so):
-        bulk pages insert into indexes in random order (card UIDs) and thrash the default
-        2 MiB; the larger cache then also serves lookups.
-        """
+    def _immediate(self) -> Iterator[Connection]:
+        """One write transaction that holds SQLite's write lock from its first statement."""
         try:
             with self.engine.connect() as raw:
                 conn = raw.execution_options(isolation_level="AUTOCOMMIT")
                 sqlite = conn.dialect.name == "sqlite"
-                if sqlite and cache_kib:
-                    conn.exec_driver_sql(f"PRAGMA cache_size = -{int(cache_kib)}")
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite else "BEGIN")
                 try:
                     yield conn
@@ -278,8 +270,8 @@ class LocalStore:
                     conn.exec_driver_sql("ROLLBACK")
                     raise
                 conn.exec_driver_sql("COMMIT")
-        except OperationalError as exc:
-            raise StoreError(f"local store write failed: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StoreError(f"local store write failed: {exc}") from exc
 
     def sync_identity(self) -> SyncIdentity:
         """Who this terminal is to central, and where central is (None before enrollment)."""
@@ -357,7 +349,7 @@ class LocalStore:
         if want is None or tuple(columns) != want:
             raise StoreError(f"unexpected pull page for {entity}: columns {list(columns)}")
         stamp = now.isoformat(sep=" ", timespec="microseconds")
-        with self._immediate(cache_kib=_BULK_CACHE_KIB if len(rows) > 1000 else None) as conn:
+        with self._immediate() as conn:
             if rows:
                 self._apply_rows(conn, entity, rows, stamp)
             st = conn.execute(select(TerminalState.pull_cursor)).scalar_one()
@@ -378,13 +370,20 @@ class LocalStore:
               "tier = excluded.tier, birthday = excluded.birthday",
               [(r[0], r[1] or "", r[2], r[3], stamp) for r in rows])
         elif entity == "cards":
-            # a card may name a member central has not sent (yet): keep the card anyway
-            x("INSERT OR IGNORE INTO members (member_id, display_name, balance, "
-              "lifetime_spend, visits) VALUES (?, '', 0, 0, 0)", [(r[1],) for r in rows])
-            x("INSERT INTO cards (card_id, member_id, uid, status) VALUES (?, ?, ?, ?) "
-              "ON CONFLICT(card_id) DO UPDATE SET member_id = excluded.member_id, "
-              "uid = excluded.uid, status = excluded.status",
-              [(r[0], r[1], r[2].upper() if r[2] else None, r[3]) for r in rows])
+            cards = [(r[0], r[1], r[2].upper() if r[2] else None, r[3]) for r in rows]
+            upsert = ("INSERT INTO cards (card_id, member_id, uid, status) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT(card_id) DO UPDATE SET member_id = excluded.member_id, "
+                      "uid = excluded.uid, status = excluded.status")
+            x("SAVEPOINT cards_page")
+            try:
+                x(upsert, cards)
+            except IntegrityError:
+                # a card names a member central has not sent (yet): keep the card anyway
+                x("ROLLBACK TO cards_page")
+                x("INSERT OR IGNORE INTO members (member_id, display_name, balance, "
+                  "lifetime_spend, visits) VALUES (?, '', 0, 0, 0)", [(c[1],) for c in cards])
+                x(upsert, cards)
+            x("RELEASE cards_page")
         elif entity == "balances":
             pending: dict[str, int] = dict(conn.exec_driver_sql(
                 "SELECT member_id, SUM(points) FROM ledger_events WHERE acked = 0 "
@@ -400,6 +399,27 @@ class LocalStore:
               "VALUES (?, ?, ?, ?, ?) ON CONFLICT(program_id) DO UPDATE SET "
               "store_id = excluded.store_id, name = excluded.name, body = excluded.body, "
               "version = excluded.version", [tuple(r) for r in rows])
+
+    def bulk_load_indexes(self, *, present: bool) -> None:
+        """Drop (``present=False``) or restore the cards' secondary indexes.
+
+        A first bootstrap loads every card at once; building the UID index once, sorted,
+        is much cheaper than inserting a million random UIDs into it. Restoring is
+        idempotent, and the sync client restores at the start of every round, so a bootstrap
+        interrupted by a crash cannot leave the store without its indexes.
+        """
+        table = Base.metadata.tables["cards"]
+        try:
+            with self.engine.begin() as conn:
+                for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                    if index.unique:
+                        continue
+                    if present:
+                        index.create(conn, checkfirst=True)
+                    else:
+                        index.drop(conn, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot change local indexes: {exc}") from exc
 
     def record_sync(self, *, now: datetime, clock_offset_ms: int | None = None,
                     pulled: bool = True) -> None:
@@ -505,8 +525,6 @@ class RedeemResult:
     balance_after: int
     repeated: bool = False
 
-
-_BULK_CACHE_KIB = 65_536  # 64 MiB page cache for connections that apply large pages
 
 _PULL_COLUMNS: dict[str, tuple[str, ...]] = {
     "members": ("member_id", "display_name", "tier", "birthday", "status"),

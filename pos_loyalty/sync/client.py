@@ -53,6 +53,10 @@ class SyncClient:
     def close(self) -> None:
         self._http.close()
 
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
     def __enter__(self) -> SyncClient:
         return self
 
@@ -128,7 +132,19 @@ class SyncReport:
 def run_sync(store: LocalStore, client: SyncClient, *, batch: int = 1000, page: int = 5000,
              progress: Progress | None = None, now: Callable[[], datetime] = utcnow,
              max_pushes: int = 1_000_000) -> SyncReport:
-    """One round: push everything pending, then pull every entity. Raises SyncError."""
+    """One round: push everything pending, then pull every entity.
+
+    Raises SyncError (central unreachable, refusing, or answering nonsense) or StoreError.
+    """
+    try:
+        return _run_sync(store, client, batch, page, progress, now, max_pushes)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise SyncError(f"central sent a malformed answer: {exc!r}") from exc
+
+
+def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
+              progress: Progress | None, now: Callable[[], datetime],
+              max_pushes: int) -> SyncReport:
     report = SyncReport()
     ident = store.sync_identity()
     offset = ident.clock_offset_ms if ident.last_sync_at is not None else None
@@ -140,10 +156,11 @@ def run_sync(store: LocalStore, client: SyncClient, *, batch: int = 1000, page: 
         results = answer.get("results")
         if not isinstance(results, list) or len(results) != len(events):
             raise SyncError("central's push answer does not match the batch")
+        if not all(isinstance(r, dict) for r in results):
+            raise SyncError("central's push answer holds a non-object result")
         sent = {e.event_id for e in events}
         acked = [r["event_id"] for r in results
-                 if isinstance(r, dict) and r.get("event_id") in sent
-                 and r.get("status") in ("stored", "duplicate")]
+                 if r.get("event_id") in sent and r.get("status") in ("stored", "duplicate")]
         store.mark_acked(acked)
         report.pushed += len(events)
         report.stored += sum(1 for r in results if r.get("status") == "stored")
@@ -159,6 +176,26 @@ def run_sync(store: LocalStore, client: SyncClient, *, batch: int = 1000, page: 
     until = int(hz["until"])
     totals: dict[str, int] = hz.get("counts") or {}
     cursors = store.pull_cursors()
+    store.bulk_load_indexes(present=True)  # repairs a bootstrap cut short by a crash
+    first_bootstrap = not any(cursors.values()) and store.member_count() == 0
+    if first_bootstrap:
+        store.bulk_load_indexes(present=False)
+    try:
+        _pull_all(store, client, report, cursors, until, totals, page, progress, now)
+    finally:
+        if first_bootstrap:
+            store.bulk_load_indexes(present=True)
+    if client.last_offset_sample is not None:
+        offset = smooth_offset_ms(offset, client.last_offset_sample)
+    report.clock_offset_ms = offset
+    store.record_sync(now=now(), clock_offset_ms=offset)
+    report.pending_after = store.pending_count()
+    return report
+
+
+def _pull_all(store: LocalStore, client: SyncClient, report: SyncReport,
+              cursors: dict[str, str], until: int, totals: dict[str, int], page: int,
+              progress: Progress | None, now: Callable[[], datetime]) -> None:
     # The next page is fetched while the current one is written: the cursor of page n+1 is
     # known as soon as page n arrives, so network and SQLite work overlap.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-prefetch") as pool:
@@ -182,9 +219,3 @@ def run_sync(store: LocalStore, client: SyncClient, *, batch: int = 1000, page: 
                 if progress is not None:
                     progress(entity, done, max(done, int(totals.get(entity, 0))))
             report.pulled[entity] = done
-    if client.last_offset_sample is not None:
-        offset = smooth_offset_ms(offset, client.last_offset_sample)
-    report.clock_offset_ms = offset
-    store.record_sync(now=now(), clock_offset_ms=offset)
-    report.pending_after = store.pending_count()
-    return report

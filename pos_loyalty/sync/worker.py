@@ -42,6 +42,7 @@ class SyncWorker:
         self.page = page
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
+        self._credential = credential
         self._client = SyncClient(url, credential)
         self._lock = threading.Lock()  # one round at a time (thread or a direct sync_once)
         self._stop = threading.Event()
@@ -78,6 +79,8 @@ class SyncWorker:
     def sync_once(self) -> SyncReport:
         """One round now, in the caller's thread; never raises for a failed round."""
         with self._lock:
+            if self._client.is_closed:
+                self._client = SyncClient(self.url, self._credential)
             try:
                 report = run_sync(self.store, self._client, batch=self.batch, page=self.page)
             except SyncError as exc:

@@ -116,6 +116,7 @@ def down_central(central_url: str) -> Iterator[tuple[str, CentralStore, int]]:
 
 class TestOutage:
     @PG_ONLY
+    @pytest.mark.timeout(900)  # 10,000 single-sale transactions on a shared, noisy machine
     def test_ten_thousand_sales_during_an_outage_land_exactly_once(
             self, down_central: tuple[str, CentralStore, int], tmp_path: Path) -> None:
         """10,000 sales made while central is down all arrive once when it comes back."""
@@ -175,6 +176,7 @@ worker.stop()
 
 class TestKillNine:
     @PG_ONLY
+    @pytest.mark.timeout(600)
     def test_sigkill_during_sales_and_sync_loses_and_doubles_nothing(
             self, central: Central, terminals: TerminalFactory) -> None:
         """A terminal process killed with SIGKILL at random moments converges exactly once."""
@@ -255,3 +257,43 @@ class TestWorker:
         assert t.local.pending_count() == 0
         ident = t.local.sync_identity()
         assert ident.last_sync_at is not None
+
+    @pytest.mark.parametrize("answer", [b'{"results": "x"}', b'{"results": [1]}', b"[]",
+                                        b"not json", b'{"results": [], "acked_seq": "z"}'])
+    def test_a_nonsense_answer_from_central_is_a_failed_round(
+            self, tmp_path: Path, answer: bytes) -> None:
+        """A peer answering junk makes sync_once report an error; nothing is marked acked."""
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Junk(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Junk)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        upgrade_terminal(url)
+        local = LocalStore(url)
+        local.apply_pull("members", ("member_id", "display_name", "tier", "birthday", "status"),
+                         [["M1", "", None, None, "active"]], "1:M1", datetime(2026, 1, 1))
+        local.commit_sale(pos_id="P", txn_id="1", member_id="M1", basket_total=100,
+                          discount_total=0, points=1, now=datetime(2026, 1, 1))
+        worker = SyncWorker(local, f"http://127.0.0.1:{httpd.server_address[1]}", "T.x", 1)
+        try:
+            report = worker.sync_once()
+        finally:
+            worker.stop()
+            httpd.shutdown()
+            httpd.server_close()
+        assert not report.ok and report.error
+        assert local.pending_count() == 1
+        local.close()

@@ -143,6 +143,24 @@ class TestPull:
         assert programs == ["p-all", "p-s1"]
         assert ("members", 1, 1) in seen
 
+    def test_bootstrap_leaves_card_indexes_in_place(self, central: Central,
+                                                   terminals: TerminalFactory,
+                                                   member: str) -> None:
+        """The indexes dropped for a first bootstrap are back after it, and after a crash."""
+        from sqlalchemy import inspect
+
+        def index_names(local: LocalStore) -> set[str]:
+            with local.engine.connect() as conn:
+                return {str(i["name"]) for i in inspect(conn).get_indexes("cards")}
+
+        t = terminals()
+        sync(t)
+        assert {"ix_cards_uid", "ix_cards_member_id"} <= index_names(t.local)
+        t.local.bulk_load_indexes(present=False)  # as if the process died mid-bootstrap
+        assert "ix_cards_uid" not in index_names(t.local)
+        sync(t)
+        assert {"ix_cards_uid", "ix_cards_member_id"} <= index_names(t.local)
+
     def test_revoked_card_and_new_balance_reach_the_terminal(
             self, central: Central, terminals: TerminalFactory, member: str) -> None:
         """Changes after the bootstrap arrive on the next sync, and only they."""
