@@ -116,12 +116,13 @@ def _contactless_first(name: str) -> int:
 def choose_reader(names: list[str], selector: int | str) -> str | None:
     """The reader name the selector picks from pcscd's list, or None.
 
-    An index counts in pcscd's order. A name part matches case-insensitively; when several
-    slots match (a dual-interface ACS reader shows a PICC and a SAM slot) the contactless one
-    wins.
+    An index counts in pcscd's order, leaving out SAM slots (never a tag reader). A name
+    part matches case-insensitively; when several slots match (a dual-interface ACS reader
+    shows a PICC and a SAM slot) the contactless one wins.
     """
     if isinstance(selector, int):
-        return names[selector] if 0 <= selector < len(names) else None
+        readers = [n for n in names if _contactless_first(n) < 2]
+        return readers[selector] if 0 <= selector < len(readers) else None
     wanted = selector.lower()
     matches = [n for n in names if wanted in n.lower()]
     return min(matches, key=_contactless_first) if matches else None
