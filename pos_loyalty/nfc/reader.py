@@ -13,7 +13,9 @@ The device is always closed when the loop returns. With ``trust=None`` the reade
 published demo issuer key only (see :mod:`pos_loyalty.nfc.demo_keys`): what ``pos-loyalty run``
 with no configuration and the demo need; a configured terminal passes its own CardTrust.
 nfcpy's exceptions stay here: opening a path that cannot work raises
-:class:`~pos_loyalty.errors.ReaderError`.
+:class:`~pos_loyalty.errors.ReaderError`. ``pcsc``/``pcsc:N``/``pcsc:NAME`` paths go to the
+PC/SC backend (:mod:`pos_loyalty.nfc.pcsc`, pyscard over pcscd) for the ACS readers nfcpy does
+not drive well; its reads are classified the same way.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from pos_loyalty.nfc.events import TapEvent
 
 log = logging.getLogger(__name__)
 
-_PATH_RE = re.compile(r"(usb|tty|com|udp)(:.*)?")
+_PATH_RE = re.compile(r"(usb|tty|com|udp|pcsc)(:.*)?")
 _REOPEN_MIN_S = 0.1
 LEGACY_TAG_TYPE = "MIFARE Classic"  # tag_type of SAK 0x08/0x18 cards (UID only)
 _REOPEN_MAX_S = 1.0
@@ -80,6 +82,34 @@ def open_frontend(path: str) -> Any:
         raise ReaderError(f"cannot open NFC reader {path!r}: {exc}") from exc
 
 
+def pcsc_event(read: Any, trust: CardTrust) -> TapEvent:
+    """The TapEvent for a card read by the PC/SC backend (a ``pcsc.CardRead``)."""
+    event = classify(bytes(read.uid), str(read.tag_type), read.ndef, trust)
+    error = read.error or ""
+    if read.ndef is None and event.kind == "refused" and ("failed" in error or
+                                                          "cannot" in error or
+                                                          "unreadable" in error):
+        event = dataclasses.replace(event, reason=f"could not read the card ({error}): "
+                                                  "tap again")
+    return dataclasses.replace(event, read_done=read.read_done, read_ms=read.read_ms)
+
+
+class _Heartbeat(threading.Event):
+    """The stop event as the PC/SC loop sees it: each look at it is a sign of life."""
+
+    def __init__(self, stop: threading.Event, reader: Reader) -> None:
+        super().__init__()
+        self._stop, self._reader = stop, reader
+
+    def is_set(self) -> bool:
+        self._reader._beat()
+        return self._stop.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._reader._beat()
+        return self._stop.wait(timeout)
+
+
 class Reader:
     """Blocking sense loop over one nfcpy reader; see the module docstring."""
 
@@ -89,7 +119,7 @@ class Reader:
         if _PATH_RE.fullmatch(path) is None:
             raise ReaderError(
                 f"unknown NFC reader path {path!r}: expected usb[:...], tty:PORT:DRIVER, "
-                "com:PORT:DRIVER or udp:HOST:PORT")
+                "com:PORT:DRIVER, udp:HOST:PORT or pcsc[:N|:NAME]")
         self.path = path
         if trust is None:
             # no configuration: trust the published demo issuer (simulation only), loudly
@@ -133,6 +163,9 @@ class Reader:
 
     def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
         """Sense and report taps until ``stop`` is set; survives bad tags and reader loss."""
+        if self.path.startswith("pcsc"):
+            self._run_pcsc(on_tap, stop)
+            return
         backoff = _REOPEN_MIN_S
         warned = False
         while not stop.is_set():
@@ -162,6 +195,30 @@ class Reader:
                 self._state(False)
             if not stop.is_set():
                 stop.wait(_REOPEN_MIN_S)
+
+    def _run_pcsc(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
+        """PC/SC readers (ACS and other CCID): pcscd reads, classify() decides, as for nfcpy."""
+        from pos_loyalty.nfc import pcsc
+
+        backend = pcsc.PcscReader(self.path, debounce_s=self.debounce_s)
+
+        def on_read(read: pcsc.CardRead) -> None:
+            event = pcsc_event(read, self.trust)
+            self.taps += 1
+            try:
+                on_tap(event)
+            except Exception:
+                self.errors += 1
+                log.exception("tap handler failed for %s", event.uid)
+
+        self._state(True)
+        try:
+            backend.run_reads(on_read, _Heartbeat(stop, self))
+        finally:
+            self._state(False)
+
+    def _beat(self) -> None:
+        self._heartbeat = time.monotonic()
 
     def _state(self, up: bool) -> None:
         if self._on_state is not None:
