@@ -64,7 +64,8 @@ def _describe(tag: EmulatedTag) -> str:
 # -- sim tag -----------------------------------------------------------------------------------
 
 _INTERACTIVE_HELP = """commands (one per line):
-  member CARD | copied CARD | product CODE | foreign | blank | unformatted | legacy
+  member CARD | copied CARD | phone CARD | sun-member CARD | product CODE | sun-product CODE
+  foreign | blank | unformatted | legacy
       put that tag on the reader (it stays until the next command)
   remove      take the tag away
   quit        stop"""
@@ -79,6 +80,9 @@ _INTERACTIVE_HELP = """commands (one per line):
 @click.option("--blank", is_flag=True, help="Tap a factory-blank NTAG213.")
 @click.option("--unformatted", is_flag=True, help="Tap an NTAG213 with no NDEF area.")
 @click.option("--legacy", is_flag=True, help="Tap a UID-only MIFARE Classic-like card.")
+@click.option("--phone", is_flag=True, help="With --card: a phone emulating the card (Type 4).")
+@click.option("--sun", is_flag=True,
+              help="With --card or --product: an NTAG 424 DNA with live SUN (demo keys).")
 @click.option("--script", "script_file", type=click.Path(dir_okay=False),
               help="Play a tap session file (TOML or JSON).")
 @click.option("--hold-ms", type=click.IntRange(0, 3_600_000), default=300, show_default=True,
@@ -92,7 +96,8 @@ _INTERACTIVE_HELP = """commands (one per line):
 @click.option("--key", "key_file", type=click.Path(dir_okay=False),
               help="Issuer key file for signing (default: the simulation-only demo key).")
 def sim_tag(port: int, card_id: str | None, product: str | None, foreign: bool, blank: bool,
-            unformatted: bool, legacy: bool, script_file: str | None, hold_ms: int,
+            unformatted: bool, legacy: bool, phone: bool, sun: bool, script_file: str | None,
+            hold_ms: int,
             gap_ms: int, repeat: int, model: str | None, uid: str | None,
             key_file: str | None) -> None:
     """Emulate NFC tags for a reader on udp:127.0.0.1:PORT (nfcpy's udp driver).
@@ -116,8 +121,18 @@ def sim_tag(port: int, card_id: str | None, product: str | None, foreign: bool, 
         if script_file is not None:
             script = load_script(script_file)
         elif chosen:
-            step: dict[str, Any] = {"tag": "member" if chosen[0] == "card" else chosen[0],
-                                    "hold_ms": hold_ms, "gap_ms": gap_ms}
+            kind = "member" if chosen[0] == "card" else chosen[0]
+            if phone and sun:
+                _fail("--phone and --sun do not go together", 2)
+            if phone:
+                if kind != "member":
+                    _fail("--phone needs --card", 2)
+                kind = "phone"
+            if sun:
+                if kind not in ("member", "product"):
+                    _fail("--sun needs --card or --product", 2)
+                kind = "sun-" + kind
+            step: dict[str, Any] = {"tag": kind, "hold_ms": hold_ms, "gap_ms": gap_ms}
             if card_id is not None:
                 step["card"] = card_id
             if product is not None:
@@ -182,9 +197,9 @@ def _interactive(emulator: Any, factory: Any, stop: threading.Event) -> None:
             click.echo("removed")
         else:
             step: dict[str, Any] = {"tag": cmd}
-            if cmd in ("member", "copied") and len(words) > 1:
+            if cmd in ("member", "copied", "phone", "sun-member") and len(words) > 1:
                 step["card"] = words[1]
-            if cmd == "product" and len(words) > 1:
+            if cmd in ("product", "sun-product") and len(words) > 1:
                 step["product"] = words[1]
             try:
                 tap = parse_tap(step, "stdin", cmd)

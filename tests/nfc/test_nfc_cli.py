@@ -25,6 +25,7 @@ from pos_loyalty.nfc.sim import cards
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.nfc.sim.ntag import Ntag21x
 from pos_loyalty.nfc.sim.script import TagFactory, load_script, parse_script, play
+from pos_loyalty.nfc.sun import MemoryCounterStore
 
 ROOT = Path(__file__).parents[2]
 
@@ -221,6 +222,29 @@ class TestTapScripts:
             session.close()
         assert [e.kind for e in events] == ["member", "refused", "member", "refused"]
         assert events[0].uid == events[2].uid and events[1].uid == events[3].uid
+
+
+    def test_type4_kinds_through_reader(self, emulator: TagEmulator) -> None:
+        """phone, sun-product and sun-member taps read as verified events; SUN counters rise."""
+        script = parse_script({"tap": [
+            {"tag": "phone", "card": "PH-1", "hold_ms": 400, "gap_ms": 400},
+            {"tag": "sun-product", "product": "SKU-7", "hold_ms": 400, "gap_ms": 400},
+            {"tag": "sun-product", "product": "SKU-7", "hold_ms": 400, "gap_ms": 400},
+            {"tag": "sun-member", "card": "SM-1", "hold_ms": 400, "gap_ms": 400}]})
+        trust = demo_trust(sun_counters=MemoryCounterStore())
+        session = ReaderSession(emulator, trust, 0.0).start()
+        try:
+            assert play(emulator, script, threading.Event()) == 4
+            events = [session.next_event() for _ in range(4)]
+        finally:
+            session.close()
+        assert [(e.kind, e.verified, e.tag_type) for e in events] == [
+            ("member", True, "Type4Tag"), ("product", True, "Type4Tag"),
+            ("product", True, "Type4Tag"), ("member", True, "Type4Tag")]
+        assert events[0].card_id == "PH-1" and events[3].card_id == "SM-1"
+        p1, p2 = events[1].product, events[2].product
+        assert p1 is not None and p2 is not None and p1["sku"] == "SKU-7"
+        assert int(p2["sun_counter"]) == int(p1["sun_counter"]) + 1
 
 
 class TestProvisioning:

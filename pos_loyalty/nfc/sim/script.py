@@ -6,6 +6,8 @@ TOML::
     [[tap]]
     tag = "member"             # member | product | foreign | blank | unformatted | legacy
     card = "DEMO-0001"         #   | copied (a member record moved onto another UID)
+                               #   | phone (a phone emulating a member card, Type 4)
+                               #   | sun-product | sun-member (NTAG 424 DNA, live SUN)
     hold_ms = 300              # time in the field (default 300)
     gap_ms = 500               # empty field afterwards (default 500)
     [[tap]]
@@ -31,15 +33,25 @@ from pathlib import Path
 from typing import Any
 
 from pos_loyalty.errors import ConfigError
-from pos_loyalty.nfc.cardformat import Issuer, valid_card_id, valid_product
-from pos_loyalty.nfc.demo_keys import DEMO_ISSUER
+from pos_loyalty.nfc.cardformat import Issuer, member_card_ndef, valid_card_id, valid_product
+from pos_loyalty.nfc.demo_keys import (
+    DEMO_ISSUER,
+    DEMO_SUN_FILE_KEY,
+    DEMO_SUN_MEMBER_URL,
+    DEMO_SUN_META_KEY,
+    DEMO_SUN_PRODUCT_URL,
+)
 from pos_loyalty.nfc.sim import cards
 from pos_loyalty.nfc.sim.base import EmulatedTag
 from pos_loyalty.nfc.sim.emulator import TagEmulator
-from pos_loyalty.nfc.sim.ntag import MODELS, Ntag21x
+from pos_loyalty.nfc.sim.ntag import MODELS, Ntag21x, random_nxp_uid
+from pos_loyalty.nfc.sim.type4 import Ntag424Dna, PhoneCard, random_phone_uid
+from pos_loyalty.nfc.sun import pack_file_data
 
-KINDS = ("member", "product", "foreign", "blank", "unformatted", "legacy", "copied")
+KINDS = ("member", "product", "foreign", "blank", "unformatted", "legacy", "copied",
+         "phone", "sun-product", "sun-member")
 _KEYS = {"tag", "card", "product", "uid", "model", "hold_ms", "gap_ms"}
+_NOT_NTAG = ("legacy", "phone", "sun-product", "sun-member")
 MAX_TAPS = 100_000
 MAX_MS = 3_600_000
 
@@ -94,12 +106,12 @@ def parse_tap(step: Any, source: str, where: str) -> Tap:
         raise _err(source, f"{where}.tag", f"must be one of {', '.join(KINDS)}")
     card = step.get("card")
     product = step.get("product")
-    if kind in ("member", "copied"):
+    if kind in ("member", "copied", "phone", "sun-member"):
         if not isinstance(card, str) or not valid_card_id(card):
             raise _err(source, f"{where}.card", "a card number (1-32 of A-Z a-z 0-9 - _)")
     elif card is not None:
-        raise _err(source, f"{where}.card", "only member and copied taps take a card")
-    if kind == "product":
+        raise _err(source, f"{where}.card", "only member-card taps take a card")
+    if kind in ("product", "sun-product"):
         if not isinstance(product, str) or not valid_product(product):
             raise _err(source, f"{where}.product", "a product code (1-32 of A-Z a-z 0-9 . - _)")
     elif product is not None:
@@ -110,12 +122,13 @@ def parse_tap(step: Any, source: str, where: str) -> Tap:
             uid = bytes.fromhex(str(step["uid"]))
         except ValueError:
             uid = b""
-        want = (4, 7) if kind == "legacy" else (7,)
+        want = (4, 7) if kind in ("legacy", "phone") else (7,)
         if len(uid) not in want:
             raise _err(source, f"{where}.uid", f"a {' or '.join(map(str, want))}-byte hex UID")
     model = step.get("model")
-    if model is not None and (kind == "legacy" or model not in MODELS):
-        raise _err(source, f"{where}.model", f"one of {', '.join(MODELS)} (not for legacy)")
+    if model is not None and (kind in _NOT_NTAG or model not in MODELS):
+        raise _err(source, f"{where}.model",
+                   f"one of {', '.join(MODELS)} (NTAG21x kinds only)")
     return Tap(TagSpec(kind, card, product, uid, model),
                _int_ms(step, "hold_ms", 300, source, where),
                _int_ms(step, "gap_ms", 500, source, where))
@@ -188,6 +201,17 @@ class TagFactory:
             assert spec.product is not None
             return cards.product_tag(spec.product, issuer=self.issuer,
                                      model=model or "NTAG215", uid=spec.uid)
+        if spec.kind == "phone":
+            assert spec.card is not None
+            uid = spec.uid or random_phone_uid()
+            return PhoneCard(member_card_ndef(spec.card, uid, self.issuer), uid=uid)
+        if spec.kind in ("sun-product", "sun-member"):
+            member = spec.kind == "sun-member"
+            fields = {"card": spec.card or ""} if member else {"sku": spec.product or ""}
+            return Ntag424Dna(DEMO_SUN_MEMBER_URL if member else DEMO_SUN_PRODUCT_URL,
+                              DEMO_SUN_META_KEY, DEMO_SUN_FILE_KEY,
+                              uid=spec.uid or random_nxp_uid(),
+                              file_data=pack_file_data(fields))
         if spec.kind == "foreign":
             return cards.foreign_tag(uid=spec.uid)
         if spec.kind == "blank":
