@@ -47,6 +47,21 @@ def _wait_for_tag(clf: Any, path: str, timeout_s: float) -> Any:
     return tag
 
 
+_CC_SIZE = {"NTAG213": 0x12, "NTAG215": 0x3E, "NTAG216": 0x6D}
+
+
+def _format_ntag(tag: Any, tag_type: str) -> None:
+    """Give an NTAG21x without NDEF data the factory layout: CC (if blank) and an empty TLV.
+
+    nfcpy's own format() cannot program the capability container (one-time programmable),
+    so a tag whose CC was never written is given the datasheet value here.
+    """
+    cc = tag.read(3)[0:4]
+    if cc == b"\x00\x00\x00\x00" and tag_type in _CC_SIZE:
+        tag.write(3, bytes([0xE1, 0x10, _CC_SIZE[tag_type], 0x00]))
+    tag.write(4, b"\x03\x00\xfe\x00")  # nfcpy reads the NDEF area again on tag.ndef
+
+
 def _write(tag: Any, build: Callable[[bytes], bytes], trust: CardTrust,
            lock: bool) -> Provisioned:
     uid = bytes(tag.identifier)
@@ -54,7 +69,7 @@ def _write(tag: Any, build: Callable[[bytes], bytes], trust: CardTrust,
     if not isinstance(tag, nfc.tag.tt2_nxp.NTAG21x):
         raise CardError(f"this is a {tag_type}, not an NTAG213/215/216: use an NTAG21x card")
     if tag.ndef is None:
-        tag.format()  # NTAG21x without NDEF data: nfcpy writes the factory layout
+        _format_ntag(tag, tag_type)
         if tag.ndef is None:
             raise CardError("the card has no NDEF area and could not be formatted")
     if not tag.ndef.is_writeable:

@@ -200,7 +200,7 @@ class Reader:
         """PC/SC readers (ACS and other CCID): pcscd reads, classify() decides, as for nfcpy."""
         from pos_loyalty.nfc import pcsc
 
-        backend = pcsc.PcscReader(self.path, debounce_s=self.debounce_s)
+        backend = pcsc.PcscReader(self.path, trust=self.trust, debounce_s=self.debounce_s)
 
         def on_read(read: pcsc.CardRead) -> None:
             event = pcsc_event(read, self.trust)

@@ -70,8 +70,9 @@ def describe(msg: dict[str, Any]) -> str:
                 f"{msg['summary']}{lines}")
     if t == "points.awarded":
         rep = " (repeated, nothing changed)" if msg["repeated"] else ""
-        return (f"points {msg['txn_id']}: {msg['points']:+d}, balance "
-                f"{msg['balance_before']} -> {msg['balance_after']}{rep}")
+        balance = ("no member" if msg["balance_after"] is None else
+                   f"balance {msg['balance_before']} -> {msg['balance_after']}")
+        return f"points {msg['txn_id']}: {msg['points']:+d}, {balance}{rep}"
     if t == "txn.status":
         return (f"status {msg['txn_id']}: {msg['state']}, points {msg['points']}, "
                 f"balance {msg['balance_after']}")

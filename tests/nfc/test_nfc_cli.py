@@ -268,6 +268,30 @@ class TestProvisioning:
             session.close()
         assert (event.kind, event.card_id, event.verified) == ("member", "NEW-0001", True)
 
+    def test_unformatted_ntag_is_formatted_then_issued(self, emulator: TagEmulator) -> None:
+        """An NTAG213 without NDEF data is given the factory NDEF layout, then issued."""
+        tag = cards.unformatted_tag()
+        emulator.present(tag)
+        res = CliRunner().invoke(main, ["card", "issue", "--reader", emulator.path,
+                                        "--card-id", "FMT-1", "--no-lock"])
+        emulator.remove()
+        assert res.exit_code == 0, res.output
+        assert tag.page(3)[0] == 0xE1
+        session = ReaderSession(emulator, demo_trust(), 0.0).start()
+        try:
+            assert session.tap(tag).card_id == "FMT-1"
+        finally:
+            session.close()
+
+    def test_not_an_ntag_is_refused(self, emulator: TagEmulator) -> None:
+        """card issue on a UID-only card says it needs an NTAG21x, exit 1."""
+        emulator.present(cards.legacy_card())
+        res = CliRunner().invoke(main, ["card", "issue", "--reader", emulator.path,
+                                        "--card-id", "X1"])
+        emulator.remove()
+        assert res.exit_code == 1
+        assert "not an NTAG213/215/216" in res.stderr
+
     def test_locked_card_cannot_be_reissued(self, emulator: TagEmulator) -> None:
         """A card issued and locked refuses a second issue with a clear line, exit 1."""
         tag = cards.blank_tag()

@@ -90,6 +90,17 @@ class TestSunThroughReader:
         assert event.kind == "refused" and "foreign" in (event.reason or "")
 
     def test_unknown_sun_issuer(self, sun_session: ReaderSession) -> None:
-        """A SUN tag under a URL prefix we hold no keys for is refused."""
+        """A SUN tag under a URL prefix we hold no keys for is somebody else's: foreign."""
         event = sun_session.tap(_tag("https://elsewhere.example/t"))
-        assert event.kind == "refused" and "unknown" in (event.reason or "")
+        assert event.kind == "refused" and "foreign" in (event.reason or "")
+
+    def test_tampered_cmac_refused(self, sun_session: ReaderSession) -> None:
+        """A SUN URL under our prefix with a wrong CMAC is refused as forged or tampered."""
+        fresh = sun.generate_sun(META, FILE, TAG_UID, 7,
+                                 file_data=sun.pack_file_data({"sku": "1"}), pad=bytes(5))
+        url = fresh.url(BASE)
+        bad = url[:-1] + ("0" if url[-1] != "0" else "1")
+        tag = Ntag21x("NTAG215", uid=TAG_UID,
+                      ndef=b"".join(ndef.message_encoder([ndef.UriRecord(bad)])))
+        event = sun_session.tap(tag)
+        assert event.kind == "refused" and "tamper" in (event.reason or "")
