@@ -116,12 +116,13 @@ def _contactless_first(name: str) -> int:
 def choose_reader(names: list[str], selector: int | str) -> str | None:
     """The reader name the selector picks from pcscd's list, or None.
 
-    An index counts in pcscd's order. A name part matches case-insensitively; when several
-    slots match (a dual-interface ACS reader shows a PICC and a SAM slot) the contactless one
-    wins.
+    An index counts in pcscd's order, leaving out SAM slots (never a tag reader). A name
+    part matches case-insensitively; when several slots match (a dual-interface ACS reader
+    shows a PICC and a SAM slot) the contactless one wins.
     """
     if isinstance(selector, int):
-        return names[selector] if 0 <= selector < len(names) else None
+        readers = [n for n in names if _contactless_first(n) < 2]
+        return readers[selector] if 0 <= selector < len(readers) else None
     wanted = selector.lower()
     matches = [n for n in names if wanted in n.lower()]
     return min(matches, key=_contactless_first) if matches else None
@@ -290,10 +291,7 @@ class PcscReader:
                  read_attempts: int = 5) -> None:
         self.path = path
         self.selector = parse_device_path(path)
-        if trust is None:
-            log.warning("no card trust configured: accepting demo-key cards (simulation only)")
-            trust = demo_trust()
-        self.trust = trust
+        self.trust = trust      # None: the demo issuer, and only once run() classifies
         self.sun_keys = tuple(sun_keys)
         self.counters: CounterStore = counters if counters is not None else MemoryCounterStore()
         self.debounce_s = debounce_s
@@ -311,13 +309,18 @@ class PcscReader:
 
     def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
         """Block reporting taps as TapEvents until ``stop`` is set; ``on_tap`` runs here."""
+        trust = self.trust
+        if trust is None:
+            log.warning("no card trust configured: accepting demo-key cards (simulation only)")
+            trust = demo_trust()
+
         def deliver(read: CardRead) -> None:
             event = None
             if self.sun_keys:
                 event = sun_tap_event(read.uid, read.tag_type, read.ndef, self.sun_keys,
                                       self.counters)
             if event is None:
-                event = classify(read.uid, read.tag_type, read.ndef, self.trust)
+                event = classify(read.uid, read.tag_type, read.ndef, trust)
             event = dataclasses.replace(event, read_done=read.read_done, read_ms=read.read_ms)
             try:
                 on_tap(event)

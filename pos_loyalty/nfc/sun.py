@@ -13,6 +13,11 @@ The algorithm is NXP AN12196 ("NTAG 424 DNA features and hints", section 3):
 * ``SDMENCFileData`` = AES-128-CBC(session ENC key, IV = AES-ECB(session ENC key,
   SDMReadCtr || 13 zero bytes)) of the mirrored file data, a multiple of 16 bytes.
 
+Tags switched to LRP mode (AN12304; 24-byte PICC data = 8 random bytes || LRICB ciphertext)
+are verified too: one session master key = CMAC_LRP(file read key, ``0001 0080 || UID ||
+SDMReadCtr`` zero-padded || ``1EE1``), the MAC with its updated key 0, the file data LRICB-
+decrypted with its updated key 1 from counter ``SDMReadCtr || 000000`` (see ``lrp.py``).
+
 Everything here is pure: bytes in, values out. No clock, no I/O, no randomness (the generator
 takes its pad bytes as an argument). Verification never raises on outside data: it returns a
 :class:`SunResult` whose ``reason`` a cashier or store IT can read. Counter replay is refused
@@ -32,9 +37,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
 from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.nfc.lrp import Lrp
 
 KEY_LEN = 16
 PICC_LEN = 16
+PICC_LEN_LRP = 24
+LRP_RAND_LEN = 8
 MAC_LEN = 8
 UID_LEN = 7
 COUNTER_MAX = 0xFFFFFF
@@ -61,6 +69,7 @@ class PiccData:
     tag: int
     uid: bytes
     counter: int | None
+    lrp: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,13 +181,26 @@ def session_enc_key(file_read_key: bytes, uid: bytes, counter: int | None) -> by
     return _cmac(file_read_key, _session_vector(_SV_ENC, uid, counter))
 
 
+def session_master_key_lrp(file_read_key: bytes, uid: bytes, counter: int | None) -> bytes:
+    """LRP mode: ``KSesSDMFileReadMaster`` = CMAC_LRP(file read key, 0001 0080 || UID || ctr
+    zero-padded || 1EE1) (AN12196/NT4H2421 LRP secure messaging)."""
+    _check_key("file read key", file_read_key)
+    sv = b"\x00\x01\x00\x80" + bytes(uid) + _counter_bytes(counter)
+    sv += bytes(-(len(sv) + 2) % BLOCK) + b"\x1e\xe1"
+    return Lrp(file_read_key, 0).cmac(sv)
+
+
 def truncate_mac(full: bytes) -> bytes:
     """MACt: the odd-indexed bytes (1, 3, ..., 15) of a 16-byte CMAC."""
     return bytes(full[1::2])
 
 
-def sdm_mac(file_read_key: bytes, uid: bytes, counter: int | None, mac_input: bytes = b"") -> bytes:
+def sdm_mac(file_read_key: bytes, uid: bytes, counter: int | None, mac_input: bytes = b"",
+            *, lrp: bool = False) -> bytes:
     """The 8-byte SDMMAC a tag writes over ``mac_input`` (the ASCII text the MAC covers)."""
+    if lrp:
+        master = session_master_key_lrp(file_read_key, uid, counter)
+        return truncate_mac(Lrp(master, 0).cmac(mac_input))
     return truncate_mac(_cmac(session_mac_key(file_read_key, uid, counter), mac_input))
 
 
@@ -186,20 +208,33 @@ def _file_iv(enc_key: bytes, counter: int) -> bytes:
     return _ecb_encrypt(enc_key, _counter_bytes(counter) + bytes(BLOCK - 3))
 
 
-def decrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, enc: bytes) -> bytes:
+def _lrp_file_cipher(file_read_key: bytes, uid: bytes, counter: int) -> tuple[Lrp, bytes]:
+    master = session_master_key_lrp(file_read_key, uid, counter)
+    return Lrp(master, 1), _counter_bytes(counter) + bytes(3)
+
+
+def decrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, enc: bytes, *,
+                      lrp: bool = False) -> bytes:
     """Decrypt ``SDMENCFileData`` (a multiple of 16 bytes) with the session ENC key."""
     if not enc or len(enc) % BLOCK:
         raise SunFormatError(f"encrypted file data must be a non-empty multiple of 16 bytes, "
                              f"got {len(enc)}")
+    if lrp:
+        cipher, start = _lrp_file_cipher(file_read_key, uid, counter)
+        return cipher.decrypt(enc, start)
     key = session_enc_key(file_read_key, uid, counter)
     return _cbc_decrypt(key, _file_iv(key, counter), enc)
 
 
-def encrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, data: bytes) -> bytes:
+def encrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, data: bytes, *,
+                      lrp: bool = False) -> bytes:
     """Encrypt mirrored file data as the tag does (inverse of :func:`decrypt_file_data`)."""
     if not data or len(data) % BLOCK:
         raise SunFormatError(f"file data must be a non-empty multiple of 16 bytes, "
                              f"got {len(data)}")
+    if lrp:
+        cipher, start = _lrp_file_cipher(file_read_key, uid, counter)
+        return cipher.encrypt(data, start)
     key = session_enc_key(file_read_key, uid, counter)
     return _cbc_encrypt(key, _file_iv(key, counter), data)
 
@@ -211,12 +246,15 @@ def decrypt_picc_data(meta_read_key: bytes, picc: bytes) -> PiccData:
     meta read key or a forged message.
     """
     _check_key("meta read key", meta_read_key)
-    if len(picc) == PICC_LEN + 8:
-        raise SunFormatError("PICC data of 24 bytes is LRP mode, which this terminal does not "
-                             "verify: configure the tag for AES mode")
-    if len(picc) != PICC_LEN:
-        raise SunFormatError(f"PICC data must be {PICC_LEN} bytes, got {len(picc)}")
-    plain = _cbc_decrypt(meta_read_key, _ZERO_IV, picc)
+    lrp = len(picc) == PICC_LEN_LRP
+    if lrp:
+        rand, body = picc[:LRP_RAND_LEN], picc[LRP_RAND_LEN:]
+        plain = Lrp(meta_read_key, 0).decrypt(body, rand)
+    elif len(picc) == PICC_LEN:
+        plain = _cbc_decrypt(meta_read_key, _ZERO_IV, picc)
+    else:
+        raise SunFormatError(f"PICC data must be {PICC_LEN} bytes (AES mode) or "
+                             f"{PICC_LEN_LRP} (LRP mode), got {len(picc)}")
     tag = plain[0]
     if not tag & TAG_UID_MIRROR or tag & 0x0F != UID_LEN or tag & 0x30:
         raise SunFormatError(
@@ -225,18 +263,25 @@ def decrypt_picc_data(meta_read_key: bytes, picc: bytes) -> PiccData:
     uid = plain[1:1 + UID_LEN]
     counter = (int.from_bytes(plain[1 + UID_LEN:4 + UID_LEN], "little")
                if tag & TAG_COUNTER_MIRROR else None)
-    return PiccData(tag=tag, uid=uid, counter=counter)
+    return PiccData(tag=tag, uid=uid, counter=counter, lrp=lrp)
 
 
 def encrypt_picc_data(meta_read_key: bytes, uid: bytes, counter: int,
-                      pad: bytes = bytes(5)) -> bytes:
-    """Build ``PICCData`` as the tag does; ``pad`` is the 5 random bytes a real tag appends."""
+                      pad: bytes = bytes(5), *, lrp_rand: bytes | None = None) -> bytes:
+    """Build ``PICCData`` as the tag does; ``pad`` is the 5 random bytes a real tag appends.
+
+    With ``lrp_rand`` (8 random bytes) the message is LRP mode: ``rand || LRICB(...)``.
+    """
     _check_key("meta read key", meta_read_key)
     if len(uid) != UID_LEN:
         raise SunFormatError(f"UID must be {UID_LEN} bytes, got {len(uid)}")
     if len(pad) != 5:
         raise SunFormatError(f"pad must be 5 bytes, got {len(pad)}")
     plain = bytes([TAG_UID_AND_COUNTER]) + bytes(uid) + _counter_bytes(counter) + bytes(pad)
+    if lrp_rand is not None:
+        if len(lrp_rand) != LRP_RAND_LEN:
+            raise SunFormatError(f"LRP random must be {LRP_RAND_LEN} bytes")
+        return bytes(lrp_rand) + Lrp(meta_read_key, 0).encrypt(plain, bytes(lrp_rand))
     return _cbc_encrypt(meta_read_key, _ZERO_IV, plain)
 
 
@@ -278,8 +323,8 @@ def verify_sun(meta_read_key: bytes, file_read_key: bytes, picc: bytes, cmac: by
         picc_data = decrypt_picc_data(meta_read_key, picc)
     except SunFormatError as exc:
         return SunResult(False, str(exc))
-    uid, counter = picc_data.uid, picc_data.counter
-    expected = sdm_mac(file_read_key, uid, counter, mac_input)
+    uid, counter, lrp = picc_data.uid, picc_data.counter, picc_data.lrp
+    expected = sdm_mac(file_read_key, uid, counter, mac_input, lrp=lrp)
     if not hmac.compare_digest(expected, bytes(cmac)):
         return SunResult(False, "SUN MAC does not verify: tampered tag data or wrong file key",
                          uid=uid, counter=counter)
@@ -289,7 +334,7 @@ def verify_sun(meta_read_key: bytes, file_read_key: bytes, picc: bytes, cmac: by
             return SunResult(False, "encrypted file data needs the read counter, "
                                     "which this tag does not mirror",
                              uid=uid, counter=counter, cmac_valid=True)
-        file_data = decrypt_file_data(file_read_key, uid, counter, enc)
+        file_data = decrypt_file_data(file_read_key, uid, counter, enc, lrp=lrp)
     refused = replay_reason(counter, last_counter)
     return SunResult(refused is None, refused, uid=uid, counter=counter, file_data=file_data,
                      cmac_valid=True)
@@ -329,18 +374,21 @@ def url_mac_input(enc: bytes | None, *, cmac_param: str = "cmac") -> bytes:
 
 def generate_sun(meta_read_key: bytes, file_read_key: bytes, uid: bytes, counter: int, *,
                  file_data: bytes | None = None, pad: bytes = bytes(5),
-                 mac_input: bytes | None = None) -> SunMessage:
+                 mac_input: bytes | None = None, lrp_rand: bytes | None = None) -> SunMessage:
     """Compute what a tag with these keys mirrors for one read (inverse of :func:`verify_sun`).
 
     ``mac_input`` defaults to :func:`url_mac_input` of the ENC data, matching
-    :meth:`SunMessage.url`; pass it explicitly for another layout.
+    :meth:`SunMessage.url`; pass it explicitly for another layout. ``lrp_rand`` (8 random
+    bytes) makes an LRP-mode message instead of an AES-mode one.
     """
     _check_key("file read key", file_read_key)
-    picc = encrypt_picc_data(meta_read_key, uid, counter, pad)
-    enc = (encrypt_file_data(file_read_key, uid, counter, file_data)
+    lrp = lrp_rand is not None
+    picc = encrypt_picc_data(meta_read_key, uid, counter, pad, lrp_rand=lrp_rand)
+    enc = (encrypt_file_data(file_read_key, uid, counter, file_data, lrp=lrp)
            if file_data is not None else None)
     covered = url_mac_input(enc) if mac_input is None else mac_input
-    return SunMessage(picc=picc, cmac=sdm_mac(file_read_key, uid, counter, covered), enc=enc)
+    return SunMessage(picc=picc, cmac=sdm_mac(file_read_key, uid, counter, covered, lrp=lrp),
+                      enc=enc)
 
 
 # -- reading SUN URLs from tags (reader-side glue) -----------------------------------------
@@ -501,7 +549,8 @@ def check_sun_uri(uri: str, keys: Iterable[SunKeyEntry],
     try:
         picc_data = decrypt_picc_data(entry.meta_read_key, picc)
     except SunFormatError as exc:
-        return _refused("tampered" if len(picc) == PICC_LEN else "malformed", str(exc))
+        return _refused("tampered" if len(picc) in (PICC_LEN, PICC_LEN_LRP) else "malformed",
+                        str(exc))
     mac_input = (uri[params[ENC_PARAM][0]:params[CMAC_PARAM][0]]
                  if enc_text is not None else "")
     if not mac_input.isascii():

@@ -84,6 +84,7 @@ class TestPure:
         names = ["ACS ACR1252 Dual Reader [ACR1252 Dual Reader SAM] 00 00",
                  "ACS ACR1252 Dual Reader [ACR1252 Dual Reader PICC] 00 01"]
         assert pcsc.choose_reader(names, "ACS ACR1252") == names[1]
+        assert pcsc.choose_reader(names, 0) == names[1]
 
     def test_tlv_walk(self) -> None:
         """Lock-control TLVs are skipped; a short buffer asks for more; terminator ends."""

@@ -214,9 +214,38 @@ class TestFuzz:
         assert res.reason
 
 
-class TestModes:
-    def test_lrp_mode_named(self) -> None:
-        """An LRP-mode message (sdm-backend's LRP vector, 24-byte PICC data) is refused as LRP."""
+class TestLrpMode:
+    def test_sdm_backend_lrp_with_enc(self) -> None:
+        """sdm-backend's LRP vector with file data verifies and decrypts (MAC over ENC&cmac=)."""
+        enc = H("D6E921C47DB4C17C56F979F81559BB83")
+        res = sun.verify_sun(ZERO, ZERO, H("07D9CA2545881D4BFDD920BE1603268C0714420DD893A497"),
+                             H("F9481AC7D855BDB6"), enc=enc, mac_input=sun.url_mac_input(enc))
+        assert res.valid, res.reason
+        assert (res.uid, res.counter) == (H("049B112A2F7080"), 4)
+        assert res.file_data == b"NTXXb7dz3PsYYBlU"
+
+    def test_sdm_backend_lrp_plain(self) -> None:
+        """sdm-backend's LRP vector without file data verifies with an empty MAC input."""
+        picc = H("1FCBE61B3E4CAD980CBFDD333E7A4AC4A579569BAFD22C5F")
+        res = sun.verify_sun(ZERO, ZERO, picc, H("4231608BA7B02BA9"))
+        assert res.valid and (res.uid, res.counter) == (H("04940E2A2F7080"), 3)
+        assert sun.decrypt_picc_data(ZERO, picc).lrp
+
+    def test_lrp_tampered(self) -> None:
+        """A flipped bit in an LRP MAC is refused."""
         res = sun.verify_sun(ZERO, ZERO, H("1FCBE61B3E4CAD980CBFDD333E7A4AC4A579569BAFD22C5F"),
-                             H("4231608BA7B02BA9"))
-        assert not res.valid and "LRP" in (res.reason or "")
+                             H("4231608BA7B02BA8"))
+        assert not res.valid and not res.cmac_valid
+
+    @given(meta=st.binary(min_size=16, max_size=16), file_key=st.binary(min_size=16, max_size=16),
+           uid=st.binary(min_size=7, max_size=7), counter=st.integers(0, sun.COUNTER_MAX),
+           rand=st.binary(min_size=8, max_size=8), with_data=st.booleans())
+    def test_lrp_round_trip(self, meta: bytes, file_key: bytes, uid: bytes, counter: int,
+                            rand: bytes, with_data: bool) -> None:
+        """LRP-mode messages from the generator verify, file data included."""
+        data = b"0123456789ABCDEF" * 2 if with_data else None
+        msg = sun.generate_sun(meta, file_key, uid, counter, file_data=data, lrp_rand=rand)
+        assert len(msg.picc) == 24
+        res = sun.verify_sun(meta, file_key, msg.picc, msg.cmac, enc=msg.enc,
+                             mac_input=sun.url_mac_input(msg.enc))
+        assert res.valid and (res.uid, res.counter, res.file_data) == (uid, counter, data)

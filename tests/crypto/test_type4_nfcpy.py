@@ -29,10 +29,26 @@ BASE = "https://p.example/t"
 KEYS = [sun.SunKeyEntry(BASE, "product", META, FILE)]
 
 
+def _nfcpy_can_use(port: int) -> bool:
+    """nfcpy's udp driver turns the port into a service name and int()s it: a free port that
+    /etc/services names (57000 is "dircproxy") makes ContactlessFrontend() raise."""
+    import socket
+
+    return socket.getnameinfo(("127.0.0.1", port), socket.NI_NUMERICHOST)[1].isdigit()
+
+
 @pytest.fixture
 def emulator() -> Iterator[TagEmulator]:
-    with TagEmulator() as emu:
+    for _ in range(20):
+        emu = TagEmulator()
+        emu.start()
+        if _nfcpy_can_use(emu.port):
+            break
+        emu.close()
+    try:
         yield emu
+    finally:
+        emu.close()
 
 
 def with_tag(emulator: TagEmulator, tag: EmulatedTag, work: Callable[[Any], Any]) -> Any:

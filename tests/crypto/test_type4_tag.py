@@ -257,6 +257,17 @@ class TestFlavours:
             seen.append(res.counter)
         assert seen == [42, 43, 44]
 
+    def test_ntag424_lrp_mode(self) -> None:
+        """An NTAG 424 DNA in LRP mode mirrors 24-byte PICC data that verifies."""
+        tag = Ntag424Dna("https://p.example/t", META, FILE, lrp=True, file_data=b"L" * 16)
+        url = self.read_url(tag)
+        query = dict(p.split("=") for p in url.split("?")[1].split("&"))
+        assert len(H(query["picc_data"])) == 24
+        enc = H(query["enc"])
+        res = sun.verify_sun(META, FILE, H(query["picc_data"]), H(query["cmac"]), enc=enc,
+                             mac_input=sun.url_mac_input(enc))
+        assert res.valid and res.counter == 1 and res.file_data == b"L" * 16
+
     def test_ntag424_content_stable_within_tap(self) -> None:
         """Reads within one activation see the same URL; the counter moved once."""
         tag = Ntag424Dna("https://p.example/t", META, FILE)

@@ -354,12 +354,13 @@ class Ntag424Dna(Type4Tag):
     a multiple of 16 bytes). Within one activation the content stays the same, so a reader
     that reads NLEN and the message in several READ BINARYs sees one consistent URL.
     The file is locked against UPDATE BINARY, as after provisioning.
-    ``pad`` supplies the 5 random bytes the chip puts after the counter in PICC data.
+    ``pad`` supplies the random bytes the chip adds (5 after the counter in PICC data, and the
+    8-byte PICC random in LRP mode); ``lrp`` switches the tag to LRP mode (24-byte PICC data).
     """
 
     def __init__(self, base_url: str, meta_read_key: bytes, file_read_key: bytes, *,
                  uid: bytes = DEFAULT_424_UID, counter: int = 0, file_data: bytes | None = None,
-                 pad: Callable[[int], bytes] = secrets.token_bytes) -> None:
+                 pad: Callable[[int], bytes] = secrets.token_bytes, lrp: bool = False) -> None:
         if len(uid) != sun.UID_LEN:
             raise ValueError("NTAG 424 DNA has a 7-byte UID")
         if not 0 <= counter < sun.COUNTER_MAX:
@@ -370,6 +371,7 @@ class Ntag424Dna(Type4Tag):
         self._file_key = bytes(file_read_key)
         self.file_data = file_data
         self.counter = counter
+        self.lrp = lrp
         self._pad = pad
         self._rendered: bytes | None = None
         probe = self._render(counter)       # fixes the layout, checks keys and file data
@@ -379,7 +381,8 @@ class Ntag424Dna(Type4Tag):
 
     def _render(self, counter: int) -> bytes:
         msg = sun.generate_sun(self._meta, self._file_key, self._tag_uid, counter,
-                               file_data=self.file_data, pad=self._pad(5))
+                               file_data=self.file_data, pad=self._pad(5),
+                               lrp_rand=self._pad(8) if self.lrp else None)
         return _encode([ndef.UriRecord(msg.url(self.base_url))])
 
     @property
