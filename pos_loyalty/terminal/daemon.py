@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pos_loyalty.config import TerminalConfig
-from pos_loyalty.errors import ReaderError
+from pos_loyalty.errors import ReaderError, RulesError, StoreError
 from pos_loyalty.nfc.cardformat import CardTrust
 from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
@@ -27,6 +27,7 @@ from pos_loyalty.store import LocalStore
 from pos_loyalty.terminal.service import TerminalService, error_message
 
 log = logging.getLogger(__name__)
+EXPIRY_INTERVAL_S = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,23 @@ class TerminalDaemon:
         self._work.put(None)
 
     def run(self) -> None:
-        """Handle taps and till messages until ``stop()``; then close everything."""
+        """Handle taps and till messages until ``stop()``; then close everything.
+
+        Points expiry runs on this thread too (the store's single writer): at start, then
+        once a day.
+        """
+        next_expiry = time.monotonic()
         try:
             while not self._stop.is_set():
-                item = self._work.get()
+                wait = next_expiry - time.monotonic()
+                if wait <= 0:
+                    self._expire()
+                    next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
+                    continue
+                try:
+                    item = self._work.get(timeout=wait)
+                except queue.Empty:
+                    continue
                 if item is None:
                     break
                 self._handle(item)
@@ -121,6 +135,12 @@ class TerminalDaemon:
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
             self.store.close()
+
+    def _expire(self) -> None:
+        try:
+            self.service.run_expiry()
+        except (StoreError, RulesError) as exc:  # retried tomorrow; sales go on meanwhile
+            log.error("points expiry failed: %s", exc)
 
     def _handle(self, item: _Tap | _TillMessage) -> None:
         if isinstance(item, _Tap):
