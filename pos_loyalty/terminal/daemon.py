@@ -28,6 +28,7 @@ from pos_loyalty.terminal.service import TerminalService, error_message
 
 log = logging.getLogger(__name__)
 EXPIRY_INTERVAL_S = 24 * 3600.0
+EXPIRY_BATCH = 50  # members per step: a tap never waits behind more than a few ms of it
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class TerminalDaemon:
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
         self._on_reply = on_reply
+        self._expiry_todo: deque[str] = deque()
+        self._expiry_now = self.service.clock()
         # per tap: nfcpy read time and the terminal-added time (read done -> last byte of
         # the till message written), ms; bench/bench_tap_e2e.py reports them (P1, P2)
         self.tap_timings: deque[TapTiming] = deque(maxlen=100_000)
@@ -113,19 +116,21 @@ class TerminalDaemon:
         """Handle taps and till messages until ``stop()``; then close everything.
 
         Points expiry runs on this thread too (the store's single writer): at start, then
-        once a day.
+        once a day, a few members at a time whenever no tap or till request is waiting.
         """
         next_expiry = time.monotonic()
         try:
             while not self._stop.is_set():
-                wait = next_expiry - time.monotonic()
-                if wait <= 0:
-                    self._expire()
+                if time.monotonic() >= next_expiry:
+                    self._plan_expiry()
                     next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
-                    continue
                 try:
-                    item = self._work.get(timeout=wait)
+                    if self._expiry_todo:
+                        item = self._work.get_nowait()
+                    else:
+                        item = self._work.get(timeout=max(0.0, next_expiry - time.monotonic()))
                 except queue.Empty:
+                    self._expire_batch()
                     continue
                 if item is None:
                     break
@@ -136,11 +141,22 @@ class TerminalDaemon:
             self.endpoint.close()
             self.store.close()
 
-    def _expire(self) -> None:
+    def _plan_expiry(self) -> None:
         try:
-            self.service.run_expiry()
-        except (StoreError, RulesError) as exc:  # retried tomorrow; sales go on meanwhile
-            log.error("points expiry failed: %s", exc)
+            self._expiry_todo = deque(self.store.members_with_lots())
+            self._expiry_now = self.service.clock()
+        except StoreError as exc:  # retried tomorrow; sales go on meanwhile
+            log.error("points expiry could not start: %s", exc)
+
+    def _expire_batch(self) -> None:
+        batch = [self._expiry_todo.popleft()
+                 for _ in range(min(EXPIRY_BATCH, len(self._expiry_todo)))]
+        if not batch:
+            return
+        try:
+            self.service.expire_members(batch, self._expiry_now)
+        except (StoreError, RulesError) as exc:
+            log.error("points expiry failed for %s..: %s", batch[0], exc)
 
     def _handle(self, item: _Tap | _TillMessage) -> None:
         if isinstance(item, _Tap):

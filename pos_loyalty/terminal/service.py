@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -387,11 +387,17 @@ class TerminalService:
         refs already in the ledger, so a second run (or one after a crash) writes nothing.
         Returns the points expired (a positive number).
         """
-        now = now or self.clock()
+        if self.program.expiry.mode == "none":
+            return 0
+        return self.expire_members(self.store.members_with_lots(), now or self.clock())
+
+    def expire_members(self, member_ids: Iterable[str], now: datetime) -> int:
+        """Expiry for these members only (the daemon works through the list in small
+        batches between till requests); returns the points expired."""
         if self.program.expiry.mode == "none":
             return 0
         total = 0
-        for member_id in self.store.members_with_lots():
+        for member_id in member_ids:
             view = self.store.member_view(member_id)
             if view is None:
                 continue
