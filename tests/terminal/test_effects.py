@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -170,6 +171,42 @@ class TestApplyRefund:
         assert back.after.balance == m.balance and back.after.stamps == m.stamps
         assert back.after.lifetime_spend == 0
         assert back.points == -q.points_total
+
+
+cafe_lines = st.lists(st.builds(
+    BasketLine, sku=st.sampled_from(["LATTE", "FLAT", "BEANS", "BUN", "TART"]),
+    qty=st.integers(1, 4), unit_price=st.integers(0, 2000),
+    category=st.sampled_from(["coffee", "beans", "food", "pastry"])), min_size=1, max_size=5)
+
+
+class TestSaleThenRefundProperty:
+    """Whatever the basket, a sale refunded in parts leaves the stored member as before."""
+
+    @given(cafe_lines, st.integers(0, 9), st.integers(0, 3000), st.integers(0, 3000),
+           st.randoms(use_true_random=False))
+    def test_partial_refunds_restore_member(self, lines: list[BasketLine], stamps: int,
+                                            balance: int, redeem: int,
+                                            rnd: random.Random) -> None:
+        """Balance, stamps and spend after all refunds equal those before the sale."""
+        m = MemberView("M-1", balance=balance, stamps={"coffee": stamps} if stamps else {})
+        q = quote(m, Basket(tuple(lines), redeem_points=redeem), NOW, CAFE)
+        cur = apply_sale(m, q, NOW, CAFE, ref="P/1").after
+        units = [e.sku for e in q.effects for _ in range(e.qty)]
+        rnd.shuffle(units)
+        returned: dict[str, int] = {}
+        while units:
+            n = rnd.randint(1, len(units))
+            take, units = units[:n], units[n:]
+            chunk: dict[str, int] = {}
+            for sku in take:
+                chunk[sku] = chunk.get(sku, 0) + 1
+            res = refund(q, [ReturnLine(k, v) for k, v in chunk.items()], cur, CAFE,
+                         already_returned=returned)
+            returned = dict(res.returned_after)
+            cur = apply_refund(cur, res).after
+        assert cur.balance == m.balance
+        assert cur.stamps == m.stamps
+        assert (cur.lifetime_spend, cur.period_spend) == (0, 0)
 
 
 class TestExpiryAndLots:
