@@ -24,6 +24,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -101,6 +102,13 @@ class LocalStore:
         self.url = url
         self.engine = make_engine(url)
         try:
+            insp = inspect(self.engine)
+            old = insp.has_table("members") and "state" not in {
+                c["name"] for c in insp.get_columns("members")}
+            if old:  # made by an older version: its members lack engine state
+                self.engine.dispose()
+                raise StoreError(f"local store {url!r} has an older schema; run "
+                                 f"`pos-loyalty db upgrade --terminal {url}` first")
             Base.metadata.create_all(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open local store {url!r}: {exc.orig}") from exc

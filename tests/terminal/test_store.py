@@ -252,3 +252,22 @@ class TestMigration:
             assert store.member_view("M-7") == MemberView("M-7", balance=70)
         finally:
             store.close()
+
+    def test_store_made_without_alembic_at_t0002_is_upgraded(self, tmp_path: Path) -> None:
+        """A t0002-level store with no alembic_version gets the state column on upgrade."""
+        from alembic import command
+
+        from pos_loyalty.migrations import _config, current_revision
+
+        url = f"sqlite:///{tmp_path / 'adopt.db'}"
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            command.upgrade(_config("terminal", conn), "t0002")
+            conn.exec_driver_sql("DROP TABLE alembic_version")
+        engine.dispose()
+        with pytest.raises(StoreError, match="db upgrade --terminal"):
+            LocalStore(url)
+        upgrade_terminal(url)
+        assert current_revision(url) == "t0003"
+        store = LocalStore(url)
+        store.close()
