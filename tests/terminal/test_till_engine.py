@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pos_loyalty.config import TerminalConfig
+from pos_loyalty.errors import SerialLinkError
 from pos_loyalty.nfc.sim.cards import member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.pty import PtyBridge
@@ -62,6 +63,7 @@ class Till:
             debounce_s=0.0, serial_port=bridge.terminal_path,
             db_url=f"sqlite:///{tmp / 'terminal.db'}", program_file=str(prog))
         self.rf = rf
+        self.config = config
         self.daemon = TerminalDaemon(config)
         self.store = self.daemon.store
         self.till = SimulatedTill(bridge.till_path, pos_id="POS-1")
@@ -84,6 +86,24 @@ class Till:
         self.till.close()
         self.daemon.stop()
         self._thread.join(timeout=10)
+
+    def restart_daemon(self) -> None:
+        """Stop the daemon (its session is lost) and start a new one on the same store."""
+        self.daemon.stop()
+        self._thread.join(timeout=10)
+        self.daemon = TerminalDaemon(self.config)
+        self.store = self.daemon.store
+        self._thread = threading.Thread(target=self.daemon.run, daemon=True)
+        self.daemon.start()
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the new terminal's hello brings the link back
+            try:
+                if self.till.status("PING").get("type") == "txn.status":
+                    return
+            except SerialLinkError:
+                continue
+        raise AssertionError("the till link did not come back after the restart")
 
     def tap(self, card_id: str) -> dict[str, Any]:
         time.sleep(REMOVAL_SETTLE_S)
@@ -324,3 +344,25 @@ class TestExpiryAtStart:
         assert cafe.ledger("M-OLD") == [("expire", -200, "expire:M-OLD:2020-01-01")]
         assert cafe.daemon.service.run_expiry() == 0
         assert cafe.view("M-OLD").lots == (PointsLot(date.today(), 100),)
+
+
+class TestRestart:
+    """What was committed survives a daemon restart; what was only open does not."""
+
+    def test_status_and_refund_after_restart(self, cafe: Till) -> None:
+        """After a restart a committed sale is still committed and refundable from its quote."""
+        cafe.tap("C-1001")
+        cafe.till.send_basket("T1", [line("LATTE", 1, 350, "coffee"),
+                                     line("CAKE", 1, 1000, "food")])
+        sold = cafe.till.commit("T1")
+        cafe.tap("C-1002")
+        cafe.till.send_basket("T2", [line("CAKE", 1, 1000, "food")])
+        cafe.restart_daemon()
+        committed = cafe.till.status("T1")
+        assert (committed["state"], committed["points"], committed["balance_after"]) == (
+            "committed", sold["points"], sold["balance_after"])
+        assert cafe.till.status("T2")["state"] == "unknown"  # the till starts it again
+        back = cafe.till.refund("T1", "R1", [{"sku": "LATTE", "qty": 1}])
+        assert back["type"] == "points.awarded"
+        assert cafe.view("M-ADA").stamps == {"coffee": 9}
+        assert cafe.till.commit("T1") == {**sold, "repeated": True}
