@@ -151,7 +151,8 @@ def cafe(rig: tuple[TagEmulator, PtyBridge, Path]) -> Iterator[Till]:
                 {"member_id": "M-GOLD", "card_id": "C-1002", "balance": 0, "tier": "Gold"},
                 {"member_id": "M-NEW", "card_id": "C-1003", "balance": 0, "tier": "Member"},
                 {"member_id": "M-OLD", "card_id": "C-1004", "balance": 300,
-                 "lots": (PointsLot(date(2020, 1, 1), 200), PointsLot(date.today(), 100))})
+                 "lots": (PointsLot(date(2020, 1, 1), 200), PointsLot(date.today(), 100))},
+                {"member_id": "M-SPEND", "card_id": "C-1005", "balance": 60})
     try:
         yield t
     finally:
@@ -298,6 +299,21 @@ class TestRefundAndVoid:
         assert back["points"] == -sold["points"]
         assert back["balance_after"] == 500
         assert cafe.view("M-ADA").stamps == {"coffee": 9}
+
+    def test_spent_points_are_paid_from_the_refund(self, cafe: Till) -> None:
+        """Points already spent are bought back from the refund money, never kept."""
+        cafe.tap("C-1005")
+        cafe.till.send_basket("T1", [line("BEANS", 2, 1000, "beans")])
+        assert cafe.till.commit("T1")["balance_after"] == 60 + 40  # beans earn x2
+        cafe.tap("C-1005")
+        cafe.till.send_basket("T2", [line("CAKE", 1, 1000, "food")])
+        cafe.till.redeem("T2", 100)
+        assert cafe.till.commit("T2")["balance_after"] == 9  # 100 spent, 9 earned on 9.00
+        back = cafe.till.refund("T1", "R1", [{"sku": "BEANS", "qty": 2}])
+        # 40 to take back, 9 held: 31 pts bought back for 0.31 kept from the 20.00 refund
+        assert (back["points"], back["balance_after"], back["deducted"]) == (-9, 0, 31)
+        assert [(k, p) for k, p, ref in cafe.ledger("M-SPEND") if "refund" in ref] == [
+            ("reversal", -40), ("adjust", 31)]
 
     def test_void_open_refuse_committed_and_status(self, cafe: Till) -> None:
         """An open sale is voided (repeatably), a committed one is refused, status says which."""
