@@ -272,6 +272,15 @@ class LocalStore:
 
     # -- engine state, sales with quotes, refunds, expiry ---------------------------------
 
+    @staticmethod
+    @contextmanager
+    def _translated(what: str) -> Iterator[None]:
+        """SQLAlchemy's errors as StoreError naming what was being done."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{what} failed: {exc}") from exc
+
     def member_view(self, member_id: str) -> MemberView | None:
         """Everything the rules engine may know of a member (columns + ``members.state``)."""
         stmt = select(Member.member_id, Member.balance, Member.tier, Member.lifetime_spend,
@@ -291,7 +300,8 @@ class LocalStore:
 
     def set_member_state(self, view: MemberView) -> None:
         """Overwrite a member's engine state (enrolment, staff credits, tests, migration)."""
-        with self.session() as s, s.begin():
+        with self._translated(f"saving member {view.member_id}"), \
+                self.session() as s, s.begin():
             member = s.get(Member, view.member_id)
             if member is None:
                 raise StoreError(f"unknown member {view.member_id}")
@@ -366,7 +376,7 @@ class LocalStore:
 
     def sale_record(self, pos_id: str, txn_id: str) -> StoredSale | None:
         """A committed sale with its stored quote and what its refunds did so far."""
-        with self.session() as s:
+        with self._translated(f"reading sale {pos_id}/{txn_id}"), self.session() as s:
             sale = s.scalars(select(Sale).where(Sale.pos_id == pos_id,
                                                 Sale.txn_id == txn_id)).first()
             if sale is None:
@@ -390,7 +400,7 @@ class LocalStore:
 
     def find_refund(self, pos_id: str, txn_id: str, refund_id: str) -> RefundRecord | None:
         """The stored answer to a refund already applied, or None."""
-        with self.session() as s:
+        with self._translated(f"reading refund {refund_id}"), self.session() as s:
             return self._prior_refund(s, pos_id, txn_id, refund_id)
 
     @staticmethod
@@ -442,7 +452,7 @@ class LocalStore:
 
     def members_with_lots(self) -> list[str]:
         """Members whose engine state holds points lots (the only ones expiry can touch)."""
-        with self.engine.connect() as conn:
+        with self._translated("listing members for expiry"), self.engine.connect() as conn:
             return list(conn.execute(select(Member.member_id).where(
                 Member.state.contains('"lots"')).order_by(Member.member_id)).scalars())
 
@@ -451,7 +461,8 @@ class LocalStore:
         """Write a member's own ledger entries (expiry) and state; skips refs already in the
         ledger, so a run repeated after a crash writes nothing twice. Returns points moved."""
         member_id = member_after.member_id
-        with self.session() as s, s.begin():
+        with self._translated(f"expiry for member {member_id}"), \
+                self.session() as s, s.begin():
             refs = [e.ref for e in entries]
             seen = set(s.scalars(select(LedgerEvent.txn_ref).where(
                 LedgerEvent.member_id == member_id, LedgerEvent.txn_ref.in_(refs))))

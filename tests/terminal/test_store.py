@@ -202,6 +202,20 @@ class TestRecordRefund:
             == ({"A": 1}, 1, -6, 106)
 
 
+    def test_database_errors_become_store_errors(self, store: LocalStore) -> None:
+        """A broken table is reported as a StoreError naming the request, not a SQL exception."""
+        view = store.member_view("M-1")
+        assert view is not None
+        store.record_sale(pos_id="P", txn_id="1", member_id="M-1", sale=_sale(view), now=NOW,
+                          member_after=view)
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE refunds")
+        with pytest.raises(StoreError, match="reading refund R1"):
+            store.find_refund("P", "1", "R1")
+        with pytest.raises(StoreError, match="reading sale P/1"):
+            store.sale_record("P", "1")
+
+
 class TestApplyEntries:
     """Expiry entries are written once even when a run is repeated."""
 
