@@ -67,8 +67,8 @@ class TerminalDaemon:
     ) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
         program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
+        self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
         self.service = TerminalService(self.store, program)
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
