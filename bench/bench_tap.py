@@ -79,11 +79,11 @@ def classify_cost(n: int) -> list[float]:
     return out
 
 
-def reader_taps(n: int) -> tuple[list[float], list[float], int]:
+def reader_taps(n: int) -> tuple[list[float], list[float], list[str]]:
     events: queue.Queue[TapEvent] = queue.Queue()
     tags = [cards.member_card(f"BENCH-{i:04d}") for i in range(50)]
     read, tap = [], []
-    refused = 0
+    refused: list[str] = []
     with TagEmulator() as emu:
         reader = Reader(emu.path, trust=demo_trust(), debounce_s=0.0)
         stop = threading.Event()
@@ -100,7 +100,8 @@ def reader_taps(n: int) -> tuple[list[float], list[float], int]:
                 emu.remove()
                 tap.append((event.read_done - t0) * 1000)
                 read.append(event.read_ms)
-                refused += event.kind != "member"
+                if event.kind != "member":
+                    refused.append(event.reason or event.kind)
                 if (i + 1) % 100 == 0:
                     print(f"  {i + 1} taps", flush=True)
         finally:
@@ -125,7 +126,9 @@ def main() -> None:
     print(line("Reader: discovered -> read + classified", read))
     print(line("Reader: card in field -> on_tap", tap))
     ratio = pcts(tap)[0] / pcts(base)[0]
-    print(f"tap p50 / bare nfcpy p50 = {ratio:.2f}  (refused: {refused} of {args.taps})")
+    print(f"tap p50 / bare nfcpy p50 = {ratio:.2f}  (refused: {len(refused)} of {args.taps})")
+    for reason in sorted(set(refused)):
+        print(f"  refused {refused.count(reason)}x: {reason}")
 
 
 if __name__ == "__main__":

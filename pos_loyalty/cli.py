@@ -30,6 +30,10 @@ main.add_command(demo)
 main.add_command(run)
 
 # -- POS serial link: sim pos, pos-check -----------------------------------------------
+from pos_loyalty.pos.cli import pos_check, sim_pos  # noqa: E402
+
+sim.add_command(sim_pos)
+main.add_command(pos_check)
 
 # -- rules engine: quote ---------------------------------------------------------------
 from pos_loyalty.rules.cli import quote_command  # noqa: E402

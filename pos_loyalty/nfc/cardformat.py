@@ -27,10 +27,10 @@ import binascii
 import hashlib
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import ndef
+import ndef as ndeflib
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -101,6 +101,11 @@ class Issuer:
         return self._key.sign(message)
 
 
+UriVerifier = Callable[[bytes, str, str], TapEvent | None]
+"""``(uid, tag_type, uri) -> TapEvent | None``: an event for URIs it recognises (NTAG 424 DNA
+SUN URLs, say), None for any other URI. Plugged into :class:`CardTrust`."""
+
+
 @dataclass(frozen=True)
 class CardTrust:
     """What the terminal trusts: issuer public keys, revoked card numbers, legacy UID cards.
@@ -108,11 +113,14 @@ class CardTrust:
     ``issuer_keys`` are raw 32-byte Ed25519 public keys. ``accept_legacy_uid`` lets tags that
     carry no NDEF at all (MIFARE Classic and other UID-only cards already in customers' wallets)
     through as members with ``card_id`` = the UID in upper-case hex and ``verified=False``.
+    ``uri_verifiers`` are asked, in order, about URI records that are not our signed product
+    format (e.g. a SUN checker that also records counters to refuse replays).
     """
 
     issuer_keys: tuple[bytes, ...] = ()
     revoked_cards: frozenset[str] = frozenset()
     accept_legacy_uid: bool = False
+    uri_verifiers: tuple[UriVerifier, ...] = ()
     _by_id: dict[bytes, Ed25519PublicKey] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False)
 
@@ -125,11 +133,11 @@ class CardTrust:
     @classmethod
     def from_hex(
         cls, keys: Iterable[str], *, revoked: Iterable[str] = (),
-        accept_legacy_uid: bool = False,
+        accept_legacy_uid: bool = False, uri_verifiers: Iterable[UriVerifier] = (),
     ) -> CardTrust:
         """Build from hex-encoded public keys (as in a config file)."""
         raw = tuple(bytes.fromhex(k) for k in keys)
-        return cls(raw, frozenset(revoked), accept_legacy_uid)
+        return cls(raw, frozenset(revoked), accept_legacy_uid, tuple(uri_verifiers))
 
     def public_key(self, kid: bytes) -> Ed25519PublicKey | None:
         """The trusted key with this id, if any."""
@@ -146,7 +154,7 @@ def member_card_ndef(card_id: str, uid: bytes, issuer: Issuer) -> bytes:
     cid = card_id.encode("ascii")
     sig = issuer.sign(member_signed_bytes(issuer.key_id, uid, card_id))
     payload = bytes([MEMBER_FORMAT_VERSION]) + issuer.key_id + bytes([len(cid)]) + cid + sig
-    return b"".join(ndef.message_encoder([ndef.Record(MEMBER_RECORD_TYPE, "", payload)]))
+    return b"".join(ndeflib.message_encoder([ndeflib.Record(MEMBER_RECORD_TYPE, "", payload)]))
 
 
 def product_tag_uri(
@@ -168,7 +176,7 @@ def product_tag_ndef(
 ) -> bytes:
     """NDEF message octets of a product tag: one URI record, readable by any phone."""
     uri = product_tag_uri(product, uid, issuer, base_url)
-    return b"".join(ndef.message_encoder([ndef.UriRecord(uri)]))
+    return b"".join(ndeflib.message_encoder([ndeflib.UriRecord(uri)]))
 
 
 # -- classifying (the terminal) ----------------------------------------------------------------
@@ -178,7 +186,7 @@ def _refused(uid: str, tag_type: str, reason: str, card_id: str | None = None) -
     return TapEvent("refused", uid, tag_type, card_id=card_id, reason=reason)
 
 
-def _describe(record: ndef.Record) -> str:
+def _describe(record: ndeflib.Record) -> str:
     rtype = str(record.type)
     names = {URI_RECORD_TYPE: "a web link", "urn:nfc:wkt:T": "text",
              "urn:nfc:wkt:Sp": "a smart poster", "urn:nfc:wkt:Hs": "a handover request"}
@@ -264,34 +272,34 @@ def _product(uidhex: str, uid: bytes, tag_type: str, uri: str,
     return TapEvent("product", uidhex, tag_type, product=info, verified=True)
 
 
-def _decode(octets: bytes) -> list[ndef.Record] | None:
+def _decode(octets: bytes) -> list[ndeflib.Record] | None:
     try:
-        return list(ndef.message_decoder(
-            octets, errors="strict", known_types={URI_RECORD_TYPE: ndef.UriRecord}))
-    except (ndef.DecodeError, ValueError, TypeError, UnicodeError):
+        return list(ndeflib.message_decoder(
+            octets, errors="strict", known_types={URI_RECORD_TYPE: ndeflib.UriRecord}))
+    except (ndeflib.DecodeError, ValueError, TypeError, UnicodeError):
         return None
 
 
-def classify(uid: bytes, tag_type: str, ndef_octets: bytes | None,
+def classify(uid: bytes, tag_type: str, ndef: bytes | None,
              trust: CardTrust) -> TapEvent:
     """Decide what a tapped tag is; never raises on tag content.
 
-    ``ndef_octets`` is None when the tag holds no NDEF data area at all (not NFC Forum
-    formatted, or a UID-only card); ``b""`` when it is formatted but empty.
+    ``ndef`` (the NDEF message octets) is None when the tag holds no NDEF data area at all
+    (not NFC Forum formatted, or a UID-only card); ``b""`` when it is formatted but empty.
     """
     uidhex = uid.hex().upper()
-    if ndef_octets is None:
+    if ndef is None:
         if trust.accept_legacy_uid and uid:
             return TapEvent("member", uidhex, tag_type, card_id=uidhex, verified=False)
         if tag_type.startswith(_LEGACY_TYPES):
             return _refused(uidhex, tag_type,
                             f"{tag_type} UID-only card: legacy cards are not enabled here")
         return _refused(uidhex, tag_type, "blank tag: no NFC data on it")
-    if len(ndef_octets) > MAX_NDEF_BYTES:
+    if len(ndef) > MAX_NDEF_BYTES:
         return _refused(uidhex, tag_type, "unreadable tag: its data is far too long")
-    if ndef_octets == b"":
+    if ndef == b"":
         return _refused(uidhex, tag_type, "blank tag: nothing written on it")
-    records = _decode(ndef_octets)
+    records = _decode(ndef)
     if records is None:
         return _refused(uidhex, tag_type, "unreadable tag: damaged NFC data")
     if all(r.type == "" and not r.data for r in records):
@@ -302,12 +310,16 @@ def classify(uid: bytes, tag_type: str, ndef_octets: bytes | None,
     if members:
         return _member(uidhex, uid, tag_type, bytes(members[0].data), trust)
     for record in records:
-        if isinstance(record, ndef.UriRecord):
+        if isinstance(record, ndeflib.UriRecord):
             try:
                 iri = str(record.iri)
             except (ValueError, UnicodeError):
                 continue
             event = _product(uidhex, uid, tag_type, iri, trust)
+            for verify in trust.uri_verifiers:
+                if event is not None:
+                    break
+                event = verify(uid, tag_type, iri)
             if event is not None:
                 return event
     return _refused(uidhex, tag_type,

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -262,10 +263,64 @@ def gather() -> Facts:
 _MARK = {"ok": "ok   ", "info": "info ", "warn": "WARN ", "error": "ERROR"}
 
 
+def check_reader(path: str, wait_s: float, trust_keys: tuple[str, ...]) -> int:
+    """Open ``path`` and report the first tap within ``wait_s``; 0 if a tag was read."""
+    from pos_loyalty.errors import ReaderError
+    from pos_loyalty.nfc.cardformat import CardTrust
+    from pos_loyalty.nfc.events import TapEvent
+    from pos_loyalty.nfc.reader import Reader, open_frontend
+
+    try:
+        trust = CardTrust.from_hex(trust_keys) if trust_keys else None
+        clf = open_frontend(path)
+    except ValueError as exc:
+        click.echo(f"ERROR [reader] bad --trust-key: {exc}")
+        return 2
+    except ReaderError as exc:
+        click.echo(f"ERROR [reader] {exc}")
+        return 1
+    click.echo(f"ok    [reader] opened {clf.device} on {path}")
+    clf.close()
+    click.echo(f"      tap a card within {wait_s:g} s ...")
+    got: list[TapEvent] = []
+    stop = threading.Event()
+
+    def on_tap(event: TapEvent) -> None:
+        got.append(event)
+        stop.set()
+
+    reader = Reader(path, trust=trust, debounce_s=0.0)
+    timer = threading.Timer(wait_s, stop.set)
+    timer.start()
+    try:
+        reader.run(on_tap, stop)
+    finally:
+        timer.cancel()
+    if not got:
+        click.echo("WARN  [reader] no tag was read")
+        return 1
+    e = got[0]
+    click.echo(f"ok    [reader] {e.kind} {e.tag_type} uid {e.uid} read in {e.read_ms:.1f} ms"
+               + (f": {e.reason}" if e.reason else "")
+               + (f": card {e.card_id} ({'verified' if e.verified else 'NOT verified'})"
+                  if e.card_id else ""))
+    return 0
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the facts and findings as JSON.")
-def doctor(as_json: bool) -> None:
+@click.option("--reader", "reader_path", default=None,
+              help="Also open this reader (e.g. usb, tty:USB0:pn532) and read one tap.")
+@click.option("--wait", "wait_s", type=click.FloatRange(1, 600), default=15.0,
+              show_default=True, help="Seconds to wait for the tap with --reader.")
+@click.option("--trust-key", "trust_keys", multiple=True,
+              help="Issuer public key (hex) to verify the tapped card with (default: demo).")
+def doctor(as_json: bool, reader_path: str | None, wait_s: float,
+           trust_keys: tuple[str, ...]) -> None:
     """List NFC readers and serial ports, and say what is missing and how to fix it."""
+    reader_code = 0
+    if reader_path is not None and not as_json:
+        reader_code = check_reader(reader_path, wait_s, trust_keys)
     facts = gather()
     report = diagnose(facts)
     if as_json:
@@ -277,4 +332,4 @@ def doctor(as_json: bool) -> None:
             click.echo(f"{_MARK[f.level]} [{f.topic}] {f.message}")
             if f.fix and f.level in ("warn", "error", "info"):
                 click.echo(f"      fix: {f.fix}")
-    sys.exit(1 if report.worst == "error" else 0)
+    sys.exit(max(reader_code, 1 if report.worst == "error" else 0))

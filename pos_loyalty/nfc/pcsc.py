@@ -12,19 +12,30 @@ Device paths: ``pcsc`` or ``pcsc:0`` (first reader), ``pcsc:<n>``, ``pcsc:<name 
 (e.g. ``pcsc:ACS ACR1252``, case-insensitive substring of the PC/SC reader name).
 
 The card-reading logic (:func:`read_card`) is pure over a ``transmit`` function; the
-:class:`PcscReader` loop is the thin pyscard edge. pyscard's errors become
-:class:`~pos_loyalty.errors.ReaderError`.
+:class:`PcscReader` loop is the thin pyscard edge, with the same ``run(on_tap, stop)`` as the
+nfcpy :class:`~pos_loyalty.nfc.reader.Reader`; :func:`open_tap_source` picks one of the two
+from the configured device path. pyscard's errors become
+:class:`~pos_loyalty.errors.ReaderError`; pyscard itself is imported only when a PC/SC reader
+is used (it is the optional ``pcsc`` extra).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pos_loyalty.errors import ReaderError
+from pos_loyalty.nfc.cardformat import CardTrust, classify
+from pos_loyalty.nfc.demo_keys import demo_trust
+from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.nfc.sun import CounterStore, MemoryCounterStore, SunKeyEntry, sun_tap_event
+
+log = logging.getLogger(__name__)
 
 #: A transmit function: command APDU in, response APDU (data and status word) out.
 Transmit = Callable[[bytes], bytes]
@@ -94,12 +105,26 @@ def parse_device_path(path: str) -> int | str:
     return int(rest) if rest.isdigit() else rest
 
 
+def _contactless_first(name: str) -> int:
+    """Sort key: a reader's contactless slot before its others (ACR1252U: PICC, then SAM)."""
+    upper = name.upper()
+    if "SAM" in upper.split() or "SAM]" in upper:
+        return 2
+    return 0 if any(w in upper for w in ("PICC", "CONTACTLESS", " CL ")) else 1
+
+
 def choose_reader(names: list[str], selector: int | str) -> str | None:
-    """The reader name the selector picks from pcscd's list, or None."""
+    """The reader name the selector picks from pcscd's list, or None.
+
+    An index counts in pcscd's order. A name part matches case-insensitively; when several
+    slots match (a dual-interface ACS reader shows a PICC and a SAM slot) the contactless one
+    wins.
+    """
     if isinstance(selector, int):
         return names[selector] if 0 <= selector < len(names) else None
     wanted = selector.lower()
-    return next((n for n in names if wanted in n.lower()), None)
+    matches = [n for n in names if wanted in n.lower()]
+    return min(matches, key=_contactless_first) if matches else None
 
 
 def _ok(response: bytes) -> bytes | None:
@@ -247,26 +272,63 @@ def list_readers() -> list[str]:
 
 
 class PcscReader:
-    """Sense loop over one PC/SC reader: each card presented is read once and reported.
+    """Sense loop over one PC/SC reader, with the interface of the nfcpy ``Reader``.
 
-    A card left on the reader is one read; the same UID presented again within
-    ``debounce_s`` of its last read is ignored. Losing the reader or pcscd is survived:
+    Each card presented is read once and classified with the same pure
+    :func:`~pos_loyalty.nfc.cardformat.classify` the nfcpy reader uses, so both backends give
+    identical TapEvents; tags carrying a SUN URL under one of ``sun_keys`` are verified first
+    (NTAG 424 DNA), their counters kept in ``counters`` (in memory unless given).
+    A card left on the reader is one tap; a card that comes back within ``debounce_s`` of
+    last being seen is not reported again. Losing the reader or pcscd is survived:
     the loop reconnects every ``retry_s`` until ``stop`` is set.
     """
 
-    def __init__(self, path: str, *, debounce_s: float = 1.0, poll_s: float = 0.2,
-                 retry_s: float = 0.25, read_len: int = 16) -> None:
+    def __init__(self, path: str, *, trust: CardTrust | None = None,
+                 sun_keys: Sequence[SunKeyEntry] = (), counters: CounterStore | None = None,
+                 debounce_s: float = 1.0, on_state: Callable[[bool], None] | None = None,
+                 poll_s: float = 0.2, retry_s: float = 0.25, read_len: int = 16,
+                 read_attempts: int = 5) -> None:
+        self.path = path
         self.selector = parse_device_path(path)
+        if trust is None:
+            log.warning("no card trust configured: accepting demo-key cards (simulation only)")
+            trust = demo_trust()
+        self.trust = trust
+        self.sun_keys = tuple(sun_keys)
+        self.counters: CounterStore = counters if counters is not None else MemoryCounterStore()
         self.debounce_s = debounce_s
         self.poll_s = poll_s
         self.retry_s = retry_s
         self.read_len = read_len
+        self.read_attempts = read_attempts
+        self._on_state = on_state
         self.reader_name: str | None = None
+        self.opened = 0     # times a PC/SC context with our reader was set up
+        self.taps = 0
+        self.errors = 0
         self._last_uid: bytes | None = None
-        self._last_time = 0.0
+        self._last_seen = 0.0       # monotonic time the last card was read or taken away
 
-    def run(self, on_read: Callable[[CardRead], None], stop: threading.Event) -> None:
-        """Block reading cards until ``stop`` is set; ``on_read`` runs in this thread."""
+    def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
+        """Block reporting taps as TapEvents until ``stop`` is set; ``on_tap`` runs here."""
+        def deliver(read: CardRead) -> None:
+            event = None
+            if self.sun_keys:
+                event = sun_tap_event(read.uid, read.tag_type, read.ndef, self.sun_keys,
+                                      self.counters)
+            if event is None:
+                event = classify(read.uid, read.tag_type, read.ndef, self.trust)
+            event = dataclasses.replace(event, read_done=read.read_done, read_ms=read.read_ms)
+            try:
+                on_tap(event)
+            except Exception:
+                self.errors += 1
+                log.exception("tap handler failed for %s", event.uid)
+
+        self.run_reads(deliver, stop)
+
+    def run_reads(self, on_read: Callable[[CardRead], None], stop: threading.Event) -> None:
+        """Block reporting raw card reads until ``stop`` is set; ``on_read`` runs here."""
         scard = _scard()
         while not stop.is_set():
             rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
@@ -279,6 +341,16 @@ class PcscReader:
                 stop.wait(self.retry_s)
             finally:
                 scard.SCardReleaseContext(ctx)
+                if self.reader_name is not None:
+                    self.reader_name = None
+                    self._state(False)
+
+    def _state(self, up: bool) -> None:
+        if self._on_state is not None:
+            try:
+                self._on_state(up)
+            except Exception:
+                log.exception("reader state callback failed")
 
     def _watch(self, scard: Any, ctx: Any, on_read: Callable[[CardRead], None],
                stop: threading.Event) -> None:
@@ -288,6 +360,9 @@ class PcscReader:
         if name is None:
             raise _Gone
         self.reader_name = name
+        self.opened += 1
+        log.info("PC/SC reader open: %s", name)
+        self._state(True)
         state = scard.SCARD_STATE_UNAWARE
         present = False
         timeout_ms = int(self.poll_s * 1000)
@@ -304,17 +379,39 @@ class PcscReader:
             now_present = bool(event & scard.SCARD_STATE_PRESENT) and \
                 not event & scard.SCARD_STATE_MUTE
             if now_present and not present:
-                read = self._read(scard, ctx, name, bytes(atr))
+                read = self._read_retrying(scard, ctx, name, bytes(atr), stop)
                 if read is not None and self._fresh(read):
+                    self.taps += 1
                     on_read(read)
+            elif present and not now_present:
+                self._last_seen = time.monotonic()
             present = now_present
 
+    def _read_retrying(self, scard: Any, ctx: Any, name: str, atr: bytes,
+                       stop: threading.Event) -> CardRead | None:
+        """Read the card, trying again while it stays present: a reader (or pcscd) can fail
+        one exchange when a card is swapped between two of its presence polls."""
+        for attempt in range(self.read_attempts):
+            if attempt:
+                if stop.wait(self.retry_s):
+                    return None
+                rc, states = scard.SCardGetStatusChange(ctx, 0, [(name, 0)])
+                if rc != scard.SCARD_S_SUCCESS or not states[0][1] & scard.SCARD_STATE_PRESENT:
+                    return None
+                atr = bytes(states[0][2])
+            read = self._read(scard, ctx, name, atr)
+            if read is not None:
+                return read
+            self.errors += 1
+        return None
+
     def _fresh(self, read: CardRead) -> bool:
-        if read.uid and read.uid == self._last_uid and \
-                read.read_done - self._last_time < self.debounce_s:
-            return False
-        self._last_uid, self._last_time = read.uid, read.read_done
-        return True
+        """False for the card that was last seen less than ``debounce_s`` ago (a re-tap)."""
+        now = time.monotonic()
+        repeat = bool(read.uid) and read.uid == self._last_uid and \
+            now - self._last_seen < self.debounce_s
+        self._last_uid, self._last_seen = read.uid, now
+        return not repeat
 
     def _read(self, scard: Any, ctx: Any, name: str, atr: bytes) -> CardRead | None:
         start = time.perf_counter()
@@ -341,3 +438,21 @@ class PcscReader:
         done = time.perf_counter()
         return CardRead(read.uid, read.tag_type, read.ndef, read.atr, read.error,
                         read_done=done, read_ms=(done - start) * 1000.0)
+
+
+class TapSource(Protocol):
+    """What the daemon needs of a reader, nfcpy's or PC/SC: a blocking tap loop."""
+
+    def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None: ...
+
+
+def open_tap_source(path: str, *, trust: CardTrust | None = None, debounce_s: float = 1.0,
+                    sun_keys: Sequence[SunKeyEntry] = (),
+                    counters: CounterStore | None = None) -> TapSource:
+    """The reader for a configured device path: ``pcsc[:...]`` -> PC/SC, anything else nfcpy."""
+    if path == "pcsc" or path.startswith("pcsc:"):
+        return PcscReader(path, trust=trust, debounce_s=debounce_s, sun_keys=sun_keys,
+                          counters=counters)
+    from pos_loyalty.nfc.reader import Reader
+
+    return Reader(path, trust=trust, debounce_s=debounce_s)

@@ -13,7 +13,9 @@ The device is always closed when the loop returns. With ``trust=None`` the reade
 published demo issuer key only (see :mod:`pos_loyalty.nfc.demo_keys`): what ``pos-loyalty run``
 with no configuration and the demo need; a configured terminal passes its own CardTrust.
 nfcpy's exceptions stay here: opening a path that cannot work raises
-:class:`~pos_loyalty.errors.ReaderError`.
+:class:`~pos_loyalty.errors.ReaderError`. ``pcsc``/``pcsc:N``/``pcsc:NAME`` paths go to the
+PC/SC backend (:mod:`pos_loyalty.nfc.pcsc`, pyscard over pcscd) for the ACS readers nfcpy does
+not drive well; its reads are classified the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import nfc
 import nfc.clf
 import nfc.tag
+import nfc.tag.tt2
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc.cardformat import CardTrust, classify
@@ -38,7 +41,7 @@ from pos_loyalty.nfc.events import TapEvent
 
 log = logging.getLogger(__name__)
 
-_PATH_RE = re.compile(r"(usb|tty|com|udp)(:.*)?")
+_PATH_RE = re.compile(r"(usb|tty|com|udp|pcsc)(:.*)?")
 _REOPEN_MIN_S = 0.1
 LEGACY_TAG_TYPE = "MIFARE Classic"  # tag_type of SAK 0x08/0x18 cards (UID only)
 _REOPEN_MAX_S = 1.0
@@ -53,6 +56,13 @@ def tag_type_name(tag: Any) -> str:
     return product[4:] if product.startswith("NXP ") else product
 
 
+def _ndef_formatted(tag: Any) -> bool:
+    """A Type 2 tag whose capability container announces NDEF (read once more to see)."""
+    if not isinstance(tag, nfc.tag.tt2.Type2Tag):
+        return False
+    return bool(tag.read(0)[12] == 0xE1)
+
+
 def open_frontend(path: str) -> Any:
     """Open an nfcpy ContactlessFrontend on ``path``; ReaderError if it cannot be opened."""
     try:
@@ -60,7 +70,7 @@ def open_frontend(path: str) -> Any:
     except OSError as exc:
         code = exc.errno
         if code == errno.EACCES:
-            hint = "permission denied (install hardware/udev rules, or run as the nfc group)"
+            hint = "permission denied (install hardware/99-pos-loyalty-nfc.rules; user in plugdev)"
         elif code == errno.EBUSY:
             hint = "device busy (a kernel NFC driver such as pn533_usb or port100 holds it?)"
         elif code == errno.ENODEV:
@@ -72,6 +82,34 @@ def open_frontend(path: str) -> Any:
         raise ReaderError(f"cannot open NFC reader {path!r}: {exc}") from exc
 
 
+def pcsc_event(read: Any, trust: CardTrust) -> TapEvent:
+    """The TapEvent for a card read by the PC/SC backend (a ``pcsc.CardRead``)."""
+    event = classify(bytes(read.uid), str(read.tag_type), read.ndef, trust)
+    error = read.error or ""
+    if read.ndef is None and event.kind == "refused" and ("failed" in error or
+                                                          "cannot" in error or
+                                                          "unreadable" in error):
+        event = dataclasses.replace(event, reason=f"could not read the card ({error}): "
+                                                  "tap again")
+    return dataclasses.replace(event, read_done=read.read_done, read_ms=read.read_ms)
+
+
+class _Heartbeat(threading.Event):
+    """The stop event as the PC/SC loop sees it: each look at it is a sign of life."""
+
+    def __init__(self, stop: threading.Event, reader: Reader) -> None:
+        super().__init__()
+        self._stop, self._reader = stop, reader
+
+    def is_set(self) -> bool:
+        self._reader._beat()
+        return self._stop.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._reader._beat()
+        return self._stop.wait(timeout)
+
+
 class Reader:
     """Blocking sense loop over one nfcpy reader; see the module docstring."""
 
@@ -81,7 +119,7 @@ class Reader:
         if _PATH_RE.fullmatch(path) is None:
             raise ReaderError(
                 f"unknown NFC reader path {path!r}: expected usb[:...], tty:PORT:DRIVER, "
-                "com:PORT:DRIVER or udp:HOST:PORT")
+                "com:PORT:DRIVER, udp:HOST:PORT or pcsc[:N|:NAME]")
         self.path = path
         if trust is None:
             # no configuration: trust the published demo issuer (simulation only), loudly
@@ -97,6 +135,7 @@ class Reader:
         self._last_seen = 0.0
         self._discovered = 0.0
         self._heartbeat = time.monotonic()
+        self._retry_uid: bytes | None = None  # read once more before refusing this UID
         self.opened = 0  # times the device was opened, for tests and diagnostics
         self.taps = 0  # TapEvents delivered
         self.errors = 0  # failures survived
@@ -124,6 +163,9 @@ class Reader:
 
     def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
         """Sense and report taps until ``stop`` is set; survives bad tags and reader loss."""
+        if self.path.startswith("pcsc"):
+            self._run_pcsc(on_tap, stop)
+            return
         backoff = _REOPEN_MIN_S
         warned = False
         while not stop.is_set():
@@ -153,6 +195,30 @@ class Reader:
                 self._state(False)
             if not stop.is_set():
                 stop.wait(_REOPEN_MIN_S)
+
+    def _run_pcsc(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
+        """PC/SC readers (ACS and other CCID): pcscd reads, classify() decides, as for nfcpy."""
+        from pos_loyalty.nfc import pcsc
+
+        backend = pcsc.PcscReader(self.path, debounce_s=self.debounce_s)
+
+        def on_read(read: pcsc.CardRead) -> None:
+            event = pcsc_event(read, self.trust)
+            self.taps += 1
+            try:
+                on_tap(event)
+            except Exception:
+                self.errors += 1
+                log.exception("tap handler failed for %s", event.uid)
+
+        self._state(True)
+        try:
+            backend.run_reads(on_read, _Heartbeat(stop, self))
+        finally:
+            self._state(False)
+
+    def _beat(self) -> None:
+        self._heartbeat = time.monotonic()
 
     def _state(self, up: bool) -> None:
         if self._on_state is not None:
@@ -191,7 +257,7 @@ class Reader:
                     self.errors += 1
                     log.warning("NFC reader %s lost; reopening", self.path)
                 return
-            if isinstance(result, nfc.tag.Tag):
+            if isinstance(result, nfc.tag.Tag) and self._retry_uid is None:
                 try:
                     self._wait_removed(clf, result, stop)
                 except OSError:
@@ -220,7 +286,11 @@ class Reader:
     # -- nfcpy callbacks (run in the loop's thread) ---------------------------------------
 
     def _on_discover(self, target: Any) -> bool:
-        self._discovered = time.perf_counter()
+        sdd_res = getattr(target, "sdd_res", None)
+        if self._retry_uid is None or sdd_res is None or bytes(sdd_res) != self._retry_uid:
+            self._retry_uid = None  # another card: forget the pending second read
+            self._discovered = time.perf_counter()
+        # else: the second read of the same card; its latency counts from the first
         sel_res = getattr(target, "sel_res", None)
         return not (sel_res and sel_res[0] & 0x40)  # skip peer-to-peer (NFC-DEP) devices
 
@@ -228,32 +298,47 @@ class Reader:
         self._last_seen = time.monotonic()
         return True
 
-    def _read(self, tag: Any) -> TapEvent:
+    def _read(self, tag: Any) -> tuple[TapEvent, bool]:
+        """The tag's event, and whether reading it once more might change the verdict."""
         uid = bytes(tag.identifier)
         tag_type = tag_type_name(tag)
+        moved = TapEvent("refused", uid.hex().upper(), tag_type,
+                         reason="card moved away during reading: tap again")
         try:
             ndef_data = tag.ndef
             octets = None if ndef_data is None else bytes(ndef_data.octets)
+            if octets is None and tag_type != LEGACY_TAG_TYPE and _ndef_formatted(tag):
+                # nfcpy turns a Type 2 read that failed half-way into "no NDEF"
+                return moved, True
         except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:
             log.info("tag %s read failed: %s", uid.hex().upper(), exc)
-            return TapEvent("refused", uid.hex().upper(), tag_type,
-                            reason="card moved away during reading: tap again")
-        return classify(uid, tag_type, octets, self.trust)
+            return moved, True
+        event = classify(uid, tag_type, octets, self.trust)
+        return event, event.kind == "refused" and tag_type != LEGACY_TAG_TYPE
 
     def _on_connect(self, tag: Any, on_tap: Callable[[TapEvent], None]) -> bool:
+        uid = bytes(tag.identifier)
         try:
-            event = self._read(tag)
+            event, retry = self._read(tag)
         except OSError:
             raise  # the device itself failed: nfcpy's connect turns this into "device lost"
         except Exception:
             self.errors += 1
             log.exception("unexpected error reading tag %s", tag)
-            event = TapEvent("refused", bytes(tag.identifier).hex().upper(), tag_type_name(tag),
-                             reason="unreadable tag: tap again or use another card")
+            event, retry = TapEvent(
+                "refused", uid.hex().upper(), tag_type_name(tag),
+                reason="unreadable tag: tap again or use another card"), True
+        if retry and self._retry_uid != uid:
+            # a failed or refused read is read once more from a fresh activation before it
+            # is reported: a card at the edge of the field, or a late answer on a loaded
+            # host, must not make a genuine card look damaged or forged
+            log.debug("tag %s: reading once more before refusing", uid.hex().upper())
+            self._retry_uid = uid
+            return False
+        self._retry_uid = None
         done = time.perf_counter()
         event = dataclasses.replace(
             event, read_done=done, read_ms=(done - self._discovered) * 1000.0)
-        uid = bytes(tag.identifier)
         now = time.monotonic()
         repeat = uid == self._last_uid and now - self._last_seen < self.debounce_s
         self._last_uid, self._last_seen = uid, now

@@ -27,8 +27,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+import ndef
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
+
+from pos_loyalty.nfc.events import TapEvent
 
 KEY_LEN = 16
 PICC_LEN = 16
@@ -208,6 +211,9 @@ def decrypt_picc_data(meta_read_key: bytes, picc: bytes) -> PiccData:
     meta read key or a forged message.
     """
     _check_key("meta read key", meta_read_key)
+    if len(picc) == PICC_LEN + 8:
+        raise SunFormatError("PICC data of 24 bytes is LRP mode, which this terminal does not "
+                             "verify: configure the tag for AES mode")
     if len(picc) != PICC_LEN:
         raise SunFormatError(f"PICC data must be {PICC_LEN} bytes, got {len(picc)}")
     plain = _cbc_decrypt(meta_read_key, _ZERO_IV, picc)
@@ -382,7 +388,7 @@ class SunIdentity:
     Field names follow ``pos_loyalty.nfc.events.TapEvent`` (kind, uid, card_id, product,
     verified, reason) so the reader builds its event from this one to one. ``code`` is a
     short machine-readable refusal class: ``malformed``, ``unknown_key``, ``tampered``,
-    ``replayed``.
+    ``copied``, ``replayed``.
     """
 
     kind: Literal["product", "member", "refused"]
@@ -449,6 +455,17 @@ def _sun_params(uri: str) -> tuple[dict[str, tuple[int, str]], str] | str:
     return params, base
 
 
+def split_sun_url(uri: str) -> tuple[str, str | None, str, str] | str:
+    """(picc hex, enc hex or None, cmac hex, MAC input text) of our SUN URL, or why not."""
+    parsed = _sun_params(uri)
+    if isinstance(parsed, str):
+        return parsed
+    params, _ = parsed
+    enc = params[ENC_PARAM][1] if ENC_PARAM in params else None
+    mac_input = uri[params[ENC_PARAM][0]:params[CMAC_PARAM][0]] if enc is not None else ""
+    return params[PICC_PARAM][1], enc, params[CMAC_PARAM][1], mac_input
+
+
 def _unhex(text: str) -> bytes | None:
     if not text.isascii():
         return None
@@ -459,9 +476,12 @@ def _unhex(text: str) -> bytes | None:
 
 
 def check_sun_uri(uri: str, keys: Iterable[SunKeyEntry],
-                  counters: CounterLookup | None = None) -> SunIdentity:
+                  counters: CounterLookup | None = None, *,
+                  tag_uid: bytes | None = None) -> SunIdentity:
     """Verify the SUN URL read from a tag (pass ndeflib's ``UriRecord.iri``) against our keys.
 
+    ``tag_uid`` is the UID the reader saw in anticollision, when there is one: a genuine
+    NTAG 424 DNA mirrors its own UID, so a URL on a tag with another UID was copied there.
     Pure: nothing is recorded. On a verified identity the caller records ``counter`` for
     ``uid`` (see :func:`accept_sun_uri`), so the same URL read again is refused as replayed.
     """
@@ -494,6 +514,9 @@ def check_sun_uri(uri: str, keys: Iterable[SunKeyEntry],
         code = "malformed" if result.uid is None else "tampered"
         return _refused(code, f"forged or tampered tag: {result.reason}", result.uid,
                         result.counter)
+    if tag_uid is not None and bytes(tag_uid) != picc_data.uid:
+        return _refused("copied", "copied tag: its SUN data belongs to tag "
+                        f"{picc_data.uid.hex().upper()}", picc_data.uid, picc_data.counter)
     if not result.valid:
         return _refused("replayed", result.reason or "refused", result.uid, result.counter)
     fields = parse_file_data(result.file_data) if result.file_data is not None else {}
@@ -508,9 +531,51 @@ def check_sun_uri(uri: str, keys: Iterable[SunKeyEntry],
                        verified=True)
 
 
-def accept_sun_uri(uri: str, keys: Iterable[SunKeyEntry], counters: CounterStore) -> SunIdentity:
+def accept_sun_uri(uri: str, keys: Iterable[SunKeyEntry], counters: CounterStore, *,
+                   tag_uid: bytes | None = None) -> SunIdentity:
     """:func:`check_sun_uri`, then record the counter of a verified tag in ``counters``."""
-    identity = check_sun_uri(uri, keys, counters)
+    identity = check_sun_uri(uri, keys, counters, tag_uid=tag_uid)
     if identity.verified and identity.uid is not None and identity.counter is not None:
         counters.record(bytes.fromhex(identity.uid), identity.counter)
     return identity
+
+
+def sun_uri_in(ndef_octets: bytes | None, keys: Iterable[SunKeyEntry]) -> str | None:
+    """The first URI record of an NDEF message that starts with one of our SUN key prefixes."""
+    if not ndef_octets:
+        return None
+    prefixes = tuple(e.url_prefix for e in keys)
+    try:
+        records = list(ndef.message_decoder(ndef_octets, errors="strict"))
+    except (ndef.DecodeError, ValueError, TypeError, UnicodeError):
+        return None
+    for record in records:
+        if isinstance(record, ndef.UriRecord):
+            try:
+                iri = str(record.iri)
+            except (ValueError, UnicodeError):
+                continue
+            if prefixes and iri.startswith(prefixes):
+                return iri
+    return None
+
+
+def sun_tap_event(uid: bytes, tag_type: str, ndef_octets: bytes | None,
+                  keys: Iterable[SunKeyEntry], counters: CounterStore) -> TapEvent | None:
+    """The TapEvent for a tag carrying one of our SUN URLs, or None if it carries none.
+
+    Readers call this before the static card formats: a verified tag records its counter in
+    ``counters`` (so the same URL is refused next time), a failed one gives a "refused" event
+    whose reason a cashier can read.
+    """
+    keys = list(keys)
+    uri = sun_uri_in(ndef_octets, keys)
+    if uri is None:
+        return None
+    ident = accept_sun_uri(uri, keys, counters, tag_uid=uid)
+    uid_hex = bytes(uid).hex().upper()
+    if ident.kind == "refused":
+        return TapEvent("refused", uid_hex, tag_type, reason=ident.reason)
+    product = None if ident.product is None else {**ident.product, "url": uri}
+    return TapEvent(ident.kind, uid_hex, tag_type, card_id=ident.card_id, product=product,
+                    verified=True)

@@ -31,16 +31,30 @@ def _fail(reason: str) -> None:
 @click.command("verify-sun")
 @click.option("--meta-key", required=True, help="SDM meta read key (PICC data), 32 hex digits.")
 @click.option("--file-key", required=True, help="SDM file read key (MAC, ENC), 32 hex digits.")
-@click.option("--picc", required=True, help="Encrypted PICC data from the URL, 32 hex digits.")
-@click.option("--cmac", required=True, help="SUN MAC from the URL, 16 hex digits.")
+@click.option("--picc", default=None, help="Encrypted PICC data from the URL, 32 hex digits.")
+@click.option("--cmac", default=None, help="SUN MAC from the URL, 16 hex digits.")
 @click.option("--enc", default=None, help="Encrypted file data from the URL (hex), if mirrored.")
 @click.option("--mac-input", default="",
               help="The text the tag's MAC covers, as ASCII (empty when omitted).")
+@click.option("--url", default=None,
+              help="Instead of --picc/--enc/--cmac/--mac-input: the whole URL read from the "
+                   "tag (picc_data, enc, cmac parameters; the MAC covers '<enc>&cmac=').")
 @click.option("--last-counter", type=click.IntRange(0, sun.COUNTER_MAX), default=None,
               help="Refuse counters at or below this one (a replayed URL).")
-def verify_sun(meta_key: str, file_key: str, picc: str, cmac: str, enc: str | None,
-               mac_input: str, last_counter: int | None) -> None:
+def verify_sun(meta_key: str, file_key: str, picc: str | None, cmac: str | None,
+               enc: str | None, mac_input: str, url: str | None,
+               last_counter: int | None) -> None:
     """Decrypt and check one SUN message; the last output line is JSON."""
+    if url is not None:
+        if picc is not None or cmac is not None or enc is not None or mac_input:
+            raise click.UsageError("give either --url or --picc/--cmac/--enc/--mac-input")
+        parts = sun.split_sun_url(url)
+        if isinstance(parts, str):
+            _fail(parts)
+            return
+        picc, enc, cmac, mac_input = parts
+    elif picc is None or cmac is None:
+        raise click.UsageError("--picc and --cmac are required (or give --url)")
     try:
         meta = _hex("--meta-key", meta_key)
         file_ = _hex("--file-key", file_key)

@@ -112,15 +112,31 @@ def wire_time(n_bytes: int, baudrate: int) -> float:
     return n_bytes * 10 / baudrate
 
 
-class FrameError(RemoteProtocolError):
-    """A damaged, truncated or oversized frame; ``reason`` goes into the NAK.
+NAK_CODES: Final = {
+    "crc": "the CRC does not match the frame's content",
+    "stx": "bytes ending in ETX arrived without a frame start (STX lost)",
+    "truncated": "STX or ETX inside a frame: the frame was cut short",
+    "length": "the payload length exceeds the maximum",
+    "header": "a header byte is not what the format allows (kind, version digit, hex)",
+    "control": "a control byte inside the payload",
+    "etx": "no ETX after the CRC",
+    "gap": "the frame stopped arriving for longer than the inter-byte gap",
+}
+"""Codes a receiver puts in a NAK for a damaged frame (docs/pos-protocol.md)."""
 
-    ``kind`` and ``seq`` are what could be read of the bad frame (None if unreadable);
+
+class FrameError(RemoteProtocolError):
+    """A damaged, truncated or oversized frame.
+
+    ``code`` (a key of NAK_CODES) goes into the NAK; ``reason`` is the detailed text for
+    logs. ``kind`` and ``seq`` are what could be read of the bad frame (None if unreadable);
     they may themselves be damaged and are hints only.
     """
 
-    def __init__(self, reason: str, *, kind: str | None = None, seq: int | None = None) -> None:
+    def __init__(self, reason: str, *, code: str, kind: str | None = None,
+                 seq: int | None = None) -> None:
         super().__init__(reason)
+        self.code = code
         self.kind = kind
         self.seq = seq
 
@@ -176,7 +192,7 @@ class FrameDecoder:
         """Drop a partly received frame (inter-byte gap expired); describe what was dropped."""
         if self._state != "frame":
             return None
-        err = self._error("frame incomplete: inter-byte gap exceeded")
+        err = self._error("frame incomplete: inter-byte gap exceeded", "gap")
         # Keep any later STX: it starts the next frame.
         nxt = self._buf.find(STX, 1)
         if nxt < 0:
@@ -216,18 +232,18 @@ class FrameDecoder:
 
     def _skip(self) -> bool:
         buf = self._buf
-        for i, b in enumerate(buf):
-            if b == ETX:
-                self.noise_bytes += i + 1
-                del buf[: i + 1]
-                self._state = "hunt"
-                self._reset_noise()
-                return True
-            if b == STX:
-                self.noise_bytes += i
-                del buf[:i]
-                self._enter_frame()
-                return True
+        stx, etx = buf.find(STX), buf.find(ETX)
+        if etx >= 0 and (stx < 0 or etx < stx):
+            self.noise_bytes += etx + 1
+            del buf[: etx + 1]
+            self._state = "hunt"
+            self._reset_noise()
+            return True
+        if stx >= 0:
+            self.noise_bytes += stx
+            del buf[:stx]
+            self._enter_frame()
+            return True
         self.noise_bytes += len(buf)
         buf.clear()
         return False
@@ -245,7 +261,7 @@ class FrameDecoder:
             self._reset_noise()
             if 0 < run <= self.max_payload + OVERHEAD:
                 kind, seq = _read_head(head)
-                raise FrameError("frame start (STX) missing", kind=kind, seq=seq)
+                raise FrameError("frame start (STX) missing", code="stx", kind=kind, seq=seq)
             return True
         if stx >= 0:
             self.noise_bytes += stx
@@ -269,13 +285,13 @@ class FrameDecoder:
         seq = int(buf[3:5], 16) if self._checked > 4 else None
         return kind, seq
 
-    def _error(self, reason: str) -> FrameError:
+    def _error(self, reason: str, code: str) -> FrameError:
         kind, seq = self._kind_seq()
-        return FrameError(reason, kind=kind, seq=seq)
+        return FrameError(reason, code=code, kind=kind, seq=seq)
 
-    def _fail(self, reason: str, pos: int) -> FrameError:
+    def _fail(self, reason: str, pos: int, code: str) -> FrameError:
         """Build the error for the byte at ``pos`` and resynchronise the buffer."""
-        err = self._error(reason)
+        err = self._error(reason, code)
         buf = self._buf
         b = buf[pos]
         if b == STX:  # a new frame starts here: the current one was cut short
@@ -298,13 +314,14 @@ class FrameDecoder:
         while p < HEADER_LEN and p < n:
             b = buf[p]
             if b in (STX, ETX):
-                raise self._fail("frame truncated (STX or ETX inside the header)", p)
+                raise self._fail("frame truncated (STX or ETX inside the header)", p, "truncated")
             if p == 1 and b not in _KIND_BYTES:
-                raise self._fail(f"unknown frame kind 0x{b:02X}", p)
+                raise self._fail(f"unknown frame kind 0x{b:02X}", p, "header")
             if p == 2 and not 0x30 <= b <= 0x39:
-                raise self._fail(f"version byte 0x{b:02X} is not a digit", p)
+                raise self._fail(f"version byte 0x{b:02X} is not a digit", p, "header")
             if p >= 3 and b not in _HEX:
-                raise self._fail(f"header byte 0x{b:02X} is not an upper-case hex digit", p)
+                raise self._fail(f"header byte 0x{b:02X} is not an upper-case hex digit", p,
+                                 "header")
             p += 1
             self._checked = p
         if p < HEADER_LEN:
@@ -313,8 +330,8 @@ class FrameDecoder:
             length = int(buf[5:9], 16)
             if length > self.max_payload:
                 raise self._fail(
-                    f"payload length {length} exceeds the maximum of {self.max_payload}", 8
-                )
+                    f"payload length {length} exceeds the maximum of {self.max_payload}", 8,
+                    "length")
             self._length = length
         length = self._length
         end_payload = HEADER_LEN + length
@@ -326,8 +343,9 @@ class FrameDecoder:
                 pos = m.start()
                 b = buf[pos]
                 if b in (STX, ETX):
-                    raise self._fail("frame truncated (STX or ETX inside the payload)", pos)
-                raise self._fail(f"control byte 0x{b:02X} inside the payload", pos)
+                    raise self._fail("frame truncated (STX or ETX inside the payload)", pos,
+                                     "truncated")
+                raise self._fail(f"control byte 0x{b:02X} inside the payload", pos, "control")
             p = stop
             self._checked = p
             if p < end_payload:
@@ -336,7 +354,7 @@ class FrameDecoder:
         while p < end_crc and p < n:
             b = buf[p]
             if b not in _HEX:
-                raise self._fail(f"CRC byte 0x{b:02X} is not an upper-case hex digit", p)
+                raise self._fail(f"CRC byte 0x{b:02X} is not an upper-case hex digit", p, "header")
             p += 1
             self._checked = p
         if p < end_crc:
@@ -344,12 +362,12 @@ class FrameDecoder:
         if n <= end_crc:
             return None
         if buf[end_crc] != ETX:
-            raise self._fail("ETX missing after the CRC", end_crc)
+            raise self._fail("ETX missing after the CRC", end_crc, "etx")
         crc = int(buf[end_payload:end_crc], 16)
         actual = crc16_ccitt_false(bytes(buf[1:end_payload]))
         if crc != actual:
             raise self._fail(f"bad CRC: frame says {crc:04X}, content gives {actual:04X}",
-                             end_crc)
+                             end_crc, "crc")
         frame = Frame(kind=chr(buf[1]), seq=int(buf[3:5], 16),
                       payload=bytes(buf[HEADER_LEN:end_payload]), version=buf[2] - 0x30)
         del buf[: end_crc + 1]

@@ -11,8 +11,9 @@ Rules (docs/pos-protocol.md is normative):
 - One D frame outstanding per direction. The receiver ACKs (A) an accepted frame with its
   sequence number; a repeat of the last accepted number is ACKed again and not delivered twice;
   any other number is NAKed. A NAK or a damaged inbound frame makes the sender retransmit at
-  once; no answer within ``wire time + 1 s`` makes it retransmit; after 3 transmissions the
-  frame is given up (``SendFailed``) and the link restarts with a hello.
+  once; no answer within ``wire time + 1 s`` makes it retransmit; after 3 transmissions met
+  by silence (or 10 in all) the frame is given up (``SendFailed``) and the link restarts
+  with a hello.
 - Damaged frames (bad CRC, truncated, oversized, STX lost) are NAKed unless they read as an
   A or N (acknowledgements are never answered).
 - After 10 s without any valid frame from the peer, a ping (P, carrying our last acknowledged
@@ -44,7 +45,14 @@ from pos_loyalty.pos.codec import (
 Role = Literal["terminal", "till"]
 SUPPORTED_VERSIONS: Final = (PROTOCOL_VERSION,)
 MAX_REASON: Final = 200
-HELLO_REQUIRED: Final = "hello required before data"
+LINK_NAK_CODES: Final = {
+    "nohello": "data or ping before the hello exchange (or after the receiver restarted)",
+    "seq": "data frame with a sequence number other than the expected or the last one",
+    "hello": "hello payload invalid (not JSON, missing or ill-typed field)",
+    "role": "both ends claim the same role",
+    "version": "no common protocol version",
+}
+"""Codes a receiver puts in a NAK for a well-formed frame it cannot accept."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,15 @@ class Timers:
     ack_extra: float = 1.0
     ping_idle: float = 10.0
     missed_pings: int = 3
-    max_transmissions: int = 3
+    max_unanswered: int = 3
+    """Transmissions of one frame that may go unanswered (ACK wait expired) before giving up."""
+    max_transmissions: int = 10
+    """Transmissions of one frame in all, NAKed ones included, before giving up."""
     hello_backoff_max: float = 10.0
+
+
+class QueueFull(LocalProtocolError):
+    """send() refused: ``max_queue`` messages are already waiting (the link is down)."""
 
 
 # -- events ------------------------------------------------------------------------------
@@ -153,6 +168,7 @@ class FrameRejected:
 
     reason: str
     seq: int | None
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,7 +176,8 @@ class PeerNak:
     """The peer NAKed one of our frames."""
 
     seq: int
-    reason: str
+    code: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,21 +238,29 @@ class _Outstanding:
     wire: bytes
     transmissions: int
     deadline: float
+    unanswered: int = 0
 
 
-def _nak_payload(reason: str) -> bytes:
-    doc = {"reason": reason[:MAX_REASON]}
+def _nak_payload(code: str, reason: str | None) -> bytes:
+    # Damaged frames are frequent on a noisy line: their NAK carries the code only, to stay
+    # short on the wire. Protocol violations are rare and get the full reason.
+    doc = {"code": code}
+    if reason:
+        doc["reason"] = reason[:MAX_REASON]
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _nak_reason(payload: bytes) -> str:
+def _parse_nak(payload: bytes) -> tuple[str, str]:
+    """(code, reason) of a NAK payload; tolerant, since a NAK is advice only."""
     try:
         doc = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return payload.decode("ascii", "replace")[:MAX_REASON]
-    if isinstance(doc, dict) and isinstance(doc.get("reason"), str):
-        return str(doc["reason"])[:MAX_REASON]
-    return ""
+        return "", payload.decode("ascii", "replace")[:MAX_REASON]
+    if not isinstance(doc, dict):
+        return "", ""
+    code, reason = doc.get("code"), doc.get("reason")
+    return (code if isinstance(code, str) else "",
+            reason[:MAX_REASON] if isinstance(reason, str) else "")
 
 
 class Link:
@@ -323,13 +348,13 @@ class Link:
 
     def send(self, payload: bytes, now: float) -> None:
         """Queue one message payload for delivery; LocalProtocolError if it cannot be sent."""
-        limit = min(self.max_payload, self._peer_max) if self._peer else self.max_payload
+        limit = self._peer_max  # what the peer announced it accepts (2048 before its hello)
         if len(payload) > limit:
             raise LocalProtocolError(
                 f"message of {len(payload)} bytes exceeds the link's maximum of {limit}")
         Frame("D", 0, payload)  # validates the bytes (no control characters)
         if self.pending >= self.max_queue:
-            raise LocalProtocolError(f"send queue full ({self.max_queue} messages waiting)")
+            raise QueueFull(f"send queue full ({self.max_queue} messages waiting)")
         self._queue.append(payload)
         self._pump(now)
 
@@ -373,7 +398,9 @@ class Link:
             return
         out = self._outstanding
         if out is not None and now >= out.deadline:
-            self._retransmit(now, "no ACK within the ACK wait")
+            self._retransmit(now, "no ACK within the ACK wait", answered=False)
+            if self._state is not LinkState.UP:
+                return
         if self._ping_deadline is not None:
             if now >= self._ping_deadline:
                 self._missed_pings += 1
@@ -441,8 +468,8 @@ class Link:
     def _send_hello(self, now: float) -> None:
         wire = self._emit(Frame("H", 0, self._hello(reply=False).to_payload()))
         wait = self._ack_wait(len(wire))
-        if self._hello_tries >= self.timers.max_transmissions:
-            backoff = wait * 2 ** (self._hello_tries - self.timers.max_transmissions + 1)
+        if self._hello_tries >= self.timers.max_unanswered:
+            backoff = wait * 2 ** (self._hello_tries - self.timers.max_unanswered + 1)
             wait = min(max(wait, backoff), self.timers.hello_backoff_max)
         self._hello_tries += 1
         self._hello_deadline = now + wait
@@ -452,8 +479,8 @@ class Link:
         self.stats.pings_sent += 1
         self._ping_deadline = now + self._ack_wait(len(wire))
 
-    def _nak(self, seq: int | None, reason: str) -> None:
-        self._emit(Frame("N", seq if seq is not None else 0, _nak_payload(reason)))
+    def _nak(self, seq: int | None, code: str, reason: str | None = None) -> None:
+        self._emit(Frame("N", seq if seq is not None else 0, _nak_payload(code, reason)))
         self.stats.naks_sent += 1
 
     def _link_lost(self, now: float, reason: str) -> None:
@@ -469,9 +496,16 @@ class Link:
 
     def _pump(self, now: float) -> None:
         """Start the next queued data frame when the line is free."""
-        if self._state is not LinkState.UP or self._outstanding is not None or not self._queue:
+        while self._state is LinkState.UP and self._outstanding is None and self._queue:
+            payload = self._queue.popleft()
+            if len(payload) <= self._peer_max:
+                break
+            # Queued before the peer announced a lower maximum: it can never be sent.
+            self.stats.send_failures += 1
+            self._events.append(SendFailed(
+                payload, f"{len(payload)} bytes exceed the peer's max_payload {self._peer_max}"))
+        else:
             return
-        payload = self._queue.popleft()
         seq = self._tx_seq
         wire = self._emit(Frame("D", seq, payload))
         self._outstanding = _Outstanding(payload, seq, wire, 1, now + self._ack_wait(len(wire)))
@@ -479,11 +513,21 @@ class Link:
         self._ping_deadline = None
         self._missed_pings = 0
 
-    def _retransmit(self, now: float, why: str) -> None:
+    def _retransmit(self, now: float, why: str, *, answered: bool) -> None:
+        """Send the outstanding frame again, or give it up when its budget is spent.
+
+        A frame is given up after ``max_unanswered`` transmissions that met silence (the
+        peer is gone), or after ``max_transmissions`` in all (the line is too noisy).
+        NAKs prove the peer is there, so on a noisy line they do not exhaust the
+        first budget.
+        """
         out = self._outstanding
         if out is None:
             return
-        if out.transmissions >= self.timers.max_transmissions:
+        if not answered:
+            out.unanswered += 1
+        if (out.unanswered >= self.timers.max_unanswered
+                or out.transmissions >= self.timers.max_transmissions):
             self._outstanding = None
             self.stats.send_failures += 1
             reason = f"no ACK after {out.transmissions} transmissions ({why})"
@@ -509,13 +553,13 @@ class Link:
 
     def _bad_frame(self, err: FrameError, now: float) -> None:
         self.stats.bad_frames += 1
-        self._events.append(FrameRejected(err.reason, err.seq))
+        self._events.append(FrameRejected(err.reason, err.seq, err.code))
         if err.kind not in ("A", "N"):
-            self._nak(err.seq, err.reason)
+            self._nak(err.seq, err.code)
         # The damaged frame may have been the answer to our outstanding frame: resend now
         # rather than wait a whole ACK timeout.
         if self._state is LinkState.UP and self._outstanding is not None:
-            self._retransmit(now, "damaged frame from the peer")
+            self._retransmit(now, "damaged frame from the peer", answered=True)
 
     def _on_frame(self, frame: Frame, now: float) -> None:
         self.stats.frames_received += 1
@@ -525,9 +569,9 @@ class Link:
         if frame.version != PROTOCOL_VERSION:
             self.stats.bad_frames += 1
             reason = f"unsupported protocol version {frame.version}"
-            self._events.append(FrameRejected(reason, frame.seq))
+            self._events.append(FrameRejected(reason, frame.seq, "version"))
             if frame.kind not in ("A", "N"):
-                self._nak(frame.seq, reason)
+                self._nak(frame.seq, "version", reason)
             return
         handler = {
             "H": self._on_hello, "D": self._on_data, "A": self._on_ack,
@@ -539,13 +583,14 @@ class Link:
         try:
             hello = Hello.from_payload(frame.payload)
         except ValueError as exc:
-            self._reject(frame, str(exc))
+            self._reject(frame, "hello", str(exc))
             return
         if hello.role == self.role:
-            self._reject(frame, f"both ends claim role {self.role!r}")
+            self._reject(frame, "role", f"both ends claim role {self.role!r}")
             return
         if not set(hello.versions) & set(SUPPORTED_VERSIONS):
-            self._reject(frame, f"no common protocol version; we speak {list(SUPPORTED_VERSIONS)}")
+            self._reject(frame, "version",
+                         f"no common protocol version; we speak {list(SUPPORTED_VERSIONS)}")
             return
         self._peer = hello
         self._peer_max = min(hello.max_payload, MAX_PAYLOAD)
@@ -564,14 +609,14 @@ class Link:
         self._emit(Frame("H", 0, self._hello(reply=True).to_payload()))
         self._events.append(LinkUp(hello, restarted=restarted))
 
-    def _reject(self, frame: Frame, reason: str) -> None:
+    def _reject(self, frame: Frame, code: str, reason: str) -> None:
         self.stats.bad_frames += 1
-        self._events.append(FrameRejected(reason, frame.seq))
-        self._nak(frame.seq, reason)
+        self._events.append(FrameRejected(reason, frame.seq, code))
+        self._nak(frame.seq, code, reason)
 
     def _on_data(self, frame: Frame, now: float) -> None:
         if self._state is not LinkState.UP:
-            self._reject(frame, HELLO_REQUIRED)
+            self._reject(frame, "nohello", "hello required before data")
             return
         expected = 0 if self._rx_last is None else (self._rx_last + 1) % 256
         if frame.seq == expected:
@@ -583,7 +628,8 @@ class Link:
             self._emit(Frame("A", frame.seq))
             self._events.append(DuplicateIgnored(frame.seq))
         else:
-            self._reject(frame, f"sequence {frame.seq:02X} out of order, expected {expected:02X}")
+            self._reject(frame, "seq",
+                         f"sequence {frame.seq:02X} out of order, expected {expected:02X}")
 
     def _on_ack(self, frame: Frame, now: float) -> None:
         out = self._outstanding
@@ -595,17 +641,17 @@ class Link:
 
     def _on_nak(self, frame: Frame, now: float) -> None:
         self.stats.naks_received += 1
-        reason = _nak_reason(frame.payload)
-        self._events.append(PeerNak(frame.seq, reason))
-        if self._state is LinkState.UP and reason == HELLO_REQUIRED:
+        code, reason = _parse_nak(frame.payload)
+        self._events.append(PeerNak(frame.seq, code, reason))
+        if self._state is LinkState.UP and code == "nohello":
             # The peer lost our session (it restarted and its hello was lost): start again.
             self._link_lost(now, "peer has no session (restarted?)")
         elif self._state is LinkState.UP and self._outstanding is not None:
             # Resend on any NAK: the bad frame's own number may have been damaged.
-            self._retransmit(now, f"NAK: {reason}")
+            self._retransmit(now, f"NAK {code or '?'}", answered=True)
 
     def _on_ping(self, frame: Frame, now: float) -> None:
         if self._state is not LinkState.UP:
-            self._reject(frame, HELLO_REQUIRED)
+            self._reject(frame, "nohello", "hello required before data")
             return
         self._emit(Frame("A", frame.seq))

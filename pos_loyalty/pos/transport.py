@@ -35,6 +35,7 @@ from pos_loyalty.pos.link import (
     LinkUp,
     Message,
     PeerNak,
+    QueueFull,
     SendFailed,
     Timers,
 )
@@ -128,10 +129,8 @@ class SerialEndpoint:
         with self._lock:
             try:
                 self._link.send(payload, time.monotonic())
-            except LocalProtocolError as exc:
-                if "queue full" in str(exc):
-                    raise SerialLinkError(f"{self.url}: {exc}") from exc
-                raise
+            except QueueFull as exc:
+                raise SerialLinkError(f"{self.url}: {exc}") from exc
             events = self._drain_locked()
             self._flush_locked()
         self._dispatch(events)
@@ -272,7 +271,8 @@ class SerialEndpoint:
                          " (peer restarted)" if ev.restarted else "")
                 self._report_state(True)
             elif isinstance(ev, LinkDown):
-                log.warning("%s: link down: %s", self.url, ev.reason)
+                level = logging.INFO if self._stop.is_set() else logging.WARNING
+                log.log(level, "%s: link down: %s", self.url, ev.reason)
                 self._report_state(False)
             elif isinstance(ev, SendFailed):
                 log.error("%s: message not delivered: %s", self.url, ev.reason)

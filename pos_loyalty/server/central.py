@@ -501,7 +501,9 @@ class CentralStore:
             "flags": "future" if ev.terminal_time > horizon else "",
         } for ev in events]
         inserted: set[str] = set()
-        if rows:
+        if rows and self.is_pg:
+            inserted = self._pg_insert_events(conn, rows)
+        elif rows:
             stmt = (self._insert(LedgerEvent)
                     .on_conflict_do_nothing(index_elements=[LedgerEvent.member_id,
                                                             LedgerEvent.event_id])
@@ -515,7 +517,9 @@ class CentralStore:
                 if ev.points < 0:
                     last_redeem[ev.member_id] = ev
         overdrafts = 0
-        if deltas:
+        if deltas and self.is_pg:
+            new_balances = self._pg_apply_deltas(conn, deltas)
+        elif deltas:
             stamp = self._stamp(conn)
             ins = self._insert(Balance).values(change_xid=stamp)
             upsert = ins.on_conflict_do_update(
@@ -525,6 +529,7 @@ class CentralStore:
             # sorted: concurrent batches lock balance rows in one order, so no deadlock
             params = [{"member_id": m, "balance": deltas[m]} for m in sorted(deltas)]
             new_balances = {r[0]: r[1] for r in conn.execute(upsert, params)}
+        if deltas:
             short_rows = []
             for member_id, redeem in last_redeem.items():
                 new = int(new_balances[member_id])
@@ -546,6 +551,32 @@ class CentralStore:
                                "stored" if ev.event_id in inserted else "duplicate",
                                str(r["flags"])) for ev, r in zip(events, rows, strict=True)]
         return PushOutcome(results, acked, now, overdrafts)
+
+    @staticmethod
+    def _pg_insert_events(conn: Connection, rows: list[dict[str, Any]]) -> set[str]:
+        """One statement for the whole batch: arrays in, ``unnest`` them, skip duplicates."""
+        cols = ("member_id", "event_id", "terminal_id", "store_id", "terminal_seq", "kind",
+                "points", "txn_ref", "terminal_time", "received_at", "offline", "flags")
+        types = ("varchar", "varchar", "varchar", "varchar", "bigint", "varchar", "bigint",
+                 "varchar", "timestamp", "timestamp", "boolean", "varchar")
+        arrays = tuple([r[c] for r in rows] for c in cols)
+        sql = (f"INSERT INTO ledger_events ({', '.join(cols)}) SELECT * FROM unnest("
+               + ", ".join(f"%s::{t}[]" for t in types)
+               + ") ON CONFLICT (member_id, event_id) DO NOTHING RETURNING event_id")
+        return {r[0] for r in conn.exec_driver_sql(sql, arrays)}
+
+    @staticmethod
+    def _pg_apply_deltas(conn: Connection, deltas: dict[str, int]) -> dict[str, int]:
+        """Add each member's delta; rows locked in member order so batches never deadlock."""
+        members = sorted(deltas)
+        sql = ("INSERT INTO balances (member_id, balance, change_xid) "
+               "SELECT m, d, pg_current_xact_id()::text::bigint "
+               "FROM unnest(%s::varchar[], %s::bigint[]) AS u(m, d) ORDER BY m "
+               "ON CONFLICT (member_id) DO UPDATE SET balance = balances.balance + "
+               "excluded.balance, change_xid = excluded.change_xid "
+               "RETURNING member_id, balance")
+        result = conn.exec_driver_sql(sql, (members, [deltas[m] for m in members]))
+        return {r[0]: int(r[1]) for r in result}
 
     def _advance_terminal(self, conn: Connection, terminal_id: str, events: Sequence[EventIn],
                           now: datetime, clock_offset_ms: int | None) -> int:

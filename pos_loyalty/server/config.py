@@ -47,17 +47,14 @@ class Settings:
 
     db_url: str = field(default_factory=default_central_url)
     max_body_bytes: int = 8 * 1024 * 1024
-    max_batch: int = 5000
     max_pull_limit: int = 50_000
     future_tolerance_s: int = 300
-    enroll_ttl_s: int = 7 * 24 * 3600
 
     @classmethod
     def from_env(cls, db_url: str | None = None) -> Settings:
         return cls(
             db_url=db_url or default_central_url(),
             max_body_bytes=_env_int("POS_LOYALTY_MAX_BODY_BYTES", cls.max_body_bytes),
-            max_batch=_env_int("POS_LOYALTY_MAX_BATCH", cls.max_batch),
             future_tolerance_s=_env_int("POS_LOYALTY_FUTURE_TOLERANCE_S",
                                         cls.future_tolerance_s),
         )

@@ -480,15 +480,20 @@ class LocalStore:
     # a read-modify-write.
 
     @contextmanager
-    def _immediate(self) -> Iterator[Connection]:
-        """One write transaction that holds SQLite's write lock from its first statement."""
+    def _immediate(self, cache_kib: int | None = None) -> Iterator[Connection]:
+        """One write transaction that holds SQLite's write lock from its first statement.
+
+        ``cache_kib`` enlarges the page cache of the pooled connection used (it stays so):
+        bulk pages insert into indexes in random order (card UIDs) and thrash the default
+        2 MiB; the larger cache then also serves lookups.
+        """
         try:
             with self.engine.connect() as raw:
                 conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-                if conn.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                else:
-                    conn.exec_driver_sql("BEGIN")
+                sqlite = conn.dialect.name == "sqlite"
+                if sqlite and cache_kib:
+                    conn.exec_driver_sql(f"PRAGMA cache_size = -{int(cache_kib)}")
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite else "BEGIN")
                 try:
                     yield conn
                 except BaseException:
@@ -574,7 +579,7 @@ class LocalStore:
         if want is None or tuple(columns) != want:
             raise StoreError(f"unexpected pull page for {entity}: columns {list(columns)}")
         stamp = now.isoformat(sep=" ", timespec="microseconds")
-        with self._immediate() as conn:
+        with self._immediate(cache_kib=_BULK_CACHE_KIB if len(rows) > 1000 else None) as conn:
             if rows:
                 self._apply_rows(conn, entity, rows, stamp)
             st = conn.execute(select(TerminalState.pull_cursor)).scalar_one()
@@ -751,6 +756,8 @@ class RedeemResult:
     balance_after: int
     repeated: bool = False
 
+
+_BULK_CACHE_KIB = 65_536  # 64 MiB page cache for connections that apply large pages
 
 _PULL_COLUMNS: dict[str, tuple[str, ...]] = {
     "members": ("member_id", "display_name", "tier", "birthday", "status"),

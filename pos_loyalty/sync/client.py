@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -158,24 +159,29 @@ def run_sync(store: LocalStore, client: SyncClient, *, batch: int = 1000, page: 
     until = int(hz["until"])
     totals: dict[str, int] = hz.get("counts") or {}
     cursors = store.pull_cursors()
-    for entity in ENTITIES:
-        after = cursors.get(entity, "")
-        done = 0
-        if progress is not None:
-            progress(entity, 0, int(totals.get(entity, 0)))
-        while True:
-            body = client.pull(entity, after, until, page)
-            rows = body.get("rows")
-            columns = body.get("columns")
-            if not isinstance(rows, list) or not isinstance(columns, list):
-                raise SyncError(f"central's {entity} page is malformed")
-            after = str(body.get("after", after))
-            done += store.apply_pull(entity, columns, rows, after, now())
+    # The next page is fetched while the current one is written: the cursor of page n+1 is
+    # known as soon as page n arrives, so network and SQLite work overlap.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-prefetch") as pool:
+        for entity in ENTITIES:
+            after = cursors.get(entity, "")
+            done = 0
             if progress is not None:
-                progress(entity, done, max(done, int(totals.get(entity, 0))))
-            if not body.get("more"):
-                break
-        report.pulled[entity] = done
+                progress(entity, 0, int(totals.get(entity, 0)))
+            pending: Future[dict[str, Any]] | None = pool.submit(
+                client.pull, entity, after, until, page)
+            while pending is not None:
+                body = pending.result()
+                rows = body.get("rows")
+                columns = body.get("columns")
+                if not isinstance(rows, list) or not isinstance(columns, list):
+                    raise SyncError(f"central's {entity} page is malformed")
+                after = str(body.get("after", after))
+                pending = (pool.submit(client.pull, entity, after, until, page)
+                           if body.get("more") else None)
+                done += store.apply_pull(entity, columns, rows, after, now())
+                if progress is not None:
+                    progress(entity, done, max(done, int(totals.get(entity, 0))))
+            report.pulled[entity] = done
     if client.last_offset_sample is not None:
         offset = smooth_offset_ms(offset, client.last_offset_sample)
     report.clock_offset_ms = offset

@@ -17,10 +17,12 @@ from typing import Any, NamedTuple
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.errors import ReaderError, RulesError, StoreError
+from pos_loyalty.migrations import upgrade_terminal
 from pos_loyalty.nfc.cardformat import CardTrust
 from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
+from pos_loyalty.nfc.sdnotify import Watchdog, notify
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, load_program
 from pos_loyalty.store import LocalStore
@@ -29,6 +31,8 @@ from pos_loyalty.terminal.service import TerminalService, error_message
 log = logging.getLogger(__name__)
 EXPIRY_INTERVAL_S = 24 * 3600.0
 EXPIRY_BATCH = 50  # members per step: a tap never waits behind more than a few ms of it
+
+HEALTHY_WITHIN_S = 10.0  # a loop silent for longer is hung: stop pinging the watchdog
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class TerminalDaemon:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
+        upgrade_terminal(config.resolved_db_url)  # an older store gets the newest schema
         self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
         self.service = TerminalService(self.store, program)
         self._work: queue.Queue[_Work] = queue.Queue()
@@ -86,6 +91,8 @@ class TerminalDaemon:
                              debounce_s=config.debounce_s)
         self._reader_thread = threading.Thread(
             target=self._read_loop, name="nfc-reader", daemon=True)
+        self._worker_beat = time.monotonic()
+        self.watchdog = Watchdog(self.healthy)
 
     # -- inputs (called from other threads) ------------------------------------------------
 
@@ -107,6 +114,16 @@ class TerminalDaemon:
         """Open the till link and start reading; raises SerialLinkError/ReaderError early."""
         self.endpoint.start()
         self._reader_thread.start()
+        notify("READY=1")  # systemd (Type=notify); nothing happens outside systemd
+        self.watchdog.start()
+
+    def healthy(self) -> bool:
+        """Every loop still makes progress: what the systemd watchdog pings depend on."""
+        return (
+            self._reader_thread.is_alive()
+            and self.reader.heartbeat_age() < HEALTHY_WITHIN_S
+            and time.monotonic() - self._worker_beat < HEALTHY_WITHIN_S
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -121,14 +138,16 @@ class TerminalDaemon:
         next_expiry = time.monotonic()
         try:
             while not self._stop.is_set():
-                if time.monotonic() >= next_expiry:
+                self._worker_beat = time.monotonic()
+                if self._worker_beat >= next_expiry:
                     self._plan_expiry()
                     next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
                 try:
                     if self._expiry_todo:
                         item = self._work.get_nowait()
                     else:
-                        item = self._work.get(timeout=max(0.0, next_expiry - time.monotonic()))
+                        item = self._work.get(
+                            timeout=min(1.0, max(0.0, next_expiry - time.monotonic())))
                 except queue.Empty:
                     self._expire_batch()
                     continue
@@ -137,6 +156,7 @@ class TerminalDaemon:
                 self._handle(item)
         finally:
             self._stop.set()
+            self.watchdog.stop()
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
             self.store.close()

@@ -8,21 +8,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import ndef
-import pcsc_env
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc import pcsc, sun
+from pos_loyalty.nfc.cardformat import member_card_ndef
+from pos_loyalty.nfc.demo_keys import DEMO_ISSUER, demo_trust
+from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna, PhoneCard, Type4Tag
 from pos_loyalty.nfc.sim.vcard import (
     CARD_NAME_MIFARE_CLASSIC_1K,
     IsoCard,
     StorageCard,
+    VirtualPcscStack,
     VpcdCardEmulator,
     iso_card_atr,
     ntag_memory,
+    pcsc_stack_missing,
     storage_card_atr,
 )
 
@@ -74,6 +78,12 @@ class TestPure:
         names = ["Generic CCID 00 00", "ACS ACR1252 1S CL Reader [ACR1252U] 00 01"]
         assert pcsc.choose_reader(names, "acs acr1252") == names[1]
         assert pcsc.choose_reader(names, 5) is None
+
+    def test_choose_contactless_slot(self) -> None:
+        """Of a dual-interface ACR1252U the PICC slot is chosen, even when SAM is listed first."""
+        names = ["ACS ACR1252 Dual Reader [ACR1252 Dual Reader SAM] 00 00",
+                 "ACS ACR1252 Dual Reader [ACR1252 Dual Reader PICC] 00 01"]
+        assert pcsc.choose_reader(names, "ACS ACR1252") == names[1]
 
     def test_tlv_walk(self) -> None:
         """Lock-control TLVs are skipped; a short buffer asks for more; terminator ends."""
@@ -149,25 +159,31 @@ class TestReadCardOverApdus:
 
 
 @pytest.fixture(scope="module")
-def pcsc_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pcsc_env.PcscEnv]:
-    why = pcsc_env.missing()
+def pcsc_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualPcscStack]:
+    """pcscd with the vpcd virtual reader (ours, or a system one that has it)."""
+    why = pcsc_stack_missing()
     if why:
         pytest.skip(f"PC/SC stack unavailable: {why}")
-    env = pcsc_env.start(Path(tmp_path_factory.mktemp("pcscd")))
-    if isinstance(env, str):
-        pytest.skip(f"PC/SC stack unavailable: {env}")
-    yield env
-    pcsc_env.stop(env)
+    stack = VirtualPcscStack(Path(tmp_path_factory.mktemp("pcscd")))
+    try:
+        stack.start()
+    except ReaderError as exc:
+        pytest.skip(f"PC/SC stack unavailable: {exc}")
+    yield stack
+    stack.stop()
 
 
 class Session:
     """A PcscReader running in a thread with a virtual card on the vpcd reader."""
 
-    def __init__(self, env: pcsc_env.PcscEnv, debounce_s: float = 0.0) -> None:
+    def __init__(self, env: VirtualPcscStack, debounce_s: float = 0.0) -> None:
         self.reads: queue.Queue[pcsc.CardRead] = queue.Queue()
         self.stop = threading.Event()
-        self.reader = pcsc.PcscReader(f"pcsc:{env.reader}", debounce_s=debounce_s)
-        self.thread = threading.Thread(target=self.reader.run, args=(self.reads.put, self.stop))
+        self.states: list[bool] = []
+        self.reader = pcsc.PcscReader(f"pcsc:{env.reader}", trust=demo_trust(),
+                                      debounce_s=debounce_s, on_state=self.states.append)
+        self.thread = threading.Thread(target=self.reader.run_reads,
+                                       args=(self.reads.put, self.stop))
         self.card = VpcdCardEmulator(env.port)
 
     def __enter__(self) -> Session:
@@ -188,24 +204,24 @@ class Session:
 
 
 class TestThroughPcscd:
-    def test_lists_the_virtual_reader(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_lists_the_virtual_reader(self, pcsc_setup: VirtualPcscStack) -> None:
         """pcscd lists the vpcd reader under its configured name."""
         assert any(pcsc_setup.reader in name for name in pcsc.list_readers())
 
-    def test_ntag_read_through_pcscd(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_ntag_read_through_pcscd(self, pcsc_setup: VirtualPcscStack) -> None:
         """An NTAG213 on the virtual reader is read with its UID and NDEF through pcscd."""
         with Session(pcsc_setup) as s:
             read = s.tap(ntag())
         assert (read.uid, read.tag_type, read.ndef) == (NTAG_UID, "NTAG213", message())
         assert read.read_ms > 0
 
-    def test_phone_card_through_pcscd(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_phone_card_through_pcscd(self, pcsc_setup: VirtualPcscStack) -> None:
         """A phone's Type 4 card emulation is read through pcscd with T=1 APDUs."""
         with Session(pcsc_setup) as s:
             read = s.tap(IsoCard(PhoneCard(message(), uid=H("08B1B2B3"))))
         assert (read.uid, read.tag_type, read.ndef) == (H("08B1B2B3"), "Type4Tag", message())
 
-    def test_ntag424_taps_advance_and_replay_refused(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_ntag424_taps_advance_and_replay_refused(self, pcsc_setup: VirtualPcscStack) -> None:
         """Two taps of an NTAG 424 DNA give advancing verified counters; a replay is refused."""
         tag = IsoCard(ntag424())
         store = sun.MemoryCounterStore()
@@ -222,7 +238,7 @@ class TestThroughPcscd:
         replay = sun.accept_sun_uri(uris[0], KEYS, store)
         assert replay.kind == "refused" and replay.code == "replayed"
 
-    def test_held_card_is_one_read(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_held_card_is_one_read(self, pcsc_setup: VirtualPcscStack) -> None:
         """A card left on the reader is read once, not once per poll."""
         with Session(pcsc_setup) as s:
             s.card.insert(ntag())
@@ -230,7 +246,7 @@ class TestThroughPcscd:
             with pytest.raises(queue.Empty):
                 s.reads.get(timeout=1.5)
 
-    def test_debounce_same_uid(self, pcsc_setup: pcsc_env.PcscEnv) -> None:
+    def test_debounce_same_uid(self, pcsc_setup: VirtualPcscStack) -> None:
         """The same card presented again within the debounce time is not a second read."""
         with Session(pcsc_setup, debounce_s=60.0) as s:
             assert s.tap(ntag()).uid == NTAG_UID
@@ -240,3 +256,133 @@ class TestThroughPcscd:
             s.card.remove()
             other = StorageCard(H("04F1F2F3F4F5F6"), ntag_memory(H("04F1F2F3F4F5F6"), message()))
             assert s.tap(other).uid == H("04F1F2F3F4F5F6")
+
+    def test_debounce_counts_from_removal(self, pcsc_setup: VirtualPcscStack) -> None:
+        """A card held longer than the debounce time and put back at once is still one tap:
+        the debounce runs from when the card was last seen, not from when it was read."""
+        with Session(pcsc_setup, debounce_s=3.0) as s:
+            s.card.insert(ntag())
+            assert s.reads.get(timeout=10).uid == NTAG_UID
+            s.stop.wait(3.5)
+            s.card.remove()
+            s.card.insert(ntag())
+            with pytest.raises(queue.Empty):
+                s.reads.get(timeout=1.5)
+
+    def test_reading_resumes_after_pcscd_restart(self, pcsc_setup: VirtualPcscStack) -> None:
+        """pcscd going away and coming back (reader unplugged and replugged) is survived."""
+        if not pcsc_setup.owned:
+            pytest.skip("uses the system pcscd, which the tests do not restart")
+        with Session(pcsc_setup) as s:
+            assert s.tap(ntag()).uid == NTAG_UID
+            opened = s.reader.opened
+            pcsc_setup.restart()
+            assert s.tap(ntag(), timeout=20).uid == NTAG_UID
+            assert s.reader.opened > opened
+            assert s.states[:3] == [True, False, True]
+
+
+class TestTapEvents:
+    """The PC/SC reader reports the same TapEvents as the nfcpy reader, through classify()."""
+
+    def run_taps(self, env: VirtualPcscStack, cards: list[StorageCard | IsoCard],
+                 **trust: bool) -> list[TapEvent]:
+        events: queue.Queue[TapEvent] = queue.Queue()
+        stop = threading.Event()
+        reader = pcsc.PcscReader(f"pcsc:{env.reader}", trust=demo_trust(**trust),
+                                 debounce_s=0.0)
+        thread = threading.Thread(target=reader.run, args=(events.put, stop))
+        thread.start()
+        out = []
+        try:
+            with VpcdCardEmulator(env.port) as slot:
+                for card in cards:
+                    slot.insert(card)
+                    out.append(events.get(timeout=10))
+                    slot.remove()
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        return out
+
+    def test_member_card_on_ntag(self, pcsc_setup: VirtualPcscStack) -> None:
+        """A signed member card on an NTAG213 is a verified member, as with nfcpy."""
+        card = ntag(member_card_ndef("M-2002", NTAG_UID, DEMO_ISSUER))
+        (event,) = self.run_taps(pcsc_setup, [card])
+        assert (event.kind, event.card_id, event.verified) == ("member", "M-2002", True)
+        assert (event.uid, event.tag_type) == (NTAG_UID.hex().upper(), "NTAG213")
+        assert event.read_ms > 0
+
+    def test_copied_member_card_refused(self, pcsc_setup: VirtualPcscStack) -> None:
+        """A member record copied onto another NTAG is refused as forged or copied."""
+        other = H("04E0E1E2E3E4E5")
+        card = StorageCard(other, ntag_memory(other, member_card_ndef("M-2002", NTAG_UID,
+                                                                      DEMO_ISSUER)))
+        (event,) = self.run_taps(pcsc_setup, [card])
+        assert event.kind == "refused" and "copied" in (event.reason or "")
+
+    def test_legacy_card_only_when_enabled(self, pcsc_setup: VirtualPcscStack) -> None:
+        """A MIFARE Classic is refused by default and an unverified member when enabled."""
+        classic = StorageCard(H("A1B2C3D4"), bytearray(64), CARD_NAME_MIFARE_CLASSIC_1K)
+        (refused,) = self.run_taps(pcsc_setup, [classic])
+        (member,) = self.run_taps(pcsc_setup, [classic], accept_legacy_uid=True)
+        assert refused.kind == "refused" and "legacy" in (refused.reason or "")
+        assert (member.kind, member.card_id, member.verified) == ("member", "A1B2C3D4", False)
+
+    def test_ntag424_product_and_cloned_replay(self, pcsc_setup: VirtualPcscStack) -> None:
+        """An NTAG 424 DNA tap is a verified product; its URL copied onto a static tag is
+        refused as copied (other UID) or replayed (same UID)."""
+        tag = ntag424()
+        events: queue.Queue[TapEvent] = queue.Queue()
+        stop = threading.Event()
+        reader = pcsc.PcscReader(f"pcsc:{pcsc_setup.reader}", trust=demo_trust(),
+                                 sun_keys=KEYS, debounce_s=0.0)
+        thread = threading.Thread(target=reader.run, args=(events.put, stop))
+        thread.start()
+        try:
+            with VpcdCardEmulator(pcsc_setup.port) as slot:
+                slot.insert(IsoCard(tag))
+                genuine = events.get(timeout=10)
+                slot.remove()
+                captured = next(ndef.message_decoder(tag.ndef_data)).iri
+                clone_msg = b"".join(ndef.message_encoder([ndef.UriRecord(captured)]))
+                for uid in (H("04ABABABABABAB"), tag.uid):
+                    slot.insert(IsoCard(Type4Tag(uid, clone_msg)))
+                    yield_event = events.get(timeout=10)
+                    slot.remove()
+                    assert yield_event.kind == "refused"
+                    assert ("copied" if uid != tag.uid else "replayed") in (
+                        yield_event.reason or "")
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+        assert (genuine.kind, genuine.verified) == ("product", True)
+        assert genuine.product is not None and genuine.product["sku"] == "4006381333931"
+
+
+class TestOpenTapSource:
+    def test_pcsc_path_gives_pcsc_reader(self) -> None:
+        """A pcsc: path opens the PC/SC backend with the reader selected by name."""
+        source = pcsc.open_tap_source("pcsc:ACS ACR1252", trust=demo_trust())
+        assert isinstance(source, pcsc.PcscReader) and source.selector == "ACS ACR1252"
+
+    def test_other_path_gives_nfcpy_reader(self) -> None:
+        """Any other path opens nfcpy's Reader."""
+        from pos_loyalty.nfc.reader import Reader
+
+        assert isinstance(pcsc.open_tap_source("udp:127.0.0.1:9", trust=demo_trust()), Reader)
+
+
+class TestCardFuzz:
+    @given(st.binary(max_size=40))
+    def test_storage_card_any_apdu(self, apdu: bytes) -> None:
+        """The virtual NTAG answers any command bytes with a status word, never raising."""
+        reply = ntag().apdu(apdu)
+        assert len(reply) >= 2
+
+    @given(st.binary(max_size=300))
+    def test_iso_card_any_apdu(self, apdu: bytes) -> None:
+        """The virtual Type 4 card answers any command bytes with a status word."""
+        card = IsoCard(PhoneCard(message(), uid=H("08010203")))
+        card.power_on()
+        assert len(card.apdu(apdu)) >= 2

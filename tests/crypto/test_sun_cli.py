@@ -106,3 +106,28 @@ class TestVerifySunCommand:
              "--file-key", ZERO, *AN1], capture_output=True, text=True, env=env, check=False)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout.strip().splitlines()[-1])["counter"] == 61
+
+    def test_whole_url(self) -> None:
+        """--url takes NXP's page 18 URL as read from the tag and verifies it."""
+        url = ("https://www.my424dna.com/?picc_data=FD91EC264309878BE6345CBE53BADF40"
+               "&enc=CEE9A53E3E463EF1F459635736738962&cmac=ECC1E7F6C6C73BF6")
+        code, out, _ = run("--meta-key", ZERO, "--file-key", ZERO, "--url", url)
+        assert code == 0 and (out["uid"], out["counter"]) == ("04958CAA5C5E80", 8)
+
+    def test_url_without_sun_parameters(self) -> None:
+        """A URL without the SUN parameters prints the invalid JSON with the reason."""
+        code, out, _ = run("--meta-key", ZERO, "--file-key", ZERO, "--url", "https://x.example/")
+        assert code == 1 and "not a SUN URL" in out["reason"]
+
+    def test_url_and_picc_is_usage_error(self) -> None:
+        """--url together with --picc is a usage error (exit 2)."""
+        result = CliRunner().invoke(main, ["tag", "verify-sun", "--meta-key", ZERO,
+                                           "--file-key", ZERO, "--url", "https://x/?a=1",
+                                           "--picc", "00"])
+        assert result.exit_code == 2
+
+    def test_missing_picc_is_usage_error(self) -> None:
+        """Without --url, leaving out --picc is a usage error (exit 2)."""
+        result = CliRunner().invoke(main, ["tag", "verify-sun", "--meta-key", ZERO,
+                                           "--file-key", ZERO, "--cmac", AN1[3]])
+        assert result.exit_code == 2

@@ -212,3 +212,11 @@ class TestFuzz:
                              last_counter=last)
         assert not res.valid
         assert res.reason
+
+
+class TestModes:
+    def test_lrp_mode_named(self) -> None:
+        """An LRP-mode message (sdm-backend's LRP vector, 24-byte PICC data) is refused as LRP."""
+        res = sun.verify_sun(ZERO, ZERO, H("1FCBE61B3E4CAD980CBFDD333E7A4AC4A579569BAFD22C5F"),
+                             H("4231608BA7B02BA9"))
+        assert not res.valid and "LRP" in (res.reason or "")

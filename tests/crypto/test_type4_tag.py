@@ -337,3 +337,24 @@ class TestNfcpyTagClass:
             urls.append(t4.ndef.records[0].iri)
         assert urls[0] != urls[1]
         assert urls[1] == tag.last_url
+
+
+class TestNfcpyProperties:
+    @settings(max_examples=40, deadline=None)
+    @given(size=st.integers(0, 1500), fsd_limit=st.sampled_from([16, 64, 128, 256, 290]),
+           fsci=st.integers(0, 8))
+    def test_any_message_any_frame_sizes(self, size: int, fsd_limit: int, fsci: int) -> None:
+        """nfcpy reads back any message size, whatever frame sizes each side announces."""
+        from pos_loyalty.nfc.sim import type4
+
+        records = [ndef.TextRecord("m" * size)]
+        data = b"".join(ndef.message_encoder(records))
+        tag = Type4Tag(H("04C0C1C2C3C4C5"), data, capacity=2048,
+                       ats=type4._ats(fsci=fsci, fwi=9))
+        pipe = FramePipe(tag)
+        pipe.max_recv_data_size = pipe.max_send_data_size = fsd_limit
+        tag.reset()
+        target = nfc.clf.RemoteTarget("106A")
+        target.sens_res, target.sel_res, target.sdd_res = tag.sens_res, b"\x20", tag.uid
+        t4 = nfc.tag.tt4.activate(pipe, target)
+        assert t4.ndef is not None and t4.ndef.records == records

@@ -20,12 +20,19 @@ from pos_loyalty.nfc.sim.emulator import TagEmulator
 class ReaderSession:
     """A Reader running in its own thread against an emulator; taps are collected in order."""
 
-    def __init__(self, emulator: TagEmulator, trust: CardTrust, debounce_s: float) -> None:
-        self.emulator = emulator
+    def __init__(self, emulator: TagEmulator | str, trust: CardTrust, debounce_s: float) -> None:
+        """``emulator`` is an in-process TagEmulator, or the udp path of one elsewhere."""
+        self._emulator = emulator if isinstance(emulator, TagEmulator) else None
+        path = emulator.path if isinstance(emulator, TagEmulator) else emulator
         self.events: queue.Queue[TapEvent] = queue.Queue()
-        self.reader = Reader(emulator.path, trust=trust, debounce_s=debounce_s)
+        self.reader = Reader(path, trust=trust, debounce_s=debounce_s)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.reader.run, args=(self.events.put, self.stop))
+
+    @property
+    def emulator(self) -> TagEmulator:
+        assert self._emulator is not None, "tags live in another process"
+        return self._emulator
 
     def start(self) -> ReaderSession:
         self.thread.start()

@@ -176,6 +176,41 @@ class TestRefusals:
         assert classify(UID, "Type4Tag", b"\xd1" * 10000, TRUST).kind == "refused"
 
 
+class TestUriVerifiers:
+    @staticmethod
+    def _sun_like(uid: bytes, tag_type: str, uri: str) -> TapEvent | None:
+        if not uri.startswith("https://sun.example/"):
+            return None
+        ok = uri.endswith("cmac=GOOD")
+        return TapEvent("product" if ok else "refused", uid.hex().upper(), tag_type,
+                        product={"product": "SUN-1"} if ok else None, verified=ok,
+                        reason=None if ok else "tampered SUN message")
+
+    def test_verifier_decides_its_uris(self) -> None:
+        """A plugged-in URI verifier answers for the URIs it recognises."""
+        trust = CardTrust((DEMO_PUBLIC_KEY,), uri_verifiers=(self._sun_like,))
+        good = _message(ndef.UriRecord("https://sun.example/?picc=1&cmac=GOOD"))
+        bad = _message(ndef.UriRecord("https://sun.example/?picc=1&cmac=BAD"))
+        assert classify(UID, "Type4Tag", good, trust).kind == "product"
+        refused = classify(UID, "Type4Tag", bad, trust)
+        assert refused.kind == "refused" and refused.reason == "tampered SUN message"
+
+    def test_other_uris_stay_foreign_and_products_ours(self) -> None:
+        """URIs the verifier does not know stay foreign; our product tags never reach it."""
+        seen: list[str] = []
+
+        def spy(uid: bytes, tag_type: str, uri: str) -> TapEvent | None:
+            seen.append(uri)
+            return None
+
+        trust = CardTrust((DEMO_PUBLIC_KEY,), uri_verifiers=(spy,))
+        foreign = classify(UID, "NTAG213", _message(ndef.UriRecord("https://a.example/")), trust)
+        assert foreign.kind == "refused" and "foreign" in (foreign.reason or "")
+        assert classify(UID, "NTAG215", product_tag_ndef("SKU-1", UID, DEMO_ISSUER),
+                        trust).kind == "product"
+        assert seen == ["https://a.example/"]
+
+
 class TestTrust:
     def test_key_id_is_sha256_prefix(self) -> None:
         """The key id is the first 4 bytes of SHA-256 over the raw public key."""
@@ -244,6 +279,23 @@ class TestFuzz:
         event = classify(UID, "NTAG213", bytes(octets), TRUST)
         _check(event)
         assert event.kind == "refused" or event.card_id == "CARD-1"
+
+    @settings(max_examples=300, deadline=None)
+    @given(path=st.sampled_from(["/p/SKU-1", "/p/", "/p/a/b", "/x/SKU-1", "/p/" + "9" * 40]),
+           u=st.one_of(st.just(UID.hex().upper()), st.text(max_size=20)),
+           k=st.one_of(st.just(DEMO_ISSUER.key_id.hex()), st.text(max_size=10)),
+           s=st.one_of(st.text(alphabet="AZaz09-_=", max_size=90), st.just("")),
+           extra=st.sampled_from(["", "&u=1", "&x=2", "&&", "#frag"]))
+    def test_product_like_uris(self, path: str, u: str, k: str, s: str, extra: str) -> None:
+        """URIs shaped like our product links but with any field values never raise."""
+        uri = f"https://loyalty.example{path}?u={u}&k={k}&s={s}{extra}"
+        try:
+            octets = _message(ndef.UriRecord(uri))
+        except (ndef.EncodeError, ValueError):
+            return
+        event = classify(UID, "NTAG215", octets, TRUST)
+        _check(event)
+        assert event.kind == "refused"  # no random signature verifies
 
     @settings(max_examples=200, deadline=None)
     @given(uri=st.text(max_size=200))

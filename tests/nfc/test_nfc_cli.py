@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,17 +73,10 @@ def sim_process() -> Iterator[SimTagProcess]:
     sim.close()
 
 
-class _PortEmulator:
-    """Stands in for TagEmulator in ReaderSession: the tags live in another process."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-
 class TestSimTagProcess:
     def test_interactive_taps_read_by_reader(self, sim_process: SimTagProcess) -> None:
         """Tags presented by the separate sim tag process are read by a Reader over udp."""
-        session = ReaderSession(_PortEmulator(sim_process.path), demo_trust(), 0.0)  # type: ignore[arg-type]
+        session = ReaderSession(sim_process.path, demo_trust(), 0.0)
         session.start()
         try:
             assert sim_process.send("member PROC-1").startswith("presented member")
@@ -103,6 +98,26 @@ class TestSimTagProcess:
     def test_binds_loopback_only(self, sim_process: SimTagProcess) -> None:
         """The emulator process listens on 127.0.0.1 only."""
         assert sim_process.path.startswith("udp:127.0.0.1:")
+
+    def test_card_held_until_sigterm(self) -> None:
+        """--hold-ms 0 keeps the card on the reader until SIGTERM, then exits cleanly."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pos_loyalty", "sim", "tag", "--port", "0", "--card",
+             "HOLD-9", "--hold-ms", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=_env())
+        assert proc.stdout is not None
+        path = proc.stdout.readline().split()[3]
+        assert proc.stdout.readline().startswith("tap 1: member")
+        session = ReaderSession(path, demo_trust(), 0.0).start()
+        try:
+            assert session.next_event(10).card_id == "HOLD-9"
+            time.sleep(0.5)
+            assert session.events.empty()  # held: one tap
+        finally:
+            session.close()
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
 
     def test_conflicting_tag_options_exit_2(self) -> None:
         """Two tag choices at once are a usage error: one line, exit 2."""
@@ -135,7 +150,7 @@ class TestSimTagProcess:
             env=_env())
         assert proc.stdout is not None
         path = proc.stdout.readline().split()[3]
-        session = ReaderSession(_PortEmulator(path), demo_trust(), 0.0)  # type: ignore[arg-type]
+        session = ReaderSession(path, demo_trust(), 0.0)
         session.start()
         try:
             first, second = session.next_event(10), session.next_event(10)
@@ -176,6 +191,13 @@ class TestTapScripts:
         with pytest.raises(ConfigError) as info:
             parse_script(doc, "s.json")
         assert info.value.key == key
+
+    def test_shipped_example_is_valid(self) -> None:
+        """hardware/tap-session.example.toml parses, with the repeated card as one tag."""
+        script = load_script(ROOT / "hardware" / "tap-session.example.toml")
+        kinds = [t.tag.kind for t in script.taps]
+        assert kinds == ["member", "member", "product", "copied", "foreign", "blank", "legacy"]
+        assert script.taps[0].tag == script.taps[1].tag
 
     def test_invalid_json_names_line(self, tmp_path: Path) -> None:
         """A JSON syntax error names the file and line."""

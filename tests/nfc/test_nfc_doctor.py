@@ -12,6 +12,8 @@ from click.testing import CliRunner
 from pos_loyalty.cli import main
 from pos_loyalty.nfc.doctor import Facts, SerialPort, UsbDevice, diagnose
 from pos_loyalty.nfc.sdnotify import Watchdog, notify, watchdog_interval
+from pos_loyalty.nfc.sim import cards
+from pos_loyalty.nfc.sim.emulator import TagEmulator
 
 RCS380 = UsbDevice(0x054C, 0x06C3, 1, 7, accessible=True)
 ACR1252 = UsbDevice(0x072F, 0x223B, 1, 8, accessible=True)
@@ -85,6 +87,29 @@ class TestDoctorCommand:
         doc = json.loads(res.stdout)
         assert {"facts", "findings"} <= set(doc)
         assert all({"level", "topic", "message"} <= set(f) for f in doc["findings"])
+
+
+class TestDoctorReaderCheck:
+    def test_reads_one_tap(self, emulator: TagEmulator) -> None:
+        """doctor --reader opens the reader and reports the card tapped on it."""
+        tag = cards.member_card("DOC-1")
+        emulator.present(tag)
+        res = CliRunner().invoke(main, ["doctor", "--reader", emulator.path, "--wait", "5"])
+        emulator.remove()
+        assert f"member NTAG213 uid {tag.uid.hex().upper()}" in res.output
+        assert "card DOC-1 (verified)" in res.output
+
+    def test_no_tap_is_reported(self, emulator: TagEmulator) -> None:
+        """With nothing tapped doctor --reader says so and exits 1."""
+        res = CliRunner().invoke(main, ["doctor", "--reader", emulator.path, "--wait", "1"])
+        assert res.exit_code == 1
+        assert "no tag was read" in res.output
+
+    def test_unopenable_reader(self) -> None:
+        """A reader that cannot be opened is reported with a reason, exit 1."""
+        res = CliRunner().invoke(main, ["doctor", "--reader", "usb:ffff:fffe", "--wait", "1"])
+        assert res.exit_code == 1
+        assert "ERROR [reader] cannot open NFC reader" in res.output
 
 
 class TestSdNotify:

@@ -11,6 +11,8 @@ import nfc
 import nfc.clf
 import nfc.tag
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pos_loyalty.nfc.sim.emulator import TagEmulator, cascade_levels
 from pos_loyalty.nfc.sim.legacy import UidOnlyCard
@@ -56,6 +58,17 @@ class RawReader:
 
     def raw(self, datagram: bytes) -> None:
         self.sock.sendto(datagram, self.addr)
+
+    def drain(self) -> None:
+        """Discard answers already sent back (to frames whose answer we ignore)."""
+        self.sock.settimeout(0.02)
+        try:
+            while True:
+                self.sock.recv(1024)
+        except TimeoutError:
+            pass
+        finally:
+            self.sock.settimeout(0.3)
 
     def select(self, uid: bytes) -> bytes | None:
         """REQA and select with the full UID; returns the final SAK."""
@@ -218,6 +231,25 @@ class TestFrameLevel:
         emulator.present(RecordingTag(bytes.fromhex("1A2B3C4D")))
         data = raw.sock.recv(1024)
         assert data == b"106A 4400"
+
+
+class TestDatagramFuzz:
+    @settings(max_examples=150, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(datagram=st.one_of(
+        st.binary(max_size=80),
+        st.builds(lambda b, h: b + b" " + h.encode(),
+                  st.sampled_from([b"106A", b"212F", b"106B", b"RFOFF", b"x"]),
+                  st.text(alphabet="0123456789abcdefABCDEF ", max_size=40))))
+    def test_any_datagram_keeps_emulator_answering(
+        self, emulator: TagEmulator, raw: RawReader, datagram: bytes,
+    ) -> None:
+        """Whatever arrives, the emulator thread survives and still answers a REQA."""
+        emulator.present(RecordingTag(bytes.fromhex("1A2B3C4D")))
+        raw.raw(datagram)
+        raw.raw(b"RFOFF")
+        raw.drain()
+        assert raw.send("52") == b"\x44\x00"
 
 
 class TestLoopbackOnly:

@@ -187,6 +187,37 @@ class TestOneTapPerPresentation:
         assert session.tap(tag).card_id == "BOUNCE-2"
 
 
+class FlakyTag(Ntag21x):
+    """An NTAG that misses its first READ commands, like a card at the edge of the field."""
+
+    def __init__(self, drop_reads: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.drop_reads = drop_reads
+
+    def handle(self, frame: bytes) -> bytes | None:
+        if frame[:1] == b"\x30" and frame != b"\x30\x00" and self.drop_reads > 0:
+            self.drop_reads -= 1
+            return None
+        return super().handle(frame)
+
+
+class TestSecondRead:
+    def test_failed_read_is_read_again_before_refusing(self, session: ReaderSession) -> None:
+        """A card whose first read times out is read once more and reported as a member."""
+        original = cards.member_card("EDGE-1")
+        tag = FlakyTag(3, uid=original.uid)
+        tag.load_user_memory(original.memory[16:16 + tag.model.user_bytes])
+        event = session.tap(tag)
+        assert (event.kind, event.card_id, event.verified) == ("member", "EDGE-1", True)
+        assert tag.drop_reads == 0
+
+    def test_persistently_failing_read_is_refused(self, session: ReaderSession) -> None:
+        """A card that fails both reads is refused with a tap-again reason, once."""
+        event = session.tap(FlakyTag(1000))
+        assert event.kind == "refused" and "tap again" in (event.reason or "")
+        assert session.events.empty()
+
+
 class TestReaderSurvives:
     def test_failing_tap_handler_does_not_stop_reader(self, emulator: TagEmulator) -> None:
         """An exception in on_tap is logged and the next tap is still delivered."""

@@ -17,11 +17,11 @@ from pos_loyalty.nfc.sim.emulator import TagEmulator
 
 
 class RunningReader:
-    def __init__(self, path: str, **kwargs: object) -> None:
+    def __init__(self, path: str) -> None:
         self.events: queue.Queue[TapEvent] = queue.Queue()
         self.states: list[bool] = []
         self.reader = Reader(path, trust=demo_trust(), debounce_s=0.0,
-                             on_state=self.states.append, **kwargs)  # type: ignore[arg-type]
+                             on_state=self.states.append)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.reader.run, args=(self.events.put, self.stop))
         self.thread.start()

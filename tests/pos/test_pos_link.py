@@ -175,7 +175,9 @@ class TestHello:
         link.data_to_send()
         link.receive_data(encode_frame(Frame("D", 0, payload(1))), 0.0)
         assert not any(isinstance(e, Message) for e in events(link))
-        assert b"hello required" in frames(link.data_to_send())[0].payload
+        nak = frames(link.data_to_send())[0]
+        assert json.loads(nak.payload) == {"code": "nohello",
+                                           "reason": "hello required before data"}
 
     def test_hello_retried_with_backoff(self) -> None:
         """Unanswered hellos are repeated at growing intervals, capped."""
@@ -250,11 +252,11 @@ class TestStopAndWait:
         wire[15] ^= 0x01
         pair.b.receive_data(bytes(wire), pair.now)
         nak = frames(pair.b.data_to_send())
-        assert nak[0].kind == "N" and b"bad CRC" in nak[0].payload
+        assert nak[0].kind == "N" and nak[0].payload == b'{"code":"crc"}'
         pair.a.receive_data(encode_frame(nak[0]), pair.now)
         pair.pump()
         assert delivered(pair.got_b) == [payload(1)]
-        assert any(isinstance(e, PeerNak) for e in pair.got_a)
+        assert PeerNak(0, "crc") in pair.got_a
         assert any(isinstance(e, FrameRejected) for e in events(pair.b) + pair.got_b)
 
     def test_damaged_ack_triggers_immediate_resend(self, pair: Pair) -> None:
@@ -267,7 +269,7 @@ class TestStopAndWait:
         out = frames(pair.a.data_to_send())
         assert [f.kind for f in out] == ["D"]  # an ACK-looking frame is not NAKed
 
-    def test_gives_up_after_three_transmissions(self, pair: Pair) -> None:
+    def test_gives_up_after_three_unanswered_transmissions(self, pair: Pair) -> None:
         """With every ACK lost the frame is sent 3 times, reported failed, and the link
         restarts with a hello."""
         pair.a.send(payload(1), pair.now)
@@ -286,7 +288,8 @@ class TestStopAndWait:
         """A data frame with an unexpected sequence number is NAKed and not delivered."""
         pair.b.receive_data(encode_frame(Frame("D", 5, payload(5))), pair.now)
         out = frames(pair.b.data_to_send())
-        assert out[0].kind == "N" and b"out of order" in out[0].payload
+        assert out[0].kind == "N" and json.loads(out[0].payload) == {
+            "code": "seq", "reason": "sequence 05 out of order, expected 00"}
         assert delivered(events(pair.b)) == []
 
     def test_sequence_wraps(self, pair: Pair) -> None:
@@ -319,7 +322,7 @@ class TestStopAndWait:
         assert pair.b.data_to_send() == b""
         pair.advance(0.15)
         nak = frames(pair.b.data_to_send())
-        assert nak and nak[0].kind == "N" and b"inter-byte" in nak[0].payload
+        assert nak and nak[0].kind == "N" and nak[0].payload == b'{"code":"gap"}'
 
 
 class TestPings:
@@ -410,3 +413,49 @@ class TestFaultyWire:
         assert len(set(got)) == len(got), "a message was delivered twice"
         assert sorted(got, key=sent.index) == got, "messages delivered out of order"
         assert set(sent) <= set(got) | set(failed)
+
+
+class TestNakBudget:
+    def test_nak_retransmissions_bounded(self, pair: Pair) -> None:
+        """A frame NAKed again and again is given up after 10 transmissions in all."""
+        pair.a.send(payload(1), pair.now)
+        sent = len(frames(pair.a.data_to_send()))
+        for _ in range(20):
+            pair.a.receive_data(encode_frame(Frame("N", 0, b'{"code":"crc"}')), pair.now)
+            sent += len([f for f in frames(pair.a.data_to_send()) if f.kind == "D"])
+            if pair.a.pending == 0:
+                break
+        assert sent == 10
+        assert any(isinstance(e, SendFailed) for e in events(pair.a))
+
+    def test_naks_do_not_spend_the_silence_budget(self, pair: Pair) -> None:
+        """Two NAKs then two timeouts: still retrying, since only 2 transmissions met silence."""
+        pair.a.send(payload(1), pair.now)
+        pair.a.data_to_send()
+        for _ in range(2):
+            pair.a.receive_data(encode_frame(Frame("N", 0, b'{"code":"crc"}')), pair.now)
+        pair.advance(1.1)
+        pair.advance(1.1)
+        assert pair.a.pending == 1 and pair.a.up
+        pair.advance(1.1)
+        assert pair.a.pending == 0 and not pair.a.up
+
+
+class TestPayloadLimit:
+    def test_peer_lower_max_payload(self) -> None:
+        """A message queued before the peer announced a smaller max_payload is reported failed,
+        later messages still go, and sending a too large one is refused."""
+        a = Link("terminal")
+        a.connect(0.0)
+        a.data_to_send()
+        a.send(b"x" * 200, 0.0)
+        a.send(b"y" * 50, 0.0)
+        small = Link("till", max_payload=100)
+        small.connect(0.0)
+        a.receive_data(small.data_to_send(), 0.0)
+        evs = events(a)
+        assert any(isinstance(e, SendFailed) and e.payload == b"x" * 200 for e in evs)
+        sent = [f for f in frames(a.data_to_send()) if f.kind == "D"]
+        assert [f.payload for f in sent] == [b"y" * 50]
+        with pytest.raises(LocalProtocolError, match="maximum of 100"):
+            a.send(b"z" * 101, 0.0)

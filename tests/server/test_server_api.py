@@ -68,7 +68,7 @@ class TestCredentials:
         assert "revoked" in r.json()["reason"]
 
     def test_event_of_another_terminal_is_refused(self, terminals: TerminalFactory) -> None:
-        """A push carrying an event whose terminal_id is not the credential's is 403; nothing lands."""
+        """An event whose terminal_id is not the credential's is refused with 403; nothing lands."""
         a, b = terminals(), terminals()
         body = {"events": [_event(a.terminal_id, 1), _event(b.terminal_id, 1)]}
         r = httpx.post(f"{a.server_url}/v1/ledger/push", json=body, headers=_bearer(a.credential))

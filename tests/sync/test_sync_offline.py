@@ -195,8 +195,8 @@ class TestKillNine:
             done = [int(x) for x in out.split()]
             # the till repeats the commit that may have been in flight: idempotent per txn
             start = done[-1] if done else start
-        child = subprocess.run([*args, str(start), str(total)], capture_output=True, text=True,
-                               env=env, check=True)
+        subprocess.run([*args, str(start), str(total)], capture_output=True, text=True,
+                       env=env, check=True)
         with SyncClient(t.server_url, t.credential) as c:
             report = run_sync(t.local, c)
         assert report.ok and t.local.pending_count() == 0

@@ -1,4 +1,4 @@
-"""Ledger push and delta pull between real terminals (SQLite) and central (SQLite and PostgreSQL)."""
+"""Ledger push and delta pull: real terminals (SQLite), central on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -210,3 +210,29 @@ class TestPostgresCursor:
         with t.local.engine.connect() as conn:
             ids = {r[0] for r in conn.execute(text("SELECT member_id FROM members"))}
         assert {"SLOW", "FAST"} <= ids
+
+
+class TestClock:
+    def test_terminal_learns_central_clock_offset(self, central_url: str,
+                                                  terminals: TerminalFactory) -> None:
+        """With central's clock an hour ahead, the terminal's estimate lands near +1 h."""
+        from pos_loyalty.server.app import create_app
+        from pos_loyalty.server.central import CentralStore
+        from pos_loyalty.server.config import Settings
+        from pos_loyalty.server.runner import ServerThread
+
+        terminals.central.store.add_member("M1", "Ann", card_id="C1")
+        t = terminals()
+        ahead = CentralStore(central_url, clock=lambda: utcnow() + timedelta(hours=1))
+        app = create_app(Settings(db_url=central_url), store=ahead, migrate=False)
+        with ServerThread(app) as srv, SyncClient(srv.url, t.credential) as client:
+            report = run_sync(t.local, client)
+            sell(t.local, 1)
+            run_sync(t.local, client)
+        ahead.close()
+        assert report.clock_offset_ms is not None
+        assert abs(report.clock_offset_ms - 3_600_000) < 5_000
+        assert abs(t.local.sync_identity().clock_offset_ms - 3_600_000) < 5_000
+        row = next(r for r in terminals.central.store.terminals()
+                   if r["terminal_id"] == t.terminal_id)
+        assert abs(row["clock_offset_ms"] - 3_600_000) < 5_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,8 +20,9 @@ from pos_loyalty.pos.till import SimulatedTill
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, **kw: object) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def cli(*args: str, env: dict[str, str] | None = None,
+        **kw: object) -> subprocess.Popen[str]:
+    env = env or {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "pos_loyalty", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
 
@@ -63,6 +65,28 @@ class TestRunDaemon:
         assert proc.returncode == 0, err
         assert "stopped" in err
         assert "Traceback" not in err
+
+
+class TestSystemd:
+    def test_ready_and_watchdog_pings(self, rig: tuple[TagEmulator, PtyBridge, Path]) -> None:
+        """Under systemd the daemon says READY=1 and keeps pinging the watchdog."""
+        rf, bridge, tmp = rig
+        sock_path = str(tmp / "notify.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(sock_path)
+            sock.settimeout(30)
+            proc = cli("run", "--serial", bridge.terminal_path, "--reader",
+                       f"udp:127.0.0.1:{rf.port}", "--db", f"sqlite:///{tmp / 't.db'}",
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": sock_path,
+                            "WATCHDOG_USEC": "400000"})
+            try:
+                got = [sock.recv(64) for _ in range(3)]
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=20)
+        assert got[0] == b"READY=1"
+        assert got[1:] == [b"WATCHDOG=1", b"WATCHDOG=1"]
+        assert proc.returncode == 0
 
 
 class TestStartupErrors:

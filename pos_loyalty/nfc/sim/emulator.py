@@ -106,7 +106,8 @@ class TagEmulator:
     @property
     def path(self) -> str:
         """The nfcpy device path a reader opens to reach this emulator."""
-        return f"udp:127.0.0.1:{self.port}"
+        host, port = self._sock.getsockname()[:2]
+        return f"udp:{host}:{port}"
 
     def start(self) -> None:
         """Start answering the reader in a background thread."""

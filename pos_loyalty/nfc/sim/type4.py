@@ -55,8 +55,12 @@ class _State(Enum):
 
 
 def _ats(fsci: int, fwi: int, historical: bytes = b"") -> bytes:
-    """ATS with TA, TB and TC present: TL T0 TA TB TC [historical bytes]."""
-    body = bytes([0x70 | fsci, 0x00, (fwi << 4) | 0x01, 0x02]) + historical
+    """ATS with TA, TB and TC present: TL T0 TA TB TC [historical bytes].
+
+    TA 00: 106 kbit/s only. TB: FWI (frame waiting time) and SFGI 1. TC 00: neither CID nor
+    NAD (a real NTAG 424 DNA announces CID; we do not implement it, so we do not claim it).
+    """
+    body = bytes([0x70 | fsci, 0x00, (fwi << 4) | 0x01, 0x00]) + historical
     return bytes([len(body) + 1]) + body
 
 
@@ -217,6 +221,8 @@ class Type4Tag(IsoDepTarget):
     def __init__(self, uid: bytes, ndef_data: bytes = b"", *, sens_res: bytes = b"\x44\x00",
                  ats: bytes | None = None, capacity: int = 1024, writable: bool = True,
                  mle: int = 0x0100, mlc: int = 0x00FF) -> None:
+        # FWI 9 (~155 ms) rather than a chip's 7 (~39 ms): a busy test machine must not trip
+        # nfcpy's frame waiting time and desynchronise the udp link with late answers
         super().__init__(uid, sens_res, ats if ats is not None else _ats(fsci=8, fwi=9))
         if not 4 <= capacity <= 0x7FFF:
             raise ValueError("NDEF file capacity must be 4..32767 bytes")

@@ -13,16 +13,22 @@ The cards answer as a contactless reader such as the ACS ACR122U presents them t
 * :class:`IsoCard`: an ISO 14443-4 card (our emulated Type 4 tags): ``FF CA`` for the UID,
   everything else goes to the tag's APDU handler (the reader does ISO-DEP itself).
 
-The card models are pure; :class:`VpcdCardEmulator` is the socket edge (loopback only).
+The card models are pure; :class:`VpcdCardEmulator` is the socket edge (loopback only), and
+:class:`VirtualPcscStack` brings up pcscd with the vpcd reader for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
+import shutil
 import socket
 import struct
+import subprocess
 import threading
+import time
 from functools import reduce
+from pathlib import Path
 from typing import Protocol
 
 from pos_loyalty.errors import ReaderError
@@ -168,54 +174,94 @@ def _historical(ats: bytes) -> bytes:
 
 
 class VpcdCardEmulator:
-    """Connects to vpcd's port on 127.0.0.1 while a card is inserted and answers for it."""
+    """The card side of one vpcd reader slot: connects to vpcd on 127.0.0.1 and stays there.
+
+    A card is "on the reader" while :meth:`insert` has put one there: vpcd's presence polls
+    (an ATR request every ~0.4 s) get its ATR. With no card they get an empty answer, which
+    vpcd takes as "no card"; we then hang up and connect again at once. :meth:`insert`
+    waits until vpcd has seen the slot empty since the last card, so pcscd always notices a
+    card swap (vpcd would otherwise hand the new card the old card's ATR and handle).
+    """
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port
+        self._card: VirtualCard | None = None
+        self._lock = threading.Lock()
+        self._absent_seen = threading.Event()
+        self._absent_seen.set()         # nothing was ever on the reader
+        self._closed = threading.Event()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self.apdus = 0          # command APDUs answered since creation (for tests and benches)
+
+    def start(self) -> None:
+        """Start the connection thread (insert() does it if needed)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="vpcd-card", daemon=True)
+            self._thread.start()
 
     def insert(self, card: VirtualCard, timeout: float = 5.0) -> None:
         """Put ``card`` on the reader (removing any card already there)."""
+        self.start()
         self.remove()
-        try:
-            sock = socket.create_connection((self.host, self.port), timeout=timeout)
-        except OSError as exc:
-            raise ReaderError(f"vpcd is not listening on {self.host}:{self.port}: {exc}") from exc
-        sock.settimeout(None)
+        if not self._absent_seen.wait(timeout):
+            raise ReaderError(f"vpcd on {self.host}:{self.port} is not polling the slot")
+        card.power_on()         # a new field: the card starts afresh
         with self._lock:
-            self._sock = sock
-        self._thread = threading.Thread(target=self._serve, args=(sock, card),
-                                        name="vpcd-card", daemon=True)
-        self._thread.start()
+            self._card = card
 
     def remove(self) -> None:
         """Take the card off the reader."""
         with self._lock:
-            sock, self._sock = self._sock, None
+            if self._card is not None:
+                self._card = None
+                self._absent_seen.clear()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Remove the card, let vpcd see the empty slot, then disconnect for good."""
+        self.remove()
+        if self._thread is not None:
+            self._absent_seen.wait(timeout)
+        self._closed.set()
+        with self._lock:
+            sock = self._sock
         if sock is not None:
             with contextlib.suppress(OSError):      # vpcd may have closed it already
                 sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
 
-    def close(self) -> None:
-        self.remove()
-
     def __enter__(self) -> VpcdCardEmulator:
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _serve(self, sock: socket.socket, card: VirtualCard) -> None:
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=1.0)
+            except OSError:
+                self._closed.wait(0.05)     # vpcd not listening (yet, or any more)
+                continue
+            sock.settimeout(None)
+            # small answers go out at once (see _recv_exact for the other half of the story)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._sock = sock
+            try:
+                self._serve(sock)
+            finally:
+                with self._lock:
+                    self._sock = None
+                sock.close()
+
+    def _serve(self, sock: socket.socket) -> None:
         try:
-            while True:
+            while not self._closed.is_set():
                 header = _recv_exact(sock, 2)
                 if header is None:
                     return
@@ -223,30 +269,195 @@ class VpcdCardEmulator:
                 message = _recv_exact(sock, size)
                 if message is None:
                     return
-                reply = self._answer(card, message)
+                reply = self._answer(message)
                 if reply is not None:
                     sock.sendall(struct.pack(">H", len(reply)) + reply)
+                    if not reply:
+                        return      # "no card" said: hang up, vpcd waits for us again
         except OSError:
-            return          # removed (socket shut down) or vpcd went away: the card is gone
+            return          # closed under us or vpcd went away: connect again
 
-    def _answer(self, card: VirtualCard, message: bytes) -> bytes | None:
+    def _answer(self, message: bytes) -> bytes | None:
+        with self._lock:
+            card = self._card
+            if card is None and message == b"\x04":
+                self._absent_seen.set()
+        if card is None:
+            return b"" if message == b"\x04" or len(message) > 1 else None
         if len(message) == 1:
             if message[0] == 0x04:
                 return card.atr
             if message[0] in (0x01, 0x02):
                 card.power_on()
             return None
-        if len(message) == 0:
+        if not message:
             return None
         self.apdus += 1
         return card.apdu(message)
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
+        if _QUICKACK is not None:
+            # vpcd writes its length prefix and its APDU separately with Nagle on: ack the
+            # prefix at once or its APDU waits for our delayed ACK (~40 ms per exchange)
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         chunk = sock.recv(n - len(buf))
         if not chunk:
             return None
         buf += chunk
     return bytes(buf)
+
+
+# -- a virtual PC/SC reader: pcscd with vpcd -------------------------------------------------
+
+VPCD_LIB = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+SYSTEM_VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
+PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
+VIRTUAL_READER_NAME = "ACS ACR122U PICC Interface"
+
+
+def pcsc_stack_missing() -> str | None:
+    """Why a virtual PC/SC reader cannot run here (pyscard, pcscd, vpcd), or None."""
+    try:
+        import smartcard.scard  # noqa: F401
+    except ImportError:
+        return "pyscard not installed (needs libpcsclite-dev, swig and a compiler to build)"
+    if shutil.which("pcscd") is None:
+        return "pcscd not installed (apt-get install pcscd)"
+    if not VPCD_LIB.exists():
+        return "vsmartcard-vpcd not installed (apt-get install vsmartcard-vpcd)"
+    return None
+
+
+def _pcscd_running() -> bool:
+    if not PCSCD_SOCKET.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(PCSCD_SOCKET))
+        except OSError:
+            return False
+        return True
+
+
+def _system_vpcd() -> tuple[str, int] | None:
+    if not SYSTEM_VPCD_CONF.exists():
+        return None
+    text = SYSTEM_VPCD_CONF.read_text()
+    name = re.search(r'^\s*FRIENDLYNAME\s+"([^"]+)"', text, re.M)
+    dev = re.search(r"^\s*DEVICENAME\s+/dev/null:(\S+)", text, re.M)
+    if not (name and dev):
+        return None
+    return name.group(1), int(dev.group(1), 0)
+
+
+def _free_port_pair() -> int:
+    """A port P with P+1 also free: vpcd listens on P for slot 0 and P+1 for slot 1."""
+    for _ in range(50):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("0.0.0.0", 0))
+            port = int(a.getsockname()[1])
+            try:
+                b.bind(("0.0.0.0", port + 1))
+            except OSError:
+                continue
+            return port
+    raise ReaderError("no free port pair for vpcd")
+
+
+class VirtualPcscStack:
+    """pcscd with Debian's vpcd virtual reader, for tests, benches and integrators.
+
+    If a pcscd already serves the system socket and has the vpcd reader of
+    /etc/reader.conf.d/vpcd, that one is used. Otherwise :meth:`start` runs our own pcscd in
+    the foreground with a private reader.conf.d: vpcd named like an ACS ACR122U on a free
+    port pair (vpcd itself listens on all addresses; our card connects over loopback).
+    pcscd's client socket path is fixed, so one such stack runs per machine at a time.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.reader = VIRTUAL_READER_NAME
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def owned(self) -> bool:
+        """True when this object runs its own pcscd (and can restart it)."""
+        return self.process is not None
+
+    def start(self) -> None:
+        """Bring the reader up; ReaderError with the reason if it cannot be done."""
+        why = pcsc_stack_missing()
+        if why:
+            raise ReaderError(why)
+        if _pcscd_running():
+            system = _system_vpcd()
+            if system is None:
+                raise ReaderError("a pcscd without the vpcd reader is already running")
+            self.reader, self.port = system
+            if not self._wait_for_reader(3.0):
+                raise ReaderError(f"another pcscd is running without the '{self.reader}' "
+                                  "reader (a second virtual stack, e.g. a concurrent test run?)")
+            return
+        self.port = _free_port_pair()
+        conf = self.workdir / "reader.conf.d"
+        conf.mkdir(parents=True, exist_ok=True)
+        (conf / "vpcd").write_text(f'FRIENDLYNAME "{self.reader}"\n'
+                                   f"DEVICENAME /dev/null:{self.port}\nLIBPATH {VPCD_LIB}\n")
+        self._launch()
+
+    def _launch(self) -> None:
+        log_path = self.workdir / "pcscd.log"
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                ["pcscd", "--foreground", "--config", str(self.workdir / "reader.conf.d")],
+                stdout=log, stderr=subprocess.STDOUT)
+        if not self._wait_for_reader(15.0) or self.process is None or \
+                self.process.poll() is not None:
+            self.stop()
+            raise ReaderError("pcscd did not come up with the vpcd reader (is another one "
+                              "running?): " + log_path.read_text()[-400:])
+
+    def _wait_for_reader(self, timeout: float) -> bool:
+        from pos_loyalty.nfc.pcsc import list_readers
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                return False    # ours exited (another pcscd got the socket first?)
+            with contextlib.suppress(ReaderError):      # pcscd still starting
+                if any(self.reader in name for name in list_readers()):
+                    return True
+            time.sleep(0.1)
+        return False
+
+    def restart(self) -> None:
+        """Stop and start our own pcscd, as a reader unplugged and plugged back would."""
+        if not self.owned:
+            raise ReaderError("the system pcscd is not ours to restart")
+        self.stop()
+        self._launch()
+
+    def stop(self) -> None:
+        """Stop our own pcscd (a system one is left alone)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self) -> VirtualPcscStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,121 @@
+"""Alembic migrations: central and terminal schemas match the models, old stores upgrade."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+
+from pos_loyalty.migrations import current_revision, upgrade_central, upgrade_terminal
+from pos_loyalty.store.central_models import CentralBase
+from pos_loyalty.store.local import LocalStore
+from pos_loyalty.store.models import Base
+from tests.conftest import REPO
+
+
+def _diff(url: str, metadata: object) -> list[object]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            return [d for d in compare_metadata(ctx, metadata)  # type: ignore[arg-type]
+                    if not (isinstance(d, tuple) and "alembic_version" in str(d))]
+    finally:
+        engine.dispose()
+
+
+class TestCentralMigrations:
+    def test_migrated_schema_matches_the_models(self, central_url: str) -> None:
+        """After upgrade the database has exactly the tables and columns the models declare."""
+        assert current_revision(central_url) == "c0001"
+        assert _diff(central_url, CentralBase.metadata) == []
+
+    def test_upgrade_is_idempotent_and_keeps_data(self, central_url: str) -> None:
+        """Running the upgrade again on a populated database changes nothing."""
+        from pos_loyalty.server.central import CentralStore
+
+        store = CentralStore(central_url)
+        store.add_member("M1", "Ann", card_id="C1")
+        upgrade_central(central_url)
+        assert store.terminals() == [] and store.counts(store.horizon())["members"] == 1
+        store.close()
+
+    def test_db_upgrade_command(self, tmp_path: Path) -> None:
+        """`pos-loyalty db upgrade --central URL` migrates a fresh database and says so."""
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        out = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade",
+                              "--central", url], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        assert "c0001" in out.stdout
+        bad = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade",
+                              "--central", "nosuchdb://x"], capture_output=True, text=True,
+                             env=env)
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr
+        assert "invalid database URL" in bad.stderr
+
+
+class TestTerminalMigrations:
+    def test_fresh_terminal_database_matches_the_models(self, tmp_path: Path) -> None:
+        """A new terminal database migrated from nothing equals the local models."""
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        upgrade_terminal(url)
+        assert current_revision(url) == "t0003"
+        assert _diff(url, Base.metadata) == []
+
+    def test_store_made_by_create_all_is_adopted(self, tmp_path: Path) -> None:
+        """A store LocalStore created without Alembic is stamped, not re-created."""
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        LocalStore(url).close()
+        upgrade_terminal(url)
+        assert current_revision(url) == "t0003"
+        assert _diff(url, Base.metadata) == []
+
+    def test_baseline_store_gains_sync_columns_and_keeps_its_rows(self, tmp_path: Path) -> None:
+        """A pre-sync terminal database is altered in batch mode with every row kept."""
+        from alembic import command
+
+        from pos_loyalty.migrations import _config
+
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            command.upgrade(_config("terminal", conn), "t0001")
+            conn.execute(text("INSERT INTO terminal_state (id, terminal_id, next_seq) "
+                              "VALUES (1, 'T-OLD', 7)"))
+            conn.execute(text("INSERT INTO members (member_id, display_name, balance, "
+                              "lifetime_spend, visits) VALUES ('M1', 'Ann', 42, 0, 0)"))
+        engine.dispose()
+        upgrade_terminal(url)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            cols = {c["name"] for c in inspect(conn).get_columns("terminal_state")}
+            state = conn.execute(text("SELECT terminal_id, next_seq, clock_offset_ms, "
+                                      "pull_cursor FROM terminal_state")).one()
+            bal = conn.execute(text("SELECT balance FROM members")).scalar_one()
+        engine.dispose()
+        assert {"credential", "clock_offset_ms", "pull_cursor"} <= cols
+        assert tuple(state) == ("T-OLD", 7, 0, "{}") and bal == 42
+        store = LocalStore(url)
+        assert store.terminal_id == "T-OLD"
+        store.commit_sale(pos_id="P", txn_id="1", member_id="M1", basket_total=100,
+                          discount_total=0, points=5, now=datetime(2026, 1, 1))
+        assert [e.terminal_seq for e in store.ledger()] == [7]
+        store.close()
+
+    @pytest.mark.parametrize("flag", ["--terminal"])
+    def test_db_upgrade_terminal_command(self, tmp_path: Path, flag: str) -> None:
+        """`pos-loyalty db upgrade --terminal URL` migrates a terminal database."""
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        out = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade", flag, url],
+                             capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        assert "t0003" in out.stdout
