@@ -6,6 +6,7 @@ power cut. A sale, its ledger event and the balance change are one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -327,7 +328,7 @@ class LocalStore:
     def _write_entries(self, s: Session, entries: Sequence[LedgerEntry], now: datetime) -> None:
         for e in entries:
             if e.points:
-                self._append_ledger(s, e.member_id, e.kind, e.points, e.ref, now)
+                self._append_ledger(s, e.member_id, e.kind, e.points, fit_ref(e.ref), now)
 
     def record_sale(
         self, *, pos_id: str, txn_id: str, member_id: str | None, sale: Quote, now: datetime,
@@ -463,10 +464,11 @@ class LocalStore:
         member_id = member_after.member_id
         with self._translated(f"expiry for member {member_id}"), \
                 self.session() as s, s.begin():
-            refs = [e.ref for e in entries]
+            refs = [fit_ref(e.ref) for e in entries]
             seen = set(s.scalars(select(LedgerEvent.txn_ref).where(
                 LedgerEvent.member_id == member_id, LedgerEvent.txn_ref.in_(refs))))
-            fresh = [e for e in entries if e.ref not in seen and e.member_id == member_id]
+            fresh = [e for e in entries
+                     if fit_ref(e.ref) not in seen and e.member_id == member_id]
             points = sum(e.points for e in fresh)
             if self._write_member(s, member_id, points, member_after) is None:
                 raise StoreError(f"unknown member {member_id}")
@@ -688,6 +690,18 @@ class LocalStore:
                 .values(balance=Member.balance - points).returning(Member.balance)
             ).scalar_one()
         return RedeemResult(True, "ok", points, int(balance))
+
+
+TXN_REF_MAX = 140  # ledger_events.txn_ref here and at central
+
+
+def fit_ref(ref: str) -> str:
+    """A ledger reference within TXN_REF_MAX: long ones (64-character pos, txn and refund
+    ids) keep their start and end in a digest, so they stay distinct and stable."""
+    if len(ref) <= TXN_REF_MAX:
+        return ref
+    digest = hashlib.sha256(ref.encode()).hexdigest()[:32]
+    return f"{ref[:TXN_REF_MAX - 33]}#{digest}"
 
 
 @dataclass(frozen=True)

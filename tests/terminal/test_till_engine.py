@@ -300,6 +300,19 @@ class TestRefundAndVoid:
         assert back["balance_after"] == 500
         assert cafe.view("M-ADA").stamps == {"coffee": 9}
 
+    def test_longest_ids_fit_the_ledger_reference(self, cafe: Till) -> None:
+        """64-character txn and refund ids give distinct ledger refs central accepts (<= 140)."""
+        txn = "T" * 64
+        cafe.tap("C-1003")
+        cafe.till.send_basket(txn, [line("BEANS", 2, 1000, "beans")])
+        cafe.till.commit(txn)
+        for refund_id in ("A" * 63 + "1", "A" * 63 + "2"):
+            back = cafe.till.refund(txn, refund_id, [{"sku": "BEANS", "qty": 1}])
+            assert back["type"] == "points.awarded" and back["points"] == -20
+        refs = [ref for _, _, ref in cafe.ledger("M-NEW")]
+        assert len(refs) == len(set(refs)) == 3
+        assert all(len(ref) <= 140 for ref in refs)
+
     def test_spent_points_are_paid_from_the_refund(self, cafe: Till) -> None:
         """Points already spent are bought back from the refund money, never kept."""
         cafe.tap("C-1005")
