@@ -47,7 +47,7 @@ from pos_loyalty.store.models import (
     Sale,
     TerminalState,
 )
-from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
+from pos_loyalty.sync.policy import OfflinePolicy, RedeemDecision, decide_redeem
 
 
 @dataclass(frozen=True)
@@ -474,6 +474,29 @@ class LocalStore:
                 raise StoreError(f"unknown member {member_id}")
             self._write_entries(s, fresh, now)
         return points
+
+    def offline_redemption(self, member_id: str, points: int, now: datetime,
+                           policy: OfflinePolicy) -> RedeemDecision | None:
+        """The offline policy's answer for redeeming ``points`` at the till, or None when
+        this terminal is not enrolled with central (a standalone store has no cap).
+
+        Read-only: the redemption itself is written with the sale at the commit.
+        """
+        with self._translated(f"checking redemption for {member_id}"), \
+                self.engine.connect() as conn:
+            state = conn.execute(select(TerminalState.server_url,
+                                        TerminalState.last_sync_at)).first()
+            synced_at = conn.execute(select(Member.balance_synced_at).where(
+                Member.member_id == member_id)).scalar_one_or_none()
+            balance = conn.execute(select(Member.balance).where(
+                Member.member_id == member_id)).scalar_one_or_none()
+        if state is None or state.server_url is None:
+            return None
+        return decide_redeem(
+            policy, points=points, balance=int(balance or 0),
+            synced_at=None if synced_at is None else state.last_sync_at, now=now,
+            member_pending=self.pending_redeemed(member_id),
+            terminal_pending=self.pending_redeemed())
 
     # -- sync --------------------------------------------------------------------------------
     # Used by pos_loyalty.sync (push the ledger outbox, apply pulled deltas, enrollment) and

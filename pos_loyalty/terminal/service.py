@@ -34,6 +34,7 @@ from pos_loyalty.rules import (
     refund,
 )
 from pos_loyalty.store import LocalStore, MemberRecord
+from pos_loyalty.sync.policy import OfflinePolicy
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
 from pos_loyalty.terminal.session import OpenTxn, TillSession
 
@@ -72,9 +73,11 @@ class TerminalService:
     def __init__(
         self, store: LocalStore, program: Program = DEFAULT_PROGRAM, *,
         clock: Callable[[], datetime] = _utcnow,
+        offline_policy: OfflinePolicy | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.offline_policy = offline_policy or OfflinePolicy()
         self.session = TillSession()
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
@@ -232,9 +235,16 @@ class TerminalService:
         decision = decide_redemption(view, self._payable(plain), requested, self.program)
         if decision.points <= 0:
             raise _Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
+        self._check_offline(view.member_id, decision.points, now)
         txn.redeem_points = requested
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
         return self._quote_message(txn)
+
+    def _check_offline(self, member_id: str, points: int, now: datetime) -> None:
+        """An enrolled terminal redeems unconfirmed points only within the offline policy."""
+        verdict = self.store.offline_redemption(member_id, points, now, self.offline_policy)
+        if verdict is not None and not verdict.allowed:
+            raise _Refused("refused", f"cannot redeem {points} pts here now: {verdict.reason}")
 
     def _payable(self, plain: Quote) -> int:
         """What is left to pay after discounts, as the engine's redemption sees it."""
@@ -284,6 +294,8 @@ class TerminalService:
                 raise _Refused("refused", "the member's points changed since the quote; "
                                "send the basket again and check the new total")
             sale = fresh
+        if sale.redeem_points and txn.member is not None:  # pending points may have moved
+            self._check_offline(view.member_id, sale.redeem_points, now)
         ref = f"{pos_id}/{txn_id}"
         if txn.member is None:
             result = self.store.record_sale(pos_id=pos_id, txn_id=txn_id, member_id=None,

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +257,33 @@ class TestRedemption:
         # the redemption asked for stays on the sale, cut to what the balance now allows
         assert [ln["value"] for ln in requote["lines"] if ln["kind"] == "redeem"] == [106]
         assert cafe.till.commit("A")["balance_after"] == 106 - 106 + 8
+
+
+class TestOfflinePolicy:
+    """A terminal enrolled with central redeems unconfirmed points only within its policy."""
+
+    def test_redemption_needs_a_confirmed_balance_and_stays_under_the_cap(
+            self, cafe: Till) -> None:
+        """Never-synced balances are refused; after a sync, redemption stops at the member cap."""
+        cafe.store.set_enrollment(server_url="http://127.0.0.1:9", terminal_id="T-TEST",
+                                  store_id="S-1", credential="c")
+        cafe.tap("C-1001")
+        cafe.till.send_basket("T1", [line("CAKE", 1, 1000, "food")])
+        never = cafe.till.redeem("T1", 100)
+        assert (never["type"], never["code"]) == ("error", "refused")
+        assert "not yet confirmed by central" in never["message"]
+        now = datetime.now(UTC).replace(tzinfo=None)
+        cafe.store.apply_pull("balances", ("member_id", "balance"), [("M-ADA", 500)],
+                              after="1", now=now)
+        cafe.store.record_sync(now=now)
+        assert cafe.till.redeem("T1", 300)["type"] == "quote"
+        assert cafe.till.commit("T1")["balance_after"] == 500 - 300 + 7
+        cafe.tap("C-1001")
+        cafe.till.send_basket("T2", [line("CAKE", 1, 1000, "food")])
+        capped = cafe.till.redeem("T2", 201)  # 300 unconfirmed already, cap 500
+        assert (capped["type"], capped["code"]) == ("error", "refused")
+        assert "offline redemption limit for this member is 500" in capped["message"]
+        assert cafe.till.redeem("T2", 200)["type"] == "quote"  # exactly up to the cap
 
 
 class TestRefundAndVoid:
