@@ -262,13 +262,13 @@ class TerminalService:
     @staticmethod
     def _awarded(pos_id: str, txn_id: str, member_id: str | None, points: int,
                  balance_after: int | None, repeated: bool) -> Message:
-        has = member_id is not None and balance_after is not None
+        """points.awarded; balances are null for a sale without a member (the doc's rule)."""
+        after = balance_after if member_id is not None else None
         return {
             "type": "points.awarded", "pos_id": pos_id, "txn_id": txn_id,
             "member_id": member_id, "points": points,
-            "balance_before": balance_after - points if has and balance_after is not None
-            else None,
-            "balance_after": balance_after if has else None, "repeated": repeated,
+            "balance_before": after - points if after is not None else None,
+            "balance_after": after, "repeated": repeated,
         }
 
     def _on_commit(self, msg: Message) -> Message:
