@@ -24,6 +24,7 @@ from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.rules import MemberView, PointsLot, Quote
+from pos_loyalty.terminal import daemon as daemon_module
 from pos_loyalty.terminal.daemon import TerminalDaemon
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -391,8 +392,8 @@ class TestRefundAndVoid:
         assert [e for e in cafe.store.ledger() if e.txn_ref.startswith("POS-1/")] == []
 
 
-class TestExpiryAtStart:
-    """The daemon expires points past their validity when it starts."""
+class TestExpiry:
+    """The daemon expires points past their validity when it starts and then every day."""
 
     def test_old_lot_expired_before_the_first_tap(self, cafe: Till) -> None:
         """Points earned in 2020 on a 6-month rolling program are gone; recent ones stay."""
@@ -422,3 +423,19 @@ class TestRestart:
         assert back["type"] == "points.awarded"
         assert cafe.view("M-ADA").stamps == {"coffee": 9}
         assert cafe.till.commit("T1") == {**sold, "repeated": True}
+
+    def test_expiry_runs_again_on_schedule(self, rig: tuple[TagEmulator, PtyBridge, Path],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        """Points that fall due while the daemon runs expire at the next scheduled run."""
+        monkeypatch.setattr(daemon_module, "EXPIRY_INTERVAL_S", 0.2)  # "daily", sped up
+        t = started(rig, CAFE)
+        try:
+            t.member("M-LATE", "C-2001", balance=80,
+                     lots=(PointsLot(date(2021, 5, 1), 80),))
+            deadline = time.monotonic() + 20
+            while not t.ledger("M-LATE") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert t.ledger("M-LATE") == [("expire", -80, "expire:M-LATE:2021-05-01")]
+            assert t.tap("C-2001")["balance"] == 0
+        finally:
+            t.close()
