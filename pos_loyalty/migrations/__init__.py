@@ -97,7 +97,10 @@ def _terminal_adoption(conn: Connection) -> str | None:
     if "alembic_version" in tables or "terminal_state" not in tables:
         return None
     columns = {c["name"] for c in insp.get_columns("terminal_state")}
-    return "head" if "clock_offset_ms" in columns else TERMINAL_BASELINE
+    if "clock_offset_ms" not in columns:
+        return TERMINAL_BASELINE
+    members = {c["name"] for c in insp.get_columns("members")}
+    return "head" if "state" in members else "t0002"
 
 
 def current_revision(url: str) -> str | None:

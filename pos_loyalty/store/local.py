@@ -6,10 +6,11 @@ power cut. A sale, its ledger event and the balance change are one transaction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +20,12 @@ from sqlalchemy import (
     Connection,
     Engine,
     bindparam,
+    case,
     create_engine,
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -33,8 +36,18 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from pos_loyalty.errors import StoreError
 from pos_loyalty.ids import uuid7
-from pos_loyalty.store.models import Base, Card, LedgerEvent, Member, Sale, TerminalState
-from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
+from pos_loyalty.rules import LedgerEntry, MemberView, Quote
+from pos_loyalty.store.engine_state import decode_state, encode_state
+from pos_loyalty.store.models import (
+    Base,
+    Card,
+    LedgerEvent,
+    Member,
+    Refund,
+    Sale,
+    TerminalState,
+)
+from pos_loyalty.sync.policy import OfflinePolicy, RedeemDecision, decide_redeem
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,13 @@ class LocalStore:
         self.url = url
         self.engine = make_engine(url)
         try:
+            insp = inspect(self.engine)
+            old = insp.has_table("members") and "state" not in {
+                c["name"] for c in insp.get_columns("members")}
+            if old:  # made by an older version: its members lack engine state
+                self.engine.dispose()
+                raise StoreError(f"local store {url!r} has an older schema; run "
+                                 f"`pos-loyalty db upgrade --terminal {url}` first")
             Base.metadata.create_all(self.engine)
         except OperationalError as exc:
             raise StoreError(f"cannot open local store {url!r}: {exc.orig}") from exc
@@ -250,6 +270,233 @@ class LocalStore:
     def member_count(self) -> int:
         with self.session() as s:
             return s.scalar(select(func.count()).select_from(Member)) or 0
+
+    # -- engine state, sales with quotes, refunds, expiry ---------------------------------
+
+    @staticmethod
+    @contextmanager
+    def _translated(what: str) -> Iterator[None]:
+        """SQLAlchemy's errors as StoreError naming what was being done."""
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(f"{what} failed: {exc}") from exc
+
+    def member_view(self, member_id: str) -> MemberView | None:
+        """Everything the rules engine may know of a member (columns + ``members.state``)."""
+        stmt = select(Member.member_id, Member.balance, Member.tier, Member.lifetime_spend,
+                      Member.visits, Member.birthday, Member.state).where(
+            Member.member_id == member_id)
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(stmt).first()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read member {member_id}: {exc}") from exc
+        if row is None:
+            return None
+        return decode_state(row.state, {
+            "member_id": row.member_id, "balance": row.balance, "tier": row.tier,
+            "lifetime_spend": row.lifetime_spend, "visits": row.visits,
+            "birthday": row.birthday})
+
+    def set_member_state(self, view: MemberView) -> None:
+        """Overwrite a member's engine state (enrolment, staff credits, tests, migration)."""
+        with self._translated(f"saving member {view.member_id}"), \
+                self.session() as s, s.begin():
+            member = s.get(Member, view.member_id)
+            if member is None:
+                raise StoreError(f"unknown member {view.member_id}")
+            member.tier = view.tier
+            member.birthday = view.birthday
+            member.state = encode_state(view)
+
+    def _write_member(self, s: Session, member_id: str, points: int,
+                      after: MemberView | None, *, visit: int = 0,
+                      spend: int = 0) -> int | None:
+        """Move a member's balance by ``points`` (relative: a sync pull may have moved it)
+        and store their engine state; the new balance, or None for a member not held here."""
+        values: dict[str, Any] = {"balance": Member.balance + points}
+        if after is not None:
+            values.update(state=encode_state(after), tier=after.tier,
+                          lifetime_spend=case((Member.lifetime_spend + spend < 0, 0),
+                                              else_=Member.lifetime_spend + spend),
+                          visits=Member.visits + visit)
+        balance = s.execute(update(Member).where(Member.member_id == member_id)
+                            .values(values).returning(Member.balance)).scalar_one_or_none()
+        return None if balance is None else int(balance)
+
+    def _write_entries(self, s: Session, entries: Sequence[LedgerEntry], now: datetime) -> None:
+        for e in entries:
+            if e.points:
+                self._append_ledger(s, e.member_id, e.kind, e.points, fit_ref(e.ref), now)
+
+    def record_sale(
+        self, *, pos_id: str, txn_id: str, member_id: str | None, sale: Quote, now: datetime,
+        entries: Sequence[LedgerEntry] = (), member_after: MemberView | None = None,
+    ) -> SaleResult:
+        """Write a sale with its whole quote, its ledger entries and the member's new engine
+        state in one transaction; idempotent per (pos_id, txn_id).
+
+        ``entries`` for other members (a referrer) move their balance too when they are
+        held here; the ledger carries them to central either way.
+        """
+        try:
+            with self.session() as s, s.begin():
+                prior = self._prior_sale(s, pos_id, txn_id)
+                if prior is not None:
+                    return prior
+                points, balance_after = 0, 0
+                if member_id is not None:
+                    points = sum(e.points for e in entries if e.member_id == member_id)
+                    got = self._write_member(s, member_id, points, member_after, visit=1,
+                                             spend=sale.qualifying_spend)
+                    if got is None:
+                        raise StoreError(f"unknown member {member_id}")
+                    balance_after = got
+                others: dict[str, int] = {}
+                for e in entries:
+                    if e.member_id != member_id:
+                        others[e.member_id] = others.get(e.member_id, 0) + e.points
+                for other, pts in sorted(others.items()):
+                    self._write_member(s, other, pts, None)
+                self._write_entries(s, entries, now)
+                s.add(Sale(pos_id=pos_id, txn_id=txn_id, member_id=member_id,
+                           basket_total=sale.basket_total, discount_total=sale.discount_total,
+                           points=points, balance_after=balance_after, committed_at=now,
+                           detail=json.dumps({"summary": sale.summary,
+                                              "quote": sale.to_dict()}, sort_keys=True)))
+        except IntegrityError as exc:  # a concurrent writer committed the same txn first
+            with self.session() as s:
+                prior = self._prior_sale(s, pos_id, txn_id)
+            if prior is None:
+                raise StoreError(f"could not record sale {pos_id}/{txn_id}: {exc.orig}") from exc
+            return prior
+        except OperationalError as exc:
+            raise StoreError(f"could not record sale {pos_id}/{txn_id}: {exc.orig}") from exc
+        return SaleResult(pos_id, txn_id, member_id, points, balance_after)
+
+    def sale_record(self, pos_id: str, txn_id: str) -> StoredSale | None:
+        """A committed sale with its stored quote and what its refunds did so far."""
+        with self._translated(f"reading sale {pos_id}/{txn_id}"), self.session() as s:
+            sale = s.scalars(select(Sale).where(Sale.pos_id == pos_id,
+                                                Sale.txn_id == txn_id)).first()
+            if sale is None:
+                return None
+            refunds = list(s.scalars(select(Refund).where(
+                Refund.pos_id == pos_id, Refund.txn_id == txn_id).order_by(Refund.id)))
+        try:
+            detail = json.loads(sale.detail or "{}")
+            returned: dict[str, int] = {}
+            for r in refunds:
+                for sku, qty in json.loads(r.lines).items():
+                    returned[sku] = returned.get(sku, 0) + int(qty)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise StoreError(f"sale {pos_id}/{txn_id}: stored detail is damaged: {exc}") from exc
+        quote = detail.get("quote") if isinstance(detail, dict) else None
+        balance_after = refunds[-1].balance_after if refunds else sale.balance_after
+        return StoredSale(
+            pos_id, txn_id, sale.member_id, sale.points, sale.balance_after,
+            quote if isinstance(quote, dict) else None, returned,
+            sum(r.points for r in refunds), balance_after, len(refunds))
+
+    def find_refund(self, pos_id: str, txn_id: str, refund_id: str) -> RefundRecord | None:
+        """The stored answer to a refund already applied, or None."""
+        with self._translated(f"reading refund {refund_id}"), self.session() as s:
+            return self._prior_refund(s, pos_id, txn_id, refund_id)
+
+    @staticmethod
+    def _prior_refund(s: Session, pos_id: str, txn_id: str,
+                      refund_id: str) -> RefundRecord | None:
+        r = s.scalars(select(Refund).where(Refund.pos_id == pos_id, Refund.txn_id == txn_id,
+                                           Refund.refund_id == refund_id)).first()
+        if r is None:
+            return None
+        return RefundRecord(pos_id, txn_id, refund_id, r.member_id, r.points, r.balance_after,
+                            repeated=True)
+
+    def record_refund(
+        self, *, pos_id: str, txn_id: str, refund_id: str, member_id: str | None,
+        returned: Mapping[str, int], entries: Sequence[LedgerEntry],
+        member_after: MemberView | None, spend_reversed: int, now: datetime,
+        detail: Mapping[str, Any] | None = None,
+    ) -> RefundRecord:
+        """Write a refund's ledger entries, the member's state after it and the refund itself
+        in one transaction; idempotent per (pos_id, txn_id, refund_id)."""
+        try:
+            with self.session() as s, s.begin():
+                prior = self._prior_refund(s, pos_id, txn_id, refund_id)
+                if prior is not None:
+                    return prior
+                points, balance_after = 0, None
+                if member_id is not None:
+                    points = sum(e.points for e in entries if e.member_id == member_id)
+                    balance_after = self._write_member(s, member_id, points, member_after,
+                                                       spend=-spend_reversed)
+                    if balance_after is None:
+                        raise StoreError(f"unknown member {member_id}")
+                self._write_entries(s, entries, now)
+                s.add(Refund(pos_id=pos_id, txn_id=txn_id, refund_id=refund_id,
+                             member_id=member_id, points=points, balance_after=balance_after,
+                             lines=json.dumps(dict(returned), sort_keys=True), created_at=now,
+                             detail=json.dumps(dict(detail or {}), sort_keys=True)))
+                s.execute(update(Sale).where(Sale.pos_id == pos_id, Sale.txn_id == txn_id)
+                          .values(status="refunded"))
+        except IntegrityError as exc:
+            with self.session() as s:
+                prior = self._prior_refund(s, pos_id, txn_id, refund_id)
+            if prior is None:
+                raise StoreError(f"could not record refund {refund_id}: {exc.orig}") from exc
+            return prior
+        except OperationalError as exc:
+            raise StoreError(f"could not record refund {refund_id}: {exc.orig}") from exc
+        return RefundRecord(pos_id, txn_id, refund_id, member_id, points, balance_after)
+
+    def members_with_lots(self) -> list[str]:
+        """Members whose engine state holds points lots (the only ones expiry can touch)."""
+        with self._translated("listing members for expiry"), self.engine.connect() as conn:
+            return list(conn.execute(select(Member.member_id).where(
+                Member.state.contains('"lots"')).order_by(Member.member_id)).scalars())
+
+    def apply_entries(self, member_after: MemberView, entries: Sequence[LedgerEntry],
+                      now: datetime) -> int:
+        """Write a member's own ledger entries (expiry) and state; skips refs already in the
+        ledger, so a run repeated after a crash writes nothing twice. Returns points moved."""
+        member_id = member_after.member_id
+        with self._translated(f"expiry for member {member_id}"), \
+                self.session() as s, s.begin():
+            refs = [fit_ref(e.ref) for e in entries]
+            seen = set(s.scalars(select(LedgerEvent.txn_ref).where(
+                LedgerEvent.member_id == member_id, LedgerEvent.txn_ref.in_(refs))))
+            fresh = [e for e in entries
+                     if fit_ref(e.ref) not in seen and e.member_id == member_id]
+            points = sum(e.points for e in fresh)
+            if self._write_member(s, member_id, points, member_after) is None:
+                raise StoreError(f"unknown member {member_id}")
+            self._write_entries(s, fresh, now)
+        return points
+
+    def offline_redemption(self, member_id: str, points: int, now: datetime,
+                           policy: OfflinePolicy) -> RedeemDecision | None:
+        """The offline policy's answer for redeeming ``points`` at the till, or None when
+        this terminal is not enrolled with central (a standalone store has no cap).
+
+        Read-only: the redemption itself is written with the sale at the commit.
+        """
+        with self._translated(f"checking redemption for {member_id}"), \
+                self.engine.connect() as conn:
+            state = conn.execute(select(TerminalState.server_url,
+                                        TerminalState.last_sync_at)).first()
+            synced_at = conn.execute(select(Member.balance_synced_at).where(
+                Member.member_id == member_id)).scalar_one_or_none()
+            balance = conn.execute(select(Member.balance).where(
+                Member.member_id == member_id)).scalar_one_or_none()
+        if state is None or state.server_url is None:
+            return None
+        return decide_redeem(
+            policy, points=points, balance=int(balance or 0),
+            synced_at=None if synced_at is None else state.last_sync_at, now=now,
+            member_pending=self.pending_redeemed(member_id),
+            terminal_pending=self.pending_redeemed())
 
     # -- sync --------------------------------------------------------------------------------
     # Used by pos_loyalty.sync (push the ledger outbox, apply pulled deltas, enrollment) and
@@ -486,6 +733,47 @@ class LocalStore:
                 .values(balance=Member.balance - points).returning(Member.balance)
             ).scalar_one()
         return RedeemResult(True, "ok", points, int(balance))
+
+
+TXN_REF_MAX = 140  # ledger_events.txn_ref here and at central
+
+
+def fit_ref(ref: str) -> str:
+    """A ledger reference within TXN_REF_MAX: long ones (64-character pos, txn and refund
+    ids) keep their start and end in a digest, so they stay distinct and stable."""
+    if len(ref) <= TXN_REF_MAX:
+        return ref
+    digest = hashlib.sha256(ref.encode()).hexdigest()[:32]
+    return f"{ref[:TXN_REF_MAX - 33]}#{digest}"
+
+
+@dataclass(frozen=True)
+class StoredSale:
+    """A committed sale as stored: its quote (``Quote.to_dict``) and its refunds so far."""
+
+    pos_id: str
+    txn_id: str
+    member_id: str | None
+    points: int
+    balance_after: int
+    quote: dict[str, Any] | None
+    returned: dict[str, int]      # sku -> units refunded so far
+    refunded_points: int          # signed sum of the refunds' points
+    last_balance: int | None      # balance after the sale or its latest refund
+    refunds: int
+
+
+@dataclass(frozen=True)
+class RefundRecord:
+    """The answer to a refund; a repeated refund returns the stored one."""
+
+    pos_id: str
+    txn_id: str
+    refund_id: str
+    member_id: str | None
+    points: int
+    balance_after: int | None
+    repeated: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ class Member(Base):
     birthday: Mapped[date | None] = mapped_column(Date, nullable=True)
     # sync: when the balance was last set from central (None: never), for the offline policy
     balance_synced_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # rules engine state (stamps, tier period, coupons, credits, lots, claims...) as JSON;
+    # read when a basket is quoted, never on the tap path
+    state: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
 
 
 class Card(Base):
@@ -65,6 +68,24 @@ class Sale(Base):
     balance_after: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16), default="committed")
     committed_at: Mapped[datetime] = mapped_column(DateTime)
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Refund(Base):
+    """A refund applied to a committed sale; (pos_id, txn_id, refund_id) makes it idempotent."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("pos_id", "txn_id", "refund_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pos_id: Mapped[str] = mapped_column(String(64))
+    txn_id: Mapped[str] = mapped_column(String(64))
+    refund_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_after: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    lines: Mapped[str] = mapped_column(Text, default="{}")  # sku -> units returned
+    created_at: Mapped[datetime] = mapped_column(DateTime)
     detail: Mapped[str] = mapped_column(Text, default="{}")
 
 

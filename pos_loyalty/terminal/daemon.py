@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pos_loyalty.config import TerminalConfig
-from pos_loyalty.errors import ReaderError
+from pos_loyalty.errors import ReaderError, RulesError, StoreError
 from pos_loyalty.migrations import upgrade_terminal
 from pos_loyalty.nfc.cardformat import CardTrust
 from pos_loyalty.nfc.demo_keys import demo_trust
@@ -29,6 +29,8 @@ from pos_loyalty.store import LocalStore
 from pos_loyalty.terminal.service import TerminalService, error_message
 
 log = logging.getLogger(__name__)
+EXPIRY_INTERVAL_S = 24 * 3600.0
+EXPIRY_BATCH = 50  # members per step: a tap never waits behind more than a few ms of it
 
 HEALTHY_WITHIN_S = 10.0  # a loop silent for longer is hung: stop pinging the watchdog
 
@@ -69,13 +71,15 @@ class TerminalDaemon:
     ) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
         upgrade_terminal(config.resolved_db_url)  # an older store gets the newest schema
         self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
-        program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
         self.service = TerminalService(self.store, program)
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
         self._on_reply = on_reply
+        self._expiry_todo: deque[str] = deque()
+        self._expiry_now = self.service.clock()
         # per tap: nfcpy read time and the terminal-added time (read done -> last byte of
         # the till message written), ms; bench/bench_tap_e2e.py reports them (P1, P2)
         self.tap_timings: deque[TapTiming] = deque(maxlen=100_000)
@@ -126,13 +130,26 @@ class TerminalDaemon:
         self._work.put(None)
 
     def run(self) -> None:
-        """Handle taps and till messages until ``stop()``; then close everything."""
+        """Handle taps and till messages until ``stop()``; then close everything.
+
+        Points expiry runs on this thread too (the store's single writer): at start, then
+        once a day, a few members at a time whenever no tap or till request is waiting.
+        """
+        next_expiry = time.monotonic()
         try:
             while not self._stop.is_set():
                 self._worker_beat = time.monotonic()
+                if self._worker_beat >= next_expiry:
+                    self._plan_expiry()
+                    next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
                 try:
-                    item = self._work.get(timeout=1.0)
+                    if self._expiry_todo:
+                        item = self._work.get_nowait()
+                    else:
+                        item = self._work.get(
+                            timeout=min(1.0, max(0.0, next_expiry - time.monotonic())))
                 except queue.Empty:
+                    self._expire_batch()
                     continue
                 if item is None:
                     break
@@ -143,6 +160,23 @@ class TerminalDaemon:
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
             self.store.close()
+
+    def _plan_expiry(self) -> None:
+        try:
+            self._expiry_todo = deque(self.store.members_with_lots())
+            self._expiry_now = self.service.clock()
+        except StoreError as exc:  # retried tomorrow; sales go on meanwhile
+            log.error("points expiry could not start: %s", exc)
+
+    def _expire_batch(self) -> None:
+        batch = [self._expiry_todo.popleft()
+                 for _ in range(min(EXPIRY_BATCH, len(self._expiry_todo)))]
+        if not batch:
+            return
+        try:
+            self.service.expire_members(batch, self._expiry_now)
+        except (StoreError, RulesError) as exc:
+            log.error("points expiry failed for %s..: %s", batch[0], exc)
 
     def _handle(self, item: _Tap | _TillMessage) -> None:
         if isinstance(item, _Tap):

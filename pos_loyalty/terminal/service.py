@@ -1,27 +1,49 @@
 """What the terminal answers: taps become till messages, till requests become replies.
 
-Holds the store and the program; the pure parts (session, rules) do the deciding. Every
-reply is a message dict as in docs/pos-protocol.md; errors become an ``error`` message the
-till can show, never an exception on the link.
+Holds the store and the program; the pure parts (session, rules, effects) do the deciding.
+Every reply is a message dict as in docs/pos-protocol.md; errors become an ``error`` message
+the till can show, never an exception on the link.
+
+Nothing is charged before the commit: a redemption only changes the open transaction's
+quote, and the commit writes the sale, its ledger entries and the member's engine state in
+one store transaction, once per (pos_id, txn_id).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pos_loyalty.errors import LoyaltyError, RulesError, StoreError
 from pos_loyalty.nfc.events import TapEvent
-from pos_loyalty.rules import DEFAULT_PROGRAM, Basket, BasketLine, MemberView, Program, quote
+from pos_loyalty.rules import (
+    DEFAULT_PROGRAM,
+    Basket,
+    BasketLine,
+    MemberView,
+    Program,
+    Quote,
+    ReturnLine,
+    decide_redemption,
+    expire_points,
+    quote,
+    refund,
+)
 from pos_loyalty.store import LocalStore, MemberRecord
+from pos_loyalty.sync.policy import OfflinePolicy
+from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
 from pos_loyalty.terminal.session import OpenTxn, TillSession
 
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]
+PROBE = Basket(lines=(BasketLine("_probe", 1, 10_000),))
+"""The basket standing discounts are read from (one item of 100.00, no category)."""
+STANDING_CACHE_MAX = 512
 
 
 def _utcnow() -> datetime:
@@ -37,23 +59,51 @@ def error_message(code: str, text: str, msg: Message | None = None) -> Message:
     return reply
 
 
+class _Refused(LoyaltyError):
+    """A request the loyalty rules turn down; its text goes to the cashier."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
 class TerminalService:
     """The terminal's application logic between the reader, the store and the till."""
 
     def __init__(
         self, store: LocalStore, program: Program = DEFAULT_PROGRAM, *,
         clock: Callable[[], datetime] = _utcnow,
+        offline_policy: OfflinePolicy | None = None,
     ) -> None:
         self.store = store
-        self.program = program
         self.clock = clock
+        self.offline_policy = offline_policy or OfflinePolicy()
         self.session = TillSession()
+        self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
+        self.program = program
         self._handlers: dict[str, Callable[[Message], Message]] = {
             "basket.update": self._on_basket,
+            "redeem.request": self._on_redeem,
             "txn.commit": self._on_commit,
             "txn.void": self._on_void,
+            "refund": self._on_refund,
             "txn.status": self._on_status,
         }
+
+    @property
+    def program(self) -> Program:
+        return self._program
+
+    @program.setter
+    def program(self, program: Program) -> None:
+        """A new program (a file pushed by central) invalidates the standing-discount cache."""
+        self._program = program
+        self._standing.clear()
+        # progressive discounts on lifetime spend are the only standing discounts that
+        # depend on a tap-path column beside the tier: their scale steps split the cache
+        self._lifetime_steps = sorted({
+            start for r in program.active_rules
+            if r.kind == "progressive" and r.basis == "lifetime" for start, _ in r.scale})
 
     # -- taps ------------------------------------------------------------------------------
 
@@ -77,7 +127,7 @@ class TerminalService:
         return {
             "type": "member.identified", "card_id": member.card_id,
             "member_id": member.member_id, "name": member.display_name, "tier": member.tier,
-            "balance": member.balance, "discounts": self._standing_discounts(member),
+            "balance": member.balance, "discounts": self.standing_discounts(member),
             "tap_ms": round(tap_ms, 3),
         }
 
@@ -86,11 +136,27 @@ class TerminalService:
             return self.store.find_by_card(tap.card_id)
         return self.store.find_by_uid(tap.uid)
 
-    def _standing_discounts(self, member: MemberRecord) -> list[str]:
-        view = self._member_view(member)
-        probe = quote(view, Basket(lines=(BasketLine("_probe", 1, 10_000),)), self.clock(),
-                      self.program)
-        return [line.text for line in probe.lines if line.kind == "discount"]
+    def standing_discounts(self, member: MemberRecord) -> list[str]:
+        """Discounts this member gets on any purchase, one line each (shown at the tap).
+
+        They depend on the tier, the day and (for a progressive scale on lifetime spend)
+        the step reached, so they are quoted once per such combination and cached; personal
+        offers (coupons, credits, stamps) appear on the quote, not here.
+        """
+        today = self.clock().date()
+        step = tuple(1 for s in self._lifetime_steps if member.lifetime_spend >= s)
+        key = (member.tier, today, step)
+        got = self._standing.get(key)
+        if got is None:
+            if len(self._standing) >= STANDING_CACHE_MAX:
+                self._standing.clear()
+            view = MemberView(member_id=member.member_id, tier=member.tier,
+                              lifetime_spend=member.lifetime_spend)
+            probe = quote(view, PROBE, datetime.combine(today, datetime.min.time()),
+                          self.program)
+            got = [line.text for line in probe.lines if line.kind == "discount"]
+            self._standing[key] = got
+        return list(got)
 
     # -- till requests ---------------------------------------------------------------------
 
@@ -102,6 +168,8 @@ class TerminalService:
                                  "handled by this terminal", msg)
         try:
             return handler(msg)
+        except _Refused as exc:
+            return error_message(exc.code, str(exc), msg)
         except RulesError as exc:
             return error_message("bad_basket", str(exc), msg)
         except StoreError as exc:
@@ -111,81 +179,245 @@ class TerminalService:
         except LoyaltyError as exc:
             return error_message("refused", str(exc), msg)
 
+    def _view(self, txn: OpenTxn) -> MemberView:
+        """The member's engine state as stored now (a nobody for a sale without a card)."""
+        if txn.member is None:
+            return MemberView(member_id="")
+        view = self.store.member_view(txn.member.member_id)
+        if view is None:
+            raise StoreError(f"member {txn.member.member_id} is no longer in the store")
+        return view
+
+    def _refuse_if_committed(self, pos_id: str, txn_id: str) -> None:
+        if self.store.find_sale(pos_id, txn_id) is not None:
+            raise _Refused("committed", f"transaction {txn_id} is already committed; "
+                           "start a new transaction or use refund")
+
+    def _quote_txn(self, txn: OpenTxn, view: MemberView, now: datetime) -> Quote:
+        assert txn.basket is not None
+        basket = replace(txn.basket, redeem_points=txn.redeem_points)
+        return quote(view, basket, now, self.program)
+
     def _on_basket(self, msg: Message) -> Message:
+        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+        self._refuse_if_committed(pos_id, txn_id)
         basket = Basket(lines=tuple(
             BasketLine(sku=str(line["sku"]), qty=int(line["qty"]),
                        unit_price=int(line["unit_price"]), category=str(line.get("category", "")))
             for line in msg["lines"]
         ))
-        txn = self.session.open_txn(msg["pos_id"], msg["txn_id"])
+        txn = self.session.open_txn(pos_id, txn_id)
         txn.basket = basket
-        if txn.member is not None:  # the balance may have moved since the tap
-            txn.member = self.store.find_by_card(txn.member.card_id) or txn.member
-        txn.quote = quote(self._member_view(txn.member), basket, self.clock(), self.program)
+        now = self.clock()
+        view = self._view(txn)  # loaded per quote: the balance may have moved since the tap
+        txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
         return self._quote_message(txn)
+
+    def _open(self, msg: Message, what: str) -> OpenTxn:
+        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+        self._refuse_if_committed(pos_id, txn_id)
+        txn = self.session.find(pos_id, txn_id)
+        if txn is None or txn.basket is None:
+            raise _Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
+                           f"send basket.update before {what}")
+        return txn
+
+    def _on_redeem(self, msg: Message) -> Message:
+        txn = self._open(msg, "redeeming points")
+        requested = int(msg["points"])
+        if txn.member is None:
+            raise _Refused("refused", "no member card on this sale: tap the card before "
+                           "redeeming points")
+        now = self.clock()
+        view = self._view(txn)
+        assert txn.basket is not None
+        plain = quote(view, replace(txn.basket, redeem_points=0), now, self.program)
+        decision = decide_redemption(view, self._payable(plain), requested, self.program)
+        if decision.points <= 0:
+            raise _Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
+        self._check_offline(view.member_id, decision.points, now)
+        txn.redeem_points = requested
+        txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
+        return self._quote_message(txn)
+
+    def _check_offline(self, member_id: str, points: int, now: datetime) -> None:
+        """An enrolled terminal redeems unconfirmed points only within the offline policy."""
+        verdict = self.store.offline_redemption(member_id, points, now, self.offline_policy)
+        if verdict is not None and not verdict.allowed:
+            raise _Refused("refused", f"cannot redeem {points} pts here now: {verdict.reason}")
+
+    def _payable(self, plain: Quote) -> int:
+        """What is left to pay after discounts, as the engine's redemption sees it."""
+        tax = self.program.tax
+        if not tax.prices_include_tax and tax.discounts == "after_tax":
+            return plain.total_due  # tax is part of every line's amount
+        return plain.total_due - plain.tax_added
 
     def _quote_message(self, txn: OpenTxn) -> Message:
         assert txn.quote is not None
-        q = txn.quote
+        return {"type": "quote", "pos_id": txn.pos_id, "txn_id": txn.txn_id,
+                "member_id": txn.member.member_id if txn.member else None,
+                **txn.quote.till_fields()}
+
+    @staticmethod
+    def _awarded(pos_id: str, txn_id: str, member_id: str | None, points: int,
+                 balance_after: int | None, repeated: bool) -> Message:
+        """points.awarded; balances are null for a sale without a member (the doc's rule)."""
+        after = balance_after if member_id is not None else None
         return {
-            "type": "quote", "pos_id": txn.pos_id, "txn_id": txn.txn_id,
-            "member_id": txn.member.member_id if txn.member else None,
-            "lines": [{"program": ln.program, "kind": ln.kind, "value": ln.value,
-                       "text": ln.text} for ln in q.lines],
-            "discount_total": q.discount_total, "points_total": q.points_total,
-            "total_due": q.total_due, "summary": q.summary,
+            "type": "points.awarded", "pos_id": pos_id, "txn_id": txn_id,
+            "member_id": member_id, "points": points,
+            "balance_before": after - points if after is not None else None,
+            "balance_after": after, "repeated": repeated,
         }
 
     def _on_commit(self, msg: Message) -> Message:
         pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+        prior = self.store.find_sale(pos_id, txn_id)
+        if prior is not None:
+            return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
+                                 prior.balance_after, True)
         txn = self.session.find(pos_id, txn_id)
-        if txn is None or txn.quote is None:
-            prior = self.store.find_sale(pos_id, txn_id)
-            if prior is None:
-                return error_message("unknown_txn", f"no basket was sent for transaction "
-                                     f"{txn_id}; send basket.update first", msg)
-            result = prior
+        if txn is None or txn.quote is None or txn.quoted_at is None:
+            if self.session.find_voided(pos_id, txn_id) is not None:
+                raise _Refused("unknown_txn", f"transaction {txn_id} was voided; send its "
+                               "basket again to sell it")
+            raise _Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
+                           "send basket.update first")
+        sale = txn.quote
+        now = self.clock()
+        view = self._view(txn)
+        if view != txn.view:  # the member's points or state moved since the quote
+            fresh = self._quote_txn(txn, view, txn.quoted_at)
+            if fresh.till_fields() != sale.till_fields():
+                txn.view = None
+                raise _Refused("refused", "the member's points changed since the quote; "
+                               "send the basket again and check the new total")
+            sale = fresh
+        if sale.redeem_points and txn.member is not None:  # pending points may have moved
+            self._check_offline(view.member_id, sale.redeem_points, now)
+        ref = f"{pos_id}/{txn_id}"
+        if txn.member is None:
+            result = self.store.record_sale(pos_id=pos_id, txn_id=txn_id, member_id=None,
+                                            sale=sale, now=now)
         else:
-            member_id = txn.member.member_id if txn.member else None
-            result = self.store.commit_sale(
-                pos_id=pos_id, txn_id=txn_id, member_id=member_id,
-                basket_total=txn.quote.basket_total, discount_total=txn.quote.discount_total,
-                points=txn.quote.points_total if member_id else 0, now=self.clock(),
-                detail={"summary": txn.quote.summary},
-            )
-            self.session.close(pos_id, txn_id)
-        return {
-            "type": "points.awarded", "pos_id": pos_id, "txn_id": txn_id,
-            "member_id": result.member_id, "points": result.points,
-            "balance_before": result.balance_after - result.points,
-            "balance_after": result.balance_after, "repeated": result.repeated,
-        }
+            change = apply_sale(view, sale, now, self.program, ref=ref)
+            result = self.store.record_sale(
+                pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
+                entries=change.entries, member_after=change.after)
+        self.session.close(pos_id, txn_id)
+        return self._awarded(pos_id, txn_id, result.member_id, result.points,
+                             result.balance_after, result.repeated)
 
     def _on_void(self, msg: Message) -> Message:
         pos_id, txn_id = msg["pos_id"], msg["txn_id"]
         if self.store.find_sale(pos_id, txn_id) is not None:
             return error_message("committed", f"transaction {txn_id} is committed; "
                                  "use refund to reverse it", msg)
-        txn = self.session.close(pos_id, txn_id)
+        voided = self.session.void(pos_id, txn_id)
         return {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
-                "state": "voided" if txn is not None else "unknown",
-                "points": 0, "balance_after": 0}
+                "state": "voided" if voided is not None else "unknown", "points": 0,
+                "balance_after": voided.balance if voided is not None else None}
+
+    def _on_refund(self, msg: Message) -> Message:
+        pos_id, txn_id, refund_id = msg["pos_id"], msg["txn_id"], msg["refund_id"]
+        prior = self.store.find_refund(pos_id, txn_id, refund_id)
+        if prior is not None:
+            return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
+                                 prior.balance_after, True)
+        stored = self.store.sale_record(pos_id, txn_id)
+        if stored is None:
+            if self.session.find(pos_id, txn_id) is not None:
+                raise _Refused("unknown_txn", f"transaction {txn_id} is not committed; "
+                               "void it instead of refunding")
+            raise _Refused("unknown_txn", f"no committed sale {txn_id} from {pos_id} here")
+        if stored.quote is None:
+            raise _Refused("refused", f"sale {txn_id} was recorded without its quote; its "
+                           "points cannot be reversed here")
+        sale = Quote.from_dict(stored.quote)
+        returned = [ReturnLine(str(line["sku"]), int(line["qty"])) for line in msg["lines"]]
+        asked: dict[str, int] = {}
+        for rl in returned:
+            asked[rl.sku] = asked.get(rl.sku, 0) + rl.qty
+        view = MemberView(member_id="")
+        if stored.member_id is not None:
+            got = self.store.member_view(stored.member_id)
+            if got is None:
+                raise StoreError(f"member {stored.member_id} is no longer in the store")
+            view = got
+        try:
+            result = refund(sale, returned, view, self.program,
+                            ref=f"{pos_id}/{txn_id}/refund/{refund_id}",
+                            already_returned=stored.returned)
+        except RulesError as exc:
+            raise _Refused("refused", str(exc)) from exc
+        change = apply_refund(view, result)
+        record = self.store.record_refund(
+            pos_id=pos_id, txn_id=txn_id, refund_id=refund_id, member_id=stored.member_id,
+            returned=asked, entries=result.entries if stored.member_id else (),
+            member_after=change.after if stored.member_id else None,
+            spend_reversed=result.spend_reversed, now=self.clock(),
+            detail={"text": result.text, "money_refund": result.money_refund,
+                    "deducted": result.deducted, "points_owed": result.points_owed,
+                    "stamps": dict(result.stamps)})
+        reply = self._awarded(pos_id, txn_id, record.member_id, record.points,
+                              record.balance_after, record.repeated)
+        if result.deducted:  # money kept back for points already spent (extra field)
+            reply["deducted"] = result.deducted
+        return reply
 
     def _on_status(self, msg: Message) -> Message:
         pos_id, txn_id = msg["pos_id"], msg["txn_id"]
-        sale = self.store.find_sale(pos_id, txn_id)
+        reply: Message = {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
+                          "state": "unknown", "points": 0, "balance_after": None}
+        sale = self.store.sale_record(pos_id, txn_id)
         if sale is not None:
-            return {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
-                    "state": "committed", "points": sale.points,
-                    "balance_after": sale.balance_after}
+            has = sale.member_id is not None
+            reply.update(state="refunded" if sale.refunds else "committed",
+                         points=sale.points + sale.refunded_points,
+                         balance_after=sale.last_balance if has else None)
+            return reply
+        voided = self.session.find_voided(pos_id, txn_id)
+        if voided is not None:
+            reply.update(state="voided", balance_after=voided.balance)
+            return reply
         txn = self.session.find(pos_id, txn_id)
-        return {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
-                "state": "open" if txn is not None else "unknown", "points": 0,
-                "balance_after": 0}
+        if txn is not None:
+            q = txn.quote
+            reply.update(state="open",
+                         points=q.points_total - q.redeem_points if q is not None else 0,
+                         balance_after=txn.view.balance if txn.view is not None and
+                         txn.member is not None else None)
+        return reply
 
-    @staticmethod
-    def _member_view(member: MemberRecord | None) -> MemberView:
-        if member is None:
-            return MemberView(member_id="")
-        return MemberView(member_id=member.member_id, balance=member.balance, tier=member.tier,
-                          lifetime_spend=member.lifetime_spend, visits=member.visits)
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def run_expiry(self, now: datetime | None = None) -> int:
+        """Write ``expire`` ledger events for every member's points past their validity.
+
+        Idempotent: the engine attributes the balance to the newest lots and the store skips
+        refs already in the ledger, so a second run (or one after a crash) writes nothing.
+        Returns the points expired (a positive number).
+        """
+        if self.program.expiry.mode == "none":
+            return 0
+        return self.expire_members(self.store.members_with_lots(), now or self.clock())
+
+    def expire_members(self, member_ids: Iterable[str], now: datetime) -> int:
+        """Expiry for these members only (the daemon works through the list in small
+        batches between till requests); returns the points expired."""
+        if self.program.expiry.mode == "none":
+            return 0
+        total = 0
+        for member_id in member_ids:
+            view = self.store.member_view(member_id)
+            if view is None:
+                continue
+            entries = expire_points(view, now, self.program)
+            if not entries:
+                continue
+            change = apply_entries(view, entries)
+            total -= self.store.apply_entries(change.after, change.entries, now)
+        if total:
+            log.info("expired %d points", total)
+        return total

@@ -114,3 +114,48 @@ class TestStartupErrors:
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
         assert "cannot start" in err and "Traceback" not in err
+
+
+class TestProgramFile:
+    """`[program] file` in the config is the program the running daemon quotes with."""
+
+    def test_config_program_is_used_at_the_till(
+            self, rig: tuple[TagEmulator, PtyBridge, Path]) -> None:
+        """With cafe.toml, a redemption quotes and commits at the cafe's rate."""
+        rf, bridge, tmp = rig
+        conf = tmp / "terminal.toml"
+        cafe = ROOT / "examples" / "programs" / "cafe.toml"
+        conf.write_text(f'[terminal]\nid = "T-CAFE"\ndata_dir = "{tmp}"\n'
+                        f'[program]\nfile = "{cafe}"\n')
+        proc = cli("run", "--config", str(conf), "--serial", bridge.terminal_path,
+                   "--reader", f"udp:127.0.0.1:{rf.port}", "--demo-members")
+        try:
+            with SimulatedTill(bridge.till_path, pos_id="POS-7") as till:
+                till.wait_link_up(timeout=20)
+                rf.present(member_card("C-1001"))
+                assert till.next_message({"member.identified"}, timeout=20)["balance"] == 120
+                rf.remove()
+                till.send_basket("T1", [{"sku": "CAKE", "qty": 1, "unit_price": 1000,
+                                         "category": "food"}])
+                q = till.redeem("T1", 120)
+                assert [ln["value"] for ln in q["lines"] if ln["kind"] == "redeem"] == [120]
+                awarded = till.commit("T1")
+                assert (awarded["points"], awarded["balance_after"]) == (8 - 120, 8)
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err
+
+    def test_bad_program_file_stops_the_daemon_in_one_line(self, tmp_path: Path) -> None:
+        """A program error names the file, key and line; the daemon does not start."""
+        prog = tmp_path / "p.toml"
+        prog.write_text('[program]\nname = "X"\n\n[[rule]]\nkind = "earn"\npoints = "many"\n')
+        conf = tmp_path / "terminal.toml"
+        conf.write_text(f'[terminal]\ndata_dir = "{tmp_path}"\n[program]\nfile = "{prog}"\n')
+        proc = cli("run", "--config", str(conf), "--serial", str(tmp_path / "tty"))
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err
+        assert f"{prog}:6" in err and "points" in err and "Traceback" not in err

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
 
+from pos_loyalty.errors import StoreError
+from pos_loyalty.migrations import upgrade_terminal
+from pos_loyalty.rules import (
+    Basket,
+    BasketLine,
+    LedgerEntry,
+    MemberView,
+    PointsLot,
+    Quote,
+    quote,
+)
+from pos_loyalty.rules.program import DEFAULT_PROGRAM
 from pos_loyalty.store import LocalStore
+from pos_loyalty.store.local import RefundRecord
+from pos_loyalty.store.models import Base
 
 NOW = datetime(2026, 11, 23, 12, 0, 0)
 
@@ -85,3 +103,185 @@ class TestCommitSale:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def _sale(member: MemberView, total: int = 1234) -> Quote:
+    return quote(member, Basket((BasketLine("A", 1, total),)), NOW, DEFAULT_PROGRAM)
+
+
+class TestEngineState:
+    """The engine's member state is stored beside the columns and read back whole."""
+
+    def test_state_round_trips_and_tap_lookup_is_unchanged(self, store: LocalStore) -> None:
+        """What set_member_state writes, member_view reads; find_by_card still sees the columns."""
+        view = store.member_view("M-1")
+        assert view == MemberView("M-1", balance=100, tier="Gold")
+        richer = replace(view, stamps={"coffee": 9}, coupons={"VIP": 1},
+                         birthday=date(1990, 6, 13), lots=(PointsLot(date(2026, 1, 2), 40),),
+                         claims={"refer": date(2026, 1, 2)}, segments=frozenset({"students"}))
+        store.set_member_state(richer)
+        assert store.member_view("M-1") == richer
+        rec = store.find_by_card("C-1")
+        assert rec is not None and (rec.balance, rec.tier) == (100, "Gold")
+        assert store.member_view("M-404") is None
+
+    def test_members_inserted_without_state_read_as_empty(self, store: LocalStore) -> None:
+        """A member row written by raw SQL (as a sync pull does) has an empty engine state."""
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO members (member_id, display_name, balance, "
+                                 "lifetime_spend, visits) VALUES ('M-2', '', 5, 0, 0)")
+        assert store.member_view("M-2") == MemberView("M-2", balance=5)
+
+
+class TestRecordSale:
+    """A sale, its ledger entries and the member's new state are one idempotent write."""
+
+    def test_sale_entries_state_and_quote_are_written(self, store: LocalStore) -> None:
+        """Balance moves by the member's entries; the referrer's entry credits the referrer."""
+        store.add_member("M-2", "Bob", card_id="C-2", balance=10)
+        view = store.member_view("M-1")
+        assert view is not None
+        q = _sale(view)
+        after = replace(view, balance=view.balance + 12 - 50, stamps={"coffee": 3},
+                        visits=1, lifetime_spend=q.qualifying_spend)
+        entries = (LedgerEntry("M-1", "earn", 12, "P/1"), LedgerEntry("M-1", "redeem", -50,
+                   "P/1/redeem"), LedgerEntry("M-2", "earn", 200, "P/1/referral"))
+        res = store.record_sale(pos_id="P", txn_id="1", member_id="M-1", sale=q, now=NOW,
+                                entries=entries, member_after=after)
+        assert (res.points, res.balance_after, res.repeated) == (-38, 62, False)
+        assert [(e.member_id, e.kind, e.points) for e in store.ledger()] == [
+            ("M-1", "earn", 12), ("M-1", "redeem", -50), ("M-2", "earn", 200)]
+        assert store.member_view("M-1") == replace(after, balance=62)
+        bob = store.find_by_card("C-2")
+        assert bob is not None and bob.balance == 210
+        stored = store.sale_record("P", "1")
+        assert stored is not None and stored.quote == q.to_dict()
+        again = store.record_sale(pos_id="P", txn_id="1", member_id="M-1", sale=q, now=NOW,
+                                  entries=entries, member_after=after)
+        assert again.repeated and again.balance_after == 62 and len(store.ledger()) == 3
+
+    def test_a_failed_write_leaves_nothing_behind(self, store: LocalStore) -> None:
+        """When the sale row cannot be written, no ledger entry, balance or state change stays."""
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TRIGGER no_sales BEFORE INSERT ON sales "
+                                 "BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+        view = store.member_view("M-1")
+        assert view is not None
+        with pytest.raises(StoreError):
+            store.record_sale(pos_id="P", txn_id="1", member_id="M-1", sale=_sale(view),
+                              now=NOW, entries=(LedgerEntry("M-1", "earn", 12, "P/1"),),
+                              member_after=replace(view, balance=112, stamps={"c": 1}))
+        assert store.ledger() == [] and store.member_view("M-1") == view
+        assert store.find_sale("P", "1") is None
+
+
+class TestRecordRefund:
+    """Refunds are written once per refund id and remembered per sale."""
+
+    def test_refund_is_idempotent_and_accumulates_returns(self, store: LocalStore) -> None:
+        """A repeated refund id changes nothing; returned units add up per sku."""
+        view = store.member_view("M-1")
+        assert view is not None
+        store.record_sale(pos_id="P", txn_id="1", member_id="M-1", sale=_sale(view), now=NOW,
+                          entries=(LedgerEntry("M-1", "earn", 12, "P/1"),),
+                          member_after=replace(view, balance=112))
+
+        def refund_one() -> RefundRecord:
+            return store.record_refund(
+                pos_id="P", txn_id="1", refund_id="R1", member_id="M-1", returned={"A": 1},
+                entries=(LedgerEntry("M-1", "reversal", -6, "P/1/refund/R1"),),
+                member_after=replace(view, balance=106), spend_reversed=600, now=NOW)
+
+        first, again = refund_one(), refund_one()
+        assert (first.points, first.balance_after, first.repeated) == (-6, 106, False)
+        assert (again.points, again.balance_after, again.repeated) == (-6, 106, True)
+        assert [e.points for e in store.ledger("M-1")] == [12, -6]
+        stored = store.sale_record("P", "1")
+        assert stored is not None
+        assert (stored.returned, stored.refunds, stored.refunded_points, stored.last_balance) \
+            == ({"A": 1}, 1, -6, 106)
+
+
+    def test_database_errors_become_store_errors(self, store: LocalStore) -> None:
+        """A broken table is reported as a StoreError naming the request, not a SQL exception."""
+        view = store.member_view("M-1")
+        assert view is not None
+        store.record_sale(pos_id="P", txn_id="1", member_id="M-1", sale=_sale(view), now=NOW,
+                          member_after=view)
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE refunds")
+        with pytest.raises(StoreError, match="reading refund R1"):
+            store.find_refund("P", "1", "R1")
+        with pytest.raises(StoreError, match="reading sale P/1"):
+            store.sale_record("P", "1")
+
+
+class TestApplyEntries:
+    """Expiry entries are written once even when a run is repeated."""
+
+    def test_same_ref_is_not_written_twice(self, store: LocalStore) -> None:
+        """A second write of the same expire ref moves nothing."""
+        view = store.member_view("M-1")
+        assert view is not None
+        entry = LedgerEntry("M-1", "expire", -40, "expire:M-1:2025-01-02")
+        assert store.apply_entries(replace(view, balance=60), [entry], NOW) == -40
+        assert store.apply_entries(replace(view, balance=60), [entry], NOW) == 0
+        rec = store.find_by_card("C-1")
+        assert rec is not None and rec.balance == 60
+        assert [(e.kind, e.points) for e in store.ledger()] == [("expire", -40)]
+
+
+class TestMigration:
+    """The terminal migrations build exactly the schema the models describe."""
+
+    def test_migrated_schema_matches_models(self, tmp_path: Path) -> None:
+        """After upgrade_terminal, Alembic finds no difference from the models."""
+        url = f"sqlite:///{tmp_path / 'm.db'}"
+        upgrade_terminal(url)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(
+                conn, opts={"compare_type": True}), Base.metadata)
+        engine.dispose()
+        assert diff == []
+
+    def test_upgrade_keeps_members_and_gives_them_empty_state(self, tmp_path: Path) -> None:
+        """A t0002 store with members is upgraded; its members read back with no engine state."""
+        from alembic import command
+
+        from pos_loyalty.migrations import _config
+
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            command.upgrade(_config("terminal", conn), "t0002")
+            conn.exec_driver_sql("INSERT INTO members (member_id, display_name, balance, "
+                                 "lifetime_spend, visits) VALUES ('M-7', 'Old', 70, 0, 0)")
+            conn.exec_driver_sql("INSERT INTO terminal_state (id, terminal_id, next_seq, "
+                                 "pull_cursor, clock_offset_ms) VALUES (1, 'T', 1, '{}', 0)")
+        engine.dispose()
+        upgrade_terminal(url)
+        store = LocalStore(url)
+        try:
+            assert store.member_view("M-7") == MemberView("M-7", balance=70)
+        finally:
+            store.close()
+
+    def test_store_made_without_alembic_at_t0002_is_upgraded(self, tmp_path: Path) -> None:
+        """A t0002-level store with no alembic_version gets the state column on upgrade."""
+        from alembic import command
+
+        from pos_loyalty.migrations import _config, current_revision
+
+        url = f"sqlite:///{tmp_path / 'adopt.db'}"
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            command.upgrade(_config("terminal", conn), "t0002")
+            conn.exec_driver_sql("DROP TABLE alembic_version")
+        engine.dispose()
+        with pytest.raises(StoreError, match="db upgrade --terminal"):
+            LocalStore(url)
+        upgrade_terminal(url)
+        assert current_revision(url) == "t0003"
+        store = LocalStore(url)
+        store.close()
