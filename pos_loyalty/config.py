@@ -36,6 +36,7 @@ class TerminalConfig:
     program_file: str | None = None
     issuer_keys: tuple[str, ...] = ()
     accept_legacy_uid: bool = False
+    sync_interval_s: float = 10.0
     source: str = "<defaults>"
 
     @property
@@ -50,7 +51,8 @@ _SECTIONS: dict[str, set[str]] = {
     "store": {"url"},
     "program": {"file"},
     "cards": {"issuer_keys", "accept_legacy_uid"},
-    "sync": {"url", "credential", "interval_s"},
+    # where central is and the credential come from `pos-loyalty enroll`, kept in the store
+    "sync": {"interval_s"},
 }
 
 _BAUDRATES = {9600, 19200, 38400, 57600, 115200, 230400}
@@ -75,6 +77,9 @@ def load_config(path: str | Path | None) -> TerminalConfig:
     for i, key in enumerate(keys):
         if not isinstance(key, str) or not _is_hex(key):
             raise doc.error("cards.issuer_keys", f"entry {i + 1} must be a hex string")
+    sync_interval = doc.get("sync.interval_s", (int, float), 10.0)
+    if sync_interval <= 0:
+        raise doc.error("sync.interval_s", "must be a positive number of seconds")
     program = doc.get("program.file", str, None)
     if program is not None and not Path(program).is_absolute():
         program = str(Path(doc.path).parent / program)
@@ -89,6 +94,7 @@ def load_config(path: str | Path | None) -> TerminalConfig:
         program_file=program,
         issuer_keys=tuple(keys),
         accept_legacy_uid=doc.get("cards.accept_legacy_uid", bool, False),
+        sync_interval_s=float(sync_interval),
         source=doc.path,
     )
 

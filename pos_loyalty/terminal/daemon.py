@@ -26,6 +26,7 @@ from pos_loyalty.nfc.sdnotify import Watchdog, notify
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, load_program
 from pos_loyalty.store import LocalStore
+from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.service import TerminalService, error_message
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,11 @@ class TerminalDaemon:
         program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
         upgrade_terminal(config.resolved_db_url)  # an older store gets the newest schema
         self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
+        identity = self.store.sync_identity()
+        self.sync: SyncWorker | None = None
+        if identity.server_url and identity.credential:  # enrolled with a central server
+            self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
+                                   config.sync_interval_s)
         self.service = TerminalService(self.store, program)
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
@@ -114,6 +120,8 @@ class TerminalDaemon:
         """Open the till link and start reading; raises SerialLinkError/ReaderError early."""
         self.endpoint.start()
         self._reader_thread.start()
+        if self.sync is not None:
+            self.sync.start()
         notify("READY=1")  # systemd (Type=notify); nothing happens outside systemd
         self.watchdog.start()
 
@@ -157,6 +165,8 @@ class TerminalDaemon:
         finally:
             self._stop.set()
             self.watchdog.stop()
+            if self.sync is not None:
+                self.sync.stop()
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
             self.store.close()
@@ -187,6 +197,8 @@ class TerminalDaemon:
             except (KeyError, TypeError, ValueError) as exc:  # validated upstream; belt and braces
                 reply = error_message("bad_request", f"malformed request: {exc}", item.message)
         self.endpoint.send(reply)  # returns once the frame is written to the port
+        if self.sync is not None and reply.get("type") == "points.awarded":
+            self.sync.trigger()  # push the new ledger events soon, off the till's path
         if isinstance(item, _Tap) and item.event.read_done:
             added = (time.perf_counter() - item.event.read_done) * 1000
             self.tap_timings.append(TapTiming(item.event.read_ms, added))
