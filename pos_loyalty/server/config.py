@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from pos_loyalty.config import default_data_dir
 from pos_loyalty.errors import ConfigError
-
-
-def default_data_dir() -> Path:
-    """Where a single shop's server keeps its SQLite file (``POS_LOYALTY_DATA_DIR`` wins)."""
-    env = os.environ.get("POS_LOYALTY_DATA_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(xdg) / "pos-loyalty"
 
 
 def default_central_url() -> str:

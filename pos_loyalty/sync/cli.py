@@ -16,7 +16,7 @@ def default_terminal_url() -> str:
     env = os.environ.get("POS_LOYALTY_TERMINAL_DB")
     if env:
         return env
-    from pos_loyalty.server.config import default_data_dir
+    from pos_loyalty.config import default_data_dir
 
     data = default_data_dir()
     data.mkdir(parents=True, exist_ok=True)
