@@ -30,9 +30,10 @@ main.add_command(demo)
 main.add_command(run)
 
 # -- POS serial link: sim pos, pos-check -----------------------------------------------
-from pos_loyalty.pos.cli import pos_check, sim_pos  # noqa: E402
+from pos_loyalty.pos.cli import pos_check, sim_pos, sim_pty  # noqa: E402
 
 sim.add_command(sim_pos)
+sim.add_command(sim_pty)
 main.add_command(pos_check)
 
 # -- rules engine: quote ---------------------------------------------------------------

@@ -105,3 +105,28 @@ def pos_check(port: str, baud: int, hello_wait: float, sale_wait: float) -> None
     click.echo(f"{passed} passed, {len(failed)} failed, {skipped} skipped")
     if failed:
         raise click.ClickException(f"{len(failed)} protocol rule(s) broken")
+
+
+@click.command("pty")
+@click.option("--baud", type=click.IntRange(1200, 4_000_000), default=None,
+              help="Pace the relay to this line rate (default: as fast as the ptys go).")
+def sim_pty(baud: int | None) -> None:
+    """A serial cable in software: two linked pseudo-terminals until Ctrl-C.
+
+    Prints the terminal side and the till side paths, for `pos-loyalty run --serial` and
+    `pos-loyalty sim pos` (or a POS vendor's own till software).
+    """
+    import signal
+    import threading
+
+    from pos_loyalty.pos.pty import PtyBridge
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with PtyBridge(baudrate=baud) as bridge:
+        click.echo(f"terminal side: {bridge.terminal_path}")
+        click.echo(f"till side:     {bridge.till_path}", nl=True)
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass

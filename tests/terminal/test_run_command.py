@@ -159,3 +159,30 @@ class TestProgramFile:
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
         assert f"{prog}:6" in err and "points" in err and "Traceback" not in err
+
+
+class TestSimPty:
+    def test_sim_pty_links_daemon_and_till(self, tmp_path: Path) -> None:
+        """`sim pty` prints two linked ports a daemon and a till can talk over."""
+        cable = cli("sim", "pty")
+        daemon: subprocess.Popen[str] | None = None
+        try:
+            assert cable.stdout is not None
+            terminal_side = cable.stdout.readline().split(":", 1)[1].strip()
+            till_side = cable.stdout.readline().split(":", 1)[1].strip()
+            with TagEmulator() as rf:
+                daemon = cli("run", "--serial", terminal_side, "--reader",
+                             f"udp:127.0.0.1:{rf.port}", "--db",
+                             f"sqlite:///{tmp_path / 't.db'}", "--demo-members")
+                with SimulatedTill(till_side) as till:
+                    till.wait_link_up(timeout=20)
+                    rf.present(member_card("C-1003"))
+                    ident = till.next_message({"member.identified"}, timeout=20)
+                    rf.remove()
+            assert ident["name"] == "Alan Turing"
+        finally:
+            for proc in (daemon, cable):
+                if proc is not None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.communicate(timeout=20)
+        assert cable.returncode == 0
