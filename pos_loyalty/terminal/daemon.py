@@ -23,6 +23,7 @@ from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.nfc.sdnotify import Watchdog, notify
+from pos_loyalty.nfc.sun import MemoryCounterStore
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, load_program
 from pos_loyalty.store import LocalStore
@@ -60,7 +61,9 @@ def card_trust(config: TerminalConfig) -> CardTrust:
         return CardTrust.from_hex(config.issuer_keys,
                                   accept_legacy_uid=config.accept_legacy_uid)
     log.warning("no cards.issuer_keys configured: trusting the demo issuer (simulation only)")
-    return demo_trust(accept_legacy_uid=config.accept_legacy_uid)
+    # demo NTAG 424 DNA SUN tags verify too; their counters live as long as the process
+    return demo_trust(accept_legacy_uid=config.accept_legacy_uid,
+                      sun_counters=MemoryCounterStore())
 
 
 class TerminalDaemon:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import ndef
 import pytest
 
 from pos_loyalty.demo import BASKETS, DemoRun
@@ -96,3 +97,29 @@ class TestDemoCommand:
         assert out.count("CARD REFUSED") == 2
         assert "latency: tap -> till" in out
         assert out.rstrip().endswith("demo OK")
+
+
+class TestSunTags:
+    def test_ntag424_member_card_and_replayed_copy(self, run: DemoRun) -> None:
+        """A SUN member card is identified on every tap; a copy of an old URL is refused."""
+        from pos_loyalty.nfc import sun
+        from pos_loyalty.nfc.demo_keys import (
+            DEMO_SUN_FILE_KEY,
+            DEMO_SUN_MEMBER_URL,
+            DEMO_SUN_META_KEY,
+        )
+        from pos_loyalty.nfc.sim.type4 import Ntag424Dna, Type4Tag
+
+        uid = bytes.fromhex("04C0FFEE123480")
+        card_data = sun.pack_file_data({"card": "C-1002"})
+        card = Ntag424Dna(DEMO_SUN_MEMBER_URL, DEMO_SUN_META_KEY, DEMO_SUN_FILE_KEY, uid=uid,
+                          counter=10, file_data=card_data)
+        first = run.tap("SUN card", card)
+        second = run.tap("SUN card again", card)
+        assert first["member_id"] == second["member_id"] == "M-1002"
+        old = sun.generate_sun(DEMO_SUN_META_KEY, DEMO_SUN_FILE_KEY, uid, 5,
+                               file_data=card_data)
+        record = b"".join(ndef.message_encoder([ndef.UriRecord(old.url(DEMO_SUN_MEMBER_URL))]))
+        replayed = run.tap("copy of an old tap", Type4Tag(uid, record))
+        assert replayed["type"] == "card.refused"
+        assert "replay" in replayed["reason"], replayed
