@@ -31,7 +31,7 @@ from pos_loyalty.pos.codec import Frame, encode_frame, wire_time
 from pos_loyalty.pos.messages import encode_message
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
-from pos_loyalty.terminal.daemon import TerminalDaemon
+from pos_loyalty.terminal.daemon import TerminalDaemon, tune_for_latency
 
 SETTLE_S = 0.5  # nfcpy notices a removed card after ~0.3-0.4 s (its presence check)
 
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--baud", type=int, default=115200)
     args = ap.parse_args()
     logging.getLogger("pos_loyalty").setLevel(logging.ERROR)
+    tune_for_latency()  # as `pos-loyalty run` does
     rng = random.Random(11)
     with tempfile.TemporaryDirectory() as tmp, TagEmulator() as rf, PtyBridge() as bridge:
         config = TerminalConfig(data_dir=Path(tmp), reader_path=f"udp:127.0.0.1:{rf.port}",

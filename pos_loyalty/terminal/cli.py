@@ -26,7 +26,7 @@ from pos_loyalty.errors import ConfigError, LoyaltyError
 def run(config_file: str | None, serial: str | None, reader: str | None, db: str | None,
         demo_members: bool, verbose: bool) -> None:
     """Run the terminal daemon until SIGTERM or SIGINT."""
-    from pos_loyalty.terminal.daemon import TerminalDaemon
+    from pos_loyalty.terminal.daemon import TerminalDaemon, tune_for_latency
     from pos_loyalty.terminal.demo_data import seed_demo_members
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -40,6 +40,7 @@ def run(config_file: str | None, serial: str | None, reader: str | None, db: str
         click.echo("pos-loyalty: no serial port: give --serial or set serial.port in the "
                    "config file", err=True)
         sys.exit(2)
+    tune_for_latency()
     try:
         daemon = TerminalDaemon(config)
         if demo_members:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -53,6 +54,19 @@ _Work = _Tap | _TillMessage | None
 class TapTiming(NamedTuple):
     read_ms: float  # nfcpy: tag discovered -> data read
     added_ms: float  # terminal: data read -> last byte of the till message written
+
+
+SWITCH_INTERVAL_S = 0.0005
+
+
+def tune_for_latency() -> None:
+    """Let a waiting thread take the GIL sooner (CPython's default is 5 ms).
+
+    The daemon's worker, reader, serial and sync threads mostly wait on I/O; with the default
+    interval a tap could wait up to 5 ms for the GIL behind a busy thread, more than the whole
+    tap budget. bench/bench_tap_e2e.py measures the terminal-added latency with it.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def card_trust(config: TerminalConfig) -> CardTrust:
