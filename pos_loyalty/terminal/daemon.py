@@ -12,12 +12,17 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pos_loyalty.config import TerminalConfig
-from pos_loyalty.errors import ReaderError, RulesError, StoreError
+from pos_loyalty.errors import (
+    LocalProtocolError,
+    ReaderError,
+    RulesError,
+    SerialLinkError,
+    StoreError,
+)
 from pos_loyalty.migrations import upgrade_terminal
 from pos_loyalty.nfc.cardformat import CardTrust
 from pos_loyalty.nfc.demo_keys import demo_trust
@@ -83,10 +88,7 @@ def card_trust(config: TerminalConfig) -> CardTrust:
 class TerminalDaemon:
     """Wires reader, store, rules and till link; ``run()`` blocks until ``stop()``."""
 
-    def __init__(
-        self, config: TerminalConfig, *,
-        on_reply: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
+    def __init__(self, config: TerminalConfig) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
@@ -100,7 +102,6 @@ class TerminalDaemon:
         self.service = TerminalService(self.store, program)
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
-        self._on_reply = on_reply
         self._expiry_todo: deque[str] = deque()
         self._expiry_now = self.service.clock()
         # per tap: nfcpy read time and the terminal-added time (read done -> last byte of
@@ -213,11 +214,25 @@ class TerminalDaemon:
                 reply = self.service.on_message(item.message)
             except (KeyError, TypeError, ValueError) as exc:  # validated upstream; belt and braces
                 reply = error_message("bad_request", f"malformed request: {exc}", item.message)
-        self.endpoint.send(reply)  # returns once the frame is written to the port
+        self._send(reply)
         if self.sync is not None and reply.get("type") == "points.awarded":
             self.sync.trigger()  # push the new ledger events soon, off the till's path
         if isinstance(item, _Tap) and item.event.read_done:
             added = (time.perf_counter() - item.event.read_done) * 1000
             self.tap_timings.append(TapTiming(item.event.read_ms, added))
-        if self._on_reply is not None:
-            self._on_reply(reply)
+
+    def _send(self, reply: dict[str, Any]) -> None:
+        """Write a reply to the till; nothing the link raises may stop the worker.
+
+        The ledger is already written when a reply is lost: the till recovers it with
+        txn.status or a repeated (idempotent) request once it is back.
+        """
+        try:
+            self.endpoint.send(reply)  # returns once the frame is written to the port
+        except SerialLinkError as exc:  # the till has been away long enough to fill the queue
+            log.warning("till unreachable, %s not sent: %s", reply.get("type"), exc)
+        except LocalProtocolError as exc:  # our own reply broke the schema: say so, in one line
+            log.error("reply %s refused by the protocol: %s", reply.get("type"), exc)
+            if reply.get("type") != "error":
+                self._send(error_message("internal", "the terminal could not answer this "
+                                         "request", reply))
