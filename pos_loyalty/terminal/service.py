@@ -115,7 +115,12 @@ class TerminalService:
         if tap.kind == "product":
             return {"type": "card.refused", "uid": tap.uid,
                     "reason": "this is a product tag, not a member card"}
-        member = self._lookup(tap)
+        try:
+            member = self._lookup(tap)
+        except StoreError as exc:
+            log.error("member lookup failed: %s", exc)
+            return {"type": "card.refused", "uid": tap.uid,
+                    "reason": "the loyalty store is unavailable: please tap again"}
         if member is None:
             return {"type": "member.unknown", "card_id": tap.card_id or "",
                     "reason": "card not registered at this store"}

@@ -40,3 +40,25 @@ class TestTillAway:
                 daemon.stop()
                 worker.join(timeout=20)
         assert not worker.is_alive()
+
+
+class TestStoreTrouble:
+    def test_tap_with_broken_store_is_refused_with_reason(self, tmp_path: Path) -> None:
+        """A member lookup the database refuses becomes a readable refusal, not a crash."""
+        import sqlite3
+
+        from pos_loyalty.store import LocalStore
+        from pos_loyalty.terminal.service import TerminalService
+
+        db = tmp_path / "t.db"
+        store = LocalStore(f"sqlite:///{db}")
+        store.add_member("M-1", "Ann", card_id="C-1")
+        service = TerminalService(store)
+        tap = TapEvent("member", "04A1B2C3D4E5F6", "NTAG213", card_id="C-1", verified=True)
+        assert service.on_tap(tap)["type"] == "member.identified"
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TABLE cards")
+        answer = service.on_tap(tap)
+        store.close()
+        assert answer["type"] == "card.refused"
+        assert "store is unavailable" in answer["reason"]
