@@ -13,8 +13,8 @@ Device paths: ``pcsc`` or ``pcsc:0`` (first reader), ``pcsc:<n>``, ``pcsc:<name 
 
 The card-reading logic (:func:`read_card`) is pure over a ``transmit`` function; the
 :class:`PcscReader` loop is the thin pyscard edge, with the same ``run(on_tap, stop)`` as the
-nfcpy :class:`~pos_loyalty.nfc.reader.Reader`; :func:`open_tap_source` picks one of the two
-from the configured device path. pyscard's errors become
+nfcpy :class:`~pos_loyalty.nfc.reader.Reader`, which hands ``pcsc`` paths to it (the daemon
+only ever opens a Reader). pyscard's errors become
 :class:`~pos_loyalty.errors.ReaderError`; pyscard itself is imported only when a PC/SC reader
 is used (it is the optional ``pcsc`` extra).
 """
@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc.cardformat import CardTrust, classify
@@ -441,21 +441,3 @@ class PcscReader:
         done = time.perf_counter()
         return CardRead(read.uid, read.tag_type, read.ndef, read.atr, read.error,
                         read_done=done, read_ms=(done - start) * 1000.0)
-
-
-class TapSource(Protocol):
-    """What the daemon needs of a reader, nfcpy's or PC/SC: a blocking tap loop."""
-
-    def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None: ...
-
-
-def open_tap_source(path: str, *, trust: CardTrust | None = None, debounce_s: float = 1.0,
-                    sun_keys: Sequence[SunKeyEntry] = (),
-                    counters: CounterStore | None = None) -> TapSource:
-    """The reader for a configured device path: ``pcsc[:...]`` -> PC/SC, anything else nfcpy."""
-    if path == "pcsc" or path.startswith("pcsc:"):
-        return PcscReader(path, trust=trust, debounce_s=debounce_s, sun_keys=sun_keys,
-                          counters=counters)
-    from pos_loyalty.nfc.reader import Reader
-
-    return Reader(path, trust=trust, debounce_s=debounce_s)

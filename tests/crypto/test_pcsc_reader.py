@@ -361,19 +361,6 @@ class TestTapEvents:
         assert genuine.product is not None and genuine.product["sku"] == "4006381333931"
 
 
-class TestOpenTapSource:
-    def test_pcsc_path_gives_pcsc_reader(self) -> None:
-        """A pcsc: path opens the PC/SC backend with the reader selected by name."""
-        source = pcsc.open_tap_source("pcsc:ACS ACR1252", trust=demo_trust())
-        assert isinstance(source, pcsc.PcscReader) and source.selector == "ACS ACR1252"
-
-    def test_other_path_gives_nfcpy_reader(self) -> None:
-        """Any other path opens nfcpy's Reader."""
-        from pos_loyalty.nfc.reader import Reader
-
-        assert isinstance(pcsc.open_tap_source("udp:127.0.0.1:9", trust=demo_trust()), Reader)
-
-
 class TestCardFuzz:
     @given(st.binary(max_size=40))
     def test_storage_card_any_apdu(self, apdu: bytes) -> None:
