@@ -16,6 +16,7 @@ Needs pcscd, vsmartcard-vpcd and pyscard (see .ci/pcsc.sh). Each tap waits for p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import queue
 import statistics
 import sys
@@ -38,6 +39,7 @@ from pos_loyalty.nfc.sim.vcard import (
     VpcdCardEmulator,
     ntag_memory,
 )
+from pos_loyalty.nfc.sunuri import sun_uri_verifier
 
 META = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 FILE = bytes.fromhex("FFEEDDCCBBAA99887766554433221100")
@@ -97,8 +99,9 @@ def main() -> None:
         try:
             events: queue.Queue[TapEvent] = queue.Queue()
             stop = threading.Event()
-            reader = pcsc.PcscReader(f"pcsc:{stack.reader}", trust=demo_trust(),
-                                     sun_keys=keys, debounce_s=0.0)
+            trust = dataclasses.replace(
+                demo_trust(), uri_verifiers=(sun_uri_verifier(keys, sun.MemoryCounterStore()),))
+            reader = pcsc.PcscReader(f"pcsc:{stack.reader}", trust=trust, debounce_s=0.0)
             thread = threading.Thread(target=reader.run, args=(events.put, stop))
             thread.start()
             with VpcdCardEmulator(stack.port) as slot:

@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,6 @@ from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc.cardformat import CardTrust, classify
 from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
-from pos_loyalty.nfc.sun import CounterStore, MemoryCounterStore, SunKeyEntry, sun_tap_event
 
 log = logging.getLogger(__name__)
 
@@ -277,23 +276,19 @@ class PcscReader:
 
     Each card presented is read once and classified with the same pure
     :func:`~pos_loyalty.nfc.cardformat.classify` the nfcpy reader uses, so both backends give
-    identical TapEvents; tags carrying a SUN URL under one of ``sun_keys`` are verified first
-    (NTAG 424 DNA), their counters kept in ``counters`` (in memory unless given).
+    identical TapEvents (NTAG 424 DNA SUN tags too, through ``trust.uri_verifiers``).
     A card left on the reader is one tap; a card that comes back within ``debounce_s`` of
     last being seen is not reported again. Losing the reader or pcscd is survived:
     the loop reconnects every ``retry_s`` until ``stop`` is set.
     """
 
     def __init__(self, path: str, *, trust: CardTrust | None = None,
-                 sun_keys: Sequence[SunKeyEntry] = (), counters: CounterStore | None = None,
                  debounce_s: float = 1.0, on_state: Callable[[bool], None] | None = None,
                  poll_s: float = 0.2, retry_s: float = 0.25, read_len: int = 16,
                  read_attempts: int = 5) -> None:
         self.path = path
         self.selector = parse_device_path(path)
         self.trust = trust      # None: the demo issuer, and only once run() classifies
-        self.sun_keys = tuple(sun_keys)
-        self.counters: CounterStore = counters if counters is not None else MemoryCounterStore()
         self.debounce_s = debounce_s
         self.poll_s = poll_s
         self.retry_s = retry_s
@@ -315,12 +310,7 @@ class PcscReader:
             trust = demo_trust()
 
         def deliver(read: CardRead) -> None:
-            event = None
-            if self.sun_keys:
-                event = sun_tap_event(read.uid, read.tag_type, read.ndef, self.sun_keys,
-                                      self.counters)
-            if event is None:
-                event = classify(read.uid, read.tag_type, read.ndef, trust)
+            event = classify(read.uid, read.tag_type, read.ndef, trust)
             event = dataclasses.replace(event, read_done=read.read_done, read_ms=read.read_ms)
             try:
                 on_tap(event)

@@ -32,11 +32,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import ndef
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
 
-from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.lrp import Lrp
 
 KEY_LEN = 16
@@ -587,44 +585,3 @@ def accept_sun_uri(uri: str, keys: Iterable[SunKeyEntry], counters: CounterStore
     if identity.verified and identity.uid is not None and identity.counter is not None:
         counters.record(bytes.fromhex(identity.uid), identity.counter)
     return identity
-
-
-def sun_uri_in(ndef_octets: bytes | None, keys: Iterable[SunKeyEntry]) -> str | None:
-    """The first URI record of an NDEF message that starts with one of our SUN key prefixes."""
-    if not ndef_octets:
-        return None
-    prefixes = tuple(e.url_prefix for e in keys)
-    try:
-        records = list(ndef.message_decoder(ndef_octets, errors="strict"))
-    except (ndef.DecodeError, ValueError, TypeError, UnicodeError):
-        return None
-    for record in records:
-        if isinstance(record, ndef.UriRecord):
-            try:
-                iri = str(record.iri)
-            except (ValueError, UnicodeError):
-                continue
-            if prefixes and iri.startswith(prefixes):
-                return iri
-    return None
-
-
-def sun_tap_event(uid: bytes, tag_type: str, ndef_octets: bytes | None,
-                  keys: Iterable[SunKeyEntry], counters: CounterStore) -> TapEvent | None:
-    """The TapEvent for a tag carrying one of our SUN URLs, or None if it carries none.
-
-    Readers call this before the static card formats: a verified tag records its counter in
-    ``counters`` (so the same URL is refused next time), a failed one gives a "refused" event
-    whose reason a cashier can read.
-    """
-    keys = list(keys)
-    uri = sun_uri_in(ndef_octets, keys)
-    if uri is None:
-        return None
-    ident = accept_sun_uri(uri, keys, counters, tag_uid=uid)
-    uid_hex = bytes(uid).hex().upper()
-    if ident.kind == "refused":
-        return TapEvent("refused", uid_hex, tag_type, reason=ident.reason)
-    product = None if ident.product is None else {**ident.product, "url": uri}
-    return TapEvent(ident.kind, uid_hex, tag_type, card_id=ident.card_id, product=product,
-                    verified=True)

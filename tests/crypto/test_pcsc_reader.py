@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from pos_loyalty.nfc.sim.vcard import (
     pcsc_stack_missing,
     storage_card_atr,
 )
+from pos_loyalty.nfc.sunuri import sun_uri_verifier
 
 H = bytes.fromhex
 NTAG_UID = H("04C1C2C3C4C5C6")
@@ -336,8 +338,9 @@ class TestTapEvents:
         tag = ntag424()
         events: queue.Queue[TapEvent] = queue.Queue()
         stop = threading.Event()
-        reader = pcsc.PcscReader(f"pcsc:{pcsc_setup.reader}", trust=demo_trust(),
-                                 sun_keys=KEYS, debounce_s=0.0)
+        trust = dataclasses.replace(
+            demo_trust(), uri_verifiers=(sun_uri_verifier(KEYS, sun.MemoryCounterStore()),))
+        reader = pcsc.PcscReader(f"pcsc:{pcsc_setup.reader}", trust=trust, debounce_s=0.0)
         thread = threading.Thread(target=reader.run, args=(events.put, stop))
         thread.start()
         try:

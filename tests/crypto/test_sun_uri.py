@@ -8,6 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pos_loyalty.nfc import sun
+from pos_loyalty.nfc.cardformat import CardTrust, classify
+from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.nfc.sunuri import sun_uri_verifier
 
 H = bytes.fromhex
 ZERO = bytes(16)
@@ -168,48 +171,54 @@ def octets(uri: str) -> bytes:
     return b"".join(ndef.message_encoder([ndef.UriRecord(uri)]))
 
 
+def tap_event(uid: bytes, data: bytes | None, store: sun.CounterStore) -> TapEvent:
+    """What a reader reports: classify() with the SUN verifier in its trust."""
+    trust = CardTrust(uri_verifiers=(sun_uri_verifier(KEYS, store),))
+    return classify(uid, "Type4Tag", data, trust)
+
+
 class TestTapEvent:
     def test_product_event(self) -> None:
         """A SUN product tag becomes a verified product TapEvent carrying its fields and URL."""
         url = product_url(3)
-        event = sun.sun_tap_event(UID, "Type4Tag", octets(url), KEYS, sun.MemoryCounterStore())
-        assert event is not None and (event.kind, event.verified) == ("product", True)
-        assert event.product == {"sku": "4006381333931", "lot": "7", "url": url}
+        event = tap_event(UID, octets(url), sun.MemoryCounterStore())
+        assert (event.kind, event.verified) == ("product", True)
+        assert event.product == {"sku": "4006381333931", "lot": "7", "url": url,
+                                 "sun_counter": "3"}
         assert (event.uid, event.tag_type) == ("04112233445566", "Type4Tag")
 
     def test_member_event(self) -> None:
         """A SUN member card becomes a verified member TapEvent with its card number."""
-        event = sun.sun_tap_event(UID, "Type4Tag", octets(member_url(3)), KEYS,
-                                  sun.MemoryCounterStore())
-        assert event is not None and (event.kind, event.card_id) == ("member", "6001234567")
+        event = tap_event(UID, octets(member_url(3)), sun.MemoryCounterStore())
+        assert (event.kind, event.card_id) == ("member", "6001234567")
 
     def test_copied_to_other_uid(self) -> None:
         """A genuine SUN URL on a tag with another UID is refused as copied."""
-        event = sun.sun_tap_event(H("04999999999999"), "Type4Tag", octets(product_url(4)), KEYS,
-                                  sun.MemoryCounterStore())
-        assert event is not None and event.kind == "refused"
+        event = tap_event(H("04999999999999"), octets(product_url(4)), sun.MemoryCounterStore())
+        assert event.kind == "refused"
         assert "copied" in (event.reason or "")
 
     def test_replay_event(self) -> None:
         """The same URL read twice: the second TapEvent is a refusal naming the replay."""
         store = sun.MemoryCounterStore()
         data = octets(product_url(5))
-        first = sun.sun_tap_event(UID, "Type4Tag", data, KEYS, store)
-        second = sun.sun_tap_event(UID, "Type4Tag", data, KEYS, store)
-        assert first is not None and first.verified
-        assert second is not None and second.kind == "refused"
+        first = tap_event(UID, data, store)
+        second = tap_event(UID, data, store)
+        assert first.verified
+        assert second.kind == "refused"
         assert "replayed" in (second.reason or "")
 
     @pytest.mark.parametrize("data", [
         None, b"", b"\xd1\x01\x04T\x02enHi",
         b"".join(ndef.message_encoder([ndef.UriRecord("https://other.example/x?picc_data=00")])),
         b"\xff\x00garbage"])
-    def test_not_ours_is_none(self, data: bytes | None) -> None:
-        """No NDEF, text, another site's URL or garbage: None, so the static formats decide."""
-        assert sun.sun_tap_event(UID, "Type4Tag", data, KEYS, sun.MemoryCounterStore()) is None
+    def test_not_ours_is_left_to_static_formats(self, data: bytes | None) -> None:
+        """No NDEF, text, another site's URL or garbage: the static card formats decide."""
+        assert tap_event(UID, data, sun.MemoryCounterStore()) == classify(
+            UID, "Type4Tag", data, CardTrust())
 
     @given(st.binary(max_size=120))
     def test_any_ndef_bytes(self, data: bytes) -> None:
-        """Any NDEF bytes give None or a refused/verified event, never an exception."""
-        event = sun.sun_tap_event(UID, "Type4Tag", data, KEYS, sun.MemoryCounterStore())
-        assert event is None or event.kind == "refused" or event.verified
+        """Any NDEF bytes give a refused or verified event, never an exception."""
+        event = tap_event(UID, data, sun.MemoryCounterStore())
+        assert event.kind == "refused" or event.verified
