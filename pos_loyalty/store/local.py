@@ -115,20 +115,13 @@ class LocalStore:
             raise StoreError(f"cannot open local store {url!r}: {exc.orig}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._local = threading.local()
-        self._sql_cache: dict[str, str] = {}
         self.terminal_id = self._ensure_terminal(terminal_id)
         lookup = select(
             Member.member_id, Member.display_name, Member.tier, Member.balance,
             Member.lifetime_spend, Member.visits, Card.card_id, Card.status,
         ).join(Card, Card.member_id == Member.member_id)
-        self._by_card = lookup.where(Card.card_id == bindparam("key"))
-        self._by_uid = lookup.where(Card.uid == bindparam("key"))
-        self._fast_sql: dict[int, str] | None = None
-        if self.engine.dialect.name == "sqlite":
-            self._fast_sql = {
-                id(stmt): str(stmt.compile(dialect=self.engine.dialect))
-                for stmt in (self._by_card, self._by_uid)
-            }
+        self._by_card = self._lookup(lookup.where(Card.card_id == bindparam("key")))
+        self._by_uid = self._lookup(lookup.where(Card.uid == bindparam("key")))
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -158,9 +151,16 @@ class LocalStore:
         """The member whose card has this UID (legacy UID-only cards), or None."""
         return self._find(self._by_uid, uid.upper())
 
-    def _find(self, stmt: Any, key: str) -> MemberRecord | None:
-        if self._fast_sql is not None:
-            return self._find_fast(self._fast_sql[id(stmt)], key)
+    def _lookup(self, stmt: Any) -> tuple[Any, str | None]:
+        """A lookup statement, and on SQLite its SQL compiled once for the fast path."""
+        if self.engine.dialect.name != "sqlite":
+            return stmt, None
+        return stmt, str(stmt.compile(dialect=self.engine.dialect))
+
+    def _find(self, lookup: tuple[Any, str | None], key: str) -> MemberRecord | None:
+        stmt, sql = lookup
+        if sql is not None:
+            return self._find_fast(sql, key)
         with self.engine.connect() as conn:
             row = conn.execute(stmt, {"key": key}).first()
         return None if row is None else MemberRecord(*row)
