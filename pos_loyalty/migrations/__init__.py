@@ -62,12 +62,32 @@ def upgrade_central(url: str) -> None:
 
 
 def upgrade_terminal(url: str) -> None:
-    """Bring a terminal's local database to the newest schema.
+    """Bring a terminal's local database to the newest schema, atomically.
+
+    Every pending revision, the adoption stamp and the new ``alembic_version`` are one
+    SQLite transaction (:mod:`pos_loyalty.store.sqlite` makes DDL transactional), so a kill
+    at any moment of a first start or an upgrade leaves the store as it was before.
 
     A store made by ``create_all`` (no ``alembic_version`` table) is adopted: stamped at the
     newest revision whose columns it already has, then upgraded.
     """
-    _upgrade("terminal", url)
+    from alembic import command
+    from alembic.util import CommandError
+
+    from pos_loyalty.store.sqlite import open_engine, write
+
+    engine = open_engine(url)
+    try:
+        with write(engine, "migrating the terminal database") as conn:
+            cfg = _config("terminal", conn)
+            stamp = _terminal_adoption(conn)
+            if stamp is not None:
+                command.stamp(cfg, stamp)
+            command.upgrade(cfg, "head")
+    except CommandError as exc:
+        raise StoreError(f"cannot migrate the terminal database {url!r}: {exc}") from exc
+    finally:
+        engine.dispose()
 
 
 def _upgrade(which: str, url: str) -> None:
@@ -75,16 +95,11 @@ def _upgrade(which: str, url: str) -> None:
 
     try:
         engine = create_engine(url)
-    except (SQLAlchemyError, ValueError) as exc:
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise StoreError(f"invalid database URL {url!r}: {exc}") from exc
     try:
         with engine.begin() as conn:
-            cfg = _config(which, conn)
-            if which == "terminal":
-                stamp = _terminal_adoption(conn)
-                if stamp is not None:
-                    command.stamp(cfg, stamp)
-            command.upgrade(cfg, "head")
+            command.upgrade(_config(which, conn), "head")
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate {which} database: {exc}") from exc
     finally:

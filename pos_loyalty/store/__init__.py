@@ -1,5 +1,5 @@
-"""Persistence: SQLAlchemy models and the terminal's local store."""
+"""Persistence: the terminal's local store (SQLite) and the SQLAlchemy models."""
 
-from pos_loyalty.store.local import LocalStore, MemberRecord, SaleResult
+from pos_loyalty.store.local import LocalStore, MemberRecord, RedeemFacts, SaleResult
 
-__all__ = ["LocalStore", "MemberRecord", "SaleResult"]
+__all__ = ["LocalStore", "MemberRecord", "RedeemFacts", "SaleResult"]

@@ -33,8 +33,8 @@ from pos_loyalty.rules import (
     quote,
     refund,
 )
-from pos_loyalty.store import LocalStore, MemberRecord
-from pos_loyalty.sync.policy import OfflinePolicy
+from pos_loyalty.store import LocalStore, MemberRecord, RedeemFacts
+from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
 from pos_loyalty.terminal.session import OpenTxn, TillSession
 
@@ -240,15 +240,20 @@ class TerminalService:
         decision = decide_redemption(view, self._payable(plain), requested, self.program)
         if decision.points <= 0:
             raise _Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
-        self._check_offline(view.member_id, decision.points, now)
+        self._check_offline(self.store.redeem_facts(view.member_id), decision.points, now)
         txn.redeem_points = requested
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
         return self._quote_message(txn)
 
-    def _check_offline(self, member_id: str, points: int, now: datetime) -> None:
+    def _check_offline(self, facts: RedeemFacts | None, points: int, now: datetime) -> None:
         """An enrolled terminal redeems unconfirmed points only within the offline policy."""
-        verdict = self.store.offline_redemption(member_id, points, now, self.offline_policy)
-        if verdict is not None and not verdict.allowed:
+        if facts is None:  # not enrolled with central: no offline cap
+            return
+        verdict = decide_redeem(
+            self.offline_policy, points=points, balance=facts.balance,
+            synced_at=facts.synced_at, now=now, member_pending=facts.member_pending,
+            terminal_pending=facts.terminal_pending)
+        if not verdict.allowed:
             raise _Refused("refused", f"cannot redeem {points} pts here now: {verdict.reason}")
 
     def _payable(self, plain: Quote) -> int:
@@ -299,17 +304,16 @@ class TerminalService:
                 raise _Refused("refused", "the member's points changed since the quote; "
                                "send the basket again and check the new total")
             sale = fresh
-        if sale.redeem_points and txn.member is not None:  # pending points may have moved
-            self._check_offline(view.member_id, sale.redeem_points, now)
         ref = f"{pos_id}/{txn_id}"
         if txn.member is None:
             result = self.store.record_sale(pos_id=pos_id, txn_id=txn_id, member_id=None,
                                             sale=sale, now=now)
         else:
             change = apply_sale(view, sale, now, self.program, ref=ref)
-            result = self.store.record_sale(
+            result = self.store.record_sale(  # the redemption is checked in the same write
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
-                entries=change.entries, member_after=change.after)
+                entries=change.entries, member_after=change.after,
+                check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now))
         self.session.close(pos_id, txn_id)
         return self._awarded(pos_id, txn_id, result.member_id, result.points,
                              result.balance_after, result.repeated)

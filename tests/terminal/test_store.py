@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from dataclasses import replace
 from datetime import date, datetime
@@ -26,8 +28,9 @@ from pos_loyalty.rules import (
 )
 from pos_loyalty.rules.program import DEFAULT_PROGRAM
 from pos_loyalty.store import LocalStore
-from pos_loyalty.store.local import RefundRecord
+from pos_loyalty.store.local import RefundRecord, SaleResult
 from pos_loyalty.store.models import Base
+from pos_loyalty.terminal.effects import apply_sale
 
 NOW = datetime(2026, 11, 23, 12, 0, 0)
 
@@ -48,11 +51,22 @@ class TestLookup:
         assert store.find_by_card("C-2") is None
 
 
+def _commit(store: LocalStore, txn_id: str, total: int = 1234, *,
+            pos_id: str = "P") -> SaleResult:
+    """A sale as the till worker writes it: quote, apply_sale, record_sale (TerminalService)."""
+    view = store.member_view("M-1")
+    assert view is not None
+    q = _sale(view, total)
+    ref = f"{pos_id}/{txn_id}"
+    change = apply_sale(view, q, NOW, DEFAULT_PROGRAM, ref=ref)
+    return store.record_sale(pos_id=pos_id, txn_id=txn_id, member_id="M-1", sale=q, now=NOW,
+                             entries=change.entries, member_after=change.after)
+
+
 class TestCommitSale:
     def test_sale_ledger_and_balance_move_together(self, store: LocalStore) -> None:
         """A commit writes the sale, one earn event and the new balance."""
-        res = store.commit_sale(pos_id="P", txn_id="1", member_id="M-1", basket_total=1234,
-                                discount_total=0, points=12, now=NOW)
+        res = _commit(store, "1", 1234)
         assert (res.points, res.balance_after, res.repeated) == (12, 112, False)
         events = store.ledger("M-1")
         assert [(e.kind, e.points, e.terminal_seq, e.txn_ref, e.terminal_id)
@@ -62,31 +76,30 @@ class TestCommitSale:
 
     def test_repeated_commit_returns_first_answer(self, store: LocalStore) -> None:
         """Committing the same (pos_id, txn_id) twice earns once and answers the same."""
-        first = store.commit_sale(pos_id="P", txn_id="1", member_id="M-1", basket_total=500,
-                                  discount_total=0, points=5, now=NOW)
-        again = store.commit_sale(pos_id="P", txn_id="1", member_id="M-1", basket_total=500,
-                                  discount_total=0, points=5, now=NOW)
+        first = _commit(store, "1", 500)
+        again = _commit(store, "1", 500)
         assert again.repeated and again.balance_after == first.balance_after == 105
         assert len(store.ledger()) == 1
 
     def test_sequence_is_gap_free(self, store: LocalStore) -> None:
         """Ledger sequence numbers run 1..n with no gap, repeats included."""
         for i in range(5):
-            store.commit_sale(pos_id="P", txn_id=str(i % 3), member_id="M-1", basket_total=100,
-                              discount_total=0, points=1, now=NOW)
+            _commit(store, str(i % 3), 100)
         assert [e.terminal_seq for e in store.ledger()] == [1, 2, 3]
 
     def test_concurrent_commits_of_one_txn_earn_once(self, tmp_path: Path) -> None:
         """Two writers committing the same transaction at once still earn exactly once."""
         url = f"sqlite:///{tmp_path / 'c.db'}"
-        LocalStore(url).add_member("M-1", "Ada", card_id="C-1")
+        first = LocalStore(url)
+        first.add_member("M-1", "Ada", card_id="C-1")
+        first.close()
         stores = [LocalStore(url) for _ in range(4)]
         barrier = threading.Barrier(len(stores))
+        answers: list[SaleResult] = []
 
         def commit(s: LocalStore) -> None:
             barrier.wait()
-            s.commit_sale(pos_id="P", txn_id="X", member_id="M-1", basket_total=900,
-                          discount_total=0, points=9, now=NOW)
+            answers.append(_commit(s, "X", 900))
 
         threads = [threading.Thread(target=commit, args=(s,)) for s in stores]
         for t in threads:
@@ -96,6 +109,9 @@ class TestCommitSale:
         rec = stores[0].find_by_card("C-1")
         assert rec is not None and rec.balance == 9
         assert len(stores[0].ledger()) == 1
+        assert sorted(a.repeated for a in answers) == [False, True, True, True]
+        for s in stores:
+            s.close()
 
     def test_sqlite_is_crash_safe(self, store: LocalStore, tmp_path: Path) -> None:
         """The local SQLite file runs in WAL mode (synchronous=FULL is set per connection)."""
@@ -103,6 +119,40 @@ class TestCommitSale:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+class TestOpening:
+    """The terminal store is a private SQLite file; anything else is one clear error."""
+
+    def test_a_new_database_and_its_wal_are_private(self, tmp_path: Path) -> None:
+        """The file holding the central credential is created 0600, its WAL and SHM too."""
+        old = os.umask(0o022)
+        try:
+            store = LocalStore(f"sqlite:///{tmp_path / 'new.db'}")
+            store.add_member("M-1", "Ada", card_id="C-1")
+        finally:
+            os.umask(old)
+        made = sorted(p.name for p in tmp_path.iterdir())
+        assert "new.db" in made and "new.db-wal" in made
+        for name in made:
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+        store.close()
+
+    @pytest.mark.parametrize("url", ["mysql://u:secret@db/loyalty",
+                                     "postgresql://u@db/loyalty", "not a url"])
+    def test_only_sqlite_is_accepted_in_one_line(self, url: str) -> None:
+        """Another database gets a one-line StoreError (no driver import, no password shown)."""
+        for opener in (LocalStore, upgrade_terminal):
+            with pytest.raises(StoreError) as err:
+                opener(url)
+            text = str(err.value)
+            assert "\n" not in text and "secret" not in text
+            assert ("SQLite only" in text) or ("invalid database URL" in text)
+
+    def test_a_missing_directory_is_a_store_error(self, tmp_path: Path) -> None:
+        """A database path in a directory that does not exist names the path."""
+        with pytest.raises(StoreError, match="nowhere"):
+            LocalStore(f"sqlite:///{tmp_path / 'nowhere' / 't.db'}")
 
 
 def _sale(member: MemberView, total: int = 1234) -> Quote:
