@@ -70,8 +70,17 @@ def offset_sample_ms(sent: datetime, received: datetime, server_time: datetime) 
     return round((server_time - midpoint).total_seconds() * 1000)
 
 
+CLOCK_STEP_MS = 60_000
+"""A sample this far from the estimate means the clock was set, not a slow round trip."""
+
+
 def smooth_offset_ms(previous: int | None, sample: int, weight: float = 0.25) -> int:
-    """Exponentially weighted offset, so one slow round trip does not swing it."""
-    if previous is None:
+    """Exponentially weighted offset, so one slow round trip does not swing it.
+
+    A sample more than CLOCK_STEP_MS away is taken as it is: the terminal's clock was
+    stepped (NTP after a dead RTC battery), and averaging would keep most of the old error
+    for many rounds.
+    """
+    if previous is None or abs(sample - previous) > CLOCK_STEP_MS:
         return sample
     return round(previous + weight * (sample - previous))

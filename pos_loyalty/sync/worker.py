@@ -1,9 +1,11 @@
 """SyncWorker: the terminal daemon's background sync thread.
 
-Runs a sync round every ``interval_s``; after a failure it waits with exponential backoff and
-full jitter (so a chain's terminals do not all retry at the same instant when central comes
-back). ``start`` and ``stop`` return promptly and a tap never waits for it: the worker writes
-to the local store only in short transactions of its own.
+Runs a sync round every ``interval_s``, or sooner when a sale calls :meth:`trigger`. After a
+failed round it retries by itself, with exponential backoff and full jitter (so a chain's
+terminals do not all retry at the same instant when central comes back), capped; a trigger
+during that wait is ignored, so a busy till never turns an outage into a retry storm or runs
+the failure count up to the cap. ``start`` and ``stop`` return promptly and a tap never
+waits for it: the worker writes to the local store only in short transactions of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.client import SyncClient, SyncReport, run_sync
 
 log = logging.getLogger("pos_loyalty.sync")
+BACKOFF_CAP_S = 60.0
+"""Longest wait between retries: central back for a minute has every terminal syncing."""
 
 
 def backoff_delay(failures: int, *, base_s: float, cap_s: float,
@@ -34,7 +38,8 @@ class SyncWorker:
 
     def __init__(self, store: LocalStore, url: str, credential: str, interval_s: float, *,
                  batch: int = 1000, page: int = 5000, backoff_base_s: float = 1.0,
-                 backoff_cap_s: float = 300.0) -> None:
+                 backoff_cap_s: float = BACKOFF_CAP_S,
+                 jitter: Callable[[], float] = random.random) -> None:
         self.store = store
         self.url = url
         self.interval_s = interval_s
@@ -42,6 +47,7 @@ class SyncWorker:
         self.page = page
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
+        self._jitter = jitter
         self._credential = credential
         self._client = SyncClient(url, credential)
         self._lock = threading.Lock()  # one round at a time (thread or a direct sync_once)
@@ -69,7 +75,10 @@ class SyncWorker:
         self._client.close()
 
     def trigger(self) -> None:
-        """Sync soon (e.g. after a sale) instead of waiting for the interval."""
+        """Sync soon (e.g. after a sale) instead of waiting for the interval.
+
+        Ignored while backing off after a failure: the retry comes when the backoff says.
+        """
         self._wake.set()
 
     @property
@@ -92,15 +101,15 @@ class SyncWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # a trigger from before this round is served by it
             report = self.sync_once()
             if report.ok:
                 self.failures = 0
-                delay = self.interval_s
-            else:
-                self.failures += 1
-                delay = max(0.05, backoff_delay(self.failures, base_s=self.backoff_base_s,
-                                                cap_s=self.backoff_cap_s))
-                log.warning("sync failed (%d in a row), retrying in %.1f s: %s",
-                            self.failures, delay, report.error)
-            self._wake.wait(delay)
-            self._wake.clear()
+                self._wake.wait(self.interval_s)
+                continue
+            self.failures += 1
+            delay = max(0.05, backoff_delay(self.failures, base_s=self.backoff_base_s,
+                                            cap_s=self.backoff_cap_s, rand=self._jitter))
+            log.warning("sync failed (%d in a row), retrying in %.1f s: %s",
+                        self.failures, delay, report.error)
+            self._stop.wait(delay)  # only stop() ends a backoff early, never a sale

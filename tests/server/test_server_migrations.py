@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,9 @@ from pos_loyalty.migrations import current_revision, upgrade_central, upgrade_te
 from pos_loyalty.store.central_models import CentralBase
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.store.models import Base
+from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO
+from tests.tillsales import ring_up
 
 
 def _diff(url: str, metadata: object) -> list[object]:
@@ -105,8 +106,10 @@ class TestTerminalMigrations:
         assert tuple(state) == ("T-OLD", 7, 0, "{}") and bal == 42
         store = LocalStore(url)
         assert store.terminal_id == "T-OLD"
-        store.commit_sale(pos_id="P", txn_id="1", member_id="M1", basket_total=100,
-                          discount_total=0, points=5, now=datetime(2026, 1, 1))
+        store.add_member("M2", "Bo", card_id="C2")
+        reply = ring_up(TerminalService(store), card_id="C2", pos_id="P", txn_id="1",
+                        total=500)
+        assert reply["type"] == "points.awarded" and reply["points"] == 5
         assert [e.terminal_seq for e in store.ledger()] == [7]
         store.close()
 

@@ -1,4 +1,7 @@
-"""Offline operation: bounded redemption, outages, kill -9, and the background worker."""
+"""Offline operation: bounded redemption, outages, kill -9, and the background worker.
+
+Every sale here is made through TerminalService, the code `pos-loyalty run` runs.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pos_loyalty.migrations import upgrade_terminal
+from pos_loyalty.rules import DEFAULT_PROGRAM
 from pos_loyalty.server.app import create_app
 from pos_loyalty.server.central import CentralStore, utcnow
 from pos_loyalty.server.config import Settings
@@ -24,7 +29,9 @@ from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.sync.policy import OfflinePolicy
 from pos_loyalty.sync.worker import SyncWorker, backoff_delay
+from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO, Central, TerminalFactory
+from tests.tillsales import REDEEM_ONLY, member_tap, ring_up
 
 PG_ONLY = pytest.mark.parametrize("central_url", ["postgresql"], indirect=True)
 
@@ -43,6 +50,11 @@ def _wait(cond: object, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def till(local: LocalStore, policy: OfflinePolicy, now: datetime) -> TerminalService:
+    """The daemon's service on this store, with a fixed clock and an offline policy."""
+    return TerminalService(local, REDEEM_ONLY, clock=lambda: now, offline_policy=policy)
+
+
 class TestOfflineRedemption:
     def test_two_offline_terminals_are_bounded_by_the_cap_and_overdraft_is_reported(
             self, central: Central, terminals: TerminalFactory) -> None:
@@ -55,21 +67,19 @@ class TestOfflineRedemption:
             with SyncClient(t.server_url, t.credential) as c:
                 run_sync(t.local, c)
         now = utcnow()
+        s1, s2 = till(t1.local, policy, now), till(t2.local, policy, now)
         # central is now out of reach for both: they only use their caches
-        a = t1.local.redeem(pos_id="P1", txn_id="a", member_id="M1", points=60, now=now,
-                            policy=policy)
-        a2 = t1.local.redeem(pos_id="P1", txn_id="a2", member_id="M1", points=10, now=now,
-                             policy=policy)
-        b = t2.local.redeem(pos_id="P2", txn_id="b", member_id="M1", points=60, now=now,
-                            policy=policy)
-        b2 = t2.local.redeem(pos_id="P2", txn_id="b2", member_id="M1", points=1, now=now,
-                             policy=policy)
-        assert a.allowed and b.allowed and a.balance_after == b.balance_after == 40
-        assert not a2.allowed and "limit" in a2.reason
-        assert not b2.allowed and "limit" in b2.reason
-        again = t1.local.redeem(pos_id="P1", txn_id="a", member_id="M1", points=60, now=now,
-                                policy=policy)
-        assert again.repeated and again.points == 60 and t1.local.pending_redeemed("M1") == 60
+        a = ring_up(s1, card_id="C1", pos_id="P1", txn_id="a", total=1000, redeem=60)
+        a2 = ring_up(s1, card_id="C1", pos_id="P1", txn_id="a2", total=1000, redeem=10)
+        b = ring_up(s2, card_id="C1", pos_id="P2", txn_id="b", total=1000, redeem=60)
+        b2 = ring_up(s2, card_id="C1", pos_id="P2", txn_id="b2", total=1000, redeem=1)
+        assert a["type"] == b["type"] == "points.awarded"
+        assert a["points"] == b["points"] == -60 and a["balance_after"] == b["balance_after"] == 40
+        assert a2["type"] == b2["type"] == "error"
+        assert "limit" in a2["message"] and "limit" in b2["message"]
+        again = s1.on_message({"type": "txn.commit", "pos_id": "P1", "txn_id": "a"})
+        assert again["repeated"] and again["points"] == -60
+        assert t1.local.pending_redeemed("M1") == 60
         for t in (t1, t2):
             with SyncClient(t.server_url, t.credential) as c:
                 run_sync(t.local, c)
@@ -93,17 +103,52 @@ class TestOfflineRedemption:
         with SyncClient(t.server_url, t.credential) as c:
             run_sync(t.local, c)
         policy = OfflinePolicy(member_cap=50, terminal_budget=70, max_balance_age_s=600)
-        late = utcnow() + timedelta(seconds=601)
-        old = t.local.redeem(pos_id="P", txn_id="x", member_id="M1", points=5, now=late,
-                             policy=policy)
-        assert not old.allowed and "too old" in old.reason
-        now = utcnow()
-        assert t.local.redeem(pos_id="P", txn_id="y", member_id="M1", points=50, now=now,
-                              policy=policy).allowed
-        over = t.local.redeem(pos_id="P", txn_id="z", member_id="M2", points=30, now=now,
-                              policy=policy)
-        assert not over.allowed and "budget" in over.reason
+        late = till(t.local, policy, utcnow() + timedelta(seconds=601))
+        old = ring_up(late, card_id="C-M1", pos_id="P", txn_id="x", total=1000, redeem=5)
+        assert old["type"] == "error" and "too old" in old["message"]
+        now = till(t.local, policy, utcnow())
+        ok = ring_up(now, card_id="C-M1", pos_id="P", txn_id="y", total=1000, redeem=50)
+        assert ok["type"] == "points.awarded"
+        over = ring_up(now, card_id="C-M2", pos_id="P", txn_id="z", total=1000, redeem=30)
+        assert over["type"] == "error" and "budget" in over["message"]
         assert t.local.pending_redeemed() == 50
+
+    def test_the_cap_is_checked_in_the_sale_write_itself(
+            self, central: Central, terminals: TerminalFactory) -> None:
+        """Two sales quoted within the cap and committed at once: only one redemption lands."""
+        central.store.add_member("M1", "Ann", card_id="C1")
+        central.store.adjust_points("M1", 500, "opening")
+        t = terminals()
+        with SyncClient(t.server_url, t.credential) as c:
+            run_sync(t.local, c)
+        policy = OfflinePolicy(member_cap=60, terminal_budget=1000, max_balance_age_s=3600)
+        now = utcnow()
+        # two tills of one terminal (the daemon's worker and a second one on the same file)
+        tills = [till(t.local, policy, now), till(LocalStore(t.local.url), policy, now)]
+        for i, service in enumerate(tills):
+            service.on_tap(member_tap("C1"))
+            service.on_message({"type": "basket.update", "pos_id": f"P{i}", "txn_id": "1",
+                                "lines": [{"sku": "X", "qty": 1, "unit_price": 1000}]})
+            quoted = service.on_message({"type": "redeem.request", "pos_id": f"P{i}",
+                                         "txn_id": "1", "points": 60})
+            assert quoted["type"] == "quote"  # each alone is within the cap
+        barrier = threading.Barrier(2)
+        answers: list[dict[str, object]] = []
+
+        def commit(i: int) -> None:
+            barrier.wait()
+            answers.append(tills[i].on_message({"type": "txn.commit", "pos_id": f"P{i}",
+                                                "txn_id": "1"}))
+
+        threads = [threading.Thread(target=commit, args=(i,)) for i in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        tills[1].store.close()
+        assert sorted(str(a["type"]) for a in answers) == ["error", "points.awarded"]
+        assert t.local.pending_redeemed("M1") == 60
+        assert [e.points for e in t.local.ledger("M1")] == [-60]
 
 
 @pytest.fixture
@@ -135,17 +180,24 @@ class TestOutage:
             with SyncClient(url, answer["credential"]) as c:
                 run_sync(local, c)
         worker = SyncWorker(local, url, answer["credential"], interval_s=0.2, batch=2000,
-                            backoff_base_s=0.05, backoff_cap_s=0.5)
+                            backoff_base_s=0.05, backoff_cap_s=0.5, jitter=lambda: 1.0)
+        service = TerminalService(local, DEFAULT_PROGRAM,
+                                  clock=lambda: datetime(2026, 5, 1, 9))
         worker.start()
         try:
-            now = datetime(2026, 5, 1, 9)
+            began = time.monotonic()
             for i in range(10_000):
-                local.commit_sale(pos_id="POS-1", txn_id=f"T{i}", member_id="M1",
-                                  basket_total=500, discount_total=0, points=3,
-                                  now=now + timedelta(seconds=i))
+                reply = ring_up(service, card_id="C1", pos_id="POS-1", txn_id=f"T{i}",
+                                total=300)
+                assert reply["type"] == "points.awarded" and reply["points"] == 3
+                worker.trigger()  # as the daemon does after every sale
+            outage_s = time.monotonic() - began
             assert worker.failures > 0 and local.pending_count() == 10_000
+            # a sale never bypasses the backoff: failed rounds follow the clock, not the
+            # sales (0.05, 0.1, 0.2, 0.4, then every 0.5 s at the cap)
+            assert worker.failures <= 5 + outage_s / 0.5
             with ServerThread(app, port=port):
-                worker.trigger()
+                # no sale and no trigger: the worker retries on its own
                 _wait(lambda: local.pending_count() == 0, timeout=120)
                 _wait(lambda: worker.last_report is not None and worker.last_report.ok)
         finally:
@@ -156,19 +208,47 @@ class TestOutage:
         assert rec is not None and rec.balance == 30_000
         local.close()
 
+    def test_retries_follow_the_backoff_whatever_the_till_does(self, tmp_path: Path) -> None:
+        """During a backoff, triggers (one per sale) start no round; stop() still ends it."""
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        upgrade_terminal(url)
+        local = LocalStore(url)
+        worker = SyncWorker(local, f"http://127.0.0.1:{_free_port()}", "T.x", interval_s=0.05,
+                            backoff_base_s=30, jitter=lambda: 1.0)
+        worker.start()
+        try:
+            _wait(lambda: worker.failures == 1)
+            for _ in range(200):
+                worker.trigger()
+            time.sleep(0.5)  # a trigger that cut the 30 s backoff would fail again by now
+            assert worker.failures == 1
+        finally:
+            began = time.monotonic()
+            worker.stop()
+        assert not worker.running and time.monotonic() - began < 10
+        local.close()
 
 CHILD = r"""
-import sys, time
-from datetime import datetime, timedelta
+import sys
+from datetime import datetime
+from pos_loyalty.rules import DEFAULT_PROGRAM
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.worker import SyncWorker
+from pos_loyalty.terminal.service import TerminalService
+from tests.tillsales import ring_up
 url, server, cred, start, total = sys.argv[1:6]
 local = LocalStore(url)
 worker = SyncWorker(local, server, cred, interval_s=0.05, batch=100)
+service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 6, 1))
 worker.start()
 for i in range(int(start), int(total)):
-    local.commit_sale(pos_id="POS-1", txn_id=f"T{i}", member_id="M1", basket_total=100,
-                      discount_total=0, points=1 + i % 7, now=datetime(2026, 6, 1))
+    # after a restart the till asks about the sale it was in; a committed one is done
+    status = service.on_message({"type": "txn.status", "pos_id": "POS-1", "txn_id": f"T{i}"})
+    if status["state"] != "committed":
+        reply = ring_up(service, card_id="C1", pos_id="POS-1", txn_id=f"T{i}",
+                        total=100 * (1 + i % 7))
+        assert reply["type"] == "points.awarded", reply
+    worker.trigger()
     print(i, flush=True)
 worker.stop()
 """
@@ -224,10 +304,8 @@ class TestWorker:
         url = f"sqlite:///{tmp_path / 't.db'}"
         upgrade_terminal(url)
         local = LocalStore(url)
-        local.apply_pull("members", ("member_id", "display_name", "tier", "birthday", "status"),
-                         [["M1", "", None, None, "active"]], "1:M1", datetime(2026, 1, 1))
-        local.commit_sale(pos_id="P", txn_id="1", member_id="M1", basket_total=100,
-                          discount_total=0, points=1, now=datetime(2026, 1, 1))
+        local.add_member("M1", "", card_id="C1")
+        ring_up(TerminalService(local), card_id="C1", pos_id="P", txn_id="1", total=100)
         worker = SyncWorker(local, f"http://127.0.0.1:{_free_port()}", "T.x", interval_s=1)
         report = worker.sync_once()
         assert not report.ok and "unreachable" in (report.error or "")
@@ -246,11 +324,11 @@ class TestWorker:
         worker = SyncWorker(t.local, t.server_url, t.credential, interval_s=0.05)
         worker.start()
         try:
-            _wait(lambda: t.local.member_count() == 1)
+            _wait(lambda: t.local.find_by_card("C1") is not None)
+            service = TerminalService(t.local)
             for i in range(20):
-                t.local.commit_sale(pos_id="P", txn_id=str(i), member_id="M1", basket_total=100,
-                                    discount_total=0, points=2, now=datetime(2026, 1, 1))
-            worker.trigger()
+                ring_up(service, card_id="C1", pos_id="P", txn_id=str(i), total=200)
+                worker.trigger()
             _wait(lambda: central.store.balance("M1") == 40)
         finally:
             worker.stop()
@@ -283,10 +361,8 @@ class TestWorker:
         url = f"sqlite:///{tmp_path / 't.db'}"
         upgrade_terminal(url)
         local = LocalStore(url)
-        local.apply_pull("members", ("member_id", "display_name", "tier", "birthday", "status"),
-                         [["M1", "", None, None, "active"]], "1:M1", datetime(2026, 1, 1))
-        local.commit_sale(pos_id="P", txn_id="1", member_id="M1", basket_total=100,
-                          discount_total=0, points=1, now=datetime(2026, 1, 1))
+        local.add_member("M1", "", card_id="C1")
+        ring_up(TerminalService(local), card_id="C1", pos_id="P", txn_id="1", total=100)
         worker = SyncWorker(local, f"http://127.0.0.1:{httpd.server_address[1]}", "T.x", 1)
         try:
             report = worker.sync_once()

@@ -8,11 +8,14 @@ import httpx
 import pytest
 from sqlalchemy import text, update
 
+from pos_loyalty.rules import DEFAULT_PROGRAM
 from pos_loyalty.server.central import utcnow
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.store.models import LedgerEvent
 from pos_loyalty.sync.client import SyncClient, SyncReport, run_sync
+from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
+from tests.tillsales import ring_up
 
 NOW = datetime(2026, 3, 1, 12, 0)
 
@@ -22,11 +25,14 @@ def sync(t: TerminalHandle) -> SyncReport:
         return run_sync(t.local, client)
 
 
-def sell(local: LocalStore, n: int, *, member: str = "M1", points: int = 10,
-         start: int = 0) -> None:
+def sell(local: LocalStore, n: int, *, card: str = "C1", points: int = 10,
+         start: int = 0, now: datetime = NOW) -> None:
+    """``n`` sales earning ``points`` each (1 pt per 1.00), made as the daemon makes them."""
+    service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: now)
     for i in range(start, start + n):
-        local.commit_sale(pos_id="POS-1", txn_id=f"T{i}", member_id=member, basket_total=1000,
-                          discount_total=0, points=points, now=NOW)
+        reply = ring_up(service, card_id=card, pos_id="POS-1", txn_id=f"T{i}",
+                        total=100 * points)
+        assert reply["type"] == "points.awarded" and reply["points"] == points, reply
 
 
 def unack_all(local: LocalStore) -> None:
@@ -112,8 +118,7 @@ class TestPush:
         t = terminals()
         sync(t)
         future = utcnow() + timedelta(days=3)
-        t.local.commit_sale(pos_id="POS-1", txn_id="F1", member_id=member, basket_total=100,
-                            discount_total=0, points=5, now=future)
+        sell(t.local, 1, points=5, start=900, now=future)
         report = sync(t)
         assert report.flagged == 1
         flagged = central.store.reconcile().flagged
@@ -250,7 +255,8 @@ class TestClock:
         ahead.close()
         assert report.clock_offset_ms is not None
         assert abs(report.clock_offset_ms - 3_600_000) < 5_000
-        assert abs(t.local.sync_identity().clock_offset_ms - 3_600_000) < 5_000
+        learnt = t.local.sync_identity().clock_offset_ms
+        assert learnt is not None and abs(learnt - 3_600_000) < 5_000
         row = next(r for r in terminals.central.store.terminals()
                    if r["terminal_id"] == t.terminal_id)
         assert abs(row["clock_offset_ms"] - 3_600_000) < 5_000

@@ -1,0 +1,50 @@
+"""Sales made the way ``pos-loyalty run`` makes them: a tap, then till requests, handled by
+the daemon's TerminalService on a real LocalStore (no store shortcut a till cannot take)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.rules.parse import parse_text
+from pos_loyalty.rules.program import Program
+from pos_loyalty.terminal.service import TerminalService
+
+REDEEM_ONLY: Program = parse_text('''
+[program]
+name = "Redeem only"
+[redemption]
+points = 100
+value = 100
+min_points = 1
+max_percent = 100
+''')
+"""A program that earns nothing and lets any points be redeemed at 1 pt = 0.01."""
+
+
+def member_tap(card_id: str) -> TapEvent:
+    """A verified member card tap, as the reader hands it to the daemon."""
+    return TapEvent(kind="member", uid="04A1B2C3D4E5F6", tag_type="NTAG213", card_id=card_id,
+                    verified=True)
+
+
+def ring_up(service: TerminalService, *, card_id: str | None, pos_id: str, txn_id: str,
+            total: int, redeem: int = 0) -> dict[str, Any]:
+    """Tap (if a card), basket of one line of ``total``, optional redemption, commit.
+
+    Returns the till's last answer: ``points.awarded``, or the ``error`` that stopped it.
+    """
+    if card_id is not None:
+        tap = service.on_tap(member_tap(card_id))
+        assert tap["type"] == "member.identified", tap
+    quote = service.on_message({"type": "basket.update", "pos_id": pos_id, "txn_id": txn_id,
+                                "lines": [{"sku": "ITEM", "qty": 1, "unit_price": total,
+                                           "category": "misc"}]})
+    if quote["type"] != "quote":
+        return quote
+    if redeem:
+        quote = service.on_message({"type": "redeem.request", "pos_id": pos_id,
+                                    "txn_id": txn_id, "points": redeem})
+        if quote["type"] != "quote":
+            return quote
+    return service.on_message({"type": "txn.commit", "pos_id": pos_id, "txn_id": txn_id})
