@@ -373,3 +373,29 @@ class TestWorker:
         assert not report.ok and report.error
         assert local.pending_count() == 1
         local.close()
+
+
+class TestWrongClock:
+    def test_an_offset_from_a_wrong_clock_does_not_outlive_the_process(
+            self, central: Central, terminals: TerminalFactory) -> None:
+        """A terminal that booted in 1970, fixed and restarted, pushes no stale offset."""
+        central.store.add_member("M1", "Ann", card_id="C1")
+        t = terminals()
+        with SyncClient(t.server_url, t.credential) as c:
+            assert run_sync(t.local, c).ok
+        decades = (datetime(2026, 1, 1) - datetime(1970, 1, 1)) // timedelta(milliseconds=1)
+        t.local.record_sync(now=datetime(1970, 1, 1), clock_offset_ms=decades)
+        assert t.local.sync_identity().clock_offset_ms == decades
+        ring_up(TerminalService(t.local, clock=lambda: datetime(1970, 1, 1, 0, 5)),
+                card_id="C1", pos_id="P", txn_id="1", total=700)
+        restarted = LocalStore(t.local.url)  # the clock is right again after the restart
+        try:
+            assert restarted.sync_identity().clock_offset_ms is None
+            with SyncClient(t.server_url, t.credential) as c:
+                report = run_sync(restarted, c)
+            assert report.ok and report.stored == 1, report.error
+            assert report.clock_offset_ms is not None and abs(report.clock_offset_ms) < 60_000
+            assert restarted.pending_count() == 0
+        finally:
+            restarted.close()
+        assert central.store.balance("M1") == 7

@@ -77,3 +77,10 @@ class TestClockOffset:
         """One outlier moves the estimate only part of the way; the first sample is taken."""
         assert smooth_offset_ms(None, 800) == 800
         assert smooth_offset_ms(1000, 2000) == 1250
+
+    def test_a_stepped_clock_is_taken_at_once(self) -> None:
+        """A sample a minute or more away means the clock was set: no averaging with the past."""
+        fifty_years = 50 * 365 * 24 * 3600 * 1000
+        assert smooth_offset_ms(fifty_years, 120) == 120
+        assert smooth_offset_ms(0, -fifty_years) == -fifty_years
+        assert smooth_offset_ms(0, 60_000) == 15_000  # at the bound: still a slow round trip

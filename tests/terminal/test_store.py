@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from pos_loyalty.errors import StoreError
+from pos_loyalty.errors import LoyaltyError, StoreError
 from pos_loyalty.migrations import upgrade_terminal
 from pos_loyalty.rules import (
     Basket,
@@ -28,9 +28,10 @@ from pos_loyalty.rules import (
 )
 from pos_loyalty.rules.program import DEFAULT_PROGRAM
 from pos_loyalty.store import LocalStore
-from pos_loyalty.store.local import RefundRecord, SaleResult
+from pos_loyalty.store.local import RedeemCheck, RedeemFacts, RefundRecord, SaleResult
 from pos_loyalty.store.models import Base
 from pos_loyalty.terminal.effects import apply_sale
+from tests.tillsales import REDEEM_ONLY
 
 NOW = datetime(2026, 11, 23, 12, 0, 0)
 
@@ -335,3 +336,48 @@ class TestMigration:
         assert current_revision(url) == "t0003"
         store = LocalStore(url)
         store.close()
+
+
+class TestRedeemCheck:
+    """An offline redemption is decided on facts read inside the sale's own write."""
+
+    def _redeeming(self, store: LocalStore, txn_id: str, points: int,
+                   check: RedeemCheck) -> SaleResult:
+        view = store.member_view("M-1")
+        assert view is not None
+        q = quote(view, Basket((BasketLine("A", 1, 10_000),), redeem_points=points), NOW,
+                  REDEEM_ONLY)
+        change = apply_sale(view, q, NOW, REDEEM_ONLY, ref=f"P/{txn_id}")
+        return store.record_sale(pos_id="P", txn_id=txn_id, member_id="M-1", sale=q, now=NOW,
+                                 entries=change.entries, member_after=change.after,
+                                 check_redeem=check)
+
+    def test_facts_include_what_this_terminal_redeemed_and_a_refusal_writes_nothing(
+            self, store: LocalStore) -> None:
+        """The check sees earlier unacked redemptions; when it raises, the sale is not written."""
+        store.set_enrollment(server_url="http://central", terminal_id="T-9", store_id="S",
+                             credential="T-9.x")
+        store.record_sync(now=NOW)
+        seen: list[RedeemFacts] = []
+        self._redeeming(store, "1", 30, seen.append)
+        assert seen == [RedeemFacts("M-1", 100, None, 0, 0)]  # never sent by central
+
+        def refuse(facts: RedeemFacts) -> None:
+            seen.append(facts)
+            raise LoyaltyError("over the cap")
+
+        with pytest.raises(LoyaltyError, match="over the cap"):
+            self._redeeming(store, "2", 20, refuse)
+        assert seen[-1] == RedeemFacts("M-1", 70, None, 30, 30)
+        assert store.find_sale("P", "2") is None
+        assert [e.points for e in store.ledger()] == [-30]
+        after = store.member_view("M-1")
+        assert after is not None and after.balance == 70
+
+    def test_a_standalone_terminal_has_no_offline_cap(self, store: LocalStore) -> None:
+        """Not enrolled with central: the check is not consulted."""
+        def never(_facts: RedeemFacts) -> None:
+            raise AssertionError("consulted")
+
+        assert self._redeeming(store, "1", 30, never).points == -30
+        assert store.redeem_facts("M-1") is None
