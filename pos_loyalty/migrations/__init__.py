@@ -71,12 +71,12 @@ def upgrade_terminal(url: str) -> None:
     A store made by ``create_all`` (no ``alembic_version`` table) is adopted: stamped at the
     newest revision whose columns it already has, then upgraded.
     """
+    from pos_loyalty.store.sqlite import open_engine, write
+
+    engine = open_engine(url)  # a URL that is not SQLite fails here, before alembic loads
     from alembic import command
     from alembic.util import CommandError
 
-    from pos_loyalty.store.sqlite import open_engine, write
-
-    engine = open_engine(url)
     try:
         with write(engine, "migrating the terminal database") as conn:
             cfg = _config("terminal", conn)
