@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from sqlalchemy import insert, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from pos_loyalty.errors import StoreError
 from pos_loyalty.store.lookup import MemberRecord, TapLookup
@@ -68,10 +67,6 @@ class LocalStore(TapLookup, SalesLedger, SyncOutbox):
     def close(self) -> None:
         self._close_lookup()
         self.engine.dispose()
-
-    def session(self) -> Session:
-        """An ORM session on the store (tests and tools; the store's own code uses Core)."""
-        return Session(self.engine, expire_on_commit=False)
 
     def _ensure_terminal(self, terminal_id: str) -> str:
         with write(self.engine, "reading the terminal's identity") as conn:

@@ -274,11 +274,6 @@ class SalesLedger:
         with read(self.engine, f"checking redemption for {member_id}") as conn:
             return _redeem_facts(conn, member_id)
 
-    def pending_redeemed(self, member_id: str | None = None) -> int:
-        """Points redeemed here that central has not acknowledged (one member, or all)."""
-        with read(self.engine, "reading pending redemptions") as conn:
-            return _pending_redeemed(conn, member_id)
-
     def find_sale(self, pos_id: str, txn_id: str) -> SaleResult | None:
         """The stored answer for a committed transaction, or None."""
         with read(self.engine, f"reading sale {pos_id}/{txn_id}") as conn:

@@ -37,8 +37,8 @@ def sell(local: LocalStore, n: int, *, card: str = "C1", points: int = 10,
 
 def unack_all(local: LocalStore) -> None:
     """Forget every acknowledgement, as if central's answers had been lost."""
-    with local.session() as s, s.begin():
-        s.execute(update(LedgerEvent).values(acked=False))
+    with local.engine.begin() as conn:
+        conn.execute(update(LedgerEvent).values(acked=False))
 
 
 @pytest.fixture
