@@ -34,6 +34,10 @@ class OfflinePolicy:
                 raise ConfigError(f"must be a non-negative number, got {value!r}", key=name)
 
 
+CLOCK_SLACK = timedelta(seconds=60)
+"""A sync time up to this far ahead of now is clock jitter, not a clock set back."""
+
+
 @dataclass(frozen=True)
 class RedeemDecision:
     allowed: bool
@@ -52,6 +56,9 @@ def decide_redeem(
     if synced_at is None:
         return RedeemDecision(False, "balance not yet confirmed by central")
     age = now - synced_at
+    if age < -CLOCK_SLACK:  # confirmed "in the future": the clock was set back since
+        return RedeemDecision(False, "the terminal's clock changed since balances were "
+                                     "confirmed; sync with central first")
     if age > timedelta(seconds=policy.max_balance_age_s):
         return RedeemDecision(False, f"balance last confirmed {int(age.total_seconds())} s ago, "
                                      "too old to redeem offline")

@@ -23,7 +23,7 @@ class TestDecideRedeem:
     @given(points=st.integers(-10, 2000), balance=st.integers(-100, 5000),
            cap=st.integers(0, 1000), budget=st.integers(0, 3000),
            member_pending=st.integers(0, 1000), terminal_pending=st.integers(0, 3000),
-           age_s=st.integers(0, 10_000))
+           age_s=st.integers(-10**9, 10_000))
     def test_an_allowed_redemption_respects_every_bound(
             self, points: int, balance: int, cap: int, budget: int, member_pending: int,
             terminal_pending: int, age_s: int) -> None:
@@ -36,7 +36,7 @@ class TestDecideRedeem:
             assert 0 < points <= balance
             assert member_pending + points <= cap
             assert terminal_pending + points <= budget
-            assert age_s <= 3600
+            assert -60 <= age_s <= 3600
         else:
             assert d.reason
 
@@ -55,6 +55,8 @@ class TestDecideRedeem:
         assert "below" in d(balance=10)
         assert "not yet confirmed" in d(synced_at=None)
         assert "too old" in d(synced_at=NOW - timedelta(seconds=61))
+        assert "clock changed" in d(synced_at=NOW + timedelta(days=365 * 60))
+        assert d(synced_at=NOW + timedelta(seconds=30)) == "ok"  # jitter, not a clock set back
         assert "limit" in d(member_pending=60)
         assert "budget" in d(terminal_pending=120)
         assert "nothing" in d(points=0)
