@@ -7,6 +7,7 @@ where it is written. Unknown keys are errors too: a typo must not silently disab
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 import tomllib
@@ -15,6 +16,7 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pos_loyalty.errors import ConfigError
 from pos_loyalty.rules.program import (
@@ -276,9 +278,13 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
     root = Table(ctx, data, ())
     head = root.table("program")
     name = "Loyalty program"
+    currency = timezone = ""
+    declared_tiers: tuple[str, ...] = ()
     if head is not None:
         name = head.string("name", name)
-        head.string("currency", "")
+        currency = _currency(head)
+        timezone = _timezone(head)
+        declared_tiers = head.strings("tiers")
         head.done()
     tax = _parse_tax(root.table("tax"))
     stacking = _parse_stacking(root.table("stacking"))
@@ -303,6 +309,7 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
     root.done()
     if sum(1 for r in rules if r.kind == "tiers") > 1:
         raise ctx.error(("rule",), "only one rule may have kind = 'tiers'")
+    _check_tier_names(ctx, rules, declared_tiers)
     groups = {r.group for r in rules}
     for i, g in enumerate(stacking.order):
         if g not in groups:
@@ -317,7 +324,75 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
     rules = [replace(r, program=name) for r in rules]
     return Program(name=name, rules=tuple(rules), tax=tax, stacking=stacking,
                    redemption=redemption, expiry=expiry, returns=returns,
-                   coalition=coalition, source=path)
+                   coalition=coalition, source=path, timezone=timezone, currency=currency)
+
+
+# ISO 4217 currencies whose minor unit is not 1/100; every other code has 2 digits.
+_MINOR_DIGITS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
+                     "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def _currency(head: Table) -> str:
+    """The program's currency: a 2-digit ISO 4217 code, or refused (never ignored)."""
+    code = head.string("currency", "")
+    if not code:
+        return ""
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise head.error("currency", f"must be an ISO 4217 code like 'EUR', got {code!r}")
+    digits = _MINOR_DIGITS.get(code, 2)
+    if digits != 2:
+        raise head.error("currency", f"{code} has {digits} minor-unit digits; prices, "
+                                     "amounts and the till display assume 2 (cents)")
+    return code
+
+
+def _timezone(t: Table) -> str:
+    """An IANA zone name that this machine's zone database knows."""
+    name = t.string("timezone", "")
+    if not name:
+        return ""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        hint = _hint(name, _zone_names())
+        raise t.error("timezone", f"unknown IANA time zone {name!r}{hint}") from None
+    return name
+
+
+def _zone_names() -> list[str]:
+    import zoneinfo
+
+    return sorted(zoneinfo.available_timezones())
+
+
+def _hint(word: str, known: Iterable[str]) -> str:
+    """' (did you mean 'Gold'?)' for a near miss, else ''."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_tier_names(ctx: _Ctx, rules: list[Rule], declared: tuple[str, ...]) -> None:
+    """Every tier a rule names must be a level of the program: a typo would disable it."""
+    tiers_rule = next((r for r in rules if r.kind == "tiers"), None)
+    levels = [lv.name for lv in tiers_rule.levels] if tiers_rule else list(declared)
+    if tiers_rule is not None and declared and set(declared) != set(levels):
+        raise ctx.error(("program", "tiers"), "must list the same names as the tiers rule's "
+                                              f"levels ({', '.join(levels)}) or be left out")
+    for i, rule in enumerate(rules):
+        named = [(("rule", i, "tiers"), t) for t in sorted(rule.when.tiers)]
+        named += [(("rule", i, "by_tier", t), t) for t, _ in rule.by_tier]
+        for path, tier in named:
+            if tier in levels:
+                continue
+            if not levels:
+                raise ctx.error(path, f"names tier {tier!r} but the program defines no tiers:"
+                                      " add a 'tiers' rule or [program] tiers = [...]")
+            raise ctx.error(path, f"unknown tier {tier!r}{_hint(tier, levels)}; the "
+                                  f"program's tiers are {', '.join(levels)}")
 
 
 def _parse_tax(t: Table | None) -> Tax:
@@ -455,14 +530,14 @@ _COMMON_KEYS = frozenset({
     "membership", "limit",
 })
 _KIND_KEYS: dict[str, frozenset[str]] = {
-    "earn": frozenset({"points", "per", "per_item", "per_visit", "multipliers"}),
+    "earn": frozenset({"points", "per", "per_item", "per_visit", "multipliers", "free_items"}),
     "multiplier": frozenset({"percent"}),
     "bonus": frozenset({"points"}),
     "discount": frozenset({"percent", "amount", "by_tier"}),
     "coupon": frozenset({"percent", "amount", "by_tier", "code", "bound", "uses"}),
     "progressive": frozenset({"scale", "basis"}),
-    "threshold": frozenset({"every", "points", "coupon", "perk", "basis"}),
-    "stamps": frozenset({"card", "every", "per", "free"}),
+    "threshold": frozenset({"every", "points", "coupon", "perk", "basis", "value"}),
+    "stamps": frozenset({"card", "every", "per", "free", "free_items"}),
     "tiers": frozenset({"levels", "period_months", "downgrade"}),
     "credit": frozenset({"max_per_sale"}),
     "membership": frozenset({"plan", "fee_sku", "valid_days", "percent", "earn_percent",
@@ -489,7 +564,8 @@ def _parse_rule(t: Table, index: int) -> Rule:
     if kind == "earn":
         rule = replace(rule, points=t.integer("points", 0), per=t.integer("per", 100, minimum=1),
                        per_item=t.integer("per_item", 0), per_visit=t.integer("per_visit", 0),
-                       multipliers=t.int_map("multipliers", ctx.to_int))
+                       multipliers=t.int_map("multipliers", ctx.to_int),
+                       free_items=t.flag("free_items", False))
         _need(t, bool(rule.points or rule.per_item or rule.per_visit), "points",
               "an earn rule needs points (with per), per_item or per_visit")
     elif kind == "multiplier":
@@ -524,13 +600,15 @@ def _parse_rule(t: Table, index: int) -> Rule:
     elif kind == "threshold":
         rule = replace(rule, every=t.positive("every", 1), points=t.integer("points", 0),
                        coupon=t.string("coupon", ""), perk=t.string("perk", ""),
+                       value=t.integer("value", 0),
                        basis=t.choice("basis", "lifetime", ("lifetime", "period")))
         _need(t, bool(rule.points or rule.coupon or rule.perk), "coupon",
               "needs a reward: points, coupon or perk")
     elif kind == "stamps":
         rule = replace(rule, card=t.string("card", rid), every=t.integer("every", 10, minimum=2),
                        stamp_per=t.choice("per", "item", ("item", "visit")),
-                       free=t.choice("free", "cheapest", ("cheapest", "dearest")))
+                       free=t.choice("free", "cheapest", ("cheapest", "dearest")),
+                       free_items=t.flag("free_items", False))
     elif kind == "tiers":
         levels = []
         for lv in t.tables("levels"):

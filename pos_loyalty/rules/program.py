@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 RuleKind = Literal[
     "earn", "multiplier", "bonus", "discount", "progressive", "threshold", "stamps", "tiers",
@@ -120,6 +121,10 @@ class Rule:
     # referral
     referee_points: int = 0
     referrer_points: int = 0
+    # earn / stamps: whether 0.00 lines (a free bag, a free coffee) earn per item
+    free_items: bool = False
+    # threshold: what one issued coupon or perk costs the store (minor units), for the cost
+    value: int = 0
     # the program (file) this rule came from, shown on its quote lines
     program: str = ""
 
@@ -245,6 +250,8 @@ class Program:
     returns: Returns = Returns()
     coalition: Coalition | None = None
     source: str = ""
+    timezone: str = ""  # IANA name of the shop's zone; "" = UTC
+    currency: str = ""  # ISO 4217 code; only currencies with 2 minor-unit digits are accepted
     _rules: tuple[Rule, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -262,6 +269,20 @@ class Program:
     def rate(self) -> Redemption:
         """The redemption rate (also used to value points liability); 100 pts = 1.00."""
         return self.redemption or Redemption()
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone or "UTC")
+
+    def local(self, now: datetime) -> datetime:
+        """``now`` as the shop's wall-clock time (naive).
+
+        An aware time is converted to the program's ``timezone``; a naive time is taken to be
+        shop-local already (the ``quote --now`` form), so the till and the CLI agree.
+        """
+        if now.tzinfo is None:
+            return now
+        return now.astimezone(self.zone).replace(tzinfo=None)
 
     def rule(self, rule_id: str) -> Rule | None:
         for rule in self._rules:
@@ -320,7 +341,16 @@ def combine_programs(programs: Sequence[Program], *, name: str = "") -> Program:
         returns=first.returns,
         coalition=next((p.coalition for p in programs if p.coalition), None),
         source=first.source,
+        timezone=next((p.timezone for p in programs if p.timezone), ""),
+        currency=first.currency,
     )
+
+
+def in_timezone(program: Program, timezone: str) -> Program:
+    """The program run in ``timezone`` (the terminal's configured zone wins over the file's)."""
+    if not timezone or timezone == program.timezone:
+        return program
+    return replace(program, timezone=timezone)
 
 
 def parse_program(text: str, *, path: str = "<program>") -> Program:

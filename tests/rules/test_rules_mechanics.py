@@ -61,6 +61,8 @@ class TestMemberDiscount:
     """Mechanic 2: a standing 10% member discount and a fixed discount by card class."""
 
     P = """
+        [program]
+        tiers = ["Silver", "Gold"]
         [[rule]]
         id = "member"
         kind = "discount"
