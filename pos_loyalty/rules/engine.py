@@ -17,33 +17,31 @@ up to the whole and a full refund reverses exactly what the sale did.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from itertools import accumulate, chain
 from operator import sub
 
+from pos_loyalty.errors import RulesError
+from pos_loyalty.rules.expiry import expiry_status
 from pos_loyalty.rules.model import (
     Basket,
     BasketLine,
+    Credit,
     LineEffect,
     MemberView,
     Perk,
     Quote,
     QuoteLine,
+    money,
 )
 from pos_loyalty.rules.program import Conditions, Level, Program, Rule
 from pos_loyalty.rules.redeem import decide_redemption
 
 DISCOUNT_KINDS = frozenset({"discount", "progressive", "stamps", "coupon", "credit",
                             "membership"})
-
-
-def money(minor: int) -> str:
-    """Minor units as the till shows them: 1234 -> '12.34'."""
-    sign = "-" if minor < 0 else ""
-    minor = abs(minor)
-    return f"{sign}{minor // 100}.{minor % 100:02d}"
 
 
 def half_up(num: int, den: int) -> int:
@@ -161,7 +159,7 @@ class _Applied:
     text: str
     free_units: dict[int, int] = field(default_factory=dict)
     coupon: str = ""
-    credits: tuple[str, ...] = ()
+    credits: tuple[tuple[Credit, int], ...] = ()  # each credit with the money it gives
     total: int = 0
 
     def __post_init__(self) -> None:
@@ -181,9 +179,42 @@ def _level(rule: Rule | None, name: str | None) -> Level | None:
     return None
 
 
+def check_member(member: MemberView, program: Program) -> None:
+    """Refuse member state the program cannot honour: a tier it does not define would
+    silently lose every tier rule (the CLI and replay call this before quoting)."""
+    levels = program.tier_levels()
+    if member.tier is not None and member.tier not in levels:
+        close = difflib.get_close_matches(member.tier, levels, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        known = f"its tiers are {', '.join(levels)}" if levels else "it defines no tiers"
+        raise RulesError(f"member {member.member_id}: tier {member.tier!r} is not a tier of "
+                         f"program {program.name!r}{hint}; {known}")
+
+
+def _not_partner(basket: Basket, program: Program) -> bool:
+    """A coalition program runs only at its partners (a basket without a merchant id is the
+    program's own shop)."""
+    c = program.coalition
+    return bool(c and basket.merchant_id
+                and all(p.merchant_id != basket.merchant_id for p in c.partners))
+
+
 def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -> Quote:
-    """What this member gets for this basket at this time, each line explained."""
-    today = now.date()
+    """What this member gets for this basket at this time, each line explained.
+
+    ``now`` is converted to the shop's time zone (``program.timezone``); a naive ``now`` is
+    taken as shop-local already. Every date rule works on that local day.
+    """
+    today = program.local(now).date()
+    if _not_partner(basket, program):
+        assert program.coalition is not None
+        effects = tuple(LineEffect(ln.sku, ln.qty, ln.qty * ln.unit_price)
+                        for ln in basket.lines)
+        total = sum(e.amount for e in effects)
+        return Quote(lines=(), basket_total=total, effects=effects,
+                     merchant_id=basket.merchant_id, qualifying_spend=total,
+                     redeem_note=f"{basket.merchant_id} is not a partner of "
+                                 f"{program.coalition.name or program.name}: no points")
     lines = basket.lines
     n = len(lines)
     every = list(range(n))
@@ -230,7 +261,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     stamp_every: dict[str, int] = {}
     for rule in rules:
         if rule.kind == "stamps":
-            idx = eligible(rule)
+            idx = _stamped(rule, lines, eligible(rule))
             units = [(i, lines[i].qty) for i in idx]
             if rule.stamp_per == "visit" and units:
                 units = [(units[0][0], 1)]
@@ -239,6 +270,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     consumed_cards: dict[str, list[tuple[int, int]]] = {}
     coupons_used: list[str] = []
     credits_used: list[str] = []
+    credits_left: list[tuple[str, int]] = []
 
     groups: list[str] = list(program.stacking.order)
     by_group: dict[str, list[Rule]] = {}
@@ -266,25 +298,37 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             total = a.total
             if total <= 0:
                 continue
+            text = a.text
             if total > cap_left:
                 if cap_left <= 0:
                     continue
                 a.set_parts(allocate(cap_left, a.parts))  # a trimmed reward still uses
                 total = cap_left                               # its stamps / coupon
+                text = f"{text} (capped at {_bp_text(program.stacking.max_discount_bp)})"
             cap_left -= total
             if len(a.idx) == n:
                 rem = [r - x for r, x in zip(rem, a.parts, strict=True)]
             else:
                 for i, x in zip(a.idx, a.parts, strict=True):
                     rem[i] -= x
-            qlines.append(QuoteLine(a.rule.program, "discount", total, f"{a.text}: -{money(total)}",
-                                    a.rule.id))
+            qlines.append(QuoteLine(a.rule.program, "discount", total, f"{text}: -{money(total)}",
+                                    a.rule.id, label=text))
             if a.rule.kind == "stamps" and a.free_units:
                 card = a.rule.card
                 consumed_cards[card] = list(a.free_units.items())
             if a.coupon:
                 coupons_used.append(a.coupon)
-            credits_used.extend(a.credits)
+            given = total
+            for credit, d in a.credits:  # a credit keeps what this sale did not use
+                used = min(d, given)
+                given -= used
+                if used <= 0:
+                    continue
+                left = credit.amount - min(credit.amount, used)
+                if left > 0:
+                    credits_left.append((credit.credit_id, left))
+                else:
+                    credits_used.append(credit.credit_id)
             if a.rule.when.limit:
                 claims.append(a.rule.id)
 
@@ -294,16 +338,19 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
     redeem_pts = [0] * n
     redeem_points = 0
     redeem_note = ""
+    expired, expiring, expiring_on = expiry_status(member, today, program)
     if basket.redeem_points:
-        decision = decide_redemption(member, payable, basket.redeem_points, program)
+        spendable = member if not expired else replace(member, balance=member.balance - expired)
+        decision = decide_redemption(spendable, payable, basket.redeem_points, program)
         redeem_note = decision.reason
         if decision.points:
             redeem_points = decision.points
             redeem_val = allocate(decision.value, rem)
             redeem_pts = allocate(decision.points, redeem_val)
+            label = f"{decision.points} pts redeemed"
             qlines.append(QuoteLine(pname, "redeem", decision.value,
-                                    f"{decision.points} pts redeemed: -{money(decision.value)}",
-                                    "redemption"))
+                                    f"{label}: -{money(decision.value)}", "redemption",
+                                    label=label))
     paid = [rem[i] - redeem_val[i] for i in every]
     earn_base = rem if program.rate.earn_on_redeemed else paid
     qualifying = sum(paid)
@@ -335,12 +382,13 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             factor, den = rule.points * fnum, rule.per * 100 * fden
             _earn_line(qlines, pend, rule, sum(w) * factor // den, idx, w, f"({rule.label})")
             exact.append((factor, den, idx, w))
-        if rule.per_item:
-            w = [lines[i].qty * m for i, m in zip(idx, ms, strict=True)]
+        if rule.per_item:  # a free line (a bag, a free coffee) earns only if the rule says
+            w = [lines[i].qty * m if lines[i].unit_price > 0 or rule.free_items else 0
+                 for i, m in zip(idx, ms, strict=True)]
             factor, den = rule.per_item, 100
             _earn_line(qlines, pend, rule, sum(w) * factor // den, idx, w, f"({rule.label})")
             exact.append((factor, den, idx, w))
-        if rule.per_visit:
+        if rule.per_visit and (rule.free_items or any(amounts[i] for i in idx)):
             w = paid if idx is every else [paid[i] for i in idx]
             _earn_line(qlines, pend, rule, rule.per_visit, idx, w, f"({rule.label})")
             if rule.when.limit:
@@ -376,7 +424,7 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                 bonus += b
             if bonus > 0:
                 qlines.append(QuoteLine(rule.program, "points", bonus, f"{text}: +{bonus} pts",
-                                        rule.id))
+                                        rule.id, label=text))
                 if rule.when.limit:
                     claims.append(rule.id)
 
@@ -400,20 +448,22 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
             if rule.coupon:
                 perks.append(Perk(rule.program, f"coupon:{rule.coupon}",
                                   f"{rule.label} x{crossed}" if crossed > 1 else rule.label,
-                                  crossed))
+                                  crossed, value=crossed * _coupon_value(rule, program)))
             if rule.perk:
-                perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk, crossed))
+                perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk, crossed,
+                                  value=0 if rule.coupon else crossed * rule.value))
         elif rule.kind == "referral":
             if (member.referred_by and member.visits == 0 and rule.id not in member.claims
                     and qualifying > 0 and qualifying >= rule.when.min_spend):
                 if rule.referee_points:
                     _earn_line(qlines, pend, rule, rule.referee_points, every, paid,
                                "(welcome, referred by a friend)")
-                if rule.referrer_points:
+                if rule.referrer_points:  # the till never shows another member's id
+                    label = f"{rule.label} (to your referrer)"
                     qlines.append(QuoteLine(
                         rule.program, "points", rule.referrer_points,
-                        f"{rule.label}: +{rule.referrer_points} pts to {member.referred_by}",
-                        rule.id, member.referred_by))
+                        f"{label}: +{rule.referrer_points} pts", rule.id, member.referred_by,
+                        label=label))
                 claims.append(rule.id)
         elif rule.kind == "membership":
             if rule.plan in fee_plans:
@@ -427,7 +477,8 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
                          for p in rule.perks)
         elif rule.kind == "instant_win":
             if qualifying >= rule.when.min_spend and qualifying > 0 and eligible(rule):
-                perks.append(Perk(rule.program, f"game:{rule.id}", rule.label))
+                expected = sum(half_up(p.value, p.one_in) for p in rule.prizes)
+                perks.append(Perk(rule.program, f"game:{rule.id}", rule.label, value=expected))
         elif rule.kind == "perk" and eligible(rule):
             perks.append(Perk(rule.program, f"perk:{rule.id}", rule.perk))
             if rule.when.limit:
@@ -494,6 +545,10 @@ def quote(member: MemberView, basket: Basket, now: datetime, program: Program) -
         stamps_after=tuple(sorted(stamps_after)),
         coupons_used=tuple(coupons_used),
         credits_used=tuple(credits_used),
+        credits_left=tuple(credits_left),
+        expired_points=expired,
+        expiring_points=expiring,
+        expiring_on=expiring_on,
         claims=tuple(dict.fromkeys(claims)),
         merchant_id=basket.merchant_id,
         qualifying_spend=qualifying,
@@ -510,7 +565,17 @@ def _earn_line(qlines: list[QuoteLine], pend: _Pending, rule: Rule, points: int,
         return
     pend.append((points, idx, weights))
     text = f"+{points} pts {note}".rstrip() if note else f"{rule.label}: +{points} pts"
-    qlines.append(QuoteLine(rule.program, "points", points, text, rule.id))
+    qlines.append(QuoteLine(rule.program, "points", points, text, rule.id, label=rule.label))
+
+
+def _coupon_value(rule: Rule, program: Program) -> int:
+    """What one coupon a threshold issues costs: the coupon rule's fixed amount, else the
+    threshold's own ``value`` (a percent coupon's worth depends on the basket it meets)."""
+    coupon = next((r for r in program.active_rules
+                   if r.kind == "coupon" and r.code == rule.coupon), None)
+    if coupon is not None and coupon.amount and not coupon.discount_bp:
+        return coupon.amount
+    return rule.value
 
 
 def _spread_points(pend: _Pending, n: int) -> list[int]:
@@ -579,7 +644,7 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
         return None
     kind = rule.kind
     if kind == "stamps":
-        return _stamps(rule, member, lines, amt, idx)
+        return _stamps(rule, member, lines, amt, _stamped(rule, lines, idx))
     if kind == "credit":
         credits = [c for c in member.credits if c.expires is None or c.expires >= today]
         credits = credits[: rule.max_per_sale]
@@ -587,14 +652,17 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
             return None
         total = 0
         left = sum(sub)
+        gives: list[tuple[Credit, int]] = []
         for c in credits:
             d = min(left, c.amount + half_up(left * c.percent_bp, 10000))
+            gives.append((c, d))
             total += d
             left -= d
+        if total <= 0:
+            return None
         reasons = ", ".join(c.reason for c in credits if c.reason)
         text = f"{rule.label} ({reasons})" if reasons else rule.label
-        return _Applied(rule, idx, allocate(total, sub), text,
-                        credits=tuple(c.credit_id for c in credits))
+        return _Applied(rule, idx, allocate(total, sub), text, credits=tuple(gives))
     bp = rule.discount_bp
     if kind == "progressive":
         spend = member.lifetime_spend if rule.basis == "lifetime" else member.period_spend
@@ -623,6 +691,13 @@ def _discount(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt
     elif kind == "membership" and label == rule.id:
         label = f"{rule.plan} {_bp_text(bp)} member discount"
     return _Applied(rule, idx, allocate(d, sub), label, coupon=coupon)
+
+
+def _stamped(rule: Rule, lines: tuple[BasketLine, ...], idx: list[int]) -> list[int]:
+    """The lines that earn stamps: a free (0.00) line only if the rule says so."""
+    if rule.free_items or all(lines[i].unit_price for i in idx):
+        return idx
+    return [i for i in idx if lines[i].unit_price]
 
 
 def _stamps(rule: Rule, member: MemberView, lines: tuple[BasketLine, ...], amt: list[int],

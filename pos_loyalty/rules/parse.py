@@ -324,7 +324,8 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
     rules = [replace(r, program=name) for r in rules]
     return Program(name=name, rules=tuple(rules), tax=tax, stacking=stacking,
                    redemption=redemption, expiry=expiry, returns=returns,
-                   coalition=coalition, source=path, timezone=timezone, currency=currency)
+                   coalition=coalition, source=path, timezone=timezone, currency=currency,
+                   tier_names=declared_tiers)
 
 
 # ISO 4217 currencies whose minor unit is not 1/100; every other code has 2 digits.
@@ -383,7 +384,8 @@ def _check_tier_names(ctx: _Ctx, rules: list[Rule], declared: tuple[str, ...]) -
         raise ctx.error(("program", "tiers"), "must list the same names as the tiers rule's "
                                               f"levels ({', '.join(levels)}) or be left out")
     for i, rule in enumerate(rules):
-        named = [(("rule", i, "tiers"), t) for t in sorted(rule.when.tiers)]
+        named: list[tuple[tuple[PathPart, ...], str]] = [
+            (("rule", i, "tiers"), t) for t in sorted(rule.when.tiers)]
         named += [(("rule", i, "by_tier", t), t) for t, _ in rule.by_tier]
         for path, tier in named:
             if tier in levels:

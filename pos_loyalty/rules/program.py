@@ -252,6 +252,7 @@ class Program:
     source: str = ""
     timezone: str = ""  # IANA name of the shop's zone; "" = UTC
     currency: str = ""  # ISO 4217 code; only currencies with 2 minor-unit digits are accepted
+    tier_names: tuple[str, ...] = ()  # card classes given centrally, when no tiers rule
     _rules: tuple[Rule, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -289,6 +290,11 @@ class Program:
             if rule.id == rule_id:
                 return rule
         return None
+
+    def tier_levels(self) -> tuple[str, ...]:
+        """The tier names this program knows: its tiers rule's levels, else ``tier_names``."""
+        rule = self.tiers()
+        return tuple(lv.name for lv in rule.levels) if rule else self.tier_names
 
     def tiers(self) -> Rule | None:
         for rule in self._rules:
@@ -343,6 +349,7 @@ def combine_programs(programs: Sequence[Program], *, name: str = "") -> Program:
         source=first.source,
         timezone=next((p.timezone for p in programs if p.timezone), ""),
         currency=first.currency,
+        tier_names=tuple(dict.fromkeys(t for p in programs for t in p.tier_names)),
     )
 
 

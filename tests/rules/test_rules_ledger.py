@@ -343,7 +343,8 @@ class TestPersistence:
         assert Quote.from_dict(q.to_dict()) == q
         fields = q.till_fields()
         assert set(fields) == {"lines", "discount_total", "points_total", "total_due",
-                               "summary"}
+                               "summary", "display"}
+        assert fields["discount_total"] == q.discounts + q.redeem_value  # redemption included
         assert {ln["kind"] for ln in fields["lines"]} == {"discount", "redeem", "points"}
 
     def test_malformed_stored_quote(self) -> None:

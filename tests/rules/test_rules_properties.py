@@ -131,8 +131,9 @@ class TestQuoteProperties:
         assert all(e.paid >= 0 and e.points >= 0 for e in q.effects)
         assert sum(e.paid for e in q.effects) == q.total_due
         assert sum(e.points for e in q.effects) == q.points_total
-        assert sum(e.discount for e in q.effects) == q.discount_total
-        assert q.cost == q.discount_total + q.points_liability
+        assert sum(e.discount for e in q.effects) == q.discounts
+        assert sum(e.redeem_value for e in q.effects) == q.discount_total - q.discounts
+        assert q.cost == q.discounts + q.points_liability + q.perks_value
 
     @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
     @given(st.sampled_from(PROGRAMS), member_st, lines_st, st.integers(0, 20000))
