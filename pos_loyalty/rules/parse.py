@@ -57,7 +57,7 @@ class KeyLines:
         self.lines: dict[tuple[PathPart, ...], int] = {}
         counters: dict[tuple[PathPart, ...], int] = {}
         table: tuple[PathPart, ...] = ()
-        depth = 0  # open brackets of a multi-line value
+        value: _InlineValue | None = None  # an array or inline table still open
         closing = ""  # delimiter of an open multi-line string
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
@@ -65,8 +65,9 @@ class KeyLines:
                 if raw.count(closing) % 2 == 1:
                     closing = ""
                 continue
-            if depth > 0:
-                depth += _bracket_delta(line)
+            if value is not None:
+                if value.feed(raw, number):
+                    value = None
                 continue
             header = _HEADER.match(raw)
             if header and line.startswith("["):
@@ -94,7 +95,10 @@ class KeyLines:
                 for delim in ('"""', "'''"):
                     if rest.count(delim) % 2 == 1:
                         closing = delim
-                depth = 0 if closing else max(0, _bracket_delta(rest))
+                if not closing and rest.lstrip()[:1] in ("[", "{"):
+                    scan = _InlineValue(key_path, self.lines)
+                    if not scan.feed(rest, number):
+                        value = scan
 
     def line_of(self, path: Iterable[PathPart]) -> int | None:
         """The line of the longest written prefix of ``path``."""
@@ -106,9 +110,68 @@ class KeyLines:
         return None
 
 
-def _bracket_delta(text: str) -> int:
-    text = re.sub(r'"(?:\\.|[^"\\])*"|\'[^\']*\'', "", text).split("#", 1)[0]
-    return text.count("[") + text.count("{") - text.count("]") - text.count("}")
+_BASIC = re.compile(r'"(?:\\.|[^"\\])*"')
+_LITERAL = re.compile(r"'[^']*'")
+_INLINE_KEY = re.compile(rf"({_BARE}(?:\s*\.\s*{_BARE})*)\s*=")
+
+
+class _InlineValue:
+    """Lines of the keys and elements inside an array or inline table value, which may
+    span lines (``scale = [\n {from = 0, ...},\n {from = 500, ...}]``)."""
+
+    def __init__(self, base: tuple[PathPart, ...],
+                 lines: dict[tuple[PathPart, ...], int]) -> None:
+        self.base = base
+        self.lines = lines
+        self.stack: list[list[Any]] = []  # ["arr", index] or ["tbl", key parts]
+        self.expect_key = False
+
+    def _path(self) -> tuple[PathPart, ...]:
+        out: list[PathPart] = list(self.base)
+        for kind, at in self.stack:
+            out.extend([at] if kind == "arr" else at)
+        return tuple(out)
+
+    def feed(self, text: str, number: int) -> bool:
+        """Read one line's part of the value; True once the value is closed."""
+        i, n = 0, len(text)
+        while i < n:
+            c = text[i]
+            top = self.stack[-1] if self.stack else None
+            if c in " \t":
+                i += 1
+            elif c == "#":
+                break
+            elif top is not None and top[0] == "tbl" and self.expect_key \
+                    and (m := _INLINE_KEY.match(text, i)):
+                top[1] = tuple(_split_key(m.group(1)))
+                self.lines.setdefault(self._path(), number)
+                self.expect_key = False
+                i = m.end()
+            elif c in "[{":
+                if top is not None and top[0] == "arr":
+                    self.lines.setdefault(self._path(), number)
+                self.stack.append(["arr", 0] if c == "[" else ["tbl", ()])
+                self.expect_key = c == "{"
+                i += 1
+            elif c in "]}":
+                if self.stack:
+                    self.stack.pop()
+                if not self.stack:
+                    return True
+                i += 1
+            elif c == ",":
+                if top is not None and top[0] == "arr":
+                    top[1] += 1
+                else:
+                    self.expect_key = True
+                i += 1
+            else:
+                if top is not None and top[0] == "arr":
+                    self.lines.setdefault(self._path(), number)
+                m = (_BASIC if c == '"' else _LITERAL).match(text, i) if c in "\"'" else None
+                i = m.end() if m else i + 1
+        return False
 
 
 def dotted(path: Iterable[PathPart]) -> str:
@@ -595,8 +658,11 @@ def _parse_rule(t: Table, index: int) -> Rule:
             scale.append((s.integer("from", 0), s.percent_bp("percent")))
             s.done()
         _need(t, bool(scale), "scale", "needs at least one step")
-        _need(t, all(a[0] < b[0] for a, b in itertools.pairwise(scale)), "scale",
-              "steps must be in ascending order of 'from'")
+        for i, (a, b) in enumerate(itertools.pairwise(scale)):
+            if a[0] >= b[0]:
+                raise t.ctx.error((*t.path, "scale", i + 1, "from"),
+                                  f"steps must be in ascending order of 'from': {b[0]} "
+                                  f"follows {a[0]}")
         rule = replace(rule, scale=tuple(scale),
                        basis=t.choice("basis", "lifetime", ("lifetime", "period")))
     elif kind == "threshold":

@@ -50,6 +50,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _utc(now: datetime) -> datetime:
+    """The service clock's naive UTC as an aware time: the engine turns it into shop time."""
+    return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+
 def error_message(code: str, text: str, msg: Message | None = None) -> Message:
     reply: Message = {"type": "error", "code": code, "message": text}
     if msg is not None:
@@ -148,7 +153,7 @@ class TerminalService:
         the step reached, so they are quoted once per such combination and cached; personal
         offers (coupons, credits, stamps) appear on the quote, not here.
         """
-        today = self.clock().date()
+        today = self.program.local(_utc(self.clock())).date()  # the shop's day
         step = tuple(1 for s in self._lifetime_steps if member.lifetime_spend >= s)
         key = (member.tier, today, step)
         got = self._standing.get(key)
@@ -158,7 +163,7 @@ class TerminalService:
             view = MemberView(member_id=member.member_id, tier=member.tier,
                               lifetime_spend=member.lifetime_spend)
             probe = quote(view, PROBE, datetime.combine(today, datetime.min.time()),
-                          self.program)
+                          self.program)  # naive: already shop-local
             got = [line.text for line in probe.lines if line.kind == "discount"]
             self._standing[key] = got
         return list(got)
@@ -201,7 +206,7 @@ class TerminalService:
     def _quote_txn(self, txn: OpenTxn, view: MemberView, now: datetime) -> Quote:
         assert txn.basket is not None
         basket = replace(txn.basket, redeem_points=txn.redeem_points)
-        return quote(view, basket, now, self.program)
+        return quote(view, basket, _utc(now), self.program)
 
     def _on_basket(self, msg: Message) -> Message:
         pos_id, txn_id = msg["pos_id"], msg["txn_id"]
@@ -236,7 +241,7 @@ class TerminalService:
         now = self.clock()
         view = self._view(txn)
         assert txn.basket is not None
-        plain = quote(view, replace(txn.basket, redeem_points=0), now, self.program)
+        plain = quote(view, replace(txn.basket, redeem_points=0), _utc(now), self.program)
         decision = decide_redemption(view, self._payable(plain), requested, self.program)
         if decision.points <= 0:
             raise _Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
@@ -292,6 +297,9 @@ class TerminalService:
         sale = txn.quote
         now = self.clock()
         view = self._view(txn)
+        if sale.expired_points and txn.member is not None:  # points past their date go
+            self.expire_members([view.member_id], now)      # first: never spent
+            view = self._view(txn)
         if view != txn.view:  # the member's points or state moved since the quote
             fresh = self._quote_txn(txn, view, txn.quoted_at)
             if fresh.till_fields() != sale.till_fields():
@@ -306,7 +314,8 @@ class TerminalService:
             result = self.store.record_sale(pos_id=pos_id, txn_id=txn_id, member_id=None,
                                             sale=sale, now=now)
         else:
-            change = apply_sale(view, sale, now, self.program, ref=ref)
+            change = apply_sale(view, sale, self.program.local(_utc(now)), self.program,
+                                ref=ref)
             result = self.store.record_sale(
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
                 entries=change.entries, member_after=change.after)
@@ -418,7 +427,7 @@ class TerminalService:
             view = self.store.member_view(member_id)
             if view is None:
                 continue
-            entries = expire_points(view, now, self.program)
+            entries = expire_points(view, _utc(now), self.program)
             if not entries:
                 continue
             change = apply_entries(view, entries)
