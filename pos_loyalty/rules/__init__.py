@@ -6,6 +6,7 @@ member state are arguments, results are values the daemon persists.
 
 from pos_loyalty.rules.engine import check_member, quote
 from pos_loyalty.rules.expiry import expire_points, expiring_soon, lot_expires
+from pos_loyalty.rules.files import load_program
 from pos_loyalty.rules.game import DrawResult, draw, seed_commitment, verify_draw
 from pos_loyalty.rules.model import (
     Basket,
@@ -19,13 +20,12 @@ from pos_loyalty.rules.model import (
     Quote,
     QuoteLine,
 )
+from pos_loyalty.rules.parse import parse_program
 from pos_loyalty.rules.program import (
     DEFAULT_PROGRAM,
     Program,
     combine_programs,
     in_timezone,
-    load_program,
-    parse_program,
 )
 from pos_loyalty.rules.redeem import (
     RedemptionDecision,

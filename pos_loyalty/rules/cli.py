@@ -17,8 +17,9 @@ import click
 
 from pos_loyalty.errors import ConfigError, RulesError
 from pos_loyalty.rules.engine import check_member, quote
+from pos_loyalty.rules.files import load_program
 from pos_loyalty.rules.model import Quote, basket_from_dict, member_from_dict, money
-from pos_loyalty.rules.program import Program, load_program
+from pos_loyalty.rules.program import Program
 from pos_loyalty.rules.replay import ReplayReport, SalesFormat, compare, parse_sales, replay
 
 

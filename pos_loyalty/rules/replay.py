@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pos_loyalty.errors import RulesError
 from pos_loyalty.rules.engine import check_member, quote
+from pos_loyalty.rules.kinds import Threshold
 from pos_loyalty.rules.model import (
     Basket,
     BasketLine,
@@ -116,7 +117,7 @@ def _perk_rules(program: Program) -> dict[str, str]:
     """Perk code -> the rule that issues it (threshold coupons, games, perks)."""
     out: dict[str, str] = {}
     for r in program.active_rules:
-        if r.kind == "threshold" and r.coupon:
+        if isinstance(r, Threshold) and r.coupon:
             out[f"coupon:{r.coupon}"] = r.id
         out[f"perk:{r.id}"] = r.id
         out[f"game:{r.id}"] = r.id

@@ -88,7 +88,7 @@ def apply_sale(member: MemberView, sale: Quote, now: datetime, program: Program,
     period_visits += 1
 
     coupons, coupon_uses = dict(member.coupons), dict(member.coupon_uses)
-    personal = {r.code for r in program.active_rules if r.kind == "coupon" and r.bound == "member"}
+    personal = program.personal_coupons()
     for code in sale.coupons_used:
         if code in personal:
             coupons = _bump(coupons, code, -1)

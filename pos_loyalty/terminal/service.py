@@ -106,9 +106,7 @@ class TerminalService:
         self._standing.clear()
         # progressive discounts on lifetime spend are the only standing discounts that
         # depend on a tap-path column beside the tier: their scale steps split the cache
-        self._lifetime_steps = sorted({
-            start for r in program.active_rules
-            if r.kind == "progressive" and r.basis == "lifetime" for start, _ in r.scale})
+        self._lifetime_steps = program.lifetime_steps()
 
     # -- taps ------------------------------------------------------------------------------
 

@@ -131,7 +131,7 @@ class TestLineNumbers:
         """For each leaf key of each example, the mapped line is where that key is written."""
         import tomllib
 
-        from pos_loyalty.rules.parse import KeyLines
+        from pos_loyalty.rules.toml import KeyLines
 
         text = path.read_text()
         lines = text.splitlines()
