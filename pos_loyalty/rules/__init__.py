@@ -5,7 +5,7 @@ member state are arguments, results are values the daemon persists.
 """
 
 from pos_loyalty.rules.engine import check_member, quote
-from pos_loyalty.rules.expiry import expire_points, expiring_soon, lot_expires
+from pos_loyalty.rules.expiry import expire_points, expiry_status, lot_expires
 from pos_loyalty.rules.files import load_program
 from pos_loyalty.rules.game import DrawResult, draw, seed_commitment, verify_draw
 from pos_loyalty.rules.model import (
@@ -81,7 +81,7 @@ __all__ = [
     "decide_redemption",
     "draw",
     "expire_points",
-    "expiring_soon",
+    "expiry_status",
     "in_timezone",
     "load_program",
     "lot_expires",

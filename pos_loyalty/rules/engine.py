@@ -29,14 +29,13 @@ from datetime import datetime
 from pos_loyalty.errors import RulesError
 from pos_loyalty.rules.amounts import allocate, bp_text, half_up, money
 from pos_loyalty.rules.expiry import expiry_status
-from pos_loyalty.rules.kinds import Applied, Rule, Sale, Tiers
+from pos_loyalty.rules.kinds import Applied, Rule, Sale
 from pos_loyalty.rules.kinds.membership import member_of
 from pos_loyalty.rules.model import Basket, LineEffect, MemberView, Quote, QuoteLine
 from pos_loyalty.rules.program import Program
 from pos_loyalty.rules.redeem import decide_redemption
 
-__all__ = ["STAGES", "Stage", "allocate", "check_member", "half_up", "money", "quote",
-           "tier_for"]
+__all__ = ["STAGES", "Stage", "check_member", "quote"]
 
 Stage = Callable[[Sale, Program], None]
 
@@ -65,11 +64,6 @@ def check_member(member: MemberView, program: Program) -> None:
         known = f"its tiers are {', '.join(levels)}" if levels else "it defines no tiers"
         raise RulesError(f"member {member.member_id}: tier {member.tier!r} is not a tier of "
                          f"program {program.name!r}{hint}; {known}")
-
-
-def tier_for(rule: Tiers, spend: int, visits: int) -> str | None:
-    """The highest level whose spend and visit marks are both reached."""
-    return rule.level_for(spend, visits)
 
 
 def _not_partner(basket: Basket, program: Program) -> bool:

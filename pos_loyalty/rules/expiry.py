@@ -88,8 +88,3 @@ def expire_points(member: MemberView, now: datetime, program: Program) -> tuple[
                 f"{pts} pts earned {earned_on.isoformat()} expired after {until.isoformat()}"))
     return tuple(entries)
 
-
-def expiring_soon(member: MemberView, now: datetime, program: Program) -> tuple[int, date | None]:
-    """Points that expire within the warning window and the first such day (for the till)."""
-    _, soon, first = expiry_status(member, program.local(now).date(), program)
-    return soon, first

@@ -281,10 +281,6 @@ def _conditions(t: Table) -> Conditions:
     return cond
 
 
-def _need(t: Table, ok: bool, key: str, message: str) -> None:
-    t.need(ok, key, message)
-
-
 _COMMON_KEYS = frozenset({
     "kind", "id", "label", "group", "tiers", "segments", "merchants", "categories", "skus",
     "exclude_categories", "exclude_skus", "from", "until", "weekdays", "birthday", "min_spend",

@@ -62,10 +62,6 @@ class Rule:
     when: Conditions = Conditions()
     program: str = ""  # the program (file) this rule came from, shown on its quote lines
 
-    @property
-    def kind(self) -> str:
-        return self.KIND
-
     @classmethod
     def parse(cls, t: Table, **common: Any) -> Self:
         """The rule from its table; ``common`` holds id, label, group and conditions."""
