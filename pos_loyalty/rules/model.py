@@ -295,6 +295,8 @@ class Quote:
         notes = [f"* {p.text}" for p in self.perks]
         if self.redeem_note and self.redeem_note != "granted":
             notes.append(f"Points: {self.redeem_note}")
+        if self.expired_points:  # not in the summary: the commit writes the expiry first,
+            notes.append(f"{self.expired_points} pts expired")  # and the till's text stays
         if self.expiring_points and self.expiring_on:
             notes.append(f"{self.expiring_points} pts expire on "
                          f"{self.expiring_on.isoformat()}")

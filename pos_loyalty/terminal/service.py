@@ -240,7 +240,9 @@ class TerminalService:
         view = self._view(txn)
         assert txn.basket is not None
         plain = quote(view, replace(txn.basket, redeem_points=0), _utc(now), self.program)
-        decision = decide_redemption(view, self._payable(plain), requested, self.program)
+        spendable = replace(view, balance=view.balance - plain.expired_points)  # never
+        decision = decide_redemption(spendable, self._payable(plain), requested,  # expired
+                                     self.program)
         if decision.points <= 0:
             raise _Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
         self._check_offline(view.member_id, decision.points, now)

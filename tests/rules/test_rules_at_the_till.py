@@ -122,3 +122,16 @@ class TestAtTheTill:
         service.on_message({"type": "txn.commit", "pos_id": "POS-1", "txn_id": "T-1"})
         view = service.store.member_view("M-1")
         assert view is not None and view.credits == (Credit("CR-1", 230, reason="late"),)
+
+    def test_only_expired_points_cannot_be_redeemed(self, service: TerminalService) -> None:
+        """When every point has passed its date the till's redemption is refused outright."""
+        service.store.add_member("M-2", "Bob", card_id="C-2", balance=600)
+        view = service.store.member_view("M-2")
+        assert view is not None
+        service.store.set_member_state(replace(view, lots=(PointsLot(date(2025, 3, 1), 600),)))
+        service.on_tap(TapEvent(kind="member", uid="04B2", tag_type="NTAG213", card_id="C-2",
+                                verified=True))
+        service.on_message(basket(5000))
+        reply = service.on_message({"type": "redeem.request", "pos_id": "POS-1",
+                                    "txn_id": "T-1", "points": 500})
+        assert reply["type"] == "error" and "balance is 0 pts" in reply["message"]

@@ -176,7 +176,7 @@ class TestExpiryAtQuoteTime:
                                                 PointsLot(date(2026, 1, 5), 400)))
         q = quote(m, basket(("a", 1, 5000, "x"), redeem=1000), NOON, program(self.P))
         assert (q.redeem_points, q.expired_points) == (400, 600)
-        assert "balance is 400 pts" in q.redeem_note
+        assert "balance is 400 pts" in q.redeem_note and "600 pts expired" in q.receipt
 
     def test_points_about_to_expire_shown(self) -> None:
         """Points ending within warn_days are on the quote, the display and the receipt."""
