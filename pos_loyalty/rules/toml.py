@@ -14,12 +14,11 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
 
 from pos_loyalty.errors import ConfigError
 
 PathPart = str | int
-T = TypeVar("T")
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _BARE = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
