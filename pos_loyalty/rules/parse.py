@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pos_loyalty.errors import ConfigError
-from pos_loyalty.rules.kinds import KINDS, WEEKDAYS, Conditions, Discount, Rule, Tiers
+from pos_loyalty.rules.kinds import KINDS, WEEKDAYS, Conditions, Membership, Rule, Tiers
 from pos_loyalty.rules.program import (
     CatalogItem,
     Coalition,
@@ -74,7 +74,7 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
     root.done()
     if sum(1 for r in rules if isinstance(r, Tiers)) > 1:
         raise ctx.error(("rule",), "only one rule may have kind = 'tiers'")
-    _check_tier_names(ctx, rules, declared_tiers)
+    _check_references(ctx, rules, declared_tiers)
     groups = {r.group for r in rules}
     for i, g in enumerate(stacking.order):
         if g not in groups:
@@ -135,19 +135,25 @@ def _zone_names() -> list[str]:
     return sorted(zoneinfo.available_timezones())
 
 
-def _check_tier_names(ctx: Ctx, rules: list[Rule], declared: tuple[str, ...]) -> None:
-    """Every tier a rule names must be a level of the program: a typo would disable it."""
+def _check_references(ctx: Ctx, rules: list[Rule], declared: tuple[str, ...]) -> None:
+    """Every tier, plan and coupon a rule names must exist in the program: a typo there
+    would silently disable the rule."""
     tiers_rule = next((r for r in rules if isinstance(r, Tiers)), None)
     levels = list(tiers_rule.names) if tiers_rule else list(declared)
     if tiers_rule is not None and declared and set(declared) != set(levels):
         raise ctx.error(("program", "tiers"), "must list the same names as the tiers rule's "
                                               f"levels ({', '.join(levels)}) or be left out")
     for i, rule in enumerate(rules):
-        named: list[tuple[tuple[PathPart, ...], str]] = [
-            (("rule", i, "tiers"), t) for t in sorted(rule.when.tiers)]
-        if isinstance(rule, Discount):
-            named += [(("rule", i, "by_tier", t), t) for t, _ in rule.by_tier]
-        for path, tier in named:
+        broken = rule.refers(rules)
+        if broken is not None:
+            raise ctx.error(("rule", i, *broken[0]), broken[1])
+        plans = [r.plan for r in rules if isinstance(r, Membership)]
+        if rule.when.membership and plans and rule.when.membership not in plans:
+            raise ctx.error(("rule", i, "membership"),
+                            f"no membership rule has plan {rule.when.membership!r}"
+                            f"{hint(rule.when.membership, plans)}")
+        for where, tier in rule.tiers_named():
+            path: tuple[PathPart, ...] = ("rule", i, *where)
             if tier in levels:
                 continue
             if not levels:

@@ -135,6 +135,11 @@ class TestThreshold:
         label = "Free item earned"
         every = 5000
         coupon = "FREE-ITEM"
+        [[rule]]
+        id = "free-item"
+        kind = "coupon"
+        code = "FREE-ITEM"
+        amount = 500
     """
 
     def test_crossing_issues_coupons(self) -> None:

@@ -78,6 +78,18 @@ class TestNoSilentNoOp:
         err = error_of('[[rule]]\nkind = "discount"\npercent = 5\ntiers = ["Gold"]\n')
         assert "defines no tiers" in str(err) and err.line == 4
 
+    def test_threshold_coupon_nobody_redeems(self) -> None:
+        """A threshold issuing `FREE-ITM` when the coupon rule's code is `FREE-ITEM`."""
+        err = error_of('[[rule]]\nkind = "threshold"\nevery = 5000\ncoupon = "FREE-ITM"\n'
+                       '[[rule]]\nkind = "coupon"\ncode = "FREE-ITEM"\namount = 500\n')
+        assert err.line == 4 and "did you mean 'FREE-ITEM'?" in str(err)
+
+    def test_membership_condition_names_no_plan(self) -> None:
+        """A rule for members of `Plsu` when the paid plan is `Plus`."""
+        err = error_of('[[rule]]\nkind = "membership"\nplan = "Plus"\npercent = 5\n'
+                       '[[rule]]\nkind = "bonus"\npoints = 10\nmembership = "Plsu"\n')
+        assert err.line == 8 and "did you mean 'Plus'?" in str(err)
+
     def test_member_tier_unknown_to_the_program(self) -> None:
         """A member whose tier the program does not define is refused, with a hint."""
         p = program(TIERS)

@@ -9,6 +9,7 @@ the hook of that stage; a hook a kind does not override does nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar, Literal, Self
@@ -66,6 +67,16 @@ class Rule:
     def parse(cls, t: Table, **common: Any) -> Self:
         """The rule from its table; ``common`` holds id, label, group and conditions."""
         raise NotImplementedError
+
+    def tiers_named(self) -> list[tuple[tuple[str, ...], str]]:
+        """(key path within the rule, tier name) for every tier the rule names, so the
+        parser can check each against the program's levels."""
+        return [(("tiers",), t) for t in sorted(self.when.tiers)]
+
+    def refers(self, rules: Sequence[Rule]) -> tuple[tuple[str, ...], str] | None:
+        """A reference to another rule of the same file that leads nowhere, as (key path
+        within this rule, message): a typo there would silently disable a reward."""
+        return None
 
     def before(self, sale: Sale) -> None:
         """Before the rules are chosen (every rule of the program)."""

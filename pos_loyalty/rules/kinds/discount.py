@@ -38,6 +38,9 @@ class Discount(Rule):
                "needs percent, amount or by_tier")
         t.need(self.percent_bp <= 10000, "percent", "a discount cannot exceed 100%")
 
+    def tiers_named(self) -> list[tuple[tuple[str, ...], str]]:
+        return super().tiers_named() + [(("by_tier", t), t) for t, _ in self.by_tier]
+
     def bp_for(self, sale: Sale) -> int:
         if self.by_tier:
             return dict(self.by_tier).get(sale.member.tier or "", 0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
 from pos_loyalty.rules.kinds.base import Rule, Sale
 from pos_loyalty.rules.kinds.coupon import Coupon
 from pos_loyalty.rules.model import Perk
-from pos_loyalty.rules.toml import Table
+from pos_loyalty.rules.toml import Table, hint
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +37,15 @@ class Threshold(Rule):
         t.need(bool(rule.points or rule.coupon or rule.perk), "coupon",
                "needs a reward: points, coupon or perk")
         return rule
+
+    def refers(self, rules: Sequence[Rule]) -> tuple[tuple[str, ...], str] | None:
+        """The coupon it issues must be one a coupon rule redeems."""
+        if self.coupon:
+            codes = [r.code for r in rules if isinstance(r, Coupon)]
+            if self.coupon not in codes:
+                return ("coupon",), (f"issues coupon {self.coupon!r} that no coupon rule "
+                                     f"redeems{hint(self.coupon, codes)}")
+        return super().refers(rules)
 
     def coupon_value(self, sale: Sale) -> int:
         """What one coupon costs: its coupon rule's fixed amount, else ``value`` (a percent
