@@ -213,7 +213,7 @@ def discounts(sale: Sale, program: Program) -> None:
 def _consume(sale: Sale, a: Applied, total: int) -> None:
     """What a granted discount uses up: stamps, a coupon, credits (keeping their rest)."""
     if a.free_units:
-        sale.consumed_cards[getattr(a.rule, "card", a.rule.id)] = list(a.free_units.items())
+        sale.consumed_cards[a.card] = list(a.free_units.items())
     if a.coupon:
         sale.coupons_used.append(a.coupon)
     given = total

@@ -119,7 +119,8 @@ class Applied:
     idx: list[int]
     parts: list[int]
     text: str
-    free_units: dict[int, int] = field(default_factory=dict)
+    free_units: dict[int, int] = field(default_factory=dict)  # stamp card rewards: line ->
+    card: str = ""                                            # free units, and the card
     coupon: str = ""
     credits: tuple[tuple[Credit, int], ...] = ()  # each credit with the money it gives
     total: int = 0

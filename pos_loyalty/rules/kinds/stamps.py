@@ -66,4 +66,4 @@ class Stamps(Rule):
             left -= take
         chosen = list(free_units)
         parts = [amt[i] * free_units[i] // lines[i].qty for i in chosen]
-        return Applied(self, chosen, parts, self.label, free_units=free_units)
+        return Applied(self, chosen, parts, self.label, free_units=free_units, card=self.card)
