@@ -140,7 +140,7 @@ min_spend = 1000
 id = "every-50"
 kind = "threshold"
 every = 5000
-coupon = "FREE"
+coupon = "C6-20"
 
 [[rule]]
 id = "plus"
