@@ -135,3 +135,21 @@ class TestAtTheTill:
         reply = service.on_message({"type": "redeem.request", "pos_id": "POS-1",
                                     "txn_id": "T-1", "points": 500})
         assert reply["type"] == "error" and "balance is 0 pts" in reply["message"]
+
+
+class TestTerminalTimezone:
+    """`[terminal] timezone` in the terminal's config sets the shop's zone."""
+
+    def test_read_and_checked(self, tmp_path: Path) -> None:
+        """A known zone is kept; a misspelt one names the file, the line and the key."""
+        from pos_loyalty.config import load_config
+        from pos_loyalty.errors import ConfigError
+
+        good = tmp_path / "terminal.toml"
+        good.write_text('[terminal]\nid = "T-9"\ntimezone = "Australia/Sydney"\n')
+        assert load_config(good).timezone == "Australia/Sydney"
+        bad = tmp_path / "bad.toml"
+        bad.write_text('[terminal]\nid = "T-9"\ntimezone = "Australia/Sidney"\n')
+        with pytest.raises(ConfigError) as info:
+            load_config(bad)
+        assert (info.value.line, info.value.key) == (3, "terminal.timezone")
