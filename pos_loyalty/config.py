@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pos_loyalty.configfile import TomlDocument
 
@@ -37,6 +38,7 @@ class TerminalConfig:
     issuer_keys: tuple[str, ...] = ()
     accept_legacy_uid: bool = False
     sync_interval_s: float = 10.0
+    timezone: str = ""  # IANA name of the shop's zone; wins over the program's
     source: str = "<defaults>"
 
     @property
@@ -45,7 +47,7 @@ class TerminalConfig:
 
 
 _SECTIONS: dict[str, set[str]] = {
-    "terminal": {"id", "data_dir"},
+    "terminal": {"id", "data_dir", "timezone"},
     "reader": {"path", "debounce_s"},
     "serial": {"port", "baudrate"},
     "store": {"url"},
@@ -80,6 +82,13 @@ def load_config(path: str | Path | None) -> TerminalConfig:
     sync_interval = doc.get("sync.interval_s", (int, float), 10.0)
     if sync_interval <= 0:
         raise doc.error("sync.interval_s", "must be a positive number of seconds")
+    timezone = doc.get("terminal.timezone", str, "")
+    if timezone:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise doc.error("terminal.timezone",
+                            f"unknown IANA time zone {timezone!r} (e.g. 'Europe/Paris')") from None
     program = doc.get("program.file", str, None)
     if program is not None and not Path(program).is_absolute():
         program = str(Path(doc.path).parent / program)
@@ -95,6 +104,7 @@ def load_config(path: str | Path | None) -> TerminalConfig:
         issuer_keys=tuple(keys),
         accept_legacy_uid=doc.get("cards.accept_legacy_uid", bool, False),
         sync_interval_s=float(sync_interval),
+        timezone=timezone,
         source=doc.path,
     )
 

@@ -146,7 +146,7 @@ TERMINAL_MESSAGES: Final[dict[str, _Spec]] = {
         **_TXN, "member_id": _opt(_ident()), "lines": _list(QUOTE_LINE),
         "discount_total": _int(), "points_total": _int(), "total_due": _int(),
         "summary": _str(),
-    }, {}),
+    }, {"display": _list(_str(20))}),
     "points.awarded": ({
         **_TXN, "member_id": _opt(_ident()), "points": _int(),
         "balance_before": _opt(_int()), "balance_after": _opt(_int()), "repeated": _bool,

@@ -53,9 +53,31 @@ def _live_lots(member: MemberView) -> list[tuple[date, int]]:
     return out
 
 
+def expiry_status(member: MemberView, today: date, program: Program
+                  ) -> tuple[int, int, date | None]:
+    """(points past their last day, points expiring within ``warn_days``, the first such
+    day) on the shop-local day ``today``: what a quote must not spend and should warn of."""
+    if program.expiry.mode == "none" or not member.lots:
+        return 0, 0, None
+    expired = soon = 0
+    first: date | None = None
+    warn = program.expiry.warn_days
+    for earned_on, pts in _live_lots(member):
+        until = lot_expires(earned_on, program.expiry)
+        if until is None:
+            continue
+        if today > until:
+            expired += pts
+        elif (until - today).days <= warn:
+            soon += pts
+            first = until if first is None else min(first, until)
+    return expired, soon, first
+
+
 def expire_points(member: MemberView, now: datetime, program: Program) -> tuple[LedgerEntry, ...]:
-    """The ``expire`` entries due at ``now``: one per lot whose validity has ended."""
-    today = now.date()
+    """The ``expire`` entries due at ``now`` (shop-local day): one per lot whose validity
+    has ended."""
+    today = program.local(now).date()
     entries = []
     for earned_on, pts in _live_lots(member):
         until = lot_expires(earned_on, program.expiry)
@@ -66,15 +88,3 @@ def expire_points(member: MemberView, now: datetime, program: Program) -> tuple[
                 f"{pts} pts earned {earned_on.isoformat()} expired after {until.isoformat()}"))
     return tuple(entries)
 
-
-def expiring_soon(member: MemberView, now: datetime, program: Program) -> tuple[int, date | None]:
-    """Points that expire within the warning window and the first such day (for the till)."""
-    today = now.date()
-    total, first = 0, None
-    for earned_on, pts in _live_lots(member):
-        until = lot_expires(earned_on, program.expiry)
-        if until is not None and today <= until and (until - today).days <= \
-                program.expiry.warn_days:
-            total += pts
-            first = until if first is None else min(first, until)
-    return total, first

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pos_loyalty.errors import RulesError
+from pos_loyalty.rules.kinds import InstantWin
 from pos_loyalty.rules.model import Quote
 from pos_loyalty.rules.program import Program
 
@@ -47,7 +48,7 @@ def draw(program: Program, rule_id: str, seed: bytes, *, pos_id: str, txn_id: st
     up cannot be won (the roll is still recorded).
     """
     rule = program.rule(rule_id)
-    if rule is None or rule.kind != "instant_win":
+    if rule is None or not isinstance(rule, InstantWin):
         raise RulesError(f"no instant-win rule {rule_id!r} in program {program.name!r}")
     if not any(p.code == f"game:{rule_id}" for p in sale.perks):
         raise RulesError(f"this sale is not eligible for {rule.label!r}")

@@ -7,6 +7,7 @@ later refund can reverse exactly what the sale did.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,6 +16,19 @@ from typing import Any, Literal, NamedTuple
 from pos_loyalty.errors import RulesError
 
 LineKind = Literal["discount", "points", "redeem"]
+DISPLAY_WIDTH = 20  # a 2 x 20 customer display
+RECEIPT_WIDTH = 40  # a 40-column receipt printer
+
+
+def money(minor: int) -> str:
+    """Minor units as the till shows them: 1234 -> '12.34'."""
+    sign = "-" if minor < 0 else ""
+    minor = abs(minor)
+    return f"{sign}{minor // 100}.{minor % 100:02d}"
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "."
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,7 @@ class QuoteLine:
     text: str
     rule: str = ""
     beneficiary: str = ""
+    label: str = ""  # the text without its amount, for the receipt form
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,7 @@ class Perk:
     text: str
     count: int = 1
     until: date | None = None
+    value: int = 0  # what it costs the store (minor units): coupon value, expected prize
 
 
 class LineEffect(NamedTuple):
@@ -187,10 +203,24 @@ class Quote:
     claims: tuple[str, ...] = ()
     merchant_id: str = ""
     qualifying_spend: int = 0
+    # expiry decided at quote time (shop-local day): points past their date, never spendable,
+    # and points that expire within the program's warn_days, with the first such day
+    expired_points: int = 0
+    expiring_points: int = 0
+    expiring_on: date | None = None
+    # service-recovery credits used only in part: credit id -> amount left for later
+    credits_left: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def discounts(self) -> int:
+        """Money off from discount rules (not counting points paid as money)."""
+        return sum(line.value for line in self.lines if line.kind == "discount")
 
     @property
     def discount_total(self) -> int:
-        return sum(line.value for line in self.lines if line.kind == "discount")
+        """All money off the sale: discounts plus points redeemed as money (the till's
+        ``discount_total``, so ``total_due = basket_total + tax_added - discount_total``)."""
+        return sum(line.value for line in self.lines if line.kind != "points")
 
     @property
     def redeem_value(self) -> int:
@@ -205,12 +235,19 @@ class Quote:
 
     @property
     def total_due(self) -> int:
-        return self.basket_total + self.tax_added - self.discount_total - self.redeem_value
+        return self.basket_total + self.tax_added - self.discount_total
+
+    @property
+    def perks_value(self) -> int:
+        """What the coupons, prizes and perks this sale issued cost the store."""
+        return sum(p.value for p in self.perks)
 
     @property
     def cost(self) -> int:
-        """What the quote costs the store: discounts given plus points liability."""
-        return self.discount_total + self.points_liability
+        """What the quote costs the store: discounts given, liability of the points issued
+        (a referrer's too) and the value of coupons and prizes issued. Points redeemed are
+        not counted again: they were a cost when they were issued."""
+        return self.discounts + self.points_liability + self.perks_value
 
     @property
     def summary(self) -> str:
@@ -219,11 +256,60 @@ class Quote:
         parts.extend(perk.text for perk in self.perks)
         if self.redeem_note and self.redeem_note != "granted":
             parts.append(f"redemption: {self.redeem_note}")  # why less than asked
+        if self.expiring_points and self.expiring_on:
+            parts.append(f"{self.expiring_points} pts expire {self.expiring_on.isoformat()}")
         return " - ".join(parts) or "no loyalty effect"
+
+    @property
+    def display(self) -> tuple[str, str]:
+        """The customer display's two lines of at most 20 characters: points, then money
+        saved (or points about to expire, or the first perk)."""
+        earned, used = self.points_total, self.redeem_points
+        first = f"+{earned} pts"
+        if used:
+            first = f"+{earned} pts, {used} used"
+            if len(first) > DISPLAY_WIDTH:
+                first = f"+{earned}/-{used} pts"
+        if self.discount_total:
+            second = f"You save {money(self.discount_total)}"
+        elif self.expiring_points and self.expiring_on:
+            second = f"{self.expiring_points} exp {self.expiring_on.strftime('%d %b')}"
+        elif self.perks:
+            second = self.perks[0].text
+        else:
+            second = "Thank you"
+        return _fit(first, DISPLAY_WIDTH), _fit(second, DISPLAY_WIDTH)
+
+    @property
+    def receipt(self) -> tuple[str, ...]:
+        """The quote as 40-column receipt lines: each effect with its amount at the right,
+        perks and notes wrapped, never cut."""
+        out: list[str] = []
+        for ln in self.lines:
+            amount = f"+{ln.value} pts" if ln.kind == "points" else f"-{money(ln.value)}"
+            label = ln.label or ln.text
+            width = RECEIPT_WIDTH - len(amount) - 1
+            parts = textwrap.wrap(label, width) or [""]
+            out.extend(parts[:-1])
+            out.append(f"{parts[-1]:<{width}} {amount}")
+        notes = [f"* {p.text}" for p in self.perks]
+        if self.redeem_note and self.redeem_note != "granted":
+            notes.append(f"Points: {self.redeem_note}")
+        if self.expired_points:  # not in the summary: the commit writes the expiry first,
+            notes.append(f"{self.expired_points} pts expired")  # and the till's text stays
+        if self.expiring_points and self.expiring_on:
+            notes.append(f"{self.expiring_points} pts expire on "
+                         f"{self.expiring_on.isoformat()}")
+        for note in notes:
+            out.extend(textwrap.wrap(note, RECEIPT_WIDTH, subsequent_indent="  "))
+        return tuple(out)
 
     def till_fields(self) -> dict[str, Any]:
         """The fields of the till's ``quote`` message (the daemon adds type, pos_id, txn_id,
-        member_id). Redeem lines carry money in minor units, like discount lines."""
+        member_id). Redeem lines carry money in minor units, like discount lines;
+        ``discount_total`` includes them. ``display`` is the 2 x 20 customer display text.
+        The 40-column receipt form (``receipt``) is not sent: with 20 rules it would push a
+        quote past the link's 2048-byte payload."""
         return {
             "lines": [{"program": ln.program, "kind": ln.kind, "value": ln.value,
                        "text": ln.text} for ln in self.lines],
@@ -231,6 +317,7 @@ class Quote:
             "points_total": self.points_total,
             "total_due": self.total_due,
             "summary": self.summary,
+            "display": list(self.display),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,21 +333,26 @@ class Quote:
             "points_total": self.points_total,
             "total_due": self.total_due,
             "cost": {
-                "discounts": self.discount_total,
+                "discounts": self.discounts,
                 "points_liability": self.points_liability,
+                "perks": self.perks_value,
                 "total": self.cost,
             },
+            "expired_points": self.expired_points,
+            "expiring_points": self.expiring_points,
+            "expiring_on": self.expiring_on.isoformat() if self.expiring_on else None,
+            "credits_left": dict(self.credits_left),
             "summary": self.summary,
             "merchant_id": self.merchant_id,
             "qualifying_spend": self.qualifying_spend,
             "lines": [
                 {"program": ln.program, "kind": ln.kind, "value": ln.value, "text": ln.text,
-                 "rule": ln.rule, "beneficiary": ln.beneficiary}
+                 "rule": ln.rule, "beneficiary": ln.beneficiary, "label": ln.label}
                 for ln in self.lines
             ],
             "perks": [
                 {"program": p.program, "code": p.code, "text": p.text, "count": p.count,
-                 "until": p.until.isoformat() if p.until else None}
+                 "until": p.until.isoformat() if p.until else None, "value": p.value}
                 for p in self.perks
             ],
             "effects": [
@@ -282,7 +374,8 @@ class Quote:
             return cls(
                 lines=tuple(
                     QuoteLine(str(d["program"]), d["kind"], int(d["value"]), str(d["text"]),
-                              str(d.get("rule", "")), str(d.get("beneficiary", "")))
+                              str(d.get("rule", "")), str(d.get("beneficiary", "")),
+                              str(d.get("label", "")))
                     for d in data["lines"]
                 ),
                 basket_total=int(data["basket_total"]),
@@ -296,7 +389,8 @@ class Quote:
                 ),
                 perks=tuple(
                     Perk(str(p["program"]), str(p["code"]), str(p["text"]), int(p["count"]),
-                         date.fromisoformat(p["until"]) if p.get("until") else None)
+                         date.fromisoformat(p["until"]) if p.get("until") else None,
+                         int(p.get("value", 0)))
                     for p in data.get("perks", ())
                 ),
                 tax_total=int(data.get("tax_total", 0)),
@@ -311,6 +405,12 @@ class Quote:
                 claims=tuple(str(c) for c in data.get("claims", ())),
                 merchant_id=str(data.get("merchant_id", "")),
                 qualifying_spend=int(data.get("qualifying_spend", 0)),
+                expired_points=int(data.get("expired_points", 0)),
+                expiring_points=int(data.get("expiring_points", 0)),
+                expiring_on=date.fromisoformat(data["expiring_on"])
+                if data.get("expiring_on") else None,
+                credits_left=tuple(sorted(
+                    (str(c), int(n)) for c, n in data.get("credits_left", {}).items())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RulesError(f"stored quote is malformed: {exc!r}") from exc
@@ -343,6 +443,13 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
+def _count(value: Any, what: str) -> int:
+    got = _int(value, what)
+    if got < 0:
+        raise RulesError(f"{what} must not be negative, got {got}")
+    return got
+
+
 def _day(value: Any, what: str) -> date | None:
     if value is None:
         return None
@@ -352,8 +459,20 @@ def _day(value: Any, what: str) -> date | None:
         raise RulesError(f"{what} must be a date YYYY-MM-DD, got {value!r}") from exc
 
 
+_BASKET_KEYS = frozenset({"lines", "merchant_id", "redeem_points", "type", "pos_id", "txn_id"})
+_LINE_KEYS = frozenset({"sku", "qty", "unit_price", "category"})
+
+
+def _no_extra(data: Mapping[str, Any], known: frozenset[str], what: str) -> None:
+    extra = sorted(str(k) for k in set(data) - known)
+    if extra:
+        raise RulesError(f"{what}: unknown key(s) {', '.join(extra)} "
+                         f"(known: {', '.join(sorted(known))})")
+
+
 def basket_from_dict(data: Mapping[str, Any]) -> Basket:
-    """A basket from the till's ``basket.update`` shape (extra keys are ignored)."""
+    """A basket from the till's ``basket.update`` shape; unknown keys and lines without a
+    ``category`` are refused (a misspelt key would silently skip a category rule)."""
     try:
         return _basket_from_dict(data)
     except (TypeError, AttributeError, ValueError) as exc:
@@ -363,6 +482,7 @@ def basket_from_dict(data: Mapping[str, Any]) -> Basket:
 def _basket_from_dict(data: Mapping[str, Any]) -> Basket:
     if not isinstance(data, Mapping):
         raise RulesError("basket must be a JSON object with 'lines'")
+    _no_extra(data, _BASKET_KEYS, "basket")
     raw = _req(data, "lines", "basket")
     if not isinstance(raw, list):
         raise RulesError("basket 'lines' must be a list")
@@ -371,10 +491,14 @@ def _basket_from_dict(data: Mapping[str, Any]) -> Basket:
         what = f"basket line {n}"
         if not isinstance(item, Mapping):
             raise RulesError(f"{what} must be an object")
+        _no_extra(item, _LINE_KEYS, what)
+        category = _req(item, "category", what)
+        if not isinstance(category, str):
+            raise RulesError(f"{what} category must be a string, got {category!r}")
         lines.append(BasketLine(
             sku=str(_req(item, "sku", what)), qty=_int(_req(item, "qty", what), f"{what} qty"),
             unit_price=_int(_req(item, "unit_price", what), f"{what} unit_price"),
-            category=str(item.get("category") or ""),
+            category=category,
         ))
     return Basket(tuple(lines), merchant_id=str(data.get("merchant_id") or ""),
                   redeem_points=_int(data.get("redeem_points", 0), "redeem_points"))
@@ -396,9 +520,11 @@ def _member_from_dict(data: Mapping[str, Any]) -> MemberView:
     if extra:
         raise RulesError(f"member: unknown field(s) {', '.join(extra)}")
     d = dict(data)
-    for key in ("balance", "lifetime_spend", "visits", "period_spend", "period_visits"):
+    if "balance" in d:  # may be negative: a refund of spent points can leave it below 0
+        d["balance"] = _int(d["balance"], "member balance")
+    for key in ("lifetime_spend", "visits", "period_spend", "period_visits"):
         if key in d:
-            d[key] = _int(d[key], f"member {key}")
+            d[key] = _count(d[key], f"member {key}")
     for key in ("birthday", "period_start", "membership_expires"):
         if key in d:
             d[key] = _day(d[key], f"member {key}")
@@ -406,7 +532,7 @@ def _member_from_dict(data: Mapping[str, Any]) -> MemberView:
         if key in d:
             if not isinstance(d[key], Mapping):
                 raise RulesError(f"member {key} must be an object")
-            d[key] = {str(k): _int(v, f"member {key}.{k}") for k, v in d[key].items()}
+            d[key] = {str(k): _count(v, f"member {key}.{k}") for k, v in d[key].items()}
     if "claims" in d:
         d["claims"] = {str(k): _day(v, f"member claims.{k}") for k, v in d["claims"].items()}
     if "segments" in d:
@@ -415,14 +541,15 @@ def _member_from_dict(data: Mapping[str, Any]) -> MemberView:
         d["attributes"] = {str(k): str(v) for k, v in d["attributes"].items()}
     if "credits" in d:
         d["credits"] = tuple(
-            Credit(str(_req(c, "credit_id", "credit")), _int(c.get("amount", 0), "credit amount"),
-                   _int(c.get("percent_bp", 0), "credit percent_bp"), str(c.get("reason", "")),
+            Credit(str(_req(c, "credit_id", "credit")),
+                   _count(c.get("amount", 0), "credit amount"),
+                   _count(c.get("percent_bp", 0), "credit percent_bp"), str(c.get("reason", "")),
                    _day(c.get("expires"), "credit expires"))
             for c in d["credits"])
     if "lots" in d:
         d["lots"] = tuple(
             PointsLot(_day(_req(x, "earned_on", "lot"), "lot earned_on") or date.min,
-                      _int(_req(x, "points", "lot"), "lot points"))
+                      _count(_req(x, "points", "lot"), "lot points"))
             for x in d["lots"])
     d["member_id"] = str(_req(d, "member_id", "member"))
     return MemberView(**d)

@@ -1,266 +1,33 @@
 """Program TOML -> Program, with errors that name the file, the dotted key and its line.
 
-tomllib reports line numbers only for syntax errors, so semantic errors find their line in
-the source text: ``KeyLines`` maps every dotted key path (``rule[2].percent``) to the line
-where it is written. Unknown keys are errors too: a typo must not silently disable a rule.
+The program-wide tables are read here; each ``[[rule]]`` is read by its kind's class
+(``pos_loyalty.rules.kinds``) through the typed, position-aware tables of
+``pos_loyalty.rules.toml``.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 import tomllib
-from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import date
-from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pos_loyalty.errors import ConfigError
+from pos_loyalty.rules.kinds import KINDS, WEEKDAYS, Conditions, Membership, Rule, Tiers
 from pos_loyalty.rules.program import (
-    RULE_KINDS,
-    WEEKDAYS,
     CatalogItem,
     Coalition,
-    Conditions,
     Expiry,
-    Level,
     Partner,
-    Prize,
     Program,
     Redemption,
     Returns,
-    Rule,
     Stacking,
     Tax,
 )
-
-PathPart = str | int
-T = TypeVar("T")
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_BARE = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
-_KEY = re.compile(rf"^\s*({_BARE}(?:\s*\.\s*{_BARE})*)\s*=")
-
-
-def _split_key(key: str) -> list[str]:
-    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", key)
-    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
-
-
-class KeyLines:
-    """Where each key path of a TOML document is written (1-based lines)."""
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[tuple[PathPart, ...], int] = {}
-        counters: dict[tuple[PathPart, ...], int] = {}
-        table: tuple[PathPart, ...] = ()
-        depth = 0  # open brackets of a multi-line value
-        closing = ""  # delimiter of an open multi-line string
-        for number, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if closing:
-                if raw.count(closing) % 2 == 1:
-                    closing = ""
-                continue
-            if depth > 0:
-                depth += _bracket_delta(line)
-                continue
-            header = _HEADER.match(raw)
-            if header and line.startswith("["):
-                parts = _split_key(header.group(2))
-                resolved: list[PathPart] = []
-                for part in parts[:-1]:
-                    resolved.append(part)
-                    idx = counters.get(tuple(resolved))
-                    if idx is not None:
-                        resolved.append(idx)
-                resolved.append(parts[-1])
-                if header.group(1) == "[[":
-                    key = tuple(resolved)
-                    self.lines.setdefault(key, number)  # the array starts here
-                    counters[key] = counters.get(key, -1) + 1
-                    resolved.append(counters[key])
-                table = tuple(resolved)
-                self.lines.setdefault(table, number)
-                continue
-            m = _KEY.match(raw)
-            if m:
-                key_path = table + tuple(_split_key(m.group(1)))
-                self.lines.setdefault(key_path, number)
-                rest = raw[m.end():]
-                for delim in ('"""', "'''"):
-                    if rest.count(delim) % 2 == 1:
-                        closing = delim
-                depth = 0 if closing else max(0, _bracket_delta(rest))
-
-    def line_of(self, path: Iterable[PathPart]) -> int | None:
-        """The line of the longest written prefix of ``path``."""
-        parts = tuple(path)
-        while parts:
-            if parts in self.lines:
-                return self.lines[parts]
-            parts = parts[:-1]
-        return None
-
-
-def _bracket_delta(text: str) -> int:
-    text = re.sub(r'"(?:\\.|[^"\\])*"|\'[^\']*\'', "", text).split("#", 1)[0]
-    return text.count("[") + text.count("{") - text.count("]") - text.count("}")
-
-
-def dotted(path: Iterable[PathPart]) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + part
-    return out
-
-
-class Table:
-    """A TOML table being read: typed getters that know their path, unknown keys refused."""
-
-    def __init__(self, ctx: _Ctx, data: dict[str, Any], path: tuple[PathPart, ...]) -> None:
-        self.ctx = ctx
-        self.data = data
-        self.path = path
-        self.used: set[str] = set()
-
-    def error(self, key: str | int | None, message: str) -> ConfigError:
-        path = (*self.path, key) if key is not None else self.path
-        return self.ctx.error(path, message)
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def _get(self, key: str) -> Any:
-        self.used.add(key)
-        return self.data.get(key)
-
-    def integer(self, key: str, default: int, *, minimum: int = 0,
-            maximum: int | None = None) -> int:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.error(key, f"must be an integer, got {value!r}")
-        if value < minimum:
-            raise self.error(key, f"must be at least {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise self.error(key, f"must be at most {maximum}, got {value}")
-        return value
-
-    def positive(self, key: str, default: int) -> int:
-        return self.integer(key, default, minimum=1)
-
-    def string(self, key: str, default: str) -> str:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str):
-            raise self.error(key, f"must be a string, got {value!r}")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self._get(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, got {value!r}")
-        return value
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> Any:
-        value = self.string(key, default)
-        if value not in choices:
-            raise self.error(key, f"must be one of {', '.join(choices)}; got {value!r}")
-        return value
-
-    def percent_bp(self, key: str) -> int:
-        """A percentage (10, 12.5) as basis points, exact to 0.01%."""
-        value = self._get(key)
-        if value is None:
-            return 0
-        return self.ctx.to_bp(value, (*self.path, key))
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        value = self._get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(key, f"must be a list of strings, got {value!r}")
-        return tuple(value)
-
-    def day(self, key: str) -> date | None:
-        value = self._get(key)
-        if value is None:
-            return None
-        if isinstance(value, date):
-            return value
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        raise self.error(key, f"must be a date (YYYY-MM-DD), got {value!r}")
-
-    def table(self, key: str) -> Table | None:
-        value = self._get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.error(key, f"must be a table, got {value!r}")
-        return Table(self.ctx, value, (*self.path, key))
-
-    def tables(self, key: str) -> list[Table]:
-        value = self._get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.error(key, "must be an array of tables")
-        return [Table(self.ctx, v, (*self.path, key, i)) for i, v in enumerate(value)]
-
-    def int_map(self, key: str, convert: Callable[[Any, tuple[PathPart, ...]], int]
-                ) -> tuple[tuple[str, int], ...]:
-        sub = self.table(key)
-        if sub is None:
-            return ()
-        sub.used.update(sub.data)
-        return tuple((k, convert(v, (*sub.path, k))) for k, v in sub.data.items())
-
-    def done(self) -> None:
-        for key in self.data:
-            if key not in self.used:
-                raise self.error(key, "unknown key")
-
-
-class _Ctx:
-    def __init__(self, path: str, text: str) -> None:
-        self.path = path
-        self.keys = KeyLines(text)
-
-    def error(self, path: Iterable[PathPart], message: str) -> ConfigError:
-        parts = tuple(path)
-        return ConfigError(message, path=self.path, key=dotted(parts) or None,
-                           line=self.keys.line_of(parts))
-
-    def to_bp(self, value: Any, path: tuple[PathPart, ...]) -> int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(path, f"must be a percentage number, got {value!r}")
-        try:
-            bp = Decimal(str(value)) * 100
-        except InvalidOperation as exc:  # pragma: no cover - str(float) is always valid
-            raise self.error(path, f"not a number: {value!r}") from exc
-        if bp != bp.to_integral_value() or bp < 0:
-            raise self.error(path, f"must be a non-negative percentage with at most 2 decimals,"
-                                   f" got {value!r}")
-        return int(bp)
-
-    def to_int(self, value: Any, path: tuple[PathPart, ...]) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.error(path, f"must be a non-negative integer, got {value!r}")
-        return value
+from pos_loyalty.rules.toml import Ctx, PathPart, Table, hint
 
 
 def parse_text(text: str, *, path: str = "<program>") -> Program:
@@ -272,13 +39,17 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise ConfigError(f"TOML syntax: {message}", path=path,
                           line=int(m.group(1)) if m else None) from exc
-    ctx = _Ctx(path, text)
+    ctx = Ctx(path, text)
     root = Table(ctx, data, ())
     head = root.table("program")
     name = "Loyalty program"
+    currency = timezone = ""
+    declared_tiers: tuple[str, ...] = ()
     if head is not None:
         name = head.string("name", name)
-        head.string("currency", "")
+        currency = _currency(head)
+        timezone = _timezone(head)
+        declared_tiers = head.strings("tiers")
         head.done()
     tax = _parse_tax(root.table("tax"))
     stacking = _parse_stacking(root.table("stacking"))
@@ -301,8 +72,9 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
         seen[rule.id] = i
         rules.append(rule)
     root.done()
-    if sum(1 for r in rules if r.kind == "tiers") > 1:
+    if sum(1 for r in rules if isinstance(r, Tiers)) > 1:
         raise ctx.error(("rule",), "only one rule may have kind = 'tiers'")
+    _check_references(ctx, rules, declared_tiers)
     groups = {r.group for r in rules}
     for i, g in enumerate(stacking.order):
         if g not in groups:
@@ -317,7 +89,78 @@ def parse_text(text: str, *, path: str = "<program>") -> Program:
     rules = [replace(r, program=name) for r in rules]
     return Program(name=name, rules=tuple(rules), tax=tax, stacking=stacking,
                    redemption=redemption, expiry=expiry, returns=returns,
-                   coalition=coalition, source=path)
+                   coalition=coalition, source=path, timezone=timezone, currency=currency,
+                   tier_names=declared_tiers)
+
+
+# ISO 4217 currencies whose minor unit is not 1/100; every other code has 2 digits.
+_MINOR_DIGITS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
+                     "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def _currency(head: Table) -> str:
+    """The program's currency: a 2-digit ISO 4217 code, or refused (never ignored)."""
+    code = head.string("currency", "")
+    if not code:
+        return ""
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise head.error("currency", f"must be an ISO 4217 code like 'EUR', got {code!r}")
+    digits = _MINOR_DIGITS.get(code, 2)
+    if digits != 2:
+        raise head.error("currency", f"{code} has {digits} minor-unit digits; prices, "
+                                     "amounts and the till display assume 2 (cents)")
+    return code
+
+
+def _timezone(t: Table) -> str:
+    """An IANA zone name that this machine's zone database knows."""
+    name = t.string("timezone", "")
+    if not name:
+        return ""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise t.error("timezone", f"unknown IANA time zone {name!r}"
+                                  f"{hint(name, _zone_names())}") from None
+    return name
+
+
+def _zone_names() -> list[str]:
+    import zoneinfo
+
+    return sorted(zoneinfo.available_timezones())
+
+
+def _check_references(ctx: Ctx, rules: list[Rule], declared: tuple[str, ...]) -> None:
+    """Every tier, plan and coupon a rule names must exist in the program: a typo there
+    would silently disable the rule."""
+    tiers_rule = next((r for r in rules if isinstance(r, Tiers)), None)
+    levels = list(tiers_rule.names) if tiers_rule else list(declared)
+    if tiers_rule is not None and declared and set(declared) != set(levels):
+        raise ctx.error(("program", "tiers"), "must list the same names as the tiers rule's "
+                                              f"levels ({', '.join(levels)}) or be left out")
+    for i, rule in enumerate(rules):
+        broken = rule.refers(rules)
+        if broken is not None:
+            raise ctx.error(("rule", i, *broken[0]), broken[1])
+        plans = [r.plan for r in rules if isinstance(r, Membership)]
+        if rule.when.membership and plans and rule.when.membership not in plans:
+            raise ctx.error(("rule", i, "membership"),
+                            f"no membership rule has plan {rule.when.membership!r}"
+                            f"{hint(rule.when.membership, plans)}")
+        for where, tier in rule.tiers_named():
+            path: tuple[PathPart, ...] = ("rule", i, *where)
+            if tier in levels:
+                continue
+            if not levels:
+                raise ctx.error(path, f"names tier {tier!r} but the program defines no tiers:"
+                                      " add a 'tiers' rule or [program] tiers = [...]")
+            raise ctx.error(path, f"unknown tier {tier!r}{hint(tier, levels)}; the "
+                                  f"program's tiers are {', '.join(levels)}")
 
 
 def _parse_tax(t: Table | None) -> Tax:
@@ -444,138 +287,32 @@ def _conditions(t: Table) -> Conditions:
     return cond
 
 
-def _need(t: Table, ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise t.error(key, message)
-
-
 _COMMON_KEYS = frozenset({
     "kind", "id", "label", "group", "tiers", "segments", "merchants", "categories", "skus",
     "exclude_categories", "exclude_skus", "from", "until", "weekdays", "birthday", "min_spend",
     "membership", "limit",
 })
-_KIND_KEYS: dict[str, frozenset[str]] = {
-    "earn": frozenset({"points", "per", "per_item", "per_visit", "multipliers"}),
-    "multiplier": frozenset({"percent"}),
-    "bonus": frozenset({"points"}),
-    "discount": frozenset({"percent", "amount", "by_tier"}),
-    "coupon": frozenset({"percent", "amount", "by_tier", "code", "bound", "uses"}),
-    "progressive": frozenset({"scale", "basis"}),
-    "threshold": frozenset({"every", "points", "coupon", "perk", "basis"}),
-    "stamps": frozenset({"card", "every", "per", "free"}),
-    "tiers": frozenset({"levels", "period_months", "downgrade"}),
-    "credit": frozenset({"max_per_sale"}),
-    "membership": frozenset({"plan", "fee_sku", "valid_days", "percent", "earn_percent",
-                             "perks"}),
-    "instant_win": frozenset({"prizes"}),
-    "referral": frozenset({"referee_points", "referrer_points"}),
-    "perk": frozenset({"text"}),
-}
 
 
 def _parse_rule(t: Table, index: int) -> Rule:
     kind = t.string("kind", "")
-    if kind not in RULE_KINDS:
-        raise t.error("kind", f"must be one of {', '.join(RULE_KINDS)}; got {kind!r}")
-    allowed = _COMMON_KEYS | _KIND_KEYS[kind]
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise t.error("kind", f"must be one of {', '.join(KINDS)}; got {kind!r}"
+                              f"{hint(kind, KINDS)}")
+    allowed = _COMMON_KEYS | cls.KEYS
     for key in t.data:
         if key not in allowed:
-            raise t.error(key, f"unknown key for a rule of kind '{kind}'")
+            raise t.error(key, f"unknown key for a rule of kind '{kind}'"
+                               f"{hint(key, allowed)}")
     rid = t.string("id", f"{kind}-{index}")
     label = t.string("label", "")
-    rule = Rule(id=rid, kind=kind,  # type: ignore[arg-type]
-                label=label or rid, group=t.string("group", rid), when=_conditions(t))
-    ctx = t.ctx
-    if kind == "earn":
-        rule = replace(rule, points=t.integer("points", 0), per=t.integer("per", 100, minimum=1),
-                       per_item=t.integer("per_item", 0), per_visit=t.integer("per_visit", 0),
-                       multipliers=t.int_map("multipliers", ctx.to_int))
-        _need(t, bool(rule.points or rule.per_item or rule.per_visit), "points",
-              "an earn rule needs points (with per), per_item or per_visit")
-    elif kind == "multiplier":
-        rule = replace(rule, percent=t.positive("percent", 100))
-    elif kind == "bonus":
-        rule = replace(rule, points=t.positive("points", 1))
-    elif kind in ("discount", "coupon"):
-        rule = replace(rule, discount_bp=t.percent_bp("percent"), amount=t.integer("amount", 0),
-                       by_tier=t.int_map("by_tier", ctx.to_bp))
-        if kind == "coupon":
-            rule = replace(rule, code=t.string("code", ""),
-                           bound=t.choice("bound", "member", ("member", "segment", "anyone")),
-                           uses=t.positive("uses", 1))
-            _need(t, bool(rule.code), "code", "a coupon needs a code")
-            _need(t, rule.bound != "segment" or bool(rule.when.segments), "segments",
-                  "a segment coupon needs segments")
-        _need(t, bool(rule.discount_bp or rule.amount or rule.by_tier), "percent",
-              "needs percent, amount or by_tier")
-        for key, bp in [("percent", rule.discount_bp), *[(f"by_tier.{k}", v)
-                                                          for k, v in rule.by_tier]]:
-            _need(t, bp <= 10000, key, "a discount cannot exceed 100%")
-    elif kind == "progressive":
-        scale: list[tuple[int, int]] = []
-        for s in t.tables("scale"):
-            scale.append((s.integer("from", 0), s.percent_bp("percent")))
-            s.done()
-        _need(t, bool(scale), "scale", "needs at least one step")
-        _need(t, all(a[0] < b[0] for a, b in itertools.pairwise(scale)), "scale",
-              "steps must be in ascending order of 'from'")
-        rule = replace(rule, scale=tuple(scale),
-                       basis=t.choice("basis", "lifetime", ("lifetime", "period")))
-    elif kind == "threshold":
-        rule = replace(rule, every=t.positive("every", 1), points=t.integer("points", 0),
-                       coupon=t.string("coupon", ""), perk=t.string("perk", ""),
-                       basis=t.choice("basis", "lifetime", ("lifetime", "period")))
-        _need(t, bool(rule.points or rule.coupon or rule.perk), "coupon",
-              "needs a reward: points, coupon or perk")
-    elif kind == "stamps":
-        rule = replace(rule, card=t.string("card", rid), every=t.integer("every", 10, minimum=2),
-                       stamp_per=t.choice("per", "item", ("item", "visit")),
-                       free=t.choice("free", "cheapest", ("cheapest", "dearest")))
-    elif kind == "tiers":
-        levels = []
-        for lv in t.tables("levels"):
-            levels.append(Level(name=lv.string("name", ""), min_spend=lv.integer("min_spend", 0),
-                                min_visits=lv.integer("min_visits", 0),
-                                earn_percent=lv.positive("earn_percent", 100),
-                                perks=lv.strings("perks")))
-            if not levels[-1].name:
-                raise lv.error("name", "is required")
-            lv.done()
-        _need(t, bool(levels), "levels", "needs at least one level")
-        _need(t, all((a.min_spend, a.min_visits) <= (b.min_spend, b.min_visits)
-                     for a, b in itertools.pairwise(levels)), "levels",
-              "levels must go from lowest to highest")
-        rule = replace(rule, levels=tuple(levels),
-                       period_months=t.integer("period_months", 12),
-                       downgrade=t.choice("downgrade", "one_level",
-                                          ("one_level", "requalify", "never")))
-    elif kind == "credit":
-        rule = replace(rule, max_per_sale=t.positive("max_per_sale", 1))
-    elif kind == "membership":
-        rule = replace(rule, plan=t.string("plan", rid), fee_sku=t.string("fee_sku", ""),
-                       valid_days=t.positive("valid_days", 365),
-                       discount_bp=t.percent_bp("percent"),
-                       percent=t.integer("earn_percent", 100, minimum=100),
-                       perks=t.strings("perks"))
-    elif kind == "instant_win":
-        prizes = []
-        for p in t.tables("prizes"):
-            prizes.append(Prize(name=p.string("name", ""), one_in=p.positive("one_in", 1),
-                                value=p.integer("value", 0), budget=p.integer("budget", 0)))
-            if not prizes[-1].name:
-                raise p.error("name", "is required")
-            p.done()
-        _need(t, bool(prizes), "prizes", "needs at least one prize")
-        _need(t, sum(1_000_000 // p.one_in for p in prizes) <= 1_000_000, "prizes",
-              "the odds of all prizes add up to more than 1")
-        rule = replace(rule, prizes=tuple(prizes))
-    elif kind == "referral":
-        rule = replace(rule, referee_points=t.integer("referee_points", 0),
-                       referrer_points=t.integer("referrer_points", 0))
-        _need(t, bool(rule.referee_points or rule.referrer_points), "referee_points",
-              "needs referee_points or referrer_points")
-    elif kind == "perk":
-        rule = replace(rule, perk=t.string("text", ""))
-        _need(t, bool(rule.perk), "text", "a perk needs its text")
+    rule = cls.parse(t, id=rid, label=label or rid, group=t.string("group", rid),
+                     when=_conditions(t))
     t.done()
     return rule
+
+
+def parse_program(text: str, *, path: str = "<program>") -> Program:
+    """Parse program TOML text; errors name the file, key and line."""
+    return parse_text(text, path=path)

@@ -1,127 +1,19 @@
 """A store's loyalty program as values: the rules it runs and how they stack.
 
-Parsing the TOML file lives in ``pos_loyalty.rules.parse``; this module only holds the
-shapes the engine reads. Every rule is one ``Rule`` with a ``kind`` and the parameters that
-kind uses (the others keep their neutral defaults).
+Parsing the TOML file lives in ``pos_loyalty.rules.parse``; each rule is an instance of its
+kind's class (``pos_loyalty.rules.kinds``); this module holds the program-wide settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
-from pathlib import Path
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-RuleKind = Literal[
-    "earn", "multiplier", "bonus", "discount", "progressive", "threshold", "stamps", "tiers",
-    "coupon", "credit", "membership", "instant_win", "referral", "perk",
-]
-RULE_KINDS: tuple[str, ...] = (
-    "earn", "multiplier", "bonus", "discount", "progressive", "threshold", "stamps", "tiers",
-    "coupon", "credit", "membership", "instant_win", "referral", "perk",
-)
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@dataclass(frozen=True)
-class Conditions:
-    """When a rule applies. Empty collections mean 'no restriction'."""
-
-    tiers: frozenset[str] = frozenset()
-    segments: frozenset[str] = frozenset()
-    merchants: frozenset[str] = frozenset()
-    categories: frozenset[str] = frozenset()
-    skus: frozenset[str] = frozenset()
-    exclude_categories: frozenset[str] = frozenset()
-    exclude_skus: frozenset[str] = frozenset()
-    valid_from: date | None = None
-    valid_until: date | None = None
-    weekdays: frozenset[int] = frozenset()
-    birthday: Literal["", "day", "week", "month"] = ""
-    min_spend: int = 0
-    membership: str = ""
-    limit: Literal["", "day", "year", "once"] = ""
-
-    @property
-    def filters_lines(self) -> bool:
-        return bool(self.categories or self.skus or self.exclude_categories or self.exclude_skus)
-
-
-@dataclass(frozen=True)
-class Level:
-    """One tier level: what qualifies for it and what it gives."""
-
-    name: str
-    min_spend: int = 0
-    min_visits: int = 0
-    earn_percent: int = 100
-    perks: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Prize:
-    """One instant-win prize: chance 1 in ``one_in``, at most ``budget`` awarded."""
-
-    name: str
-    one_in: int
-    value: int = 0
-    budget: int = 0  # 0 = unlimited
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One configured mechanic. ``kind`` says which parameters matter."""
-
-    id: str
-    kind: RuleKind
-    label: str
-    group: str
-    when: Conditions = Conditions()
-    # earn
-    points: int = 0
-    per: int = 0
-    per_item: int = 0
-    per_visit: int = 0
-    multipliers: tuple[tuple[str, int], ...] = ()  # category or sku -> percent
-    # multiplier / membership / tiers
-    percent: int = 0  # earn percent for multipliers (200 = x2)
-    # discount family (basis points, 1000 = 10%) and fixed amounts
-    discount_bp: int = 0
-    amount: int = 0
-    by_tier: tuple[tuple[str, int], ...] = ()
-    scale: tuple[tuple[int, int], ...] = ()  # (from spend, bp) ascending
-    basis: Literal["lifetime", "period"] = "lifetime"
-    # threshold
-    every: int = 0
-    coupon: str = ""
-    perk: str = ""
-    # stamps
-    card: str = ""
-    stamp_per: Literal["item", "visit"] = "item"
-    free: Literal["cheapest", "dearest"] = "cheapest"
-    # tiers
-    levels: tuple[Level, ...] = ()
-    period_months: int = 12
-    downgrade: Literal["one_level", "requalify", "never"] = "one_level"
-    # coupon
-    code: str = ""
-    bound: Literal["member", "segment", "anyone"] = "member"
-    uses: int = 1
-    # credit
-    max_per_sale: int = 1
-    # membership
-    plan: str = ""
-    fee_sku: str = ""
-    valid_days: int = 365
-    perks: tuple[str, ...] = ()
-    # instant win
-    prizes: tuple[Prize, ...] = ()
-    # referral
-    referee_points: int = 0
-    referrer_points: int = 0
-    # the program (file) this rule came from, shown on its quote lines
-    program: str = ""
+from pos_loyalty.errors import ConfigError
+from pos_loyalty.rules.kinds import Coupon, Earn, Progressive, Rule, Tiers
 
 
 @dataclass(frozen=True)
@@ -220,7 +112,7 @@ class Coalition:
 def _default_rules(name: str, points_per_unit: int, unit_minor: int) -> tuple[Rule, ...]:
     unit = f"{unit_minor // 100}.{unit_minor % 100:02d}"
     return (
-        Rule(id="points", kind="earn", label=f"{points_per_unit} per {unit}", group="points",
+        Earn(id="points", label=f"{points_per_unit} per {unit}", group="points",
              points=points_per_unit, per=unit_minor, program=name),
     )
 
@@ -245,6 +137,9 @@ class Program:
     returns: Returns = Returns()
     coalition: Coalition | None = None
     source: str = ""
+    timezone: str = ""  # IANA name of the shop's zone; "" = UTC
+    currency: str = ""  # ISO 4217 code; only currencies with 2 minor-unit digits are accepted
+    tier_names: tuple[str, ...] = ()  # card classes given centrally, when no tiers rule
     _rules: tuple[Rule, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -263,17 +158,44 @@ class Program:
         """The redemption rate (also used to value points liability); 100 pts = 1.00."""
         return self.redemption or Redemption()
 
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone or "UTC")
+
+    def local(self, now: datetime) -> datetime:
+        """``now`` as the shop's wall-clock time (naive).
+
+        An aware time is converted to the program's ``timezone``; a naive time is taken to be
+        shop-local already (the ``quote --now`` form), so the till and the CLI agree.
+        """
+        if now.tzinfo is None:
+            return now
+        return now.astimezone(self.zone).replace(tzinfo=None)
+
     def rule(self, rule_id: str) -> Rule | None:
         for rule in self._rules:
             if rule.id == rule_id:
                 return rule
         return None
 
-    def tiers(self) -> Rule | None:
-        for rule in self._rules:
-            if rule.kind == "tiers":
-                return rule
-        return None
+    def tier_levels(self) -> tuple[str, ...]:
+        """The tier names this program knows: its tiers rule's levels, else ``tier_names``."""
+        rule = self.tiers()
+        return tuple(lv.name for lv in rule.levels) if rule else self.tier_names
+
+    def tiers(self) -> Tiers | None:
+        return next((r for r in self._rules if isinstance(r, Tiers)), None)
+
+    def lifetime_steps(self) -> tuple[int, ...]:
+        """The lifetime-spend marks where a progressive discount changes step."""
+        return tuple(sorted({start for r in self._rules
+                             if isinstance(r, Progressive) and r.basis == "lifetime"
+                             for start, _ in r.scale}))
+
+    def personal_coupons(self) -> frozenset[str]:
+        """Codes of coupons held by members (uses counted down), not open offers."""
+        return frozenset(r.code for r in self._rules
+                         if isinstance(r, Coupon) and r.bound == "member")
 
 
 DEFAULT_PROGRAM = Program()
@@ -287,8 +209,6 @@ def combine_programs(programs: Sequence[Program], *, name: str = "") -> Program:
     returns and coalition come from the first program that sets them. Rule ids must be
     unique across the programs (a ConfigError names the clash).
     """
-    from pos_loyalty.errors import ConfigError
-
     if not programs:
         return DEFAULT_PROGRAM
     seen: dict[str, str] = {}
@@ -300,7 +220,7 @@ def combine_programs(programs: Sequence[Program], *, name: str = "") -> Program:
                                   f"{p.name!r}", path=p.source or None, key="rule.id")
             seen[r.id] = p.name
             rules.append(r if r.program else replace(r, program=p.name))
-    if sum(1 for r in rules if r.kind == "tiers") > 1:
+    if sum(1 for r in rules if isinstance(r, Tiers)) > 1:
         raise ConfigError("only one of the combined programs may define tiers")
     first = programs[0]
     stacking = Stacking(
@@ -320,25 +240,14 @@ def combine_programs(programs: Sequence[Program], *, name: str = "") -> Program:
         returns=first.returns,
         coalition=next((p.coalition for p in programs if p.coalition), None),
         source=first.source,
+        timezone=next((p.timezone for p in programs if p.timezone), ""),
+        currency=first.currency,
+        tier_names=tuple(dict.fromkeys(t for p in programs for t in p.tier_names)),
     )
 
 
-def parse_program(text: str, *, path: str = "<program>") -> Program:
-    """Parse program TOML text; errors name the file, key and line."""
-    from pos_loyalty.rules.parse import parse_text
-
-    return parse_text(text, path=path)
-
-
-def load_program(path: str | Path) -> Program:
-    """Read and parse a program file; an unreadable file is a ConfigError too."""
-    from pos_loyalty.errors import ConfigError
-
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read program file: {exc.strerror}", path=str(p)) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"program file is not UTF-8 text: {exc.reason}", path=str(p)) from exc
-    return parse_program(text, path=str(p))
+def in_timezone(program: Program, timezone: str) -> Program:
+    """The program run in ``timezone`` (the terminal's configured zone wins over the file's)."""
+    if not timezone or timezone == program.timezone:
+        return program
+    return replace(program, timezone=timezone)

@@ -53,6 +53,8 @@ def redemption_offer(member: MemberView, payable: int, program: Program) -> Rede
     if most < max(r.min_points, 1):
         if member.balance < r.min_points:
             why = f"balance {member.balance} pts is below the minimum {r.min_points} pts"
+        elif member.balance <= 0:
+            why = f"balance is {member.balance} pts"
         elif payable <= 0:
             why = "nothing left to pay"
         else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pos_loyalty.errors import RulesError
-from pos_loyalty.rules.engine import half_up
+from pos_loyalty.rules.amounts import half_up
 from pos_loyalty.rules.model import Quote
 from pos_loyalty.rules.program import Program
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pos_loyalty.rules.engine import tier_for
 from pos_loyalty.rules.expiry import add_months
 from pos_loyalty.rules.model import MemberView
 from pos_loyalty.rules.program import Program
@@ -36,14 +35,14 @@ def review_tier(member: MemberView, now: datetime, program: Program) -> TierRevi
     names = [lv.name for lv in rule.levels]
     cur = names.index(member.tier) if member.tier in names else -1
     if rule.period_months == 0:  # lifetime tiers: never lost
-        got = tier_for(rule, member.lifetime_spend, member.visits)
+        got = rule.level_for(member.lifetime_spend, member.visits)
         new = names.index(got) if got is not None else -1
         if new > cur:
             return TierReview(got, True, None, False, f"qualified for {got}")
         return TierReview(member.tier, False, None, False, "unchanged")
     start = member.period_start or today
     end = add_months(start, rule.period_months)
-    got = tier_for(rule, member.period_spend, member.period_visits)
+    got = rule.level_for(member.period_spend, member.period_visits)
     qualified = names.index(got) if got is not None else -1
     if today < end:
         if qualified > cur:

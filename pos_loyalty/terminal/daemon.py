@@ -31,7 +31,7 @@ from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.nfc.sdnotify import Watchdog, notify
 from pos_loyalty.nfc.sun import MemoryCounterStore
 from pos_loyalty.pos.transport import SerialEndpoint
-from pos_loyalty.rules import DEFAULT_PROGRAM, load_program
+from pos_loyalty.rules import DEFAULT_PROGRAM, in_timezone, load_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.service import TerminalService, error_message
@@ -92,6 +92,7 @@ class TerminalDaemon:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         program = load_program(config.program_file) if config.program_file else DEFAULT_PROGRAM
+        program = in_timezone(program, config.timezone)  # the shop's own zone wins
         upgrade_terminal(config.resolved_db_url)  # an older store gets the newest schema
         self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
         identity = self.store.sync_identity()

@@ -88,7 +88,7 @@ def apply_sale(member: MemberView, sale: Quote, now: datetime, program: Program,
     period_visits += 1
 
     coupons, coupon_uses = dict(member.coupons), dict(member.coupon_uses)
-    personal = {r.code for r in program.active_rules if r.kind == "coupon" and r.bound == "member"}
+    personal = program.personal_coupons()
     for code in sale.coupons_used:
         if code in personal:
             coupons = _bump(coupons, code, -1)
@@ -106,6 +106,7 @@ def apply_sale(member: MemberView, sale: Quote, now: datetime, program: Program,
     stamps = dict(member.stamps)
     stamps.update(sale.stamps_after)
     used = set(sale.credits_used)
+    left = dict(sale.credits_left)  # a credit used in part keeps the rest
     claims = dict(member.claims)
     claims.update((rule_id, today) for rule_id in sale.claims)
 
@@ -129,7 +130,9 @@ def apply_sale(member: MemberView, sale: Quote, now: datetime, program: Program,
         stamps={k: v for k, v in stamps.items() if v}, period_spend=period_spend,
         period_visits=period_visits, period_start=period_start, membership=membership,
         membership_expires=expires, coupons=coupons, coupon_uses=coupon_uses,
-        credits=tuple(c for c in member.credits if c.credit_id not in used),
+        credits=tuple(replace(c, amount=left.get(c.credit_id, c.amount),
+                              percent_bp=0 if c.credit_id in left else c.percent_bp)
+                      for c in member.credits if c.credit_id not in used),
         lots=live_lots(lots, balance), claims=claims,
     )
     return MemberChange(after, tuple(entries), points)

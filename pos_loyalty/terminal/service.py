@@ -50,6 +50,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _utc(now: datetime) -> datetime:
+    """The service clock's naive UTC as an aware time: the engine turns it into shop time."""
+    return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+
 def error_message(code: str, text: str, msg: Message | None = None) -> Message:
     reply: Message = {"type": "error", "code": code, "message": text}
     if msg is not None:
@@ -101,9 +106,7 @@ class TerminalService:
         self._standing.clear()
         # progressive discounts on lifetime spend are the only standing discounts that
         # depend on a tap-path column beside the tier: their scale steps split the cache
-        self._lifetime_steps = sorted({
-            start for r in program.active_rules
-            if r.kind == "progressive" and r.basis == "lifetime" for start, _ in r.scale})
+        self._lifetime_steps = program.lifetime_steps()
 
     # -- taps ------------------------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class TerminalService:
         the step reached, so they are quoted once per such combination and cached; personal
         offers (coupons, credits, stamps) appear on the quote, not here.
         """
-        today = self.clock().date()
+        today = self.program.local(_utc(self.clock())).date()  # the shop's day
         step = tuple(1 for s in self._lifetime_steps if member.lifetime_spend >= s)
         key = (member.tier, today, step)
         got = self._standing.get(key)
@@ -158,7 +161,7 @@ class TerminalService:
             view = MemberView(member_id=member.member_id, tier=member.tier,
                               lifetime_spend=member.lifetime_spend)
             probe = quote(view, PROBE, datetime.combine(today, datetime.min.time()),
-                          self.program)
+                          self.program)  # naive: already shop-local
             got = [line.text for line in probe.lines if line.kind == "discount"]
             self._standing[key] = got
         return list(got)
@@ -201,7 +204,7 @@ class TerminalService:
     def _quote_txn(self, txn: OpenTxn, view: MemberView, now: datetime) -> Quote:
         assert txn.basket is not None
         basket = replace(txn.basket, redeem_points=txn.redeem_points)
-        return quote(view, basket, now, self.program)
+        return quote(view, basket, _utc(now), self.program)
 
     def _on_basket(self, msg: Message) -> Message:
         pos_id, txn_id = msg["pos_id"], msg["txn_id"]
@@ -236,8 +239,10 @@ class TerminalService:
         now = self.clock()
         view = self._view(txn)
         assert txn.basket is not None
-        plain = quote(view, replace(txn.basket, redeem_points=0), now, self.program)
-        decision = decide_redemption(view, self._payable(plain), requested, self.program)
+        plain = quote(view, replace(txn.basket, redeem_points=0), _utc(now), self.program)
+        spendable = replace(view, balance=view.balance - plain.expired_points)  # never
+        decision = decide_redemption(spendable, self._payable(plain), requested,  # expired
+                                     self.program)
         if decision.points <= 0:
             raise _Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
         self._check_offline(self.store.redeem_facts(view.member_id), decision.points, now)
@@ -297,6 +302,9 @@ class TerminalService:
         sale = txn.quote
         now = self.clock()
         view = self._view(txn)
+        if sale.expired_points and txn.member is not None:  # points past their date go
+            self.expire_members([view.member_id], now)      # first: never spent
+            view = self._view(txn)
         if view != txn.view:  # the member's points or state moved since the quote
             fresh = self._quote_txn(txn, view, txn.quoted_at)
             if fresh.till_fields() != sale.till_fields():
@@ -309,7 +317,8 @@ class TerminalService:
             result = self.store.record_sale(pos_id=pos_id, txn_id=txn_id, member_id=None,
                                             sale=sale, now=now)
         else:
-            change = apply_sale(view, sale, now, self.program, ref=ref)
+            change = apply_sale(view, sale, self.program.local(_utc(now)), self.program,
+                                ref=ref)
             result = self.store.record_sale(  # the redemption is checked in the same write
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
                 entries=change.entries, member_after=change.after,
@@ -422,7 +431,7 @@ class TerminalService:
             view = self.store.member_view(member_id)
             if view is None:
                 continue
-            entries = expire_points(view, now, self.program)
+            entries = expire_points(view, _utc(now), self.program)
             if not entries:
                 continue
             change = apply_entries(view, entries)

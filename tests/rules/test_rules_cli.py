@@ -12,7 +12,7 @@ from pos_loyalty.cli import main
 EXAMPLES = Path(__file__).parents[2] / "examples" / "programs"
 CAFE = str(EXAMPLES / "cafe.toml")
 BASKET = str(EXAMPLES / "try" / "cafe-basket.json")
-MEMBER = str(EXAMPLES / "try" / "member.json")
+MEMBER = str(EXAMPLES / "try" / "cafe-member.json")
 NOW = "2026-06-14T15:00:00"
 
 
@@ -32,7 +32,7 @@ class TestQuoteCommand:
         assert "10th coffee free: -3.50" in out
         assert "Due" in out and "24.30" in out
         assert "Till: 10th coffee free: -3.50 - +42 pts (1 pt per 1.00)" in out
-        assert "Cost to the store: 4.92" in out
+        assert "Cost to the store: 5.10" in out  # 3.50 + 1.42 points + 0.18 expected prize
 
     def test_json(self) -> None:
         """--json gives lines, totals in minor units, explanations and the cost."""
@@ -44,8 +44,10 @@ class TestQuoteCommand:
                                                                                      2430)
         assert data["lines"][0] == {"program": "Corner Cafe", "kind": "discount", "value": 350,
                                     "text": "10th coffee free: -3.50", "rule": "coffee-card",
-                                    "beneficiary": ""}
-        assert data["cost"] == {"discounts": 350, "points_liability": 142, "total": 492}
+                                    "beneficiary": "", "label": "10th coffee free"}
+        # the instant-win game offered costs its expected prize: 4.50 one time in 25
+        assert data["cost"] == {"discounts": 350, "points_liability": 142, "perks": 18,
+                                "total": 510}
         assert data["stamps_after"] == {"coffee": 0}
 
     def test_program_error_one_line_exit_2(self, tmp_path: Path) -> None:
@@ -60,7 +62,8 @@ class TestQuoteCommand:
     def test_bad_basket_and_time(self, tmp_path: Path) -> None:
         """A basket with a negative price, or an unreadable --now, is refused with exit 2."""
         b = tmp_path / "b.json"
-        b.write_text(json.dumps({"lines": [{"sku": "x", "qty": 1, "unit_price": -5}]}))
+        b.write_text(json.dumps({"lines": [{"sku": "x", "qty": 1, "unit_price": -5,
+                                               "category": ""}]}))
         code, _, err = run("--program", CAFE, "--basket", str(b), "--now", NOW)
         assert code == 2 and "unit price must not be negative" in err
         code, _, err = run("--program", CAFE, "--basket", BASKET, "--now", "yesterday")

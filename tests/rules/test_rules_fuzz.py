@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pos_loyalty.errors import ConfigError, RulesError
-from pos_loyalty.rules import Program, parse_program
+from pos_loyalty.rules import Program, load_program, parse_program, parse_sales, replay
 from pos_loyalty.rules.model import Basket, MemberView, basket_from_dict, member_from_dict
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "programs"
@@ -75,3 +75,30 @@ class TestJsonFuzz:
             assert isinstance(member_from_dict(data), MemberView)
         except RulesError as exc:
             assert str(exc)
+
+
+SALES_CSV = ("txn_id,time,sku,qty,unit_price,category,member_id\n"
+             "S1,2026-03-11T09:00,latte,2,350,coffee,M1\n"
+             "S1,2026-03-11T09:00,cake,1,280,pastry,M1\n"
+             "S2,2026-03-14T10:30,beans,1,1800,beans,\n")
+SALES_JSONL = ('{"txn_id": "S1", "time": "2026-03-11T09:00", "lines": [{"sku": "a", "qty": 1, '
+               '"unit_price": 100, "category": "x"}], "member": {"member_id": "M1"}}\n')
+CAFE = load_program(EXAMPLES / "cafe.toml")
+
+
+class TestSalesFuzz:
+    """A sales file from outside either replays or is refused with a RulesError."""
+
+    @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.sampled_from([("csv", SALES_CSV), ("jsonl", SALES_JSONL)]),
+           st.integers(0, 400), st.integers(0, 30), st.text(max_size=20))
+    def test_mutated_sales(self, sample: tuple[str, str], pos: int, cut: int,
+                           insert: str) -> None:
+        """Cutting and inserting anywhere gives a report or a RulesError naming the line."""
+        fmt, text = sample
+        text = text[:pos] + insert + text[pos + cut:]
+        try:
+            replay(parse_sales(text.splitlines(keepends=True), fmt,  # type: ignore[arg-type]
+                               CAFE, source="s"), CAFE)
+        except RulesError as exc:
+            assert str(exc).startswith("s:")

@@ -20,7 +20,6 @@ from pos_loyalty.rules import (
     decide_redemption,
     draw,
     expire_points,
-    expiring_soon,
     quote,
     redeem_catalog,
     redemption_offer,
@@ -202,7 +201,10 @@ class TestExpiry:
         """Fixed on 12-31 at least 12 months after earning; the till is warned 30 days ahead."""
         p = program('[expiry]\nmode = "fixed"\non = "12-31"\nmonths = 12\n')
         m = MemberView("m", balance=80, lots=(PointsLot(date(2025, 3, 1), 80),))
-        assert expiring_soon(m, datetime(2026, 12, 5), p) == (80, date(2026, 12, 31))
+        b = basket(("a", 1, 100, "x"))
+        q = quote(m, b, datetime(2026, 12, 5), p)
+        assert (q.expiring_points, q.expiring_on) == (80, date(2026, 12, 31))
+        assert quote(m, b, datetime(2026, 11, 30), p).expiring_points == 0  # 31 days ahead
         assert expire_points(m, datetime(2026, 12, 31), p) == ()
         assert expire_points(m, datetime(2027, 1, 1), p)[0].points == -80
 
@@ -343,7 +345,8 @@ class TestPersistence:
         assert Quote.from_dict(q.to_dict()) == q
         fields = q.till_fields()
         assert set(fields) == {"lines", "discount_total", "points_total", "total_due",
-                               "summary"}
+                               "summary", "display"}
+        assert fields["discount_total"] == q.discounts + q.redeem_value  # redemption included
         assert {ln["kind"] for ln in fields["lines"]} == {"discount", "redeem", "points"}
 
     def test_malformed_stored_quote(self) -> None:

@@ -61,6 +61,8 @@ class TestMemberDiscount:
     """Mechanic 2: a standing 10% member discount and a fixed discount by card class."""
 
     P = """
+        [program]
+        tiers = ["Silver", "Gold"]
         [[rule]]
         id = "member"
         kind = "discount"
@@ -133,6 +135,11 @@ class TestThreshold:
         label = "Free item earned"
         every = 5000
         coupon = "FREE-ITEM"
+        [[rule]]
+        id = "free-item"
+        kind = "coupon"
+        code = "FREE-ITEM"
+        amount = 500
     """
 
     def test_crossing_issues_coupons(self) -> None:

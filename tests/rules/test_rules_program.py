@@ -119,7 +119,7 @@ class TestErrors:
         err = error_of('[[rule]]\nkind = "discount"\npercent = 10.125\n')
         assert err.key == "rule[0].percent"
         assert program('[[rule]]\nkind = "discount"\npercent = 12.5\n'
-                       ).active_rules[0].discount_bp == 1250
+                       ).active_rules[0].percent_bp == 1250
 
     def test_odds_add_up(self) -> None:
         """Prizes whose odds sum above 1 are refused."""

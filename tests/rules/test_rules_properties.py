@@ -15,12 +15,15 @@ from pos_loyalty.rules import (
     BasketLine,
     Credit,
     MemberView,
+    PointsLot,
     Program,
     ReturnLine,
+    expire_points,
     load_program,
     quote,
     refund,
 )
+from pos_loyalty.terminal.effects import apply_sale
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "programs"
 PROGRAMS = [load_program(p) for p in sorted(EXAMPLES.glob("*.toml"))]
@@ -131,8 +134,9 @@ class TestQuoteProperties:
         assert all(e.paid >= 0 and e.points >= 0 for e in q.effects)
         assert sum(e.paid for e in q.effects) == q.total_due
         assert sum(e.points for e in q.effects) == q.points_total
-        assert sum(e.discount for e in q.effects) == q.discount_total
-        assert q.cost == q.discount_total + q.points_liability
+        assert sum(e.discount for e in q.effects) == q.discounts
+        assert sum(e.redeem_value for e in q.effects) == q.discount_total - q.discounts
+        assert q.cost == q.discounts + q.points_liability + q.perks_value
 
     @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
     @given(st.sampled_from(PROGRAMS), member_st, lines_st, st.integers(0, 20000))
@@ -179,3 +183,59 @@ class TestSplitting:
                 visits=member.visits + 1, stamps=dict(q.stamps_after) or member.stamps,
                 claims={**member.claims, **dict.fromkeys(q.claims, TODAY.date())})
         assert earned <= whole.points_total
+
+
+EXPIRING = program("""
+    [[rule]]
+    kind = "earn"
+    points = 1
+    per = 100
+    [redemption]
+    points = 100
+    value = 100
+    [expiry]
+    mode = "rolling"
+    months = 6
+""")
+
+lots_st = st.lists(st.builds(PointsLot, earned_on=st.dates(date(2025, 1, 1), date(2026, 11, 28)),
+                             points=st.integers(1, 5000)), max_size=6).map(tuple)
+
+
+class TestPromises:
+    """Whatever the lots, the time and the request: no expired point is spent, no credit
+    is lost."""
+
+    @settings(max_examples=200)
+    @given(lots_st, st.integers(0, 30000), st.integers(0, 30000),
+           st.datetimes(datetime(2025, 6, 1), datetime(2027, 1, 1)))
+    def test_expired_point_never_redeemable(self, lots: tuple[PointsLot, ...], spent: int,
+                                            redeem: int, now: datetime) -> None:
+        """Redeemed points never exceed the points whose last day is today or later."""
+        balance = max(0, sum(lot.points for lot in lots) - spent)
+        m = MemberView("m", balance=balance, lots=lots)
+        q = quote(m, Basket((BasketLine("a", 1, 100_000),), redeem_points=redeem), now,
+                  EXPIRING)
+        valid = balance - sum(-e.points for e in expire_points(m, now, EXPIRING))
+        assert q.redeem_points <= valid
+        assert q.expired_points == balance - valid
+        if redeem <= valid:
+            assert q.redeem_points == redeem
+
+    @settings(max_examples=200)
+    @given(st.lists(st.builds(Credit, credit_id=st.sampled_from(["c1", "c2", "c3"]),
+                              amount=st.integers(1, 3000)),
+                    max_size=3, unique_by=lambda c: c.credit_id).map(tuple),
+           lines_st, st.sampled_from([100, 40, 0]))
+    def test_credit_never_lost(self, credits: tuple[Credit, ...],
+                               lines: tuple[BasketLine, ...], cap: int) -> None:
+        """After the commit, what the credits lost is exactly the money they took off the
+        sale: a remainder (a small sale, the max_discount cap) stays with the member."""
+        p = program(f'[[rule]]\nkind = "credit"\nmax_per_sale = 3\n'
+                    f'[stacking]\nmax_discount = {cap}\n')
+        m = MemberView("m", credits=credits)
+        q = quote(m, Basket(lines), TODAY, p)
+        after = apply_sale(m, q, TODAY, p, ref="t").after
+        kept = sum(c.amount for c in after.credits)
+        assert sum(c.amount for c in credits) - kept == q.discounts
+        assert all(c.amount > 0 for c in after.credits if c.credit_id not in q.credits_used)

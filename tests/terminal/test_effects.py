@@ -106,6 +106,11 @@ kind = "threshold"
 every = 1000
 coupon = "NEXT10"
 [[rule]]
+id = "next"
+kind = "coupon"
+code = "NEXT10"
+amount = 1000
+[[rule]]
 id = "club"
 kind = "membership"
 plan = "club"

@@ -14,6 +14,7 @@ from pos_loyalty.terminal.service import TerminalService
 PROGRAM = '''
 [program]
 name = "Shop"
+tiers = ["Silver", "Gold"]
 [[rule]]
 id = "gold"
 kind = "discount"
