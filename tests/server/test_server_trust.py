@@ -268,7 +268,7 @@ class TestInputAndClock:
         ("event_id", "e\x1b[31m"), ("txn_ref", "POS\r\nFAKE"),
     ])
     def test_strict_types_and_id_charset(self, members: Central, terminals: TerminalFactory,
-                                         field: str, value: object) -> None:
+                                         field: str, value: Any) -> None:
         """No "5" or true for an integer, no 1 for a boolean, ids in their character set."""
         p = Pusher(terminals())
         r = p.push([p.event(**{field: value})])
