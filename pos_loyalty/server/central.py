@@ -318,6 +318,25 @@ def make_central_engine(url: str) -> Engine:
     return engine
 
 
+def _pg_binary(conn: Connection, sql: str, params: Sequence[Any], *,
+               rows: bool = True) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on the transaction's psycopg connection with binary parameters (each
+    ``%s`` becomes psycopg's binary placeholder ``%b``) and binary results.
+
+    Arrays of a thousand values are the hot path of ingest; psycopg's text format scans
+    every string for characters to quote, its binary format just copies them.
+    """
+    import psycopg
+
+    raw: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+    try:
+        with raw.cursor(binary=True) as cur:
+            cur.execute(sql.replace("%s", "%b"), params)
+            return list(cur.fetchall()) if rows else []
+    except psycopg.Error as exc:  # as SQLAlchemy would wrap it, so _write can retry
+        raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+
+
 def _retryable(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
     return code in ("40001", "40P01")  # serialization failure, deadlock detected
@@ -772,9 +791,10 @@ class CentralStore:
             sql = ("SELECT event_id, member_id, terminal_id, terminal_seq, kind, points, "
                    "txn_ref, terminal_time, offline FROM ledger_events "
                    "WHERE event_id = ANY(%s::varchar[])")
-            found = conn.exec_driver_sql(sql, (event_ids,)).all()
+            found = _pg_binary(conn, sql, (event_ids,))
         else:
-            found = conn.execute(select(*cols).where(LedgerEvent.event_id.in_(event_ids))).all()
+            found = [tuple(r) for r in conn.execute(
+                select(*cols).where(LedgerEvent.event_id.in_(event_ids)))]
         return {str(r[0]): tuple(r[1:]) for r in found}
 
     def _taken_seqs(self, conn: Connection, terminal_id: str, seqs: list[int]) -> set[int]:
@@ -789,10 +809,11 @@ class CentralStore:
         member_ids = sorted({ev.member_id for ev in events})
         if not member_ids:
             return BatchState(policy, store_id, day_earned, 0, {})
+        known: Iterable[str]
         if self.is_pg:
-            known = conn.exec_driver_sql(
-                "SELECT member_id FROM members WHERE member_id = ANY(%s::varchar[])",
-                (member_ids,)).scalars()
+            known = (r[0] for r in _pg_binary(
+                conn, "SELECT member_id FROM members WHERE member_id = ANY(%s::varchar[])",
+                (member_ids,)))
         else:
             known = conn.execute(select(Member.member_id).where(
                 Member.member_id.in_(member_ids))).scalars()
@@ -861,7 +882,7 @@ class CentralStore:
         sql = (f"INSERT INTO ledger_events ({', '.join(cols)}) SELECT * FROM unnest("
                + ", ".join(f"%s::{t}[]" for t in types)
                + ") ON CONFLICT (member_id, event_id) DO NOTHING RETURNING event_id")
-        return {r[0] for r in conn.exec_driver_sql(sql, arrays)}
+        return {r[0] for r in _pg_binary(conn, sql, arrays)}
 
     @staticmethod
     def _pg_apply_deltas(conn: Connection, deltas: dict[str, int]) -> None:
@@ -872,7 +893,7 @@ class CentralStore:
                "FROM unnest(%s::varchar[], %s::bigint[]) AS u(m, d) ORDER BY m "
                "ON CONFLICT (member_id) DO UPDATE SET balance = balances.balance + "
                "excluded.balance, change_xid = excluded.change_xid")
-        conn.exec_driver_sql(sql, (members, [deltas[m] for m in members]))
+        _pg_binary(conn, sql, (members, [deltas[m] for m in members]), rows=False)
 
     def _advance_terminal(self, conn: Connection, terminal_id: str,
                           results: Sequence[EventResult], now: datetime,
