@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,7 +60,11 @@ class SyncClient:
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         self.base_url = base_url.rstrip("/")
         verify = tls_context(ca_file) if self.base_url.startswith("https://") else True
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, verify=verify,
+        # TCP_NODELAY: a push's headers and body are two writes; without it Nagle holds the
+        # body until central ACKs the headers, which a delayed ACK can stall for ~40 ms
+        transport = httpx.HTTPTransport(verify=verify, socket_options=[
+            (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
                                   timeout=httpx.Timeout(timeout, connect=5.0))
         self.last_offset_sample: int | None = None
 
