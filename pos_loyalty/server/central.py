@@ -258,6 +258,17 @@ class ReconcileReport:
     review: list[ReviewRow] = field(default_factory=list)
 
 
+BIRTHDAY_YEAR = 2000  # a leap year, so 29 February survives
+
+
+def _wire(column: str, value: Any) -> Any:
+    """A pulled value as terminals get it. A birthday goes out as month and day only: the
+    year is replaced by 2000 (terminals need the day for birthday offers, not the age)."""
+    if column == "birthday" and isinstance(value, date):
+        return value.replace(year=BIRTHDAY_YEAR).isoformat()
+    return value.isoformat() if isinstance(value, date) else value
+
+
 def parse_cursor(after: str) -> tuple[int, str] | None:
     """``"xid:key"`` -> (xid, key); ``""`` -> None. ValueError on anything else."""
     if after == "":
@@ -1005,7 +1016,7 @@ class CentralStore:
         more = len(raw) > limit
         raw = raw[:limit]
         key_index = spec.columns.index(spec.key) + 1
-        rows = [[v.isoformat() if isinstance(v, date) else v for v in r[1:]] for r in raw]
+        rows = [[_wire(c, v) for c, v in zip(spec.columns, r[1:], strict=True)] for r in raw]
         last = f"{raw[-1][0]}:{raw[-1][key_index]}" if raw else after
         return PullPage(entity, spec.columns, rows, last, more, until)
 

@@ -353,3 +353,21 @@ class TestOpenAPI:
             assert ref.rpartition("/")[2] in schemas, ref
         body = doc["paths"]["/v1/ledger/push"]["post"]["requestBody"]
         assert body["content"]["application/json"]["schema"]["$ref"].endswith("/PushCreate")
+
+
+class TestWhatTerminalsPull:
+    def test_birthday_goes_out_as_month_and_day(self, central: Central,
+                                                terminals: TerminalFactory) -> None:
+        """Terminals get the day of a birthday (for offers), never the year (the age)."""
+        from datetime import date
+
+        central.store.add_member("B1", "Bea", birthday=date(1988, 2, 29))
+        t = terminals()
+        auth = {"Authorization": f"Bearer {t.credential}"}
+        until = httpx.get(f"{t.server_url}/v1/sync/horizon", headers=auth).json()["until"]
+        page = httpx.get(f"{t.server_url}/v1/sync/pull", headers=auth,
+                         params={"entity": "members", "until": until}).json()
+        row = dict(zip(page["columns"], page["rows"][0], strict=True))
+        assert row["birthday"] == "2000-02-29"
+        assert set(page["columns"]) == {"member_id", "display_name", "tier", "birthday",
+                                        "status"}
