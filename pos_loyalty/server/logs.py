@@ -82,4 +82,5 @@ def install() -> None:
     for name in ("pos_loyalty.server", "uvicorn.error", "uvicorn.access", "asyncio"):
         logger = logging.getLogger(name)
         logger.addFilter(EscapeControls())
-        logger.addFilter(RateLimit())
+        if name != "uvicorn.access":  # one line per request is the access log's job
+            logger.addFilter(RateLimit())

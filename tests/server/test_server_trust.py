@@ -303,7 +303,7 @@ class TestInputAndClock:
 
     def test_server_time_carries_its_offset(self, members: Central,
                                             terminals: TerminalFactory) -> None:
-        """Every server_time is ISO 8601 with +00:00, so no reader guesses the zone."""
+        """Every server_time is ISO 8601 with its UTC offset, so no reader guesses the zone."""
         p = Pusher(terminals())
         health = httpx.get(f"{members.url}/v1/health").json()["server_time"]
         pushed = p.push([p.event()]).json()["server_time"]
