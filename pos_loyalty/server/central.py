@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -120,9 +120,9 @@ class Enrollment:
     credential: str
 
 
-@dataclass(frozen=True)
-class EventIn:
-    """One ledger event as a terminal pushes it (already validated for shape)."""
+class EventIn(NamedTuple):
+    """One ledger event as a terminal pushes it (already validated for shape); a tuple,
+    since a push makes thousands of them."""
 
     event_id: str
     terminal_id: str
@@ -142,7 +142,7 @@ def _content(ev: EventIn) -> tuple[Any, ...]:
 
 
 def _event_json(ev: EventIn) -> str:
-    d = asdict(ev)
+    d = ev._asdict()
     d["terminal_time"] = ev.terminal_time.isoformat()
     return json.dumps(d, sort_keys=True)
 
@@ -661,7 +661,7 @@ class CentralStore:
                    events: Sequence[EventIn], now: datetime,
                    clock_offset_ms: int | None) -> PushOutcome:
         term = conn.execute(select(
-            Terminal.max_seq, Terminal.earn_day, Terminal.earn_day_points,
+            Terminal.acked_seq, Terminal.max_seq, Terminal.earn_day, Terminal.earn_day_points,
         ).where(Terminal.terminal_id == terminal_id).with_for_update()).one()
         results: list[EventResult | None] = [None] * len(events)
         reviews: list[dict[str, Any]] = []
@@ -786,8 +786,9 @@ class CentralStore:
                 log.warning("for review: %s, event %s of terminal %s", r["kind"],
                             r["event_id"], terminal_id)
         final = [r for r in results if r is not None]
-        acked = self._advance_terminal(conn, terminal_id, final, now, clock_offset_ms,
-                                       max_seq=max_seq, day=day, day_earned=state.day_earned)
+        acked = self._advance_terminal(conn, terminal_id, int(term.acked_seq), final, now,
+                                       clock_offset_ms, max_seq=max_seq, day=day,
+                                       day_earned=state.day_earned)
         return PushOutcome(final, acked, now, len(short_rows), held,
                            sum(1 for r in final if r.status == "conflict"))
 
@@ -906,13 +907,12 @@ class CentralStore:
                "excluded.balance, change_xid = excluded.change_xid")
         _pg_binary(conn, sql, (members, [deltas[m] for m in members]), rows=False)
 
-    def _advance_terminal(self, conn: Connection, terminal_id: str,
+    def _advance_terminal(self, conn: Connection, terminal_id: str, acked: int,
                           results: Sequence[EventResult], now: datetime,
                           clock_offset_ms: int | None, *, max_seq: int, day: date,
                           day_earned: int) -> int:
-        current = conn.execute(select(Terminal.acked_seq).where(
-            Terminal.terminal_id == terminal_id)).scalar_one()
-        acked = int(current)
+        """Move acked_seq over the contiguous sequence numbers now answered; record the
+        highest sequence, the day's earned points, last contact and clock offset."""
         for seq in sorted(r.terminal_seq for r in results):
             if seq == acked + 1:
                 acked = seq

@@ -24,6 +24,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -141,7 +142,9 @@ class LedgerEvent(CentralBase):
         PrimaryKeyConstraint("member_id", "event_id"),
         Index("ix_ledger_terminal_seq", "terminal_id", "terminal_seq"),
         Index("ix_ledger_event_id", "event_id"),
-        Index("ix_ledger_status", "status"),
+        # partial: only held and rejected rows are indexed, applied ones cost nothing here
+        Index("ix_ledger_unapplied", "status", postgresql_where=text("status <> 'applied'"),
+              sqlite_where=text("status <> 'applied'")),
     )
 
     member_id: Mapped[str] = mapped_column(String(64))

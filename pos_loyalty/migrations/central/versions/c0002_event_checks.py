@@ -53,7 +53,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("review_note", sa.String(length=200), nullable=False,
                                       server_default=""))
         batch_op.create_index("ix_ledger_event_id", ["event_id"], unique=False)
-        batch_op.create_index("ix_ledger_status", ["status"], unique=False)
+        batch_op.create_index("ix_ledger_unapplied", ["status"], unique=False,
+                              postgresql_where=sa.text("status <> 'applied'"),
+                              sqlite_where=sa.text("status <> 'applied'"))
     with op.batch_alter_table("terminals", schema=None) as batch_op:
         batch_op.add_column(sa.Column("max_seq", sa.BigInteger(), nullable=False,
                                       server_default="0"))
@@ -71,7 +73,7 @@ def downgrade() -> None:
         batch_op.drop_column("earn_day")
         batch_op.drop_column("max_seq")
     with op.batch_alter_table("ledger_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_ledger_status")
+        batch_op.drop_index("ix_ledger_unapplied")
         batch_op.drop_index("ix_ledger_event_id")
         batch_op.drop_column("review_note")
         batch_op.drop_column("reviewed_at")
