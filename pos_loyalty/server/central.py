@@ -52,7 +52,6 @@ from pos_loyalty.ids import uuid7
 from pos_loyalty.server.checks import (
     REFUND_MARK,
     BatchState,
-    Event,
     EventPolicy,
     MemberFacts,
     SaleFacts,
@@ -147,8 +146,7 @@ def _event_json(ev: EventIn) -> str:
     return json.dumps(d, sort_keys=True)
 
 
-@dataclass(frozen=True)
-class EventResult:
+class EventResult(NamedTuple):
     event_id: str
     terminal_seq: int
     status: str  # "stored", "held", "duplicate" or "conflict"
@@ -728,10 +726,9 @@ class CentralStore:
         verdicts: dict[str, Verdict] = {}
         for i in new:
             ev = events[i]
-            facts = Event(ev.member_id, ev.kind, ev.points, ev.txn_ref)
-            verdict = check_event(facts, state)
+            verdict = check_event(ev, state)
             if verdict.status == "applied":
-                note_sale(state, facts)
+                note_sale(state, ev)
             verdicts[ev.event_id] = verdict
             rows.append({
                 "member_id": ev.member_id, "event_id": ev.event_id, "terminal_id": terminal_id,

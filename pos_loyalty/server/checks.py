@@ -11,6 +11,7 @@ any balance until store IT releases it. The rules are tabulated in ``docs/sync.m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 REFUND_MARK = "/refund/"  # a reversal's txn_ref is "<sale ref>/refund/<refund id>"
 
@@ -33,9 +34,21 @@ class EventPolicy:
                 raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
 
 
-@dataclass(frozen=True)
-class Event:
-    """The fields of one pushed event the rules look at."""
+class Event(Protocol):
+    """The fields of one pushed event the rules look at (any object that has them)."""
+
+    @property
+    def member_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def points(self) -> int: ...
+    @property
+    def txn_ref(self) -> str: ...
+
+
+class EventFacts(NamedTuple):
+    """An :class:`Event` on its own (tests, tools)."""
 
     member_id: str
     kind: str
@@ -73,8 +86,7 @@ class BatchState:
     sales: dict[tuple[str, str], SaleFacts] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     status: str  # "applied" or "held"
     reason: str = ""
     short: int = 0  # points this event took the balance below zero (applied debits)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from pos_loyalty.server.checks import (
     BatchState,
-    Event,
+    EventFacts,
     EventPolicy,
     MemberFacts,
     check_event,
@@ -18,7 +18,7 @@ from pos_loyalty.server.checks import (
 KINDS = ("earn", "redeem", "reversal", "adjust", "expire")
 
 events = st.builds(
-    Event,
+    EventFacts,
     member_id=st.sampled_from(["A", "B", "GHOST"]),
     kind=st.sampled_from(KINDS),
     points=st.integers(-3000, 3000) | st.sampled_from([10**12, -(10**12), 0]),
@@ -39,14 +39,14 @@ class TestRules:
     @given(policy=policies, batch=st.lists(events, max_size=40),
            start=st.integers(0, 2000), day_earned=st.integers(0, 5000),
            a_stores=st.sets(st.sampled_from(["S1", "S2"])))
-    def test_no_batch_breaks_a_limit(self, policy: EventPolicy, batch: list[Event],
+    def test_no_batch_breaks_a_limit(self, policy: EventPolicy, batch: list[EventFacts],
                                      start: int, day_earned: int, a_stores: set[str]) -> None:
         """Whatever a terminal sends, applied events keep every cap and sign rule, and each
         balance moves by exactly the applied points."""
         members = {"A": MemberFacts(balance=start, stores=set(a_stores)),
                    "B": MemberFacts(balance=0)}
         state = BatchState(policy, "S1", day_earned, 0, members)
-        applied: list[Event] = []
+        applied: list[EventFacts] = []
         for ev in batch:
             verdict = check_event(ev, state)
             assert verdict.status in ("applied", "held")
