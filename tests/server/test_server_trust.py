@@ -371,3 +371,22 @@ class TestWhatTerminalsPull:
         assert row["birthday"] == "2000-02-29"
         assert set(page["columns"]) == {"member_id", "display_name", "tier", "birthday",
                                         "status"}
+
+
+class TestPolicyCommand:
+    def test_store_it_sets_and_shows_a_store_policy(self, central: Central) -> None:
+        """`admin store policy` prints the defaults, changes only the options given."""
+        from pos_loyalty.server.cli import admin
+
+        run = CliRunner()
+        db = ["--db", central.db_url]
+        shown = run.invoke(admin, ["store", "policy", "S7", *db])
+        assert shown.exit_code == 0 and "max_event_points = 100000" in shown.output
+        changed = run.invoke(admin, ["store", "policy", "S7", "--max-event-points", "250",
+                                     "--debit-other-stores", *db])
+        assert changed.exit_code == 0, changed.output
+        assert central.store.policy("S7") == EventPolicy(max_event_points=250,
+                                                         debit_other_stores=True)
+        assert central.store.policy("S8") == EventPolicy()
+        bad = run.invoke(admin, ["store", "policy", "S7", "--max-event-points", "-1", *db])
+        assert bad.exit_code == 2
