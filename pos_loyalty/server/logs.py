@@ -3,6 +3,8 @@
 - :class:`EscapeControls` rewrites every string argument of a record so control characters
   (CR, LF, ESC, ...) appear escaped (``\\n``, ``\\x1b``): an id or reason sent by a client
   cannot start a fake log line or drive a terminal.
+- :class:`OneLine` folds asyncio's tracebacks (``accept()`` out of descriptors, a reset
+  transport) into one line each.
 - :class:`RateLimit` lets at most ``burst`` records of one call site through per
   ``window_s`` seconds and then one line saying how many it dropped: a storm of accept
   errors or bad requests writes a few lines, not hundreds of megabytes of tracebacks.
@@ -35,6 +37,19 @@ class EscapeControls(logging.Filter):
         elif isinstance(record.args, dict):
             record.args = {k: escape_controls(v) if isinstance(v, str) else v
                            for k, v in record.args.items()}
+        return True
+
+
+class OneLine(logging.Filter):
+    """Fold a record's traceback into one line ("accept failed: OSError: [Errno 24] ...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
         return True
 
 
@@ -82,5 +97,7 @@ def install() -> None:
     for name in ("pos_loyalty.server", "uvicorn.error", "uvicorn.access", "asyncio"):
         logger = logging.getLogger(name)
         logger.addFilter(EscapeControls())
+        if name == "asyncio":  # accept() and transport errors: no traceback needed
+            logger.addFilter(OneLine())
         if name != "uvicorn.access":  # one line per request is the access log's job
             logger.addFilter(RateLimit())

@@ -87,23 +87,40 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
-def _protocol(settings: Settings) -> type[GuardedH11Protocol]:
+def _protocol(settings: Settings, max_connections: int) -> type[GuardedH11Protocol]:
     return type("ConfiguredH11Protocol", (GuardedH11Protocol,), {
         "header_timeout_s": float(settings.header_timeout_s),
-        "max_connections": settings.max_connections})
+        "max_connections": max_connections})
 
 
-def _raise_fd_limit(want: int) -> None:
-    """Lift the soft open-file limit towards the hard one so the connection cap binds first."""
+FD_RESERVE = 64  # descriptors kept for the database, log files and the listening socket
+# asyncio accepts up to this many connections per wake-up before any of them is seen (and
+# closed if over the cap), so twice this many descriptors are kept free for a burst
+ACCEPT_BURST = 128
+
+
+def _connection_cap(want: int) -> int:
+    """Lift the soft open-file limit towards the hard one so the connection cap binds before
+    accept() runs out of descriptors; where the hard limit is lower, lower the cap."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    headroom = FD_RESERVE + 2 * ACCEPT_BURST
+    target = want + headroom
+    if hard != resource.RLIM_INFINITY:
+        target = min(target, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft == resource.RLIM_INFINITY:
+        return want
+    cap = max(1, min(want, soft - headroom))
+    if cap < want:
+        log.warning("open-file limit %d allows %d connections, not %d", soft, cap, want)
+    return cap
 
 
 def _config(app: FastAPI, settings: Settings, *, log_level: str, access_log: bool,
             tls: tuple[Path, Path] | None) -> uvicorn.Config:
-    _raise_fd_limit(settings.max_connections + 256)
+    cap = _connection_cap(settings.max_connections)
     kw: dict[str, Any] = {}
     if tls is not None:
         cert, key = tls
@@ -117,7 +134,8 @@ def _config(app: FastAPI, settings: Settings, *, log_level: str, access_log: boo
                 from exc
         kw.update(ssl_certfile=str(cert), ssl_keyfile=str(key))
     return uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
-                          http=_protocol(settings), timeout_keep_alive=settings.keepalive_s,
+                          http=_protocol(settings, cap), timeout_keep_alive=settings.keepalive_s,
+                          backlog=ACCEPT_BURST,
                           **kw)
 
 
@@ -130,7 +148,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise LoyaltyError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
-    sock.listen(2048)
+    sock.listen(ACCEPT_BURST)
     return sock
 
 

@@ -187,3 +187,53 @@ class TestDataAtRest:
             store.close()
         finally:
             os.umask(old)
+
+
+class TestFileDescriptorLimit:
+    def test_connections_beyond_a_low_fd_limit_never_reach_accept_errors(
+            self, tmp_path: Path) -> None:
+        """A server process whose hard open-file limit is 1024 caps connections below it:
+        900 clients get closed connections, not accept() failures, the log stays short, and
+        it serves again as soon as they leave."""
+        import os
+        import resource
+        import subprocess
+        import sys
+        import time
+
+        from tests.conftest import REPO
+
+        def low_limit() -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pos_loyalty", "server", "--port", str(port), "--db",
+             f"sqlite:///{tmp_path / 'c.db'}"], env=env, preexec_fn=low_limit,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        url = f"http://127.0.0.1:{port}/v1/health"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(url, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, "server down"
+                time.sleep(0.2)
+            with ExitStack() as stack:
+                socks = [stack.enter_context(_connect(port)) for _ in range(900)]
+                over = [s for s in socks[704:] if _closed_by_server(s) == b""]
+                assert len(over) == 900 - 704
+            with httpx.Client(timeout=10) as client:
+                assert client.get(url).status_code == 200
+        finally:
+            proc.terminate()
+            _out, err = proc.communicate(timeout=20)
+        assert "Traceback" not in err and "Too many open files" not in err
+        assert "allows 704 connections" in err
+        assert len(err.splitlines()) < 60, err[-2000:]
