@@ -1,5 +1,10 @@
 """The central store: enrollment, authentication, ledger ingest, delta pull, reports.
 
+Ingest checks every pushed event with the pure rules of :mod:`pos_loyalty.server.checks`
+(what fails is stored held, not applied), answers repeated or changed ids as conflicts and
+flags reused or skipped sequence numbers; a balance is always the sum of the member's
+applied ledger rows (:meth:`CentralStore.integrity` checks it).
+
 One class over one SQLAlchemy engine (SQLite or PostgreSQL). HTTP routes and CLI commands are
 thin layers over it. SQLAlchemy errors are translated to :class:`StoreError` here.
 
