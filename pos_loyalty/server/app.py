@@ -1,12 +1,14 @@
 """The FastAPI application: routers, the body-size cap, and JSON errors with a reason.
 
-Every refusal is JSON ``{"error": ..., "reason": ...}``: 401/403 for credentials, 413 for a
-body over the cap, 422 for a body that does not validate, 503 if the database is down.
-Bad input never reaches a 5xx.
+Every refusal is JSON ``{"error": ..., "reason": ...}``: 401/403 for credentials, 408 for a
+body that does not arrive in time, 413 for a body over the cap, 422 for a body that does not
+validate, 429 for too many failed enrollments, 503 if the database is down. Bad input never
+reaches a 5xx.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -21,15 +23,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pos_loyalty import __version__
 from pos_loyalty.errors import AuthError, StoreError
-from pos_loyalty.server.central import CentralStore
+from pos_loyalty.server import logs
+from pos_loyalty.server.central import CentralStore, secure_sqlite_file
 from pos_loyalty.server.config import Settings
 from pos_loyalty.server.routes import enroll, health, ledger, sync
+from pos_loyalty.server.schemas import PushCreate
+from pos_loyalty.server.throttle import FailureThrottle
 
 log = logging.getLogger("pos_loyalty.server")
 
 _TITLES = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
-           405: "method not allowed", 413: "body too large", 422: "invalid request",
-           503: "unavailable"}
+           405: "method not allowed", 408: "request timeout", 413: "body too large",
+           422: "invalid request", 429: "too many requests", 503: "unavailable"}
 
 
 def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -38,11 +43,13 @@ def _error(status: int, reason: str, headers: dict[str, str] | None = None) -> J
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies over ``max_bytes`` by header or by counting chunks."""
+    """ASGI middleware: refuse bodies over ``max_bytes`` by header or by counting chunks,
+    and bodies whose next chunk takes longer than ``timeout_s`` to arrive (408)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,14 +64,22 @@ class BodyLimit:
                     await _error(413, f"body over {self.max_bytes} bytes")(scope, receive, send)
                     return
         seen = 0
+        complete = False
 
         async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # waiting for a disconnect after the body: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError as exc:
+                raise StarletteHTTPException(
+                    408, f"request body not received within {self.timeout_s:g} s") from exc
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise StarletteHTTPException(413, f"body over {self.max_bytes} bytes")
+                complete = not message.get("more_body", False)
             return message
 
         await self.app(scope, limited, send)
@@ -78,6 +93,24 @@ def _validation_reason(errors: Any) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def _complete_openapi(app: FastAPI) -> None:
+    """The push route parses its body itself (after the credential check), so FastAPI does
+    not see its model: add PushCreate and the models it refers to under components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = FastAPI.openapi(app)
+            schema = PushCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = doc.setdefault("components", {}).setdefault("schemas", {})
+            for name, sub in schema.pop("$defs", {}).items():
+                components.setdefault(name, sub)
+            components["PushCreate"] = schema
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, *, store: CentralStore | None = None,
                migrate: bool = True) -> FastAPI:
     """Build the app; migrates the central database first unless ``migrate`` is False."""
@@ -85,7 +118,9 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     if migrate:
         from pos_loyalty.migrations import upgrade_central
 
+        secure_sqlite_file(settings.db_url)
         upgrade_central(settings.db_url)
+    logs.install()
     own_store = store is None
     central = store or CentralStore(settings.db_url,
                                     future_tolerance_s=settings.future_tolerance_s)
@@ -99,9 +134,13 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     app = FastAPI(title="pos-loyalty central", version=__version__, lifespan=lifespan)
     app.state.store = central
     app.state.settings = settings
+    app.state.enroll_throttle = FailureThrottle(settings.enroll_failures,
+                                                settings.enroll_window_s)
     for module in (health, enroll, ledger, sync):
         app.include_router(module.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       timeout_s=settings.body_timeout_s)
+    _complete_openapi(app)
 
     @app.exception_handler(AuthError)
     async def on_auth(request: Request, exc: AuthError) -> JSONResponse:

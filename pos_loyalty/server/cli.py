@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from pos_loyalty.errors import ConfigError, LoyaltyError
-from pos_loyalty.server.central import CentralStore
+from pos_loyalty.server.central import CentralStore, secure_sqlite_file
 from pos_loyalty.server.config import Settings, default_central_url
+from pos_loyalty.server.logs import escape_controls
 
 DB_HELP = "Central database URL (default: POS_LOYALTY_DB_URL or a SQLite file in the data dir)."
 
@@ -35,6 +38,7 @@ def open_central(url: str | None) -> Iterator[CentralStore]:
 
     with cli_errors():
         db = url or default_central_url()
+        secure_sqlite_file(db)
         upgrade_central(db)
         store = CentralStore(db)
         try:
@@ -47,21 +51,36 @@ def db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--db", "db_url", default=None, metavar="URL", help=DB_HELP)(fn)
 
 
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--tls-cert", type=FILE, default=None,
+              help="PEM certificate (chain) to serve HTTPS with; needs --tls-key.")
+@click.option("--tls-key", type=FILE, default=None, help="PEM private key of --tls-cert.")
 @db_option
-def server(host: str, port: int, db_url: str | None) -> None:
-    """Run the central server (migrates the database first)."""
+def server(host: str, port: int, tls_cert: Path | None, tls_key: Path | None,
+           db_url: str | None) -> None:
+    """Run the central server (migrates the database first). See docs/tls.md."""
     from pos_loyalty.server.app import create_app
     from pos_loyalty.server.runner import serve_forever
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    os.umask(0o077)  # databases, WAL files and logs we create: owner only
+    tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
     with cli_errors():
         settings = Settings.from_env(db_url)
         app = create_app(settings)
-        click.echo(f"pos-loyalty central on http://{host}:{port} (OpenAPI at /openapi.json)",
-                   err=True)
-        serve_forever(app, host, port)
+        scheme = "https" if tls else "http"
+        click.echo(f"pos-loyalty central on {scheme}://{host}:{port} "
+                   "(OpenAPI at /openapi.json)", err=True)
+        if tls is None and host not in ("127.0.0.1", "::1", "localhost"):
+            click.echo("warning: plain HTTP on a network address; terminals will refuse it "
+                       "unless enrolled with --insecure (see docs/tls.md)", err=True)
+        serve_forever(app, host, port, tls=tls)
 
 
 @click.group()
@@ -159,6 +178,81 @@ def member_add(member_id: str, name: str, card_id: str | None, uid: str | None,
 
 
 @admin.group()
+def held() -> None:
+    """Events central stored but did not apply: list, release or reject them."""
+
+
+@held.command("list")
+@click.option("--store", "store_id", default=None, help="Only this store's events.")
+@db_option
+def held_list(store_id: str | None, db_url: str | None) -> None:
+    """List held events, oldest first, with why each is held."""
+    with open_central(db_url) as central, cli_errors():
+        rows = central.held(store_id)
+    click.echo(f"held events: {len(rows)}")
+    for r in rows:
+        click.echo(escape_controls(
+            f"{r.event_id}\t{r.received_at:%Y-%m-%d %H:%M}\tstore {r.store_id}\tterminal "
+            f"{r.terminal_id}\tmember {r.member_id}\t{r.kind} {r.points:+d}\t{r.reason}"))
+
+
+def _resolve(event_id: str, reason: str, db_url: str | None, *, release: bool) -> None:
+    with open_central(db_url) as central, cli_errors():
+        row = central.resolve_held(event_id, release=release, note=reason)
+    verb = "released: applied" if release else "rejected: never applied"
+    click.echo(f"event {event_id} {verb} ({row.kind} {row.points:+d} for member "
+               f"{row.member_id})")
+
+
+@held.command("release")
+@click.argument("event_id")
+@click.option("--reason", required=True, help="Why store IT lets it through (kept).")
+@db_option
+def held_release(event_id: str, reason: str, db_url: str | None) -> None:
+    """Apply a held event to its member's balance now."""
+    _resolve(event_id, reason, db_url, release=True)
+
+
+@held.command("reject")
+@click.argument("event_id")
+@click.option("--reason", required=True, help="Why store IT refuses it (kept).")
+@db_option
+def held_reject(event_id: str, reason: str, db_url: str | None) -> None:
+    """Mark a held event rejected; it stays in the ledger and never counts."""
+    _resolve(event_id, reason, db_url, release=False)
+
+
+@admin.group()
+def store() -> None:
+    """Stores: the limits central enforces on their terminals' events."""
+
+
+@store.command("policy")
+@click.argument("store_id")
+@click.option("--max-event-points", type=click.IntRange(0), default=None,
+              help="Points one event may move (default 100,000).")
+@click.option("--max-terminal-day-earn", type=click.IntRange(0), default=None,
+              help="Points one terminal may award per day, central's UTC day (1,000,000).")
+@click.option("--offline-member-cap", type=click.IntRange(0), default=None,
+              help="Overdraft one member may run up at one terminal (500).")
+@click.option("--offline-terminal-budget", type=click.IntRange(0), default=None,
+              help="Overdraft all members may run up at one terminal (5,000).")
+@click.option("--debit-other-stores/--no-debit-other-stores", default=None,
+              help="Allow redeeming here for members who only ever shopped elsewhere.")
+@db_option
+def store_policy(store_id: str, db_url: str | None, **changes: Any) -> None:
+    """Show a store's event limits, or change the ones given."""
+    with open_central(db_url) as central, cli_errors():
+        current = central.policy(store_id)
+        wanted = {k: v for k, v in changes.items() if v is not None}
+        if wanted:
+            current = replace(current, **wanted)
+            central.set_policy(store_id, current)
+    for key, value in asdict(current).items():
+        click.echo(f"{key} = {str(value).lower() if isinstance(value, bool) else value}")
+
+
+@admin.group()
 def card() -> None:
     """Cards: revoke a lost or stolen card."""
 
@@ -183,6 +277,23 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
 
 
+@report.command("integrity")
+@db_option
+def report_integrity(db_url: str | None) -> None:
+    """Check every balance equals the sum of its applied ledger rows; exit 1 if any differs."""
+    with open_central(db_url) as central, cli_errors():
+        bad = central.integrity()
+    if not bad:
+        click.echo("integrity: every balance equals the sum of its applied ledger rows")
+        return
+    for r in bad:
+        what = "no balance row" if r.balance is None else f"balance {r.balance}"
+        orphan = "" if r.member_exists else " (no such member)"
+        click.echo(escape_controls(
+            f"member {r.member_id}{orphan}: {what}, applied ledger sum {r.ledger_sum}"))
+    raise click.ClickException(f"integrity: {len(bad)} member(s) differ")
+
+
 @report.command("reconcile")
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -196,6 +307,7 @@ def report_reconcile(db_url: str | None, as_json: bool, include_resolved: bool) 
             "overdrafts": [{k: _jsonable(v) for k, v in asdict(o).items()}
                            for o in rep.overdrafts],
             "flagged": [{k: _jsonable(v) for k, v in asdict(f).items()} for f in rep.flagged],
+            "review": [{k: _jsonable(v) for k, v in asdict(r).items()} for r in rep.review],
         }
         click.echo(json.dumps(out, indent=2))
         return
@@ -210,3 +322,7 @@ def report_reconcile(db_url: str | None, as_json: bool, include_resolved: bool) 
         click.echo(f"  {f.flags}: event {f.event_id} terminal {f.terminal_id} member "
                    f"{f.member_id} terminal time {f.terminal_time:%Y-%m-%d %H:%M:%S} "
                    f"received {f.received_at:%Y-%m-%d %H:%M:%S}")
+    click.echo(f"for review: {len(rep.review)}")
+    for r in rep.review:
+        click.echo(escape_controls(f"  {r.kind}: event {r.event_id} terminal {r.terminal_id} "
+                                   f"store {r.store_id}: {r.detail}"))

@@ -34,18 +34,35 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class Settings:
-    """Limits and policies of the central server; every input size is bounded here."""
+    """Limits and policies of the central server; every input size and wait is bounded here.
+
+    ``header_timeout_s``: a connection must deliver a request's headers this soon after it
+    opens (or after its previous answer); ``body_timeout_s``: a body must arrive this soon;
+    ``max_connections``: connections beyond it are closed at once (the file-descriptor
+    limit is raised to fit it); ``enroll_failures``/``enroll_window_s``: wrong enrollment
+    codes one address may send per window before it gets 429.
+    """
 
     db_url: str = field(default_factory=default_central_url)
     max_body_bytes: int = 8 * 1024 * 1024
     max_pull_limit: int = 50_000
     future_tolerance_s: int = 300
+    header_timeout_s: int = 10
+    body_timeout_s: int = 30
+    keepalive_s: int = 5
+    max_connections: int = 1000
+    enroll_failures: int = 10
+    enroll_window_s: int = 60
 
     @classmethod
     def from_env(cls, db_url: str | None = None) -> Settings:
+        def env(name: str) -> int:
+            default: int = getattr(cls, name)
+            return _env_int(f"POS_LOYALTY_{name.upper()}", default)
+
         return cls(
             db_url=db_url or default_central_url(),
-            max_body_bytes=_env_int("POS_LOYALTY_MAX_BODY_BYTES", cls.max_body_bytes),
-            future_tolerance_s=_env_int("POS_LOYALTY_FUTURE_TOLERANCE_S",
-                                        cls.future_tolerance_s),
+            **{name: env(name) for name in (
+                "max_body_bytes", "future_tolerance_s", "header_timeout_s", "body_timeout_s",
+                "keepalive_s", "max_connections", "enroll_failures", "enroll_window_s")},
         )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from pos_loyalty.errors import AuthError
-from pos_loyalty.server.central import CentralStore, TerminalAuth
+from pos_loyalty.server.central import BAD_CREDENTIAL, CentralStore, TerminalAuth
 from pos_loyalty.server.config import Settings
 
 
@@ -29,12 +29,16 @@ def current_terminal(
     store: StoreDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> TerminalAuth:
-    """The terminal behind ``Authorization: Bearer <credential>``; 401/403 otherwise."""
+    """The terminal behind ``Authorization: Bearer <credential>``; 401/403 otherwise.
+
+    Every bad credential (missing, malformed, unknown, wrong secret) gets the same 401
+    reason, so the answer tells a prober nothing about which part was wrong.
+    """
     if authorization is None:
-        raise AuthError("missing terminal credential (Authorization: Bearer ...)")
+        raise AuthError(BAD_CREDENTIAL)
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError("Authorization must be 'Bearer <terminal credential>'")
+        raise AuthError(BAD_CREDENTIAL)
     return store.authenticate(token.strip())
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -57,6 +58,24 @@ class Terminal(CentralBase):
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     acked_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # highest terminal_seq stored: a later event above max_seq + 1 left a gap
+    max_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # points earned through this terminal on central's (UTC) day ``earn_day``
+    earn_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    earn_day_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class StorePolicy(CentralBase):
+    """Per-store limits central enforces on terminal events; no row = the server defaults."""
+
+    __tablename__ = "store_policies"
+
+    store_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    max_event_points: Mapped[int] = mapped_column(BigInteger)
+    max_terminal_day_earn: Mapped[int] = mapped_column(BigInteger)
+    offline_member_cap: Mapped[int] = mapped_column(BigInteger)
+    offline_terminal_budget: Mapped[int] = mapped_column(BigInteger)
+    debit_other_stores: Mapped[bool] = mapped_column(Boolean)
 
 
 class Member(CentralBase):
@@ -122,6 +141,10 @@ class LedgerEvent(CentralBase):
     __table_args__ = (
         PrimaryKeyConstraint("member_id", "event_id"),
         Index("ix_ledger_terminal_seq", "terminal_id", "terminal_seq"),
+        Index("ix_ledger_event_id", "event_id"),
+        # partial: only held and rejected rows are indexed, applied ones cost nothing here
+        Index("ix_ledger_unapplied", "status", postgresql_where=text("status <> 'applied'"),
+              sqlite_where=text("status <> 'applied'")),
     )
 
     member_id: Mapped[str] = mapped_column(String(64))
@@ -135,7 +158,13 @@ class LedgerEvent(CentralBase):
     terminal_time: Mapped[datetime] = mapped_column(DateTime)
     received_at: Mapped[datetime] = mapped_column(DateTime)
     offline: Mapped[bool] = mapped_column(Boolean, default=True)
-    flags: Mapped[str] = mapped_column(String(64), default="")  # e.g. "future"
+    flags: Mapped[str] = mapped_column(String(200), default="")  # e.g. "future,seq_gap"
+    # applied (counts in the balance), held (waits for store IT), rejected (never counts)
+    status: Mapped[str] = mapped_column(String(16), default="applied",
+                                        server_default="applied")
+    reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    review_note: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class Overdraft(CentralBase):
@@ -150,6 +179,22 @@ class Overdraft(CentralBase):
     store_id: Mapped[str] = mapped_column(String(64))
     points_short: Mapped[int] = mapped_column(BigInteger)
     balance_after: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReviewItem(CentralBase):
+    """Something store IT must look at that is not a ledger row of its own: a conflicting
+    event id (its content is kept in ``detail``), a reused or skipped ``terminal_seq``."""
+
+    __tablename__ = "review_items"
+
+    item_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # conflict / seq_reuse / seq_gap
+    terminal_id: Mapped[str] = mapped_column(String(64), index=True)
+    store_id: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(36))
+    detail: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     resolved: Mapped[bool] = mapped_column(Boolean, default=False)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import click
 
@@ -33,6 +35,29 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from exc
 
 
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses: plain HTTP never leaves the machine."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_server_url(url: str, *, insecure: bool) -> None:
+    """https:// anywhere; http:// only to this machine unless ``insecure``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.UsageError(
+            f"URL must start with https:// (or http:// to this machine), got {url!r}")
+    if parts.scheme == "http" and not insecure and not is_loopback(parts.hostname):
+        raise click.UsageError(
+            f"refusing plain HTTP to {parts.hostname}: the enrollment code and the terminal's "
+            "credential would travel in clear. Use https:// (see docs/tls.md), or pass "
+            "--insecure on a network you trust.")
+
+
 @click.command()
 @click.argument("url")
 @click.argument("code")
@@ -40,7 +65,13 @@ def _errors() -> Iterator[None]:
               help="Terminal database (default: POS_LOYALTY_TERMINAL_DB or the data dir).")
 @click.option("--bootstrap/--no-bootstrap", default=True, show_default=True,
               help="Pull members, cards, balances, tiers and programs right away.")
-def enroll(url: str, code: str, db_url: str | None, bootstrap: bool) -> None:
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="PEM CA certificate(s) to verify central's certificate with (default: "
+                   "POS_LOYALTY_CA_FILE, else the system's trust store).")
+@click.option("--insecure", is_flag=True,
+              help="Allow plain http:// to a host other than this machine.")
+def enroll(url: str, code: str, db_url: str | None, bootstrap: bool, ca_file: str | None,
+           insecure: bool) -> None:
     """Enroll this terminal with the central server at URL using a one-time CODE."""
     from rich.progress import (
         BarColumn,
@@ -54,14 +85,13 @@ def enroll(url: str, code: str, db_url: str | None, bootstrap: bool) -> None:
     from pos_loyalty.store.local import LocalStore
     from pos_loyalty.sync.client import SyncClient, run_sync
 
-    if not url.startswith(("http://", "https://")):
-        raise click.UsageError(f"URL must start with http:// or https://, got {url!r}")
+    check_server_url(url, insecure=insecure)
     with _errors():
         terminal_url = db_url or default_terminal_url()
         upgrade_terminal(terminal_url)
         store = LocalStore(terminal_url)
         try:
-            with SyncClient(url) as anon:
+            with SyncClient(url, ca_file=ca_file) as anon:
                 answer = anon.enroll(code)
             store.set_enrollment(server_url=url, terminal_id=str(answer["terminal_id"]),
                                  store_id=str(answer["store_id"]),
@@ -70,7 +100,7 @@ def enroll(url: str, code: str, db_url: str | None, bootstrap: bool) -> None:
                        f"{answer['store_id']}")
             if not bootstrap:
                 return
-            with SyncClient(url, str(answer["credential"])) as client, Progress(
+            with SyncClient(url, str(answer["credential"]), ca_file=ca_file) as client, Progress(
                 "[progress.description]{task.description}", BarColumn(),
                 MofNCompleteColumn(), TimeElapsedColumn(), transient=False,
             ) as bar:

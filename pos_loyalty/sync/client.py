@@ -9,6 +9,9 @@ holds as unacked can already be counted in the balances it pulls.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import ssl
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,14 +42,29 @@ def _parse_time(value: Any) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Certificates are always verified: against ``ca_file`` (or ``POS_LOYALTY_CA_FILE``)
+    when given, else against the system's trust store."""
+    ca = ca_file or os.environ.get("POS_LOYALTY_CA_FILE") or None
+    try:
+        return ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SyncError(f"cannot use CA file {ca}: {exc}") from exc
+
+
 class SyncClient:
-    """Calls to central's HTTP API for one terminal credential."""
+    """Calls to central's HTTP API for one terminal credential (TLS always verified)."""
 
     def __init__(self, base_url: str, credential: str | None = None, *,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, ca_file: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers,
+        verify = tls_context(ca_file) if self.base_url.startswith("https://") else True
+        # TCP_NODELAY: a push's headers and body are two writes; without it Nagle holds the
+        # body until central ACKs the headers, which a delayed ACK can stall for ~40 ms
+        transport = httpx.HTTPTransport(verify=verify, socket_options=[
+            (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
                                   timeout=httpx.Timeout(timeout, connect=5.0))
         self.last_offset_sample: int | None = None
 
@@ -67,6 +85,13 @@ class SyncClient:
         sent = utcnow()
         try:
             resp = self._http.request(method, path, **kw)
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__context__, ssl.SSLCertVerificationError) or \
+                    "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise SyncError(f"central at {self.base_url} presented a certificate this "
+                                f"terminal does not trust (give its CA with --ca-file): "
+                                f"{exc}") from exc
+            raise SyncError(f"central unreachable at {self.base_url}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise SyncError(f"central unreachable at {self.base_url}: {exc}") from exc
         received = utcnow()
@@ -89,6 +114,7 @@ class SyncClient:
         return body
 
     def enroll(self, code: str) -> dict[str, Any]:
+        """Exchange a one-time code; the credential comes back in the answer."""
         return self._call("POST", "/v1/enroll", json={"code": code})
 
     def push(self, events: list[PendingEvent], clock_offset_ms: int | None) -> dict[str, Any]:
@@ -121,6 +147,9 @@ class SyncReport:
     pushed: int = 0
     stored: int = 0
     duplicates: int = 0
+    held: int = 0  # stored by central but not applied until store IT releases them
+    conflicts: int = 0  # ids central already holds with other content (listed for review)
+    problems: list[str] = field(default_factory=list)  # "event <id>: <status>: <reason>"
     acked_seq: int = 0
     overdrafts: int = 0
     flagged: int = 0
@@ -159,12 +188,23 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
         if not all(isinstance(r, dict) for r in results):
             raise SyncError("central's push answer holds a non-object result")
         sent = {e.event_id for e in events}
-        acked = [r["event_id"] for r in results
-                 if r.get("event_id") in sent and r.get("status") in ("stored", "duplicate")]
+        # held and conflict are answers too: central has the event (or the review entry),
+        # so sending it again would change nothing
+        acked = [r["event_id"] for r in results if r.get("event_id") in sent
+                 and r.get("status") in ("stored", "duplicate", "held", "conflict")]
         store.mark_acked(acked)
         report.pushed += len(events)
         report.stored += sum(1 for r in results if r.get("status") == "stored")
         report.duplicates += sum(1 for r in results if r.get("status") == "duplicate")
+        for r in results:
+            if r.get("status") in ("held", "conflict"):
+                if r["status"] == "held":
+                    report.held += 1
+                else:
+                    report.conflicts += 1
+                if len(report.problems) < 100:
+                    report.problems.append(f"event {r.get('event_id')}: {r['status']}: "
+                                           f"{r.get('reason', '')}")
         report.flagged += sum(1 for r in results if r.get("flags"))
         report.overdrafts += int(answer.get("overdrafts", 0))
         report.acked_seq = int(answer.get("acked_seq", 0))

@@ -96,6 +96,9 @@ class SyncWorker:
                 report = SyncReport(ok=False, error=exc.reason)
             except LoyaltyError as exc:  # the local store refused: keep going, say why
                 report = SyncReport(ok=False, error=str(exc))
+            if report.held or report.conflicts:
+                log.warning("central held %d and answered %d conflicts: %s", report.held,
+                            report.conflicts, "; ".join(report.problems[:5]))
             self.last_report = report
             return report
 

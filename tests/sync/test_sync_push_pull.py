@@ -81,8 +81,9 @@ class TestPush:
         assert report.acked_seq == 8
 
     def test_acked_sequence_stops_at_a_gap(self, central: Central,
-                                           terminals: TerminalFactory) -> None:
-        """Events after a missing sequence number are stored, but acked_seq stays below the gap."""
+                                           terminals: TerminalFactory, member: str) -> None:
+        """Events after a missing sequence number are stored and the jump is flagged, but
+        acked_seq stays below the gap until the missing event arrives."""
         t = terminals()
         events = [{"event_id": f"e{seq}", "terminal_id": t.terminal_id, "terminal_seq": seq,
                    "member_id": "M1", "kind": "earn", "points": 1, "txn_ref": "x",
@@ -92,6 +93,8 @@ class TestPush:
         assert r.status_code == 200
         assert r.json()["acked_seq"] == 2
         assert [x["status"] for x in r.json()["results"]] == ["stored"] * 3
+        assert [x["flags"] for x in r.json()["results"]] == ["", "", "seq_gap"]
+        assert [i.kind for i in central.store.reconcile().review] == ["seq_gap"]
         events[2]["terminal_seq"] = 3
         events[2]["event_id"] = "e3"
         r = httpx.post(f"{t.server_url}/v1/ledger/push", json={"events": [events[2]]},

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
-from pos_loyalty.server.central import utcnow
+from pos_loyalty.server.central import aware, utcnow
+from pos_loyalty.server.schemas import HealthPublic
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/v1/health")
-def health() -> dict[str, Any]:
-    return {"status": "ok", "server_time": utcnow().isoformat()}
+@router.get("/v1/health", response_model=HealthPublic)
+async def health() -> HealthPublic:
+    """Answers on the event loop itself: busy worker threads cannot delay it."""
+    return HealthPublic(status="ok", server_time=aware(utcnow()))

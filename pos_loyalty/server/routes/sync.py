@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from pos_loyalty.server.central import parse_cursor
+from pos_loyalty.server.central import aware, parse_cursor
 from pos_loyalty.server.deps import SettingsDep, StoreDep, TerminalDep
 from pos_loyalty.server.schemas import ErrorPublic, HorizonPublic, PullPublic
 
@@ -26,7 +26,7 @@ async def horizon(auth: TerminalDep, store: StoreDep,
     """The bound for this pull round; with ``counts`` also how many rows lie below it."""
     until = await run_in_threadpool(store.horizon)
     n = await run_in_threadpool(store.counts, until) if counts else None
-    return HorizonPublic(until=until, counts=n, server_time=store.clock())
+    return HorizonPublic(until=until, counts=n, server_time=aware(store.clock()))
 
 
 @router.get("/v1/sync/pull", response_model=PullPublic, responses=_ERRORS)
@@ -46,6 +46,6 @@ async def pull(
                                    min(limit, settings.max_pull_limit))
     body = {"entity": page.entity, "columns": list(page.columns), "rows": page.rows,
             "after": page.after, "more": page.more, "until": page.until,
-            "server_time": store.clock().isoformat()}
+            "server_time": aware(store.clock()).isoformat()}
     # Pages can hold tens of thousands of rows: serialise directly, skip re-validation.
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
