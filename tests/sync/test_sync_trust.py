@@ -8,10 +8,14 @@ from datetime import datetime
 import pytest
 from sqlalchemy import update
 
+from pos_loyalty.rules import DEFAULT_PROGRAM
+from pos_loyalty.store.local import LocalStore
 from pos_loyalty.store.models import LedgerEvent
 from pos_loyalty.sync.client import SyncClient, SyncReport, run_sync
 from pos_loyalty.sync.worker import SyncWorker
+from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
+from tests.tillsales import ring_up
 
 NOW = datetime(2026, 3, 1, 12, 0)
 
@@ -19,6 +23,13 @@ NOW = datetime(2026, 3, 1, 12, 0)
 def sync(t: TerminalHandle) -> SyncReport:
     with SyncClient(t.server_url, t.credential) as client:
         return run_sync(t.local, client)
+
+
+def sell(local: LocalStore, *, card: str, total: int) -> None:
+    """One sale of ``total`` on ``card`` (1 pt per 1.00), made as the daemon makes it."""
+    service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: NOW)
+    reply = ring_up(service, card_id=card, pos_id="P", txn_id="T1", total=total)
+    assert reply["type"] == "points.awarded", reply
 
 
 class TestHeldAndConflict:
@@ -32,8 +43,10 @@ class TestHeldAndConflict:
         t.local.apply_pull("members", ("member_id", "display_name", "tier", "birthday",
                                        "status"), [["NEW1", "New", None, None, "active"]],
                            t.local.pull_cursors()["members"], NOW)
-        t.local.commit_sale(pos_id="P", txn_id="T1", member_id="NEW1", basket_total=500,
-                            discount_total=0, points=25, now=NOW)
+        t.local.apply_pull("cards", ("card_id", "member_id", "uid", "status"),
+                           [["CNEW", "NEW1", None, "active"]],
+                           t.local.pull_cursors()["cards"], NOW)
+        sell(t.local, card="CNEW", total=2500)
         report = sync(t)
         assert report.held == 1 and report.stored == 0
         assert report.problems == [f"event {t.local.ledger()[0].event_id}: held: "
@@ -53,11 +66,10 @@ class TestHeldAndConflict:
         central.store.add_member("M1", "Ann", card_id="C1")
         t = terminals()
         sync(t)
-        t.local.commit_sale(pos_id="P", txn_id="T1", member_id="M1", basket_total=500,
-                            discount_total=0, points=10, now=NOW)
+        sell(t.local, card="C1", total=1000)
         assert sync(t).stored == 1
-        with t.local.session() as s, s.begin():  # a restored backup, edited
-            s.execute(update(LedgerEvent).values(acked=False, points=9999))
+        with t.local.engine.begin() as conn:  # a restored backup, edited
+            conn.execute(update(LedgerEvent).values(acked=False, points=9999))
         worker = SyncWorker(t.local, t.server_url, t.credential, interval_s=60)
         try:
             with caplog.at_level(logging.WARNING, logger="pos_loyalty.sync"):
