@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pos_loyalty.errors import SyncError
-from pos_loyalty.rules import DEFAULT_PROGRAM
+from pos_loyalty.rules.program import DEFAULT_PROGRAM
 from pos_loyalty.server.app import create_app
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
@@ -128,8 +128,8 @@ class TestTls:
             cred = local.sync_identity().credential
             assert cred
             service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 3, 1))
-            sale = ring_up(service, card_id="C1", pos_id="P", txn_id="T1", total=700)
-            assert sale["type"] == "points.awarded" and sale["points"] == 7
+            sold = ring_up(service, card_id="C1", pos_id="P", txn_id="T1", total=700)
+            assert sold["type"] == "points.awarded" and sold["points"] == 7, sold
             with SyncClient(c.url, cred) as untrusting, pytest.raises(SyncError):
                 run_sync(local, untrusting)
             with SyncClient(c.url, cred, ca_file=str(c.pki.ca)) as client:

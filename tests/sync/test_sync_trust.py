@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import update
 
-from pos_loyalty.rules import DEFAULT_PROGRAM
+from pos_loyalty.rules.program import DEFAULT_PROGRAM
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.store.models import LedgerEvent
 from pos_loyalty.sync.client import SyncClient, SyncReport, run_sync
@@ -20,16 +20,16 @@ from tests.tillsales import ring_up
 NOW = datetime(2026, 3, 1, 12, 0)
 
 
+def sell(local: LocalStore, *, card_id: str, txn_id: str, total: int) -> None:
+    """One sale of ``total`` minor units, made as the daemon makes it (1 pt per 1.00)."""
+    service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: NOW)
+    reply = ring_up(service, card_id=card_id, pos_id="P", txn_id=txn_id, total=total)
+    assert reply["type"] == "points.awarded", reply
+
+
 def sync(t: TerminalHandle) -> SyncReport:
     with SyncClient(t.server_url, t.credential) as client:
         return run_sync(t.local, client)
-
-
-def sell(local: LocalStore, *, card: str, total: int) -> None:
-    """One sale of ``total`` on ``card`` (1 pt per 1.00), made as the daemon makes it."""
-    service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: NOW)
-    reply = ring_up(service, card_id=card, pos_id="P", txn_id="T1", total=total)
-    assert reply["type"] == "points.awarded", reply
 
 
 class TestHeldAndConflict:
@@ -40,13 +40,8 @@ class TestHeldAndConflict:
         t = terminals()
         sync(t)
         # a member this terminal has (signed up here while central lost it) but central not
-        t.local.apply_pull("members", ("member_id", "display_name", "tier", "birthday",
-                                       "status"), [["NEW1", "New", None, None, "active"]],
-                           t.local.pull_cursors()["members"], NOW)
-        t.local.apply_pull("cards", ("card_id", "member_id", "uid", "status"),
-                           [["CNEW", "NEW1", None, "active"]],
-                           t.local.pull_cursors()["cards"], NOW)
-        sell(t.local, card="CNEW", total=2500)
+        t.local.add_member("NEW1", "New", card_id="C-NEW1")
+        sell(t.local, card_id="C-NEW1", txn_id="T1", total=2500)  # 25 pts
         report = sync(t)
         assert report.held == 1 and report.stored == 0
         assert report.problems == [f"event {t.local.ledger()[0].event_id}: held: "
@@ -66,7 +61,7 @@ class TestHeldAndConflict:
         central.store.add_member("M1", "Ann", card_id="C1")
         t = terminals()
         sync(t)
-        sell(t.local, card="C1", total=1000)
+        sell(t.local, card_id="C1", txn_id="T1", total=1000)  # 10 pts
         assert sync(t).stored == 1
         with t.local.engine.begin() as conn:  # a restored backup, edited
             conn.execute(update(LedgerEvent).values(acked=False, points=9999))
