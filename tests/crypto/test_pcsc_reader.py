@@ -330,7 +330,8 @@ class TestTapEvents:
         (refused,) = self.run_taps(pcsc_setup, [classic])
         (member,) = self.run_taps(pcsc_setup, [classic], accept_legacy_uid=True)
         assert refused.kind == "refused" and "legacy" in (refused.reason or "")
-        assert (member.kind, member.card_id, member.verified) == ("member", "A1B2C3D4", False)
+        assert (member.kind, member.uid, member.card_id, member.verified) == (
+            "member", "A1B2C3D4", None, False)
 
     def test_ntag424_product_and_cloned_replay(self, pcsc_setup: VirtualPcscStack) -> None:
         """An NTAG 424 DNA tap is a verified product; its URL copied onto a static tag is
