@@ -23,7 +23,7 @@ from pos_loyalty import __version__
 from pos_loyalty.errors import AuthError, StoreError
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
-from pos_loyalty.server.routes import enroll, health, ledger, sync
+from pos_loyalty.server.routes import enroll, health, ledger, sun, sync
 
 log = logging.getLogger("pos_loyalty.server")
 
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     app = FastAPI(title="pos-loyalty central", version=__version__, lifespan=lifespan)
     app.state.store = central
     app.state.settings = settings
-    for module in (health, enroll, ledger, sync):
+    for module in (health, enroll, ledger, sync, sun):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 

@@ -55,6 +55,7 @@ from pos_loyalty.store.central_models import (
     Overdraft,
     Program,
     Store,
+    SunCounter,
     Terminal,
     Tier,
 )
@@ -144,6 +145,7 @@ ENTITIES: dict[str, EntitySpec] = {
     "tiers": EntitySpec(Tier, "tier_id", ("tier_id", "name", "body")),
     "programs": EntitySpec(Program, "program_id",
                            ("program_id", "store_id", "name", "body", "version")),
+    "sun_counters": EntitySpec(SunCounter, "uid", ("uid", "counter")),
 }
 
 

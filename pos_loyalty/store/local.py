@@ -37,6 +37,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from pos_loyalty.errors import StoreError
 from pos_loyalty.ids import uuid7
 from pos_loyalty.rules import LedgerEntry, MemberView, Quote
+from pos_loyalty.store import sun_counters
 from pos_loyalty.store.engine_state import decode_state, encode_state
 from pos_loyalty.store.models import (
     Base,
@@ -646,6 +647,8 @@ class LocalStore:
               "VALUES (?, ?, ?, ?, ?) ON CONFLICT(program_id) DO UPDATE SET "
               "store_id = excluded.store_id, name = excluded.name, body = excluded.body, "
               "version = excluded.version", [tuple(r) for r in rows])
+        elif entity == "sun_counters":
+            sun_counters.apply_pulled(conn, rows)
 
     def bulk_load_indexes(self, *, present: bool) -> None:
         """Drop (``present=False``) or restore the cards' secondary indexes.
@@ -820,4 +823,5 @@ _PULL_COLUMNS: dict[str, tuple[str, ...]] = {
     "balances": ("member_id", "balance"),
     "tiers": ("tier_id", "name", "body"),
     "programs": ("program_id", "store_id", "name", "body", "version"),
+    "sun_counters": sun_counters.PULL_COLUMNS,
 }

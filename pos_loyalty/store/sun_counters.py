@@ -20,9 +20,11 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from pos_loyalty.errors import StoreError
 
@@ -86,21 +88,36 @@ class StoreCounters:
             raise StoreError(f"cannot record SUN counter: {exc}") from exc
 
 
-def unpushed(conn: Connection, limit: int = MAX_PUSH) -> list[tuple[str, int]]:
+def unpushed(engine: Engine, limit: int = MAX_PUSH) -> list[tuple[str, int]]:
     """Counters central has not acknowledged yet, as (UID hex, counter)."""
-    rows = conn.exec_driver_sql(
-        "SELECT uid, counter FROM sun_counters WHERE pushed = 0 ORDER BY uid LIMIT ?",
-        (limit,)).all()
+    try:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT uid, counter FROM sun_counters WHERE pushed = 0 ORDER BY uid LIMIT ?",
+                (limit,)).all()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read SUN counters: {exc}") from exc
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
-def mark_pushed(conn: Connection, counters: Sequence[tuple[str, int]]) -> None:
+def mark_pushed(engine: Engine, counters: Sequence[tuple[str, int]]) -> None:
     """Central has these; a counter raised meanwhile stays queued."""
-    if counters:
-        conn.exec_driver_sql("UPDATE sun_counters SET pushed = 1 WHERE uid = ? AND counter = ?",
-                             list(counters))
+    if not counters:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE sun_counters SET pushed = 1 WHERE uid = ? AND counter = ?",
+                list(counters))
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot update SUN counters: {exc}") from exc
 
 
-def apply_pulled(conn: Connection, rows: Sequence[Sequence[object]]) -> None:
+def apply_pulled(conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
     """Merge counters pulled from central (the highest wins)."""
-    conn.exec_driver_sql(APPLY_PULLED_SQL, [(str(r[0]).upper(), int(str(r[1]))) for r in rows])
+    values = []
+    for uid, counter in rows:
+        if not isinstance(uid, str) or type(counter) is not int:
+            raise StoreError(f"central sent a malformed SUN counter: {uid!r}, {counter!r}")
+        values.append((uid.upper(), counter))
+    conn.exec_driver_sql(APPLY_PULLED_SQL, values)

@@ -15,7 +15,7 @@ from pos_loyalty.server.schemas import ErrorPublic, HorizonPublic, PullPublic
 
 router = APIRouter(tags=["sync"])
 
-Entity = Literal["members", "cards", "balances", "tiers", "programs"]
+Entity = Literal["members", "cards", "balances", "tiers", "programs", "sun_counters"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorPublic} for code in (401, 403, 422)}
 
