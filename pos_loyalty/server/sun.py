@@ -39,16 +39,16 @@ def record_counters(store: CentralStore, auth: TerminalAuth,
     now = store.clock()
 
     def tx(conn: Connection) -> int:
-        stamp = store._stamp(conn)
-        stmt = store._insert(SunCounter)
+        stamp = store._stamp(conn)  # on PostgreSQL an expression: one multi-row VALUES
+        rows = [{"uid": uid, "counter": n, "terminal_id": auth.terminal_id,
+                 "updated_at": now, "change_xid": stamp} for uid, n in sorted(highest.items())]
+        stmt = store._insert(SunCounter).values(rows)
         stmt = stmt.on_conflict_do_update(
             index_elements=[SunCounter.uid],
             set_={"counter": stmt.excluded.counter, "terminal_id": stmt.excluded.terminal_id,
                   "updated_at": stmt.excluded.updated_at,
                   "change_xid": stmt.excluded.change_xid},
             where=SunCounter.counter < stmt.excluded.counter)
-        rows = [{"uid": uid, "counter": n, "terminal_id": auth.terminal_id,
-                 "updated_at": now, "change_xid": stamp} for uid, n in sorted(highest.items())]
-        return int(conn.execute(stmt, rows).rowcount)
+        return int(conn.execute(stmt).rowcount)
 
     return store._write(tx)
