@@ -49,6 +49,6 @@ def record_counters(store: CentralStore, auth: TerminalAuth,
                   "updated_at": stmt.excluded.updated_at,
                   "change_xid": stmt.excluded.change_xid},
             where=SunCounter.counter < stmt.excluded.counter)
-        return int(conn.execute(stmt).rowcount)
+        return len(conn.execute(stmt.returning(SunCounter.uid)).all())  # the rows that rose
 
     return store._write(tx)
