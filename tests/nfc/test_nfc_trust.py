@@ -157,6 +157,16 @@ class TestNoImplicitTrust:
         assert proc.returncode == 2, proc.stderr
         assert "key 'cards.issuer_keys'" in proc.stderr and "Traceback" not in proc.stderr
 
+    @pytest.mark.parametrize("key", ["0011", "zz" * 32, "00" * 33])
+    def test_issuer_key_must_be_a_public_key(self, tmp_path: Path, key: str) -> None:
+        """An issuer key that is not 64 hex digits is a config error on its line."""
+        conf = tmp_path / "t.toml"
+        conf.write_text(f'[cards]\n\nissuer_keys = ["{key}"]\n')
+        with pytest.raises(ConfigError) as info:
+            load_config(conf)
+        assert (info.value.key, info.value.line) == ("cards.issuer_keys", 3)
+        assert "64 hex digits" in str(info.value)
+
     def test_daemon_itself_refuses_without_keys(self, tmp_path: Path,
                                                 rig: tuple[TagEmulator, PtyBridge]) -> None:
         """The daemon class checks too: code that builds its own config cannot skip it."""
