@@ -35,7 +35,7 @@ def _diff(url: str, metadata: object) -> list[object]:
 class TestCentralMigrations:
     def test_migrated_schema_matches_the_models(self, central_url: str) -> None:
         """After upgrade the database has exactly the tables and columns the models declare."""
-        assert current_revision(central_url) == "c0002"
+        assert current_revision(central_url) == "c0003"
         assert _diff(central_url, CentralBase.metadata) == []
 
     def test_upgrade_is_idempotent_and_keeps_data(self, central_url: str) -> None:
@@ -55,7 +55,7 @@ class TestCentralMigrations:
         out = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade",
                               "--central", url], capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr
-        assert "c0002" in out.stdout
+        assert "c0003" in out.stdout
         bad = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade",
                               "--central", "nosuchdb://x"], capture_output=True, text=True,
                              env=env)
@@ -68,7 +68,7 @@ class TestTerminalMigrations:
         """A new terminal database migrated from nothing equals the local models."""
         url = f"sqlite:///{tmp_path / 't.db'}"
         upgrade_terminal(url)
-        assert current_revision(url) == "t0003"
+        assert current_revision(url) == "t0006"
         assert _diff(url, Base.metadata) == []
 
     def test_store_made_by_create_all_is_adopted(self, tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ class TestTerminalMigrations:
         url = f"sqlite:///{tmp_path / 't.db'}"
         LocalStore(url).close()
         upgrade_terminal(url)
-        assert current_revision(url) == "t0003"
+        assert current_revision(url) == "t0006"
         assert _diff(url, Base.metadata) == []
 
     def test_baseline_store_gains_sync_columns_and_keeps_its_rows(self, tmp_path: Path) -> None:
@@ -121,4 +121,4 @@ class TestTerminalMigrations:
         out = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade", flag, url],
                              capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr
-        assert "t0003" in out.stdout
+        assert "t0006" in out.stdout
