@@ -106,3 +106,8 @@ class Catalogs:
                             merged = loaded
             self._cache[code] = merged
         return self._cache[code]
+
+
+def N_(message: str) -> str:
+    """Mark a message for the catalog where it is defined; it is translated where shown."""
+    return message

@@ -23,7 +23,7 @@ from pos_loyalty.server.console.accounts import ConsoleAccounts, Principal, Sess
 from pos_loyalty.server.throttle import FailureThrottle
 from pos_loyalty.web import LOCALE_DIR as WEB_LOCALE
 from pos_loyalty.web import csrf
-from pos_loyalty.web.i18n import Catalogs
+from pos_loyalty.web.i18n import N_, Catalogs
 from pos_loyalty.web.pages import Pages
 
 HERE = Path(__file__).resolve().parent
@@ -199,10 +199,10 @@ def error_page(request: Request, status: int, message: str) -> Response:
     console = console_of(request)
     pages = console.pages
     language = pages.language(request)
-    titles = {400: "Sorry, there is a problem with the form",
-              403: "You cannot do this", 404: "Page not found",
-              405: "Page not found", 413: "The file is too big"}
-    title = pages.gettext(language, titles.get(status, "Sorry, there is a problem"))
+    titles = {400: N_("Sorry, there is a problem with the form"),
+              403: N_("You cannot do this"), 404: N_("Page not found"),
+              405: N_("Page not found"), 413: N_("The file is too big")}
+    title = pages.gettext(language, titles.get(status, N_("Sorry, there is a problem")))
     session = console.accounts.session(request.cookies.get(COOKIE))
     secret = session.csrf_secret if session else ""
     return pages.response(request, "console/error.html", {

@@ -8,10 +8,11 @@ from fastapi.responses import HTMLResponse, Response
 from pos_loyalty.errors import StoreError
 from pos_loyalty.server.console.web import PREFIX, PageError, PostedDep, ViewDep, redirect
 from pos_loyalty.web.forms import FormErrors
+from pos_loyalty.web.i18n import N_
 
 router = APIRouter(prefix=PREFIX)
-NOTICES = {"released": "The event is released and counts in the balance.",
-           "rejected": "The event is rejected. It stays in the ledger and never counts."}
+NOTICES = {"released": N_("The event is released and counts in the balance."),
+           "rejected": N_("The event is rejected. It stays in the ledger and never counts.")}
 
 
 def _held_page(view: ViewDep, *, errors: FormErrors | None = None, failed: str = "",

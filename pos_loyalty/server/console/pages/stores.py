@@ -11,11 +11,12 @@ from fastapi.responses import HTMLResponse, Response
 
 from pos_loyalty.server.console.web import PREFIX, PageError, PostedDep, ViewDep, redirect
 from pos_loyalty.web.forms import FormErrors
+from pos_loyalty.web.i18n import N_
 
 router = APIRouter(prefix=PREFIX)
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STALE = timedelta(minutes=15)  # no contact for this long: the terminal is flagged
-NOTICES = {"revoked": "The terminal is revoked. Its next request will be refused."}
+NOTICES = {"revoked": N_("The terminal is revoked. Its next request will be refused.")}
 
 
 def _terminals(view: ViewDep) -> list[dict[str, Any]]:

@@ -8,11 +8,12 @@ from fastapi.responses import HTMLResponse, Response
 from pos_loyalty.server.console.accounts import ROLES, AccountError
 from pos_loyalty.server.console.web import PREFIX, PostedDep, ViewDep, redirect
 from pos_loyalty.web.forms import FormErrors
+from pos_loyalty.web.i18n import N_
 
 router = APIRouter(prefix=PREFIX)
-NOTICES = {"added": "The user is added. Give them their password in person.",
-           "disabled": "The user is disabled and signed out.",
-           "enabled": "The user can sign in again."}
+NOTICES = {"added": N_("The user is added. Give them their password in person."),
+           "disabled": N_("The user is disabled and signed out."),
+           "enabled": N_("The user can sign in again.")}
 
 
 def _users_page(view: ViewDep, *, errors: FormErrors | None = None,
