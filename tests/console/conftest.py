@@ -27,6 +27,7 @@ class ConsoleClient:
     """A browser-less console user: cookies kept, forms posted with the page's token."""
 
     http: httpx.Client
+    accounts: ConsoleAccounts
 
     def sign_in(self, username: str, password: str = PASSWORD) -> httpx.Response:
         page = self.http.get("/console/login")
@@ -40,6 +41,15 @@ class ConsoleClient:
         html = self.http.get(page).text
         token = form_tokens(html)[action]
         return self.http.post(action, data={"csrf_token": token, **data})
+
+    def token_for(self, action: str) -> str:
+        """This session's valid token for ``action``, as if a page had offered that form
+        (to show that a right the user lacks is refused even with a good token)."""
+        from pos_loyalty.web import csrf
+
+        session = self.accounts.session(self.http.cookies.get("pl_console"))
+        assert session is not None
+        return csrf.token(session.csrf_secret, action)
 
 
 @pytest.fixture
@@ -60,13 +70,14 @@ def users(accounts: ConsoleAccounts) -> UserFactory:
 
 
 @pytest.fixture
-def client(central: Central) -> Iterator[Callable[[], ConsoleClient]]:
+def client(central: Central,
+           accounts: ConsoleAccounts) -> Iterator[Callable[[], ConsoleClient]]:
     made: list[httpx.Client] = []
 
     def make() -> ConsoleClient:
         http = httpx.Client(base_url=central.url, timeout=30)
         made.append(http)
-        return ConsoleClient(http)
+        return ConsoleClient(http, accounts)
 
     yield make
     for http in made:
