@@ -385,9 +385,9 @@ def user_list(db_url: str | None) -> None:
         rows = ConsoleAccounts(central.engine, central.clock).users()
     click.echo("USER\tROLE\tSTATUS\tSTORES\tNAME")
     for r in rows:
-        click.echo(escape_controls(
-            f"{r.username}\t{r.role}\t{'active' if r.active else 'disabled'}\t"
-            f"{','.join(r.stores) or '-'}\t{r.display_name}"))
+        click.echo(f"{r.username}\t{r.role}\t{'active' if r.active else 'disabled'}\t"
+                   f"{escape_controls(','.join(r.stores)) or '-'}\t"
+                   f"{escape_controls(r.display_name)}")
 
 
 @user.command("disable")
