@@ -100,6 +100,8 @@ class TestAdmin:
         a terminal with it over the real API: the store page then shows it enrolled."""
         ctx = browser.new_context(viewport=DESKTOP)
         page = ctx.new_page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         _sign_in(page, live, "ada")
         assert "Ada (administrator)" in page.inner_text("header")
         page.click("text=Stores and terminals")
@@ -121,6 +123,9 @@ class TestAdmin:
         # on a phone the navigation wraps; no part of the page needs a wide screen
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"] + 1
+        # the stylesheet was loaded, and nothing was asked of any other site
+        assert f"{live.url}/static/web/web.css" in requested
+        assert [u for u in requested if not u.startswith(live.url + "/")] == []
         ctx.close()
 
     def test_form_without_its_csrf_token_is_refused(self, browser: Any, live: Live) -> None:

@@ -11,7 +11,7 @@ import httpx
 from pos_loyalty.ids import uuid7
 from pos_loyalty.server.console.accounts import ConsoleAccounts, Principal
 from tests.conftest import Central, TerminalFactory
-from tests.console.conftest import ConsoleClient, UserFactory, form_tokens
+from tests.console.conftest import PASSWORD, ConsoleClient, UserFactory, form_tokens
 
 Clients = Callable[[], ConsoleClient]
 
@@ -64,6 +64,22 @@ class TestSignIn:
         assert "There is a problem" in r.text
         assert '<a href="#username">The user name or password is not right</a>' in r.text
         assert 'value="ada"' in r.text and "pl_console=" not in r.headers.get("set-cookie", "")
+
+    def test_sign_in_returns_only_to_a_console_page(self, users: UserFactory,
+                                                    client: Clients) -> None:
+        """`next` pointing at another site is ignored (no open redirect); a console path is
+        followed."""
+        users("ada")
+        c = client()
+        for wanted, landed in (("https://evil.example/", "/console/"),
+                               ("//evil.example/x", "/console/"),
+                               ("/console/held", "/console/held")):
+            page = c.http.get("/console/login", params={"next": wanted})
+            token = form_tokens(page.text)["/console/login"]
+            r = c.http.post("/console/login", data={
+                "csrf_token": token, "username": "ada", "password": PASSWORD,
+                "next": wanted})
+            assert r.headers["location"] == landed
 
     def test_sign_out_ends_the_session(self, users: UserFactory, client: Clients) -> None:
         """After signing out, the old cookie opens nothing."""
