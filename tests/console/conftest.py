@@ -13,7 +13,7 @@ from pos_loyalty.server.console.accounts import ConsoleAccounts
 from tests.conftest import Central
 
 PASSWORD = "a long enough passphrase"
-TOKEN = re.compile(r'<form class="[^"]*" action="([^"]+)" method="post" novalidate>\s*'
+TOKEN = re.compile(r'<form class="[^"]*" action="([^"]+)" method="post" novalidate[^>]*>\s*'
                    r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">')
 
 

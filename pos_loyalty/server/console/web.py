@@ -31,7 +31,8 @@ COOKIE = "pl_console"
 PRE_COOKIE = "pl_console_pre"  # CSRF secret of the sign-in form, before any session
 PREFIX = "/console"
 MAX_FIELDS = 200
-MAX_UPLOAD = 1024 * 1024  # a program file; larger uploads are refused with a message
+MAX_FILES = 2  # a program and a sales file
+MAX_UPLOAD = 4 * 1024 * 1024  # a program or sales file
 
 
 class Console:
@@ -89,10 +90,12 @@ async def read_fields(request: Request) -> Fields:
     if request.method != "POST":
         return out
     try:
-        async with request.form(max_files=1, max_fields=MAX_FIELDS) as form:
+        async with request.form(max_files=MAX_FILES, max_fields=MAX_FIELDS) as form:
             for name, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     data = await value.read(MAX_UPLOAD + 1)
+                    if len(data) > MAX_UPLOAD:
+                        raise PageError(413, f"A file may be at most {MAX_UPLOAD} bytes.")
                     if data:
                         out.files[name] = data
                 else:
