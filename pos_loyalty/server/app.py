@@ -27,8 +27,11 @@ from pos_loyalty.errors import AuthError, StoreError
 from pos_loyalty.server import logs
 from pos_loyalty.server.central import CentralStore, secure_sqlite_file
 from pos_loyalty.server.config import Settings
-from pos_loyalty.server.routes import enroll, health, ledger, sync
+from pos_loyalty.server.health import router as health
+from pos_loyalty.server.ledger import router as ledger
 from pos_loyalty.server.schemas import PushCreate
+from pos_loyalty.server.sync import router as sync
+from pos_loyalty.server.terminals import router as enroll
 from pos_loyalty.server.throttle import FailureThrottle
 
 log = logging.getLogger("pos_loyalty.server")

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from pos_loyalty.errors import AuthError
-from pos_loyalty.server.central import BAD_CREDENTIAL, CentralStore, TerminalAuth
+from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
+from pos_loyalty.server.terminals.queries import BAD_CREDENTIAL, TerminalAuth
 
 
 def get_store(request: Request) -> CentralStore:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from pos_loyalty.errors import StoreError
 from pos_loyalty.store.models import Base, LedgerEvent, TerminalState
 from pos_loyalty.store.sqlite import read, write
+from pos_loyalty.sync.entities import PULL_ENTITIES
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,7 @@ class PendingEvent:
     offline: bool
 
 
-_PULL_COLUMNS: dict[str, tuple[str, ...]] = {
-    "members": ("member_id", "display_name", "tier", "birthday", "status"),
-    "cards": ("card_id", "member_id", "uid", "status"),
-    "balances": ("member_id", "balance"),
-    "tiers": ("tier_id", "name", "body"),
-    "programs": ("program_id", "store_id", "name", "body", "version"),
-}
+_PULL_COLUMNS: dict[str, tuple[str, ...]] = {e.name: e.columns for e in PULL_ENTITIES}
 
 
 class SyncOutbox:

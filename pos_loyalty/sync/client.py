@@ -22,9 +22,9 @@ import httpx
 
 from pos_loyalty.errors import SyncError
 from pos_loyalty.store.local import LocalStore, PendingEvent
+from pos_loyalty.sync.entities import NAMES as ENTITIES
 from pos_loyalty.sync.policy import offset_sample_ms, smooth_offset_ms
 
-ENTITIES = ("members", "cards", "balances", "tiers", "programs")
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 Progress = Callable[[str, int, int], None]  # (entity, rows done, rows total)

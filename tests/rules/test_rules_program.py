@@ -15,6 +15,8 @@ from pos_loyalty.rules import (
     load_program,
     parse_program,
 )
+from pos_loyalty.rules.kinds.discount import Discount
+from pos_loyalty.rules.kinds.earn import Earn
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "programs"
 
@@ -41,8 +43,9 @@ class TestDefaults:
 
     def test_default_program_and_old_constructor(self) -> None:
         """Program(points_per_unit=2) is still a 2-points-per-1.00 program."""
-        assert DEFAULT_PROGRAM.active_rules[0].points == 1
-        assert Program(points_per_unit=2).active_rules[0].points == 2
+        for prog, points in ((DEFAULT_PROGRAM, 1), (Program(points_per_unit=2), 2)):
+            rule = prog.active_rules[0]
+            assert isinstance(rule, Earn) and rule.points == points
 
 
 def error_of(text: str) -> ConfigError:
@@ -118,8 +121,8 @@ class TestErrors:
         """Percentages carry at most two decimals (basis points)."""
         err = error_of('[[rule]]\nkind = "discount"\npercent = 10.125\n')
         assert err.key == "rule[0].percent"
-        assert program('[[rule]]\nkind = "discount"\npercent = 12.5\n'
-                       ).active_rules[0].percent_bp == 1250
+        rule = program('[[rule]]\nkind = "discount"\npercent = 12.5\n').active_rules[0]
+        assert isinstance(rule, Discount) and rule.percent_bp == 1250
 
     def test_odds_add_up(self) -> None:
         """Prizes whose odds sum above 1 are refused."""

@@ -19,13 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from pos_loyalty.errors import SyncError
+from pos_loyalty.rules.program import DEFAULT_PROGRAM
 from pos_loyalty.server.app import create_app
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
 from pos_loyalty.server.runner import ServerThread
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.client import SyncClient, run_sync
+from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO
+from tests.tillsales import ring_up
 
 SQLITE_ONLY = pytest.mark.parametrize("central_url", ["sqlite"], indirect=True)
 
@@ -124,8 +127,9 @@ class TestTls:
         try:
             cred = local.sync_identity().credential
             assert cred
-            local.commit_sale(pos_id="P", txn_id="T1", member_id="M1", basket_total=100,
-                              discount_total=0, points=7, now=datetime(2026, 3, 1))
+            service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 3, 1))
+            sold = ring_up(service, card_id="C1", pos_id="P", txn_id="T1", total=700)
+            assert sold["type"] == "points.awarded" and sold["points"] == 7, sold
             with SyncClient(c.url, cred) as untrusting, pytest.raises(SyncError):
                 run_sync(local, untrusting)
             with SyncClient(c.url, cred, ca_file=str(c.pki.ca)) as client:

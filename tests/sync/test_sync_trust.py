@@ -8,12 +8,23 @@ from datetime import datetime
 import pytest
 from sqlalchemy import update
 
+from pos_loyalty.rules.program import DEFAULT_PROGRAM
+from pos_loyalty.store.local import LocalStore
 from pos_loyalty.store.models import LedgerEvent
 from pos_loyalty.sync.client import SyncClient, SyncReport, run_sync
 from pos_loyalty.sync.worker import SyncWorker
+from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
+from tests.tillsales import ring_up
 
 NOW = datetime(2026, 3, 1, 12, 0)
+
+
+def sell(local: LocalStore, *, card_id: str, txn_id: str, total: int) -> None:
+    """One sale of ``total`` minor units, made as the daemon makes it (1 pt per 1.00)."""
+    service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: NOW)
+    reply = ring_up(service, card_id=card_id, pos_id="P", txn_id=txn_id, total=total)
+    assert reply["type"] == "points.awarded", reply
 
 
 def sync(t: TerminalHandle) -> SyncReport:
@@ -29,11 +40,8 @@ class TestHeldAndConflict:
         t = terminals()
         sync(t)
         # a member this terminal has (signed up here while central lost it) but central not
-        t.local.apply_pull("members", ("member_id", "display_name", "tier", "birthday",
-                                       "status"), [["NEW1", "New", None, None, "active"]],
-                           t.local.pull_cursors()["members"], NOW)
-        t.local.commit_sale(pos_id="P", txn_id="T1", member_id="NEW1", basket_total=500,
-                            discount_total=0, points=25, now=NOW)
+        t.local.add_member("NEW1", "New", card_id="C-NEW1")
+        sell(t.local, card_id="C-NEW1", txn_id="T1", total=2500)  # 25 pts
         report = sync(t)
         assert report.held == 1 and report.stored == 0
         assert report.problems == [f"event {t.local.ledger()[0].event_id}: held: "
@@ -53,11 +61,10 @@ class TestHeldAndConflict:
         central.store.add_member("M1", "Ann", card_id="C1")
         t = terminals()
         sync(t)
-        t.local.commit_sale(pos_id="P", txn_id="T1", member_id="M1", basket_total=500,
-                            discount_total=0, points=10, now=NOW)
+        sell(t.local, card_id="C1", txn_id="T1", total=1000)  # 10 pts
         assert sync(t).stored == 1
-        with t.local.session() as s, s.begin():  # a restored backup, edited
-            s.execute(update(LedgerEvent).values(acked=False, points=9999))
+        with t.local.engine.begin() as conn:  # a restored backup, edited
+            conn.execute(update(LedgerEvent).values(acked=False, points=9999))
         worker = SyncWorker(t.local, t.server_url, t.credential, interval_s=60)
         try:
             with caplog.at_level(logging.WARNING, logger="pos_loyalty.sync"):

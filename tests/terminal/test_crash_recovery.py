@@ -104,8 +104,9 @@ class TestKillNineDuringSales:
         conf = tmp_path / "terminal.toml"
         conf.write_text("[sync]\ninterval_s = 0.5\n")
         rng = random.Random(20261123)
-        baskets = [[{"sku": f"SKU-{i}", "qty": 1 + i % 3, "unit_price": 150 + 37 * i,
-                     "category": "misc"}] for i in range(SALES)]
+        baskets: list[list[dict[str, Any]]] = [
+            [{"sku": f"SKU-{i}", "qty": 1 + i % 3, "unit_price": 150 + 37 * i,
+              "category": "misc"}] for i in range(SALES)]
         with TagEmulator() as rf, PtyBridge() as bridge:
             daemon = DaemonProcess(["--config", str(conf), "--serial", bridge.terminal_path,
                                     "--reader", f"udp:127.0.0.1:{rf.port}",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.errors import AuthError
-from pos_loyalty.server.central import aware
+from pos_loyalty.server.db import aware
 from pos_loyalty.server.deps import StoreDep
 from pos_loyalty.server.schemas import EnrollCreate, EnrollPublic, ErrorPublic
 from pos_loyalty.server.throttle import FailureThrottle

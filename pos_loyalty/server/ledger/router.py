@@ -9,8 +9,9 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from pos_loyalty.server.central import EventIn, aware
+from pos_loyalty.server.db import aware
 from pos_loyalty.server.deps import StoreDep, TerminalDep
+from pos_loyalty.server.ledger.queries import EventIn
 from pos_loyalty.server.schemas import (
     ErrorPublic,
     PushCreate,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pos_loyalty.server.central import aware, utcnow
+from pos_loyalty.server.db import aware, utcnow
 from pos_loyalty.server.schemas import HealthPublic
 
 router = APIRouter(tags=["health"])

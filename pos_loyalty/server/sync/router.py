@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from pos_loyalty.server.central import aware, parse_cursor
+from pos_loyalty.server.db import aware
 from pos_loyalty.server.deps import SettingsDep, StoreDep, TerminalDep
 from pos_loyalty.server.schemas import ErrorPublic, HorizonPublic, PullPublic
+from pos_loyalty.server.sync.queries import ENTITIES, parse_cursor
 
 router = APIRouter(tags=["sync"])
 
-Entity = Literal["members", "cards", "balances", "tiers", "programs"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorPublic} for code in (401, 403, 422)}
 
@@ -32,12 +32,14 @@ async def horizon(auth: TerminalDep, store: StoreDep,
 @router.get("/v1/sync/pull", response_model=PullPublic, responses=_ERRORS)
 async def pull(
     auth: TerminalDep, store: StoreDep, settings: SettingsDep,
-    entity: Entity,
+    entity: Annotated[str, Query(max_length=40, json_schema_extra={"enum": list(ENTITIES)})],
     until: Annotated[int, Query(ge=0, le=2**62)],
     after: Annotated[str, Query(max_length=100)] = "",
     limit: Annotated[int, Query(ge=1, le=50_000)] = 5000,
 ) -> Response:
     """Rows changed after ``after`` and stamped below ``until``, oldest first."""
+    if entity not in ENTITIES:
+        raise HTTPException(422, f"entity: must be one of {', '.join(ENTITIES)}")
     try:
         parse_cursor(after)
     except ValueError as exc:

@@ -1,0 +1,1 @@
+"""The ledger: push with checks, balances, central adjustments."""

@@ -1,0 +1,1 @@
+"""Held events, integrity and reconciliation for store IT."""

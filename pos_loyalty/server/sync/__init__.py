@@ -1,0 +1,1 @@
+"""Delta pull for terminals."""

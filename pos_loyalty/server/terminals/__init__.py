@@ -1,0 +1,1 @@
+"""Terminals of the stores: enrollment, credentials, health."""
