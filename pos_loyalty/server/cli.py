@@ -368,7 +368,7 @@ def user_add(username: str, role: str, stores: tuple[str, ...], display_name: st
 
     password = _read_password(password_stdin)
     with open_central(db_url) as central, cli_errors():
-        made = ConsoleAccounts(central.engine, central.clock).add_user(
+        made = ConsoleAccounts(central).add_user(
             username, password, role, actor=_cli_actor(), stores=stores,
             display_name=display_name)
     where = f" for {', '.join(made.stores)}" if made.stores else ""
@@ -382,7 +382,7 @@ def user_list(db_url: str | None) -> None:
     from pos_loyalty.server.console.accounts import ConsoleAccounts
 
     with open_central(db_url) as central, cli_errors():
-        rows = ConsoleAccounts(central.engine, central.clock).users()
+        rows = ConsoleAccounts(central).users()
     click.echo("USER\tROLE\tSTATUS\tSTORES\tNAME")
     for r in rows:
         click.echo(f"{r.username}\t{r.role}\t{'active' if r.active else 'disabled'}\t"
@@ -398,7 +398,7 @@ def user_disable(username: str, db_url: str | None) -> None:
     from pos_loyalty.server.console.accounts import ConsoleAccounts
 
     with open_central(db_url) as central, cli_errors():
-        ConsoleAccounts(central.engine, central.clock).set_active(username, False,
+        ConsoleAccounts(central).set_active(username, False,
                                                                   actor=_cli_actor())
     click.echo(f"user {username} disabled")
 
@@ -414,6 +414,6 @@ def user_password(username: str, password_stdin: bool, db_url: str | None) -> No
 
     password = _read_password(password_stdin)
     with open_central(db_url) as central, cli_errors():
-        ConsoleAccounts(central.engine, central.clock).set_password(username, password,
+        ConsoleAccounts(central).set_password(username, password,
                                                                     actor=_cli_actor())
     click.echo(f"password of {username} changed")

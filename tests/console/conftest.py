@@ -54,7 +54,7 @@ class ConsoleClient:
 
 @pytest.fixture
 def accounts(central: Central) -> ConsoleAccounts:
-    return ConsoleAccounts(central.store.engine, central.store.clock)
+    return ConsoleAccounts(central.store)
 
 
 UserFactory = Callable[..., str]

@@ -32,7 +32,7 @@ class Clock:
 @pytest.fixture
 def clocked(central: Central) -> tuple[ConsoleAccounts, Clock]:
     clock = Clock()
-    return ConsoleAccounts(central.store.engine, clock), clock
+    return ConsoleAccounts(central.store, clock=clock), clock
 
 
 class TestUsers:

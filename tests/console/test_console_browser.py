@@ -68,7 +68,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
     url = f"sqlite:///{tmp_path / 'central.db'}"
     upgrade_central(url)
     store = CentralStore(url)
-    accounts = ConsoleAccounts(store.engine, store.clock)
+    accounts = ConsoleAccounts(store)
     accounts.add_user("ada", PASSWORD, "admin", actor="test", display_name="Ada")
     accounts.add_user("mia", PASSWORD, "manager", actor="test", stores=["S-A"])
     app = create_app(Settings(db_url=url), store=store, migrate=False)

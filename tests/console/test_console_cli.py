@@ -20,7 +20,7 @@ def _run(db: str, *args: str, stdin: str | None = None) -> tuple[int, str]:
 
 def _accounts(db: str) -> tuple[CentralStore, ConsoleAccounts]:
     store = CentralStore(db)
-    return store, ConsoleAccounts(store.engine, store.clock)
+    return store, ConsoleAccounts(store)
 
 
 class TestUserCommands:

@@ -14,18 +14,18 @@ import hashlib
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection, delete, insert, select, update
 
-from pos_loyalty.errors import LoyaltyError, StoreError
+from pos_loyalty.errors import LoyaltyError
 from pos_loyalty.ids import uuid7
 from pos_loyalty.server.console import passwords
+from pos_loyalty.server.db import Database
 from pos_loyalty.store.central_models import (
     AuditEntry,
     ConsoleSession,
@@ -125,28 +125,18 @@ def _json(value: Any) -> str:
 
 
 class ConsoleAccounts:
-    """Users, sessions and the audit log, on the central database's engine."""
+    """Users, sessions and the audit log, on the central database."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
-        self.engine = engine
-        self.clock = clock
+    def __init__(self, db: Database, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.db = db
+        self.engine = db.engine
+        self.clock = clock or db.clock
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(f"central database error: {exc}") from exc
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self.db.read()
 
     def _write(self, fn: Callable[[Connection], T]) -> T:
-        try:
-            with self.engine.begin() as conn:
-                return fn(conn)
-        except IntegrityError as exc:
-            raise StoreError(f"refused by the database: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise StoreError(f"central database error: {exc}") from exc
+        return self.db.write(fn)
 
     # -- audit ------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ class Console:
     def __init__(self, store: CentralStore, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self.accounts = ConsoleAccounts(store.engine, store.clock)
+        self.accounts = ConsoleAccounts(store)
         self.pages = Pages([HERE / "templates"], Catalogs([HERE / "locale", WEB_LOCALE]),
                            globals={"home_url": f"{PREFIX}/"})
         self.login_throttle = FailureThrottle(settings.enroll_failures, settings.enroll_window_s)
