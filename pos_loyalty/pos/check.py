@@ -7,7 +7,6 @@ hello. Each check maps to a rule of docs/pos-protocol.md and ends PASS, FAIL or 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import serial
 
 from pos_loyalty.errors import RemoteProtocolError, SerialLinkError
+from pos_loyalty.pos import jsontext
 from pos_loyalty.pos.codec import (
     NEED_DATA,
     Frame,
@@ -96,8 +96,8 @@ def _kind(kind: str, seq: int | None = None) -> Callable[[Frame], bool]:
 
 def _nak_code(frame: Frame) -> str:
     try:
-        doc = json.loads(frame.payload)
-    except ValueError:
+        doc = jsontext.loads(frame.payload)
+    except jsontext.JsonTextError:
         return "?"
     return str(doc.get("code", "?")) if isinstance(doc, dict) else "?"
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pos_loyalty.errors import LocalProtocolError
+from pos_loyalty.pos import jsontext
 from pos_loyalty.pos.codec import (
     MAX_PAYLOAD,
     NEED_DATA,
@@ -98,9 +99,9 @@ class Hello:
     def from_payload(cls, payload: bytes) -> Hello:
         """Parse and check a hello payload; ValueError with a NAK reason if invalid."""
         try:
-            doc = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"hello payload is not JSON: {exc}") from exc
+            doc = jsontext.loads(payload)
+        except jsontext.JsonTextError as exc:
+            raise ValueError(f"hello payload: {exc}") from exc
         if not isinstance(doc, dict):
             raise ValueError("hello payload must be a JSON object")
         versions = doc.get("versions")
@@ -253,8 +254,8 @@ def _nak_payload(code: str, reason: str | None) -> bytes:
 def _parse_nak(payload: bytes) -> tuple[str, str]:
     """(code, reason) of a NAK payload; tolerant, since a NAK is advice only."""
     try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = jsontext.loads(payload)
+    except jsontext.JsonTextError:
         return "", payload.decode("ascii", "replace")[:MAX_REASON]
     if not isinstance(doc, dict):
         return "", ""

@@ -17,11 +17,18 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 from pos_loyalty.errors import LocalProtocolError, RemoteProtocolError
+from pos_loyalty.pos import jsontext
 
 Role = Literal["terminal", "till"]
 MAX_ID_LEN: Final = 64
 MAX_TEXT_LEN: Final = 500
 MAX_LINES: Final = 200
+MAX_INT: Final = 2**53 - 1
+"""Any integer field: what every JSON parser holds exactly."""
+MAX_QTY: Final = 10_000
+MAX_UNIT_PRICE: Final = 10**9
+"""10,000,000.00 in a two-decimal currency; 200 lines x MAX_QTY x this fits in 64 bits."""
+MAX_POINTS: Final = 10**9
 
 Check = Callable[[Any, str], None]
 
@@ -60,12 +67,15 @@ def _opt(inner: Check) -> Check:
     return check
 
 
-def _int(minimum: int | None = None) -> Check:
+def _int(minimum: int = -MAX_INT, maximum: int = MAX_INT) -> Check:
+    """An integer within [minimum, maximum]: a value the store and the rules can add up."""
     def check(v: Any, path: str) -> None:
         if not _is_int(v):
             _fail(path, f"must be an integer, not {type(v).__name__}")
-        elif minimum is not None and v < minimum:
+        elif v < minimum:
             _fail(path, f"must be at least {minimum}")
+        elif v > maximum:
+            _fail(path, f"must be at most {maximum}")
     return check
 
 
@@ -124,9 +134,10 @@ _TXN: Final[dict[str, Check]] = {"pos_id": _ident(), "txn_id": _ident()}
 
 QUOTE_LINE: Final = _obj({"program": _str(), "kind": _one_of("discount", "points", "redeem"),
                           "value": _int(), "text": _str()})
-BASKET_LINE: Final = _obj({"sku": _ident(), "qty": _int(1), "unit_price": _int(0),
+BASKET_LINE: Final = _obj({"sku": _ident(), "qty": _int(1, MAX_QTY),
+                           "unit_price": _int(0, MAX_UNIT_PRICE),
                            "category": _str(MAX_ID_LEN)})
-REFUND_LINE: Final = _obj({"sku": _ident(), "qty": _int(1)})
+REFUND_LINE: Final = _obj({"sku": _ident(), "qty": _int(1, MAX_QTY)})
 
 # (required fields, optional fields) per message type, per sending side.
 _Spec = tuple[dict[str, Check], dict[str, Check]]
@@ -160,8 +171,9 @@ TERMINAL_MESSAGES: Final[dict[str, _Spec]] = {
 """Messages the terminal sends to the till."""
 
 TILL_MESSAGES: Final[dict[str, _Spec]] = {
-    "basket.update": ({**_TXN, "lines": _list(BASKET_LINE)}, {}),
-    "redeem.request": ({**_TXN, "points": _int(1)}, {}),
+    "basket.update": ({**_TXN, "lines": _list(BASKET_LINE)},
+                      {"member_id": _opt(_ident())}),
+    "redeem.request": ({**_TXN, "points": _int(0, MAX_POINTS)}, {}),
     "txn.commit": ({**_TXN}, {}),
     "txn.void": ({**_TXN}, {}),
     "refund": ({**_TXN, "refund_id": _ident(), "lines": _list(REFUND_LINE, nonempty=True)}, {}),
@@ -230,18 +242,12 @@ def encode_message(message: Mapping[str, Any], sender: Role) -> bytes:
         raise LocalProtocolError(f"message cannot be encoded as JSON: {exc}") from exc
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def decode_message(payload: bytes, sender: Role) -> dict[str, Any]:
     """Parse and validate a D-frame payload from ``sender``; RemoteProtocolError if bad."""
     try:
-        doc = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
-    except UnicodeDecodeError as exc:
-        raise RemoteProtocolError(f"payload is not UTF-8: {exc.reason}") from exc
-    except (ValueError, RecursionError) as exc:
-        raise RemoteProtocolError(f"payload is not JSON: {exc}") from exc
+        doc = jsontext.loads(payload)
+    except jsontext.JsonTextError as exc:
+        raise RemoteProtocolError(f"payload is {exc}") from exc
     return check_message(doc, sender)
 
 

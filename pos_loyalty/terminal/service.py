@@ -36,7 +36,7 @@ from pos_loyalty.rules import (
 from pos_loyalty.store import LocalStore, MemberRecord
 from pos_loyalty.sync.policy import OfflinePolicy
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
-from pos_loyalty.terminal.session import OpenTxn, TillSession
+from pos_loyalty.terminal.session import AT_TILL, Binding, OpenTxn, Refused, TillSession
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +57,6 @@ def error_message(code: str, text: str, msg: Message | None = None) -> Message:
             if isinstance(msg.get(key), str):
                 reply[key] = msg[key]
     return reply
-
-
-class _Refused(LoyaltyError):
-    """A request the loyalty rules turn down; its text goes to the cashier."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code = code
 
 
 class TerminalService:
@@ -108,7 +100,16 @@ class TerminalService:
     # -- taps ------------------------------------------------------------------------------
 
     def on_tap(self, tap: TapEvent) -> Message:
-        """The message the till gets for this tap."""
+        """The message the till gets for this tap (logged at INFO unless a member: the
+        member's own line is logged where they are identified)."""
+        reply = self._answer_tap(tap)
+        if reply["type"] == "card.refused":
+            log.info("tap: card %s refused: %s", tap.card_id or tap.uid, reply["reason"])
+        elif reply["type"] == "member.unknown":
+            log.info("tap: card %s unknown: %s", reply["card_id"], reply["reason"])
+        return reply
+
+    def _answer_tap(self, tap: TapEvent) -> Message:
         if tap.kind == "refused":
             return {"type": "card.refused", "uid": tap.uid,
                     "reason": tap.reason or "card not accepted"}
@@ -127,7 +128,9 @@ class TerminalService:
         if member.card_status != "active":
             return {"type": "card.refused", "uid": tap.uid,
                     "reason": f"card {member.card_id} is {member.card_status}"}
-        self.session.identify(member)
+        tapped = self.session.identify(member.member_id, member.display_name, member.balance)
+        log.info("tap: card %s -> member %s, balance %d", member.card_id, tapped,
+                 member.balance)
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
         return {
             "type": "member.identified", "card_id": member.card_id,
@@ -173,7 +176,7 @@ class TerminalService:
                                  "handled by this terminal", msg)
         try:
             return handler(msg)
-        except _Refused as exc:
+        except Refused as exc:
             return error_message(exc.code, str(exc), msg)
         except RulesError as exc:
             return error_message("bad_basket", str(exc), msg)
@@ -195,13 +198,17 @@ class TerminalService:
 
     def _refuse_if_committed(self, pos_id: str, txn_id: str) -> None:
         if self.store.find_sale(pos_id, txn_id) is not None:
-            raise _Refused("committed", f"transaction {txn_id} is already committed; "
+            raise Refused("committed", f"transaction {txn_id} is already committed; "
                            "start a new transaction or use refund")
 
     def _quote_txn(self, txn: OpenTxn, view: MemberView, now: datetime) -> Quote:
         assert txn.basket is not None
         basket = replace(txn.basket, redeem_points=txn.redeem_points)
-        return quote(view, basket, now, self.program)
+        got = quote(view, basket, now, self.program)
+        if txn.member is None:  # nobody earns: quote no points rather than award none
+            got = replace(got, lines=tuple(ln for ln in got.lines if ln.kind != "points"),
+                          perks=(), points_liability=0)
+        return got
 
     def _on_basket(self, msg: Message) -> Message:
         pos_id, txn_id = msg["pos_id"], msg["txn_id"]
@@ -211,11 +218,15 @@ class TerminalService:
                        unit_price=int(line["unit_price"]), category=str(line.get("category", "")))
             for line in msg["lines"]
         ))
+        binding: Binding = msg.get("member_id", AT_TILL)
         txn = self.session.open_txn(pos_id, txn_id)
+        self.session.bind(txn, binding)
         txn.basket = basket
         now = self.clock()
         view = self._view(txn)  # loaded per quote: the balance may have moved since the tap
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
+        log.info("quote %s/%s for %s: %s", pos_id, txn_id, txn.member or "no member",
+                 txn.quote.summary)
         return self._quote_message(txn)
 
     def _open(self, msg: Message, what: str) -> OpenTxn:
@@ -223,23 +234,30 @@ class TerminalService:
         self._refuse_if_committed(pos_id, txn_id)
         txn = self.session.find(pos_id, txn_id)
         if txn is None or txn.basket is None:
-            raise _Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
+            raise Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
                            f"send basket.update before {what}")
         return txn
 
     def _on_redeem(self, msg: Message) -> Message:
         txn = self._open(msg, "redeeming points")
         requested = int(msg["points"])
-        if txn.member is None:
-            raise _Refused("refused", "no member card on this sale: tap the card before "
-                           "redeeming points")
+        self.session.check_member(txn)
         now = self.clock()
+        if requested == 0:  # the till cancels the redemption
+            view = self._view(txn)
+            txn.redeem_points = 0
+            txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
+            log.info("redemption cancelled on %s/%s", txn.pos_id, txn.txn_id)
+            return self._quote_message(txn)
+        if txn.member is None:
+            raise Refused("refused", "no member card on this sale: tap the card before "
+                           "redeeming points")
         view = self._view(txn)
         assert txn.basket is not None
         plain = quote(view, replace(txn.basket, redeem_points=0), now, self.program)
         decision = decide_redemption(view, self._payable(plain), requested, self.program)
         if decision.points <= 0:
-            raise _Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
+            raise Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
         self._check_offline(view.member_id, decision.points, now)
         txn.redeem_points = requested
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
@@ -249,7 +267,7 @@ class TerminalService:
         """An enrolled terminal redeems unconfirmed points only within the offline policy."""
         verdict = self.store.offline_redemption(member_id, points, now, self.offline_policy)
         if verdict is not None and not verdict.allowed:
-            raise _Refused("refused", f"cannot redeem {points} pts here now: {verdict.reason}")
+            raise Refused("refused", f"cannot redeem {points} pts here now: {verdict.reason}")
 
     def _payable(self, plain: Quote) -> int:
         """What is left to pay after discounts, as the engine's redemption sees it."""
@@ -285,10 +303,11 @@ class TerminalService:
         txn = self.session.find(pos_id, txn_id)
         if txn is None or txn.quote is None or txn.quoted_at is None:
             if self.session.find_voided(pos_id, txn_id) is not None:
-                raise _Refused("unknown_txn", f"transaction {txn_id} was voided; send its "
+                raise Refused("unknown_txn", f"transaction {txn_id} was voided; send its "
                                "basket again to sell it")
-            raise _Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
+            raise Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
                            "send basket.update first")
+        self.session.check_member(txn)
         sale = txn.quote
         now = self.clock()
         view = self._view(txn)
@@ -296,7 +315,7 @@ class TerminalService:
             fresh = self._quote_txn(txn, view, txn.quoted_at)
             if fresh.till_fields() != sale.till_fields():
                 txn.view = None
-                raise _Refused("refused", "the member's points changed since the quote; "
+                raise Refused("refused", "the member's points changed since the quote; "
                                "send the basket again and check the new total")
             sale = fresh
         if sale.redeem_points and txn.member is not None:  # pending points may have moved
@@ -311,6 +330,8 @@ class TerminalService:
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
                 entries=change.entries, member_after=change.after)
         self.session.close(pos_id, txn_id)
+        log.info("commit %s/%s: %+d pts to %s, balance %s", pos_id, txn_id, result.points,
+                 txn.member or "no member", result.balance_after if txn.member else "-")
         return self._awarded(pos_id, txn_id, result.member_id, result.points,
                              result.balance_after, result.repeated)
 
@@ -320,6 +341,7 @@ class TerminalService:
             return error_message("committed", f"transaction {txn_id} is committed; "
                                  "use refund to reverse it", msg)
         voided = self.session.void(pos_id, txn_id)
+        log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
         return {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
                 "state": "voided" if voided is not None else "unknown", "points": 0,
                 "balance_after": voided.balance if voided is not None else None}
@@ -333,11 +355,11 @@ class TerminalService:
         stored = self.store.sale_record(pos_id, txn_id)
         if stored is None:
             if self.session.find(pos_id, txn_id) is not None:
-                raise _Refused("unknown_txn", f"transaction {txn_id} is not committed; "
+                raise Refused("unknown_txn", f"transaction {txn_id} is not committed; "
                                "void it instead of refunding")
-            raise _Refused("unknown_txn", f"no committed sale {txn_id} from {pos_id} here")
+            raise Refused("unknown_txn", f"no committed sale {txn_id} from {pos_id} here")
         if stored.quote is None:
-            raise _Refused("refused", f"sale {txn_id} was recorded without its quote; its "
+            raise Refused("refused", f"sale {txn_id} was recorded without its quote; its "
                            "points cannot be reversed here")
         sale = Quote.from_dict(stored.quote)
         returned = [ReturnLine(str(line["sku"]), int(line["qty"])) for line in msg["lines"]]
@@ -355,7 +377,7 @@ class TerminalService:
                             ref=f"{pos_id}/{txn_id}/refund/{refund_id}",
                             already_returned=stored.returned)
         except RulesError as exc:
-            raise _Refused("refused", str(exc)) from exc
+            raise Refused("refused", str(exc)) from exc
         change = apply_refund(view, result)
         record = self.store.record_refund(
             pos_id=pos_id, txn_id=txn_id, refund_id=refund_id, member_id=stored.member_id,
@@ -367,6 +389,8 @@ class TerminalService:
                     "stamps": dict(result.stamps)})
         reply = self._awarded(pos_id, txn_id, record.member_id, record.points,
                               record.balance_after, record.repeated)
+        log.info("refund %s/%s/%s: %+d pts to %s", pos_id, txn_id, refund_id, record.points,
+                 record.member_id or "no member")
         if result.deducted:  # money kept back for points already spent (extra field)
             reply["deducted"] = result.deducted
         return reply

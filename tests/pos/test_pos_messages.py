@@ -24,6 +24,7 @@ ident = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_si
 text = st.text(max_size=80)
 money = st.integers(-10**9, 10**9)
 count = st.integers(1, 10**6)
+qty = st.integers(1, 10_000)
 opt_ident = st.none() | ident
 txn = {"pos_id": ident, "txn_id": ident}
 
@@ -53,13 +54,14 @@ TERMINAL = dict([
 ])
 TILL = dict([
     msg("basket.update", **txn, lines=st.lists(st.fixed_dictionaries({
-        "sku": ident, "qty": count, "unit_price": st.integers(0, 10**9),
+        "sku": ident, "qty": qty, "unit_price": st.integers(0, 10**9),
         "category": st.text(max_size=64)}), max_size=5)),
-    msg("redeem.request", **txn, points=count),
+    msg("basket.update", **txn, member_id=opt_ident, lines=st.just([])),
+    msg("redeem.request", **txn, points=st.integers(0, 10**9)),
     msg("txn.commit", **txn),
     msg("txn.void", **txn),
     msg("refund", **txn, refund_id=ident, lines=st.lists(
-        st.fixed_dictionaries({"sku": ident, "qty": count}), min_size=1, max_size=5)),
+        st.fixed_dictionaries({"sku": ident, "qty": qty}), min_size=1, max_size=5)),
     msg("txn.status", **txn),
     msg("error", code=st.text(min_size=1, max_size=64), message=text, pos_id=ident),
 ])
@@ -119,8 +121,18 @@ class TestInvalid:
         (b'{"type":"txn.commit","pos_id":7,"txn_id":"T"}', "'pos_id' must be a string, not int"),
         (b'{"type":"redeem.request","pos_id":"P","txn_id":"T","points":true}',
          "'points' must be an integer, not bool"),
-        (b'{"type":"redeem.request","pos_id":"P","txn_id":"T","points":0}',
-         "'points' must be at least 1"),
+        (b'{"type":"redeem.request","pos_id":"P","txn_id":"T","points":-1}',
+         "'points' must be at least 0"),
+        (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":[{"sku":"A","qty":1,'
+         b'"unit_price":10000000000000000000,"category":"x"}]}',
+         "'lines[0].unit_price' must be at most 1000000000"),
+        (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":[{"sku":"A",'
+         b'"qty":10001,"unit_price":1,"category":"x"}]}', "'lines[0].qty' must be at most"),
+        (b'{"type":"basket.update","pos_id":"P","txn_id":"T","member_id":"","lines":[]}',
+         "'member_id' must not be empty"),
+        (b'{"type":"txn.status","pos_id":"P","txn_id":"T","x":' + b"[" * 1020 + b"]" * 1020
+         + b"}", "nested deeper than 8 levels"),
+        (b"[" * 1020, "nested deeper than 8 levels"),
         (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":[{"sku":"A","qty":1,'
          b'"unit_price":1.5,"category":"x"}]}', "'lines[0].unit_price' must be an integer"),
         (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":{}}',
