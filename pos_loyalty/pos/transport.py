@@ -79,6 +79,7 @@ class SerialEndpoint:
         self._port: serial.SerialBase | None = None
         self._thread: threading.Thread | None = None
         self._reported_up = False
+        self._beat = time.monotonic()
         self.reopen_count = 0
 
     # -- public surface ------------------------------------------------------------------
@@ -94,6 +95,15 @@ class SerialEndpoint:
         """The hello the peer sent last (its id, role, max payload)."""
         with self._lock:
             return self._link.peer
+
+    @property
+    def alive(self) -> bool:
+        """The reader thread runs (it ends only on close() or on a fault, logged)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the reader thread last went round its loop (for a watchdog)."""
+        return time.monotonic() - self._beat
 
     @property
     def stats(self) -> LinkStats:
@@ -192,6 +202,7 @@ class SerialEndpoint:
     def _reopen(self) -> None:
         delay, longest = REOPEN_BACKOFF
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             if self._stop.wait(delay):
                 return
             try:
@@ -214,7 +225,16 @@ class SerialEndpoint:
     # -- the reader thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            # A fault in our own link code, not the port: the thread ends, and the daemon,
+            # which watches it, stops pinging the watchdog and exits non-zero.
+            log.exception("%s: serial link thread failed", self.url)
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             port = self._port
             if port is None:
                 self._reopen()

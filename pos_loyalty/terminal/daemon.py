@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.errors import (
@@ -41,6 +44,7 @@ EXPIRY_INTERVAL_S = 24 * 3600.0
 EXPIRY_BATCH = 50  # members per step: a tap never waits behind more than a few ms of it
 
 HEALTHY_WITHIN_S = 10.0  # a loop silent for longer is hung: stop pinging the watchdog
+NO_TILL_AFTER_S = 10.0  # say so when no till has said hello this long after start
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class TerminalDaemon:
         upgrade_terminal(config.resolved_db_url)  # an older store gets the newest schema
         self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
         identity = self.store.sync_identity()
+        # enrolled: the id central assigned; before enrollment, the configured one
+        self.terminal_id = identity.terminal_id if identity.credential else config.terminal_id
         self.sync: SyncWorker | None = None
         if identity.server_url and identity.credential:  # enrolled with a central server
             self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
@@ -109,8 +115,13 @@ class TerminalDaemon:
         self.tap_timings: deque[TapTiming] = deque(maxlen=100_000)
         self.endpoint = SerialEndpoint(
             config.serial_port, self._from_till, role="terminal", baudrate=config.baudrate,
-            peer_id=config.terminal_id,
+            peer_id=self.terminal_id, on_link_state=self._till_link,
         )
+        self._till_since: float | None = None  # when the link went down (or we started)
+        self.fault: str | None = None
+        """Why the daemon stopped on its own (a loop died, the worker failed); None after
+        a requested stop. ``pos-loyalty run`` exits non-zero when it is set."""
+        self._stop_requested = False
         self.reader = Reader(config.reader_path, trust=card_trust(config),
                              debounce_s=config.debounce_s)
         self._reader_thread = threading.Thread(
@@ -131,11 +142,26 @@ class TerminalDaemon:
             self.reader.run(self._from_reader, self._stop)
         except ReaderError as exc:
             log.error("NFC reader stopped: %s", exc)
+        except Exception:
+            log.exception("NFC reader loop failed")
+
+    def _till_link(self, up: bool) -> None:
+        """Serial thread: the till said hello, or went away."""
+        if up:
+            peer = self.endpoint.peer
+            log.info("till connected on %s (%s)", self.endpoint.url,
+                     peer.id if peer is not None and peer.id else "no id")
+            self._till_since = None
+        else:
+            if not self._stop.is_set():
+                log.warning("till on %s disconnected", self.endpoint.url)
+            self._till_since = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Open the till link and start reading; raises SerialLinkError/ReaderError early."""
+        self._till_since = time.monotonic()
         self.endpoint.start()
         self._reader_thread.start()
         if self.sync is not None:
@@ -143,15 +169,29 @@ class TerminalDaemon:
         notify("READY=1")  # systemd (Type=notify); nothing happens outside systemd
         self.watchdog.start()
 
+    def dead_loop(self) -> str | None:
+        """The name of a loop whose thread has ended, or None while all of them run."""
+        if not self._reader_thread.is_alive():
+            return "NFC reader"
+        if not self.endpoint.alive:
+            return "serial link"
+        if self.sync is not None and not self.sync.running:
+            return "sync"
+        return None
+
     def healthy(self) -> bool:
-        """Every loop still makes progress: what the systemd watchdog pings depend on."""
+        """Every loop is alive and going round: what the systemd watchdog pings depend on."""
         return (
-            self._reader_thread.is_alive()
+            self.fault is None
+            and self.dead_loop() is None
             and self.reader.heartbeat_age() < HEALTHY_WITHIN_S
+            and self.endpoint.heartbeat_age() < HEALTHY_WITHIN_S
             and time.monotonic() - self._worker_beat < HEALTHY_WITHIN_S
         )
 
     def stop(self) -> None:
+        """Ask run() to finish (a signal, a test); a stop asked for is not a fault."""
+        self._stop_requested = True
         self._stop.set()
         self._work.put(None)
 
@@ -165,6 +205,12 @@ class TerminalDaemon:
         try:
             while not self._stop.is_set():
                 self._worker_beat = time.monotonic()
+                dead = self.dead_loop()
+                if dead is not None and not self._stop.is_set():
+                    self.fault = f"the {dead} loop stopped"
+                    log.critical("%s: exiting so that the service is restarted", self.fault)
+                    break
+                self._say_if_no_till()
                 if self._worker_beat >= next_expiry:
                     self._plan_expiry()
                     next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
@@ -179,8 +225,18 @@ class TerminalDaemon:
                     continue
                 if item is None:
                     break
-                self._handle(item)
+                try:
+                    self._handle(item)
+                except Exception:  # the reply is answered or logged; keep serving
+                    log.exception("fault after answering a %s",
+                                  "tap" if isinstance(item, _Tap) else "till request")
+        except BaseException as exc:
+            self.fault = f"the terminal worker failed: {exc!r}"
+            log.critical("%s", self.fault, exc_info=True)
+            raise
         finally:
+            if self.fault is None and not self._stop_requested:
+                self.fault = "the terminal worker stopped"
             self._stop.set()
             self.watchdog.stop()
             if self.sync is not None:
@@ -206,14 +262,44 @@ class TerminalDaemon:
         except (StoreError, RulesError) as exc:
             log.error("points expiry failed for %s..: %s", batch[0], exc)
 
+    def _say_if_no_till(self) -> None:
+        since = self._till_since
+        if since is not None and time.monotonic() - since >= NO_TILL_AFTER_S:
+            self._till_since = None  # once per wait
+            log.warning("no till on %s yet: check the cable and the till's serial settings "
+                        "(%d baud 8N1)", self.endpoint.url, self.endpoint.baudrate)
+
+    def _answer_tap(self, tap: TapEvent) -> dict[str, Any]:
+        try:
+            return self.service.on_tap(tap)
+        except Exception:  # a fault on our side: the cashier can tap again, we serve on
+            log.exception("tap of %s failed", tap.card_id or tap.uid)
+            return {"type": "card.refused", "uid": tap.uid,
+                    "reason": "the terminal failed reading this card: please tap again"}
+
+    def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The reply to one till request, whatever goes wrong while making it.
+
+        The service answers the faults it expects (store errors, refusals); anything else is
+        logged with its traceback and answered ``store`` (a database error the store did not
+        translate) or ``internal``, and the next request is served as usual.
+        """
+        try:
+            return self.service.on_message(message)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            log.exception("store fault on %s: %s", message.get("type"), exc)
+            return error_message("store", "the loyalty store is unavailable; sale not "
+                                 "recorded for points, please retry", message)
+        except Exception:
+            log.exception("fault while answering %s", message.get("type"))
+            return error_message("internal", "the terminal could not answer this request "
+                                 "(logged there); please retry", message)
+
     def _handle(self, item: _Tap | _TillMessage) -> None:
         if isinstance(item, _Tap):
-            reply = self.service.on_tap(item.event)
+            reply = self._answer_tap(item.event)
         else:
-            try:
-                reply = self.service.on_message(item.message)
-            except (KeyError, TypeError, ValueError) as exc:  # validated upstream; belt and braces
-                reply = error_message("bad_request", f"malformed request: {exc}", item.message)
+            reply = self._answer(item.message)
         self._send(reply)
         if self.sync is not None and reply.get("type") == "points.awarded":
             self.sync.trigger()  # push the new ledger events soon, off the till's path

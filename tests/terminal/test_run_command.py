@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -87,6 +88,49 @@ class TestSystemd:
         assert got[0] == b"READY=1"
         assert got[1:] == [b"WATCHDOG=1", b"WATCHDOG=1"]
         assert proc.returncode == 0
+
+
+class TestFaultExit:
+    def test_dead_reader_loop_exits_non_zero(
+            self, rig: tuple[TagEmulator, PtyBridge, Path]) -> None:
+        """A loop that ends on its own stops the daemon with exit 1 (systemd restarts it)."""
+        try:
+            import smartcard  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            pytest.skip("pyscard is installed: the PC/SC reader loop would not end")
+        _rf, bridge, tmp = rig
+        proc = cli("run", "--serial", bridge.terminal_path, "--reader", "pcsc",
+                   "--db", f"sqlite:///{tmp / 't.db'}")
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err
+        assert "stopped on a fault: the NFC reader loop stopped" in err
+
+    def test_baud_option_and_json_logs(
+            self, rig: tuple[TagEmulator, PtyBridge, Path]) -> None:
+        """--baud sets the line speed; --log-format json writes one JSON object per line."""
+        rf, bridge, tmp = rig
+        proc = cli("run", "--serial", bridge.terminal_path, "--reader",
+                   f"udp:127.0.0.1:{rf.port}", "--db", f"sqlite:///{tmp / 't.db'}",
+                   "--demo-members", "--baud", "9600", "--log-format", "json")
+        try:
+            with SimulatedTill(bridge.till_path, baudrate=9600) as till:
+                till.wait_link_up(timeout=20)
+                rf.present(member_card("C-1001"))
+                till.next_message({"member.identified"}, timeout=20)
+                rf.remove()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=20)
+        assert "at 9600 baud" in err
+        records = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+        msgs = [r["msg"] for r in records]
+        assert any(m.startswith("till connected on") for m in msgs), msgs
+        assert any(m.startswith("tap: card C-1001 -> member Ada Lovelace (M-1001)")
+                   for m in msgs), msgs
+        assert not any(r["logger"].startswith(("alembic", "nfc.")) for r in records)
+        assert all(set(r) >= {"ts", "level", "logger", "msg"} for r in records)
 
 
 class TestStartupErrors:
