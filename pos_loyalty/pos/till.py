@@ -8,12 +8,13 @@ card.refused) wait in an inbox for :meth:`SimulatedTill.next_message`.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from pos_loyalty.errors import SerialLinkError
 from pos_loyalty.pos.link import Timers
@@ -21,6 +22,14 @@ from pos_loyalty.pos.messages import REPLIES
 from pos_loyalty.pos.transport import SerialEndpoint
 
 log = logging.getLogger(__name__)
+
+class Unset(enum.Enum):
+    """A field left out of a message (as opposed to sent as null)."""
+
+    UNSET = enum.auto()
+
+
+UNSET: Final = Unset.UNSET
 
 REPLY_TIMEOUT = 5.0
 """The protocol's application reply timer, in seconds."""
@@ -125,12 +134,20 @@ class SimulatedTill:
     def _txn(self, mtype: str, txn_id: str, **fields: Any) -> dict[str, Any]:
         return self.request({"type": mtype, "pos_id": self.pos_id, "txn_id": txn_id, **fields})
 
-    def send_basket(self, txn_id: str, lines: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-        """basket.update -> the quote (lines: sku, qty, unit_price, category)."""
-        return self._txn("basket.update", txn_id, lines=[dict(x) for x in lines])
+    def send_basket(self, txn_id: str, lines: Iterable[Mapping[str, Any]],
+                    member_id: str | Unset | None = UNSET) -> dict[str, Any]:
+        """basket.update -> the quote (lines: sku, qty, unit_price, category).
+
+        ``member_id``: the member the sale is for (one the terminal identified), None for
+        nobody; left out, the terminal binds the member tapped since (protocol 6.4).
+        """
+        fields: dict[str, Any] = {"lines": [dict(x) for x in lines]}
+        if not isinstance(member_id, Unset):
+            fields["member_id"] = member_id
+        return self._txn("basket.update", txn_id, **fields)
 
     def redeem(self, txn_id: str, points: int) -> dict[str, Any]:
-        """redeem.request -> the new quote."""
+        """redeem.request -> the new quote; 0 points cancels the redemption."""
         return self._txn("redeem.request", txn_id, points=points)
 
     def commit(self, txn_id: str) -> dict[str, Any]:
