@@ -31,12 +31,12 @@ from pos_loyalty.nfc.cardformat import CardTrust
 from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
-from pos_loyalty.nfc.sdnotify import Watchdog, notify
 from pos_loyalty.nfc.sun import MemoryCounterStore
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, load_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.sync.worker import SyncWorker
+from pos_loyalty.terminal.sdnotify import Watchdog, notify
 from pos_loyalty.terminal.service import TerminalService, error_message
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 
 from pos_loyalty.config import TerminalConfig
-from pos_loyalty.nfc.sdnotify import Watchdog
 from pos_loyalty.nfc.sim.cards import member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.testing import RawTill
 from pos_loyalty.terminal.daemon import TerminalDaemon
 from pos_loyalty.terminal.demo_data import seed_demo_members
+from pos_loyalty.terminal.sdnotify import Watchdog
 
 NESTED = b"[" * 1020 + b"]" * 1020
 
