@@ -25,7 +25,7 @@ from pos_loyalty.pos.codec import (
     wire_time,
 )
 from pos_loyalty.pos.link import Hello
-from pos_loyalty.pos.messages import decode_message, encode_message
+from pos_loyalty.pos.messages import decode_message, encode_message, message_from_dict
 
 Status = Literal["PASS", "FAIL", "SKIP"]
 CHECK_ID = "POS-CHECK"
@@ -125,7 +125,8 @@ class ConformanceChecker:
         self.say(f"{status:4}  {rule}" + (f": {detail}" if detail else ""))
 
     def _data(self, seq: int, message: dict[str, Any]) -> bytes:
-        return encode_frame(Frame("D", seq, encode_message(message, "terminal")))
+        typed = message_from_dict(message, "terminal", remote=False)
+        return encode_frame(Frame("D", seq, encode_message(typed, "terminal")))
 
     def _notice(self, n: int) -> dict[str, Any]:
         return {"type": "member.unknown", "card_id": f"{CHECK_ID}-{n}",
@@ -297,7 +298,7 @@ class ConformanceChecker:
                 continue  # a retransmission of what we already have
             last = frame.seq
             try:
-                return decode_message(frame.payload, "till")
+                return decode_message(frame.payload, "till").to_dict()
             except RemoteProtocolError as exc:
                 self._result("sends valid data frames and messages", False, exc.reason)
                 return None
@@ -406,7 +407,7 @@ class ConformanceChecker:
 
     def _message(self, frame: Frame) -> dict[str, Any] | None:
         try:
-            msg = decode_message(frame.payload, "till")
+            msg = decode_message(frame.payload, "till").to_dict()
         except RemoteProtocolError as exc:
             self._result("sends valid data frames and messages", False, exc.reason)
             return None

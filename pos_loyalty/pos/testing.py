@@ -20,6 +20,7 @@ import serial
 
 from pos_loyalty.pos.codec import NEED_DATA, Frame, FrameDecoder, FrameError, encode_frame
 from pos_loyalty.pos.link import Hello, Timers
+from pos_loyalty.pos.messages import Message, message_from_dict
 from pos_loyalty.pos.transport import SerialEndpoint
 
 
@@ -53,14 +54,15 @@ class EchoTerminal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _on_message(self, msg: dict[str, Any]) -> None:
+    def _on_message(self, typed: Message) -> None:
+        msg = typed.to_dict()
         key = (str(msg["type"]), str(msg.get("pos_id", "")), str(msg.get("txn_id", "")))
         with self._lock:
             self.delivered[key] += 1
             self.messages.append(msg)
             answer = self._answer(key, msg)
         if answer is not None:
-            self.endpoint.send(answer)
+            self.endpoint.send(message_from_dict(answer, "terminal", remote=False))
 
     def _answer(self, key: tuple[str, str, str], msg: dict[str, Any]) -> dict[str, Any] | None:
         mtype, pos_id, txn_id = key

@@ -2,34 +2,27 @@
 
 It speaks through a real :class:`~pos_loyalty.pos.transport.SerialEndpoint` (role "till"),
 sends the till's requests and waits for the terminal's answer (application reply timer, 5 s
-by default). Messages the terminal sends unprompted (member.identified, member.unknown,
-card.refused) wait in an inbox for :meth:`SimulatedTill.next_message`.
+by default). Being a tool for scripts and integrators, it takes and returns messages as the
+plain JSON objects a vendor sees on the wire, each checked against its message class.
+Messages the terminal sends unprompted (member.identified, member.unknown, card.refused)
+wait in an inbox for :meth:`SimulatedTill.next_message`.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
 from pos_loyalty.errors import SerialLinkError
 from pos_loyalty.pos.link import Timers
-from pos_loyalty.pos.messages import REPLIES
+from pos_loyalty.pos.messages import REPLIES, UNSET, Message, Unset, message_from_dict
 from pos_loyalty.pos.transport import SerialEndpoint
 
 log = logging.getLogger(__name__)
-
-class Unset(enum.Enum):
-    """A field left out of a message (as opposed to sent as null)."""
-
-    UNSET = enum.auto()
-
-
-UNSET: Final = Unset.UNSET
 
 REPLY_TIMEOUT = 5.0
 """The protocol's application reply timer, in seconds."""
@@ -78,7 +71,8 @@ class SimulatedTill:
 
     # -- inbox -----------------------------------------------------------------------------
 
-    def _on_message(self, message: dict[str, Any]) -> None:
+    def _on_message(self, typed: Message) -> None:
+        message = typed.to_dict()
         with self._cond:
             if len(self._inbox) >= INBOX_LIMIT:
                 dropped = self._inbox.popleft()
@@ -120,7 +114,7 @@ class SimulatedTill:
         if replies is None:
             raise ValueError(f"{mtype!r} is not a till request")
         txn_id = msg.get("txn_id")
-        self.endpoint.send(msg)
+        self.endpoint.send(message_from_dict(msg, "till", remote=False))
 
         def is_reply(m: dict[str, Any]) -> bool:
             if m.get("type") not in replies:

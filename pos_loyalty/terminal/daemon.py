@@ -14,13 +14,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.errors import (
-    LocalProtocolError,
     ReaderError,
     RulesError,
     SerialLinkError,
@@ -32,6 +31,13 @@ from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.nfc.sun import MemoryCounterStore
+from pos_loyalty.pos.messages import (
+    CardRefused,
+    Message,
+    PointsAwarded,
+    TerminalNotice,
+    TerminalReply,
+)
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, load_program
 from pos_loyalty.store import LocalStore
@@ -54,7 +60,7 @@ class _Tap:
 
 @dataclass(frozen=True)
 class _TillMessage:
-    message: dict[str, Any]
+    message: Message
 
 
 _Work = _Tap | _TillMessage | None
@@ -131,7 +137,7 @@ class TerminalDaemon:
 
     # -- inputs (called from other threads) ------------------------------------------------
 
-    def _from_till(self, message: dict[str, Any]) -> None:
+    def _from_till(self, message: Message) -> None:
         self._work.put(_TillMessage(message))
 
     def _from_reader(self, tap: TapEvent) -> None:
@@ -269,15 +275,15 @@ class TerminalDaemon:
             log.warning("no till on %s yet: check the cable and the till's serial settings "
                         "(%d baud 8N1)", self.endpoint.url, self.endpoint.baudrate)
 
-    def _answer_tap(self, tap: TapEvent) -> dict[str, Any]:
+    def _answer_tap(self, tap: TapEvent) -> TerminalNotice:
         try:
             return self.service.on_tap(tap)
         except Exception:  # a fault on our side: the cashier can tap again, we serve on
             log.exception("tap of %s failed", tap.card_id or tap.uid)
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": "the terminal failed reading this card: please tap again"}
+            return CardRefused(tap.uid, "the terminal failed reading this card: please tap "
+                               "again")
 
-    def _answer(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, message: Message) -> TerminalReply | None:
         """The reply to one till request, whatever goes wrong while making it.
 
         The service answers the faults it expects (store errors, refusals); anything else is
@@ -287,38 +293,37 @@ class TerminalDaemon:
         try:
             return self.service.on_message(message)
         except (SQLAlchemyError, sqlite3.Error) as exc:
-            log.exception("store fault on %s: %s", message.get("type"), exc)
+            log.exception("store fault on %s: %s", message.TYPE, exc)
             return error_message("store", "the loyalty store is unavailable; sale not "
                                  "recorded for points, please retry", message)
         except Exception:
-            log.exception("fault while answering %s", message.get("type"))
+            log.exception("fault while answering %s", message.TYPE)
             return error_message("internal", "the terminal could not answer this request "
                                  "(logged there); please retry", message)
 
     def _handle(self, item: _Tap | _TillMessage) -> None:
+        reply: Message | None
         if isinstance(item, _Tap):
             reply = self._answer_tap(item.event)
         else:
             reply = self._answer(item.message)
-        self._send(reply)
-        if self.sync is not None and reply.get("type") == "points.awarded":
+        if reply is not None:
+            self._send(reply)
+        if self.sync is not None and isinstance(reply, PointsAwarded):
             self.sync.trigger()  # push the new ledger events soon, off the till's path
         if isinstance(item, _Tap) and item.event.read_done:
             added = (time.perf_counter() - item.event.read_done) * 1000
             self.tap_timings.append(TapTiming(item.event.read_ms, added))
 
-    def _send(self, reply: dict[str, Any]) -> None:
+    def _send(self, reply: Message) -> None:
         """Write a reply to the till; nothing the link raises may stop the worker.
 
         The ledger is already written when a reply is lost: the till recovers it with
-        txn.status or a repeated (idempotent) request once it is back.
+        txn.status or a repeated (idempotent) request once it is back. (A reply that breaks
+        the schema cannot exist: message classes validate when they are made, and a fault
+        there is answered ``internal`` by :meth:`_answer`.)
         """
         try:
             self.endpoint.send(reply)  # returns once the frame is written to the port
         except SerialLinkError as exc:  # the till has been away long enough to fill the queue
-            log.warning("till unreachable, %s not sent: %s", reply.get("type"), exc)
-        except LocalProtocolError as exc:  # our own reply broke the schema: say so, in one line
-            log.error("reply %s refused by the protocol: %s", reply.get("type"), exc)
-            if reply.get("type") != "error":
-                self._send(error_message("internal", "the terminal could not answer this "
-                                         "request", reply))
+            log.warning("till unreachable, %s not sent: %s", reply.TYPE, exc)

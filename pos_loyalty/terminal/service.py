@@ -1,8 +1,8 @@
 """What the terminal answers: taps become till messages, till requests become replies.
 
 Holds the store and the program; the pure parts (session, rules, effects) do the deciding.
-Every reply is a message dict as in docs/pos-protocol.md; errors become an ``error`` message
-the till can show, never an exception on the link.
+Every reply is a typed message (:mod:`pos_loyalty.pos.messages`); errors the terminal
+expects become an ``error`` message the till can show, never an exception on the link.
 
 Nothing is charged before the commit: a redemption only changes the open transaction's
 quote, and the commit writes the sale, its ledger entries and the member's engine state in
@@ -16,10 +16,29 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import Any
 
 from pos_loyalty.errors import LoyaltyError, RulesError, StoreError
 from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.pos.messages import (
+    UNSET,
+    BasketUpdate,
+    CardRefused,
+    Error,
+    MemberIdentified,
+    MemberUnknown,
+    Message,
+    PointsAwarded,
+    QuoteItem,
+    QuoteReply,
+    RedeemRequest,
+    RefundRequest,
+    TerminalNotice,
+    TerminalReply,
+    TxnCommit,
+    TxnStatus,
+    TxnStatusRequest,
+    TxnVoid,
+)
 from pos_loyalty.rules import (
     DEFAULT_PROGRAM,
     Basket,
@@ -40,7 +59,6 @@ from pos_loyalty.terminal.session import AT_TILL, Binding, OpenTxn, Refused, Til
 
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
 PROBE = Basket(lines=(BasketLine("_probe", 1, 10_000),))
 """The basket standing discounts are read from (one item of 100.00, no category)."""
 STANDING_CACHE_MAX = 512
@@ -50,13 +68,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def error_message(code: str, text: str, msg: Message | None = None) -> Message:
-    reply: Message = {"type": "error", "code": code, "message": text}
-    if msg is not None:
-        for key in ("pos_id", "txn_id"):
-            if isinstance(msg.get(key), str):
-                reply[key] = msg[key]
-    return reply
+def error_message(code: str, text: str, msg: Message | None = None) -> Error:
+    """An ``error`` answer to ``msg``, naming its sale when it has one."""
+    pos_id, txn_id = getattr(msg, "pos_id", None), getattr(msg, "txn_id", None)
+    return Error(code, text, pos_id if isinstance(pos_id, str) else None,
+                 txn_id if isinstance(txn_id, str) else None)
 
 
 class TerminalService:
@@ -73,14 +89,6 @@ class TerminalService:
         self.session = TillSession()
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
-        self._handlers: dict[str, Callable[[Message], Message]] = {
-            "basket.update": self._on_basket,
-            "redeem.request": self._on_redeem,
-            "txn.commit": self._on_commit,
-            "txn.void": self._on_void,
-            "refund": self._on_refund,
-            "txn.status": self._on_status,
-        }
 
     @property
     def program(self) -> Program:
@@ -99,45 +107,37 @@ class TerminalService:
 
     # -- taps ------------------------------------------------------------------------------
 
-    def on_tap(self, tap: TapEvent) -> Message:
+    def on_tap(self, tap: TapEvent) -> TerminalNotice:
         """The message the till gets for this tap (logged at INFO unless a member: the
         member's own line is logged where they are identified)."""
         reply = self._answer_tap(tap)
-        if reply["type"] == "card.refused":
-            log.info("tap: card %s refused: %s", tap.card_id or tap.uid, reply["reason"])
-        elif reply["type"] == "member.unknown":
-            log.info("tap: card %s unknown: %s", reply["card_id"], reply["reason"])
+        if isinstance(reply, CardRefused):
+            log.info("tap: card %s refused: %s", tap.card_id or tap.uid, reply.reason)
+        elif isinstance(reply, MemberUnknown):
+            log.info("tap: card %s unknown: %s", reply.card_id, reply.reason)
         return reply
 
-    def _answer_tap(self, tap: TapEvent) -> Message:
+    def _answer_tap(self, tap: TapEvent) -> TerminalNotice:
         if tap.kind == "refused":
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": tap.reason or "card not accepted"}
+            return CardRefused(tap.uid, tap.reason or "card not accepted")
         if tap.kind == "product":
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": "this is a product tag, not a member card"}
+            return CardRefused(tap.uid, "this is a product tag, not a member card")
         try:
             member = self._lookup(tap)
         except StoreError as exc:
             log.error("member lookup failed: %s", exc)
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": "the loyalty store is unavailable: please tap again"}
+            return CardRefused(tap.uid, "the loyalty store is unavailable: please tap again")
         if member is None:
-            return {"type": "member.unknown", "card_id": tap.card_id or "",
-                    "reason": "card not registered at this store"}
+            return MemberUnknown(tap.card_id or "", "card not registered at this store")
         if member.card_status != "active":
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": f"card {member.card_id} is {member.card_status}"}
+            return CardRefused(tap.uid, f"card {member.card_id} is {member.card_status}")
         tapped = self.session.identify(member.member_id, member.display_name, member.balance)
         log.info("tap: card %s -> member %s, balance %d", member.card_id, tapped,
                  member.balance)
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
-        return {
-            "type": "member.identified", "card_id": member.card_id,
-            "member_id": member.member_id, "name": member.display_name, "tier": member.tier,
-            "balance": member.balance, "discounts": self.standing_discounts(member),
-            "tap_ms": round(tap_ms, 3),
-        }
+        return MemberIdentified(member.card_id, member.member_id, member.display_name,
+                                member.tier, member.balance,
+                                tuple(self.standing_discounts(member)), round(tap_ms, 3))
 
     def _lookup(self, tap: TapEvent) -> MemberRecord | None:
         if tap.card_id:
@@ -168,20 +168,34 @@ class TerminalService:
 
     # -- till requests ---------------------------------------------------------------------
 
-    def on_message(self, msg: Message) -> Message:
-        """The reply to one request from the till."""
-        handler = self._handlers.get(str(msg.get("type")))
-        if handler is None:
-            return error_message("unsupported", f"message type {msg.get('type')!r} is not "
-                                 "handled by this terminal", msg)
+    def on_message(self, msg: Message) -> TerminalReply | None:
+        """The reply to one message from the till (None for the till's own ``error``,
+        which is logged and needs no answer)."""
         try:
-            return handler(msg)
+            match msg:
+                case BasketUpdate():
+                    return self._on_basket(msg)
+                case RedeemRequest():
+                    return self._on_redeem(msg)
+                case TxnCommit():
+                    return self._on_commit(msg)
+                case TxnVoid():
+                    return self._on_void(msg)
+                case RefundRequest():
+                    return self._on_refund(msg)
+                case TxnStatusRequest():
+                    return self._on_status(msg)
+                case Error():
+                    log.warning("the till reports an error %s: %s", msg.code, msg.message)
+                    return None
+            return error_message("unsupported", f"message type {msg.TYPE!r} is not "
+                                 "handled by this terminal", msg)
         except Refused as exc:
             return error_message(exc.code, str(exc), msg)
         except RulesError as exc:
             return error_message("bad_basket", str(exc), msg)
         except StoreError as exc:
-            log.error("store error on %s: %s", msg.get("type"), exc)
+            log.error("store error on %s: %s", msg.TYPE, exc)
             return error_message("store", "the loyalty store is unavailable; sale not "
                                  "recorded for points, please retry", msg)
         except LoyaltyError as exc:
@@ -210,15 +224,15 @@ class TerminalService:
                           perks=(), points_liability=0)
         return got
 
-    def _on_basket(self, msg: Message) -> Message:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+    def _on_basket(self, msg: BasketUpdate) -> QuoteReply:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         self._refuse_if_committed(pos_id, txn_id)
         basket = Basket(lines=tuple(
-            BasketLine(sku=str(line["sku"]), qty=int(line["qty"]),
-                       unit_price=int(line["unit_price"]), category=str(line.get("category", "")))
-            for line in msg["lines"]
+            BasketLine(sku=line.sku, qty=line.qty, unit_price=line.unit_price,
+                       category=line.category)
+            for line in msg.lines
         ))
-        binding: Binding = msg.get("member_id", AT_TILL)
+        binding: Binding = AT_TILL if msg.member_id is UNSET else msg.member_id
         txn = self.session.open_txn(pos_id, txn_id)
         self.session.bind(txn, binding)
         txn.basket = basket
@@ -229,8 +243,8 @@ class TerminalService:
                  txn.quote.summary)
         return self._quote_message(txn)
 
-    def _open(self, msg: Message, what: str) -> OpenTxn:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+    def _open(self, msg: RedeemRequest, what: str) -> OpenTxn:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         self._refuse_if_committed(pos_id, txn_id)
         txn = self.session.find(pos_id, txn_id)
         if txn is None or txn.basket is None:
@@ -238,9 +252,9 @@ class TerminalService:
                            f"send basket.update before {what}")
         return txn
 
-    def _on_redeem(self, msg: Message) -> Message:
+    def _on_redeem(self, msg: RedeemRequest) -> QuoteReply:
         txn = self._open(msg, "redeeming points")
-        requested = int(msg["points"])
+        requested = msg.points
         self.session.check_member(txn)
         now = self.clock()
         if requested == 0:  # the till cancels the redemption
@@ -276,26 +290,26 @@ class TerminalService:
             return plain.total_due  # tax is part of every line's amount
         return plain.total_due - plain.tax_added
 
-    def _quote_message(self, txn: OpenTxn) -> Message:
-        assert txn.quote is not None
-        return {"type": "quote", "pos_id": txn.pos_id, "txn_id": txn.txn_id,
-                "member_id": txn.member.member_id if txn.member else None,
-                **txn.quote.till_fields()}
+    def _quote_message(self, txn: OpenTxn) -> QuoteReply:
+        q = txn.quote
+        assert q is not None
+        return QuoteReply(
+            txn.pos_id, txn.txn_id, txn.member.member_id if txn.member else None,
+            tuple(QuoteItem(ln.program, ln.kind, ln.value, ln.text) for ln in q.lines),
+            q.discount_total, q.points_total, q.total_due, q.summary)
 
     @staticmethod
     def _awarded(pos_id: str, txn_id: str, member_id: str | None, points: int,
-                 balance_after: int | None, repeated: bool) -> Message:
+                 balance_after: int | None, repeated: bool,
+                 deducted: int | None = None) -> PointsAwarded:
         """points.awarded; balances are null for a sale without a member (the doc's rule)."""
         after = balance_after if member_id is not None else None
-        return {
-            "type": "points.awarded", "pos_id": pos_id, "txn_id": txn_id,
-            "member_id": member_id, "points": points,
-            "balance_before": after - points if after is not None else None,
-            "balance_after": after, "repeated": repeated,
-        }
+        return PointsAwarded(pos_id, txn_id, member_id, points,
+                             after - points if after is not None else None, after, repeated,
+                             deducted)
 
-    def _on_commit(self, msg: Message) -> Message:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+    def _on_commit(self, msg: TxnCommit) -> PointsAwarded:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         prior = self.store.find_sale(pos_id, txn_id)
         if prior is not None:
             return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
@@ -335,19 +349,18 @@ class TerminalService:
         return self._awarded(pos_id, txn_id, result.member_id, result.points,
                              result.balance_after, result.repeated)
 
-    def _on_void(self, msg: Message) -> Message:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+    def _on_void(self, msg: TxnVoid) -> TxnStatus | Error:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         if self.store.find_sale(pos_id, txn_id) is not None:
             return error_message("committed", f"transaction {txn_id} is committed; "
                                  "use refund to reverse it", msg)
         voided = self.session.void(pos_id, txn_id)
         log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
-        return {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
-                "state": "voided" if voided is not None else "unknown", "points": 0,
-                "balance_after": voided.balance if voided is not None else None}
+        return TxnStatus(pos_id, txn_id, "voided" if voided is not None else "unknown", 0,
+                         voided.balance if voided is not None else None)
 
-    def _on_refund(self, msg: Message) -> Message:
-        pos_id, txn_id, refund_id = msg["pos_id"], msg["txn_id"], msg["refund_id"]
+    def _on_refund(self, msg: RefundRequest) -> PointsAwarded:
+        pos_id, txn_id, refund_id = msg.pos_id, msg.txn_id, msg.refund_id
         prior = self.store.find_refund(pos_id, txn_id, refund_id)
         if prior is not None:
             return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
@@ -362,7 +375,7 @@ class TerminalService:
             raise Refused("refused", f"sale {txn_id} was recorded without its quote; its "
                            "points cannot be reversed here")
         sale = Quote.from_dict(stored.quote)
-        returned = [ReturnLine(str(line["sku"]), int(line["qty"])) for line in msg["lines"]]
+        returned = [ReturnLine(line.sku, line.qty) for line in msg.lines]
         asked: dict[str, int] = {}
         for rl in returned:
             asked[rl.sku] = asked.get(rl.sku, 0) + rl.qty
@@ -388,36 +401,32 @@ class TerminalService:
                     "deducted": result.deducted, "points_owed": result.points_owed,
                     "stamps": dict(result.stamps)})
         reply = self._awarded(pos_id, txn_id, record.member_id, record.points,
-                              record.balance_after, record.repeated)
+                              record.balance_after, record.repeated,
+                              # money kept back for points already spent
+                              result.deducted or None)
         log.info("refund %s/%s/%s: %+d pts to %s", pos_id, txn_id, refund_id, record.points,
                  record.member_id or "no member")
-        if result.deducted:  # money kept back for points already spent (extra field)
-            reply["deducted"] = result.deducted
         return reply
 
-    def _on_status(self, msg: Message) -> Message:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
-        reply: Message = {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
-                          "state": "unknown", "points": 0, "balance_after": None}
+    def _on_status(self, msg: TxnStatusRequest) -> TxnStatus:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         sale = self.store.sale_record(pos_id, txn_id)
         if sale is not None:
             has = sale.member_id is not None
-            reply.update(state="refunded" if sale.refunds else "committed",
-                         points=sale.points + sale.refunded_points,
-                         balance_after=sale.last_balance if has else None)
-            return reply
+            return TxnStatus(pos_id, txn_id, "refunded" if sale.refunds else "committed",
+                             sale.points + sale.refunded_points,
+                             sale.last_balance if has else None)
         voided = self.session.find_voided(pos_id, txn_id)
         if voided is not None:
-            reply.update(state="voided", balance_after=voided.balance)
-            return reply
+            return TxnStatus(pos_id, txn_id, "voided", 0, voided.balance)
         txn = self.session.find(pos_id, txn_id)
         if txn is not None:
             q = txn.quote
-            reply.update(state="open",
-                         points=q.points_total - q.redeem_points if q is not None else 0,
-                         balance_after=txn.view.balance if txn.view is not None and
-                         txn.member is not None else None)
-        return reply
+            return TxnStatus(pos_id, txn_id, "open",
+                             q.points_total - q.redeem_points if q is not None else 0,
+                             txn.view.balance if txn.view is not None and
+                             txn.member is not None else None)
+        return TxnStatus(pos_id, txn_id, "unknown", 0, None)
 
     # -- housekeeping ----------------------------------------------------------------------
 

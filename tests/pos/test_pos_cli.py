@@ -15,6 +15,7 @@ import pytest
 from pos_loyalty.pos.check import ConformanceChecker
 from pos_loyalty.pos.codec import NEED_DATA, Frame, FrameDecoder, FrameError, encode_frame
 from pos_loyalty.pos.console import TillConsole
+from pos_loyalty.pos.messages import MemberIdentified
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.testing import EchoTerminal
 from pos_loyalty.pos.till import SimulatedTill
@@ -69,9 +70,7 @@ class TestSimPos:
                 while not term.endpoint.link_up and time.monotonic() < deadline:
                     time.sleep(0.02)
                 time.sleep(0.3)
-                term.endpoint.send({"type": "member.identified", "card_id": "C-9",
-                                    "member_id": "M-9", "name": "Grace", "tier": None,
-                                    "balance": 42, "discounts": [], "tap_ms": 2.5})
+                term.endpoint.send(MemberIdentified("C-9", "M-9", "Grace", None, 42, (), 2.5))
             threading.Thread(target=tap, daemon=True).start()
             proc = cli("sim", "pos", bridge.till_path,
                        stdin="wait member.identified 20\nexpect name=Grace balance=42\n")

@@ -114,7 +114,7 @@ def binding_transcript(workdir: Path) -> list[str]:
 
     from pos_loyalty.nfc.events import TapEvent
     from pos_loyalty.pos.codec import encode_frame
-    from pos_loyalty.pos.messages import encode_message
+    from pos_loyalty.pos.messages import Message, encode_message, message_from_dict
     from pos_loyalty.rules import load_program
     from pos_loyalty.store import LocalStore
     from pos_loyalty.terminal.demo_data import seed_demo_members
@@ -127,7 +127,8 @@ def binding_transcript(workdir: Path) -> list[str]:
     seq = {"T->M": 0, "M->T": 0}
     out: list[str] = []
 
-    def frame(direction: str, msg: dict[str, Any], note: str) -> None:
+    def frame(direction: str, msg: Message | None, note: str) -> None:
+        assert msg is not None
         sender = "till" if direction == "T->M" else "terminal"
         wire = encode_frame(Frame("D", seq[direction], encode_message(msg, sender)))
         seq[direction] = (seq[direction] + 1) % 256
@@ -144,8 +145,9 @@ def binding_transcript(workdir: Path) -> list[str]:
                                                       card_id=what, verified=True)), note)
             else:
                 assert isinstance(what, dict)
-                frame("T->M", what, note)
-                frame("M->T", service.on_message(what), "")
+                request = message_from_dict(what, "till", remote=False)
+                frame("T->M", request, note)
+                frame("M->T", service.on_message(request), "")
     finally:
         store.close()
     return out

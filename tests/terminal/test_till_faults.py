@@ -21,6 +21,7 @@ import pytest
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.nfc.sim.cards import member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
+from pos_loyalty.pos.messages import TxnStatus, TxnStatusRequest
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.testing import RawTill
 from pos_loyalty.terminal.daemon import TerminalDaemon
@@ -137,17 +138,16 @@ class TestFaultsWhileAnswering:
     def test_unexpected_fault_answers_internal_and_serves_on(
             self, rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
         """A bug in a handler is answered `error internal`, logged with its traceback."""
-        def broken(msg: dict[str, Any]) -> dict[str, Any]:
+        def broken(msg: TxnStatusRequest) -> TxnStatus:
             raise ZeroDivisionError("a bug")
 
         rig.till.hello()
-        handlers = rig.daemon.service._handlers
-        good = handlers["txn.status"]
-        handlers["txn.status"] = broken
+        service = rig.daemon.service
+        service._on_status = broken  # type: ignore[method-assign]
         answer = rig.ask(type="txn.status", txn_id="T-1")
         assert (answer["type"], answer["code"], answer["txn_id"]) == ("error", "internal", "T-1")
         assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
-        handlers["txn.status"] = good
+        del service._on_status
         assert rig.ask(type="txn.status", txn_id="T-1")["state"] == "unknown"
 
 
