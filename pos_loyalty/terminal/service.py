@@ -6,11 +6,14 @@ expects become an ``error`` message the till can show, never an exception on the
 
 Nothing is charged before the commit: a redemption only changes the open transaction's
 quote, and the commit writes the sale, its ledger entries and the member's engine state in
-one store transaction, once per (pos_id, txn_id).
+one store transaction, once per (pos_id, txn_id). Each quoted open sale is also kept in the
+store (:class:`~pos_loyalty.store.OpenSales`) until it is committed or voided, so a restart
+loses neither its basket, nor its member, nor its redemption.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -52,10 +55,17 @@ from pos_loyalty.rules import (
     quote,
     refund,
 )
-from pos_loyalty.store import LocalStore, MemberRecord
+from pos_loyalty.store import LocalStore, MemberRecord, OpenSales, SavedSale
 from pos_loyalty.sync.policy import OfflinePolicy
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
-from pos_loyalty.terminal.session import AT_TILL, Binding, OpenTxn, Refused, TillSession
+from pos_loyalty.terminal.session import (
+    AT_TILL,
+    Binding,
+    OpenTxn,
+    Refused,
+    Tapped,
+    TillSession,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +99,44 @@ class TerminalService:
         self.session = TillSession()
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
+        self.open_sales = OpenSales(store.engine)
+        self._restore_open_sales()
+
+    def _restore_open_sales(self) -> None:
+        """Open sales kept before a restart, re-quoted as they were; one whose quote would
+        now differ (the member's points moved) is kept without it, and its commit asks for
+        the basket again."""
+        for saved in self.open_sales.load(self.session.max_open):
+            if self.store.find_sale(saved.pos_id, saved.txn_id) is not None:
+                self.open_sales.drop(saved.pos_id, saved.txn_id)  # committed just before
+                continue
+            member = None if saved.member_id is None else Tapped(
+                saved.member_id, saved.member_name, saved.member_balance, 0)
+            txn = OpenTxn(saved.pos_id, saved.txn_id, member=member,
+                          basket=Basket(lines=tuple(BasketLine(*x) for x in saved.lines)),
+                          redeem_points=saved.redeem_points)
+            try:
+                view = self._view(txn)
+                fresh = self._quote_txn(txn, view, saved.quoted_at)
+            except (StoreError, RulesError) as exc:
+                log.warning("open sale %s/%s not restored: %s", saved.pos_id, saved.txn_id,
+                            exc)
+                continue
+            txn.quote, txn.view, txn.quoted_at = fresh, view, saved.quoted_at
+            if self._quote_message(txn).to_dict() != json.loads(saved.shown):
+                txn.quote = txn.view = txn.quoted_at = None
+            self.session.restore(txn)
+        if self.session.txns:
+            log.info("restored %d open sale(s) after a restart", len(self.session.txns))
+
+    def _keep(self, txn: OpenTxn, shown: QuoteReply) -> None:
+        """Keep the open sale as just quoted, for a restart."""
+        assert txn.basket is not None and txn.quoted_at is not None
+        self.open_sales.save(SavedSale(
+            txn.pos_id, txn.txn_id, txn.member.member_id if txn.member else None,
+            txn.member.name if txn.member else "", txn.member.balance if txn.member else 0,
+            tuple((ln.sku, ln.qty, ln.unit_price, ln.category) for ln in txn.basket.lines),
+            txn.redeem_points, json.dumps(shown.to_dict()), txn.quoted_at))
 
     @property
     def program(self) -> Program:
@@ -241,7 +289,9 @@ class TerminalService:
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
         log.info("quote %s/%s for %s: %s", pos_id, txn_id, txn.member or "no member",
                  txn.quote.summary)
-        return self._quote_message(txn)
+        reply = self._quote_message(txn)
+        self._keep(txn, reply)
+        return reply
 
     def _open(self, msg: RedeemRequest, what: str) -> OpenTxn:
         pos_id, txn_id = msg.pos_id, msg.txn_id
@@ -262,7 +312,9 @@ class TerminalService:
             txn.redeem_points = 0
             txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
             log.info("redemption cancelled on %s/%s", txn.pos_id, txn.txn_id)
-            return self._quote_message(txn)
+            reply = self._quote_message(txn)
+            self._keep(txn, reply)
+            return reply
         if txn.member is None:
             raise Refused("refused", "no member card on this sale: tap the card before "
                            "redeeming points")
@@ -275,7 +327,9 @@ class TerminalService:
         self._check_offline(view.member_id, decision.points, now)
         txn.redeem_points = requested
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
-        return self._quote_message(txn)
+        reply = self._quote_message(txn)
+        self._keep(txn, reply)
+        return reply
 
     def _check_offline(self, member_id: str, points: int, now: datetime) -> None:
         """An enrolled terminal redeems unconfirmed points only within the offline policy."""
@@ -315,6 +369,9 @@ class TerminalService:
             return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
                                  prior.balance_after, True)
         txn = self.session.find(pos_id, txn_id)
+        if txn is not None and txn.basket is not None and txn.quote is None:
+            raise Refused("refused", f"the terminal restarted and the points of sale {txn_id} "
+                          "changed since its quote; send the basket again and check the total")
         if txn is None or txn.quote is None or txn.quoted_at is None:
             if self.session.find_voided(pos_id, txn_id) is not None:
                 raise Refused("unknown_txn", f"transaction {txn_id} was voided; send its "
@@ -344,6 +401,7 @@ class TerminalService:
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
                 entries=change.entries, member_after=change.after)
         self.session.close(pos_id, txn_id)
+        self.open_sales.drop(pos_id, txn_id)
         log.info("commit %s/%s: %+d pts to %s, balance %s", pos_id, txn_id, result.points,
                  txn.member or "no member", result.balance_after if txn.member else "-")
         return self._awarded(pos_id, txn_id, result.member_id, result.points,
@@ -355,6 +413,7 @@ class TerminalService:
             return error_message("committed", f"transaction {txn_id} is committed; "
                                  "use refund to reverse it", msg)
         voided = self.session.void(pos_id, txn_id)
+        self.open_sales.drop(pos_id, txn_id)
         log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
         return TxnStatus(pos_id, txn_id, "voided" if voided is not None else "unknown", 0,
                          voided.balance if voided is not None else None)

@@ -71,6 +71,7 @@ class OpenTxn:
     pos_id: str
     txn_id: str
     member: Tapped | None = None
+    bound: bool = False
     seen_tap: int = 0
     basket: Basket | None = None
     quote: Quote | None = None
@@ -125,7 +126,7 @@ class TillSession:
         till names a member who was not tapped for it."""
         if isinstance(binding, _AtTill):
             newer = self.member is not None and self.member.tap_no > txn.seen_tap
-            member = self.member if newer or txn.seen_tap == 0 else txn.member
+            member = self.member if newer or not txn.bound else txn.member
         elif binding is None:
             member = None
             if self.member is not None and txn.member is not None \
@@ -142,6 +143,7 @@ class TillSession:
                 (txn.member.member_id if txn.member else None):
             txn.redeem_points = 0  # a redemption belongs to the member who asked for it
         txn.member = member
+        txn.bound = True
         txn.seen_tap = self.taps
 
     def check_member(self, txn: OpenTxn) -> None:
@@ -156,6 +158,13 @@ class TillSession:
         raise Refused("member_changed", f"{newer} tapped after sale {txn.txn_id} was quoted "
                       f"for {bound}: send the basket again with the member_id to credit "
                       "(or null for none)")
+
+    def restore(self, txn: OpenTxn) -> None:
+        """Put back a sale kept across a restart (bound to its member, no tap seen yet)."""
+        txn.bound, txn.seen_tap = True, self.taps
+        self.txns[(txn.pos_id, txn.txn_id)] = txn
+        while len(self.txns) > self.max_open:
+            del self.txns[next(iter(self.txns))]
 
     def find(self, pos_id: str, txn_id: str) -> OpenTxn | None:
         return self.txns.get((pos_id, txn_id))
