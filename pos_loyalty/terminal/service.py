@@ -281,8 +281,14 @@ class TerminalService:
             for line in msg.lines
         ))
         binding: Binding = AT_TILL if msg.member_id is UNSET else msg.member_id
+        new = self.session.find(pos_id, txn_id) is None
         txn = self.session.open_txn(pos_id, txn_id)
-        self.session.bind(txn, binding)
+        try:
+            self.session.bind(txn, binding)
+        except Refused:
+            if new:  # a refused first basket opens nothing
+                self.session.close(pos_id, txn_id)
+            raise
         txn.basket = basket
         now = self.clock()
         view = self._view(txn)  # loaded per quote: the balance may have moved since the tap

@@ -80,6 +80,7 @@ class TestTwoCardsInOneSale:
         tap(run, "C-1001")
         answer = run.till.send_basket("T-1", LINES, member_id="M-1003")
         assert (answer["type"], answer["code"]) == ("error", "unknown_member")
+        assert run.till.status("T-1")["state"] == "unknown"  # nothing was opened
 
 
 class TestAfterAndDuringASale:

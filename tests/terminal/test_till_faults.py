@@ -135,6 +135,30 @@ class TestFaultsWhileAnswering:
         assert (again["balance_after"], again["repeated"]) == (46, True)
         assert rig.daemon.store.find_by_card("C-1002").balance == 46  # type: ignore[union-attr]
 
+    def test_missing_tables_during_a_tap_and_a_basket(self, rig: Rig) -> None:
+        """cards gone under a tap: refused with a reason; members gone under a basket:
+        error store; each put back, the same requests succeed."""
+        rig.till.hello()
+        with sqlite3.connect(rig.db) as conn:
+            conn.execute("ALTER TABLE cards RENAME TO cards_away")
+        rig.rf.present(member_card("C-1001"))
+        refused = rig.till.expect(lambda f: f.kind == "D" and b"card.refused" in f.payload,
+                                  20, "card.refused")
+        rig.rf.remove()
+        assert b"store is unavailable" in refused.payload
+        with sqlite3.connect(rig.db) as conn:
+            conn.execute("ALTER TABLE cards_away RENAME TO cards")
+        assert rig.tap("C-1001")["member_id"] == "M-1001"
+        with sqlite3.connect(rig.db) as conn:
+            conn.execute("ALTER TABLE members RENAME TO members_away")
+        failed = rig.ask(**BASKET)
+        assert (failed["type"], failed["code"]) == ("error", "store")
+        with sqlite3.connect(rig.db) as conn:
+            conn.execute("ALTER TABLE members_away RENAME TO members")
+        quote = rig.ask(**BASKET)
+        assert (quote["type"], quote["member_id"]) == ("quote", "M-1001")
+        assert rig.ask(type="txn.commit", txn_id="T-1")["balance_after"] == 126
+
     def test_unexpected_fault_answers_internal_and_serves_on(
             self, rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
         """A bug in a handler is answered `error internal`, logged with its traceback."""
