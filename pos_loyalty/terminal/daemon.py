@@ -302,18 +302,19 @@ class TerminalDaemon:
                                  "(logged there); please retry", message)
 
     def _handle(self, item: _Tap | _TillMessage) -> None:
-        reply: Message | None
         if isinstance(item, _Tap):
-            reply = self._answer_tap(item.event)
-        else:
-            reply = self._answer(item.message)
+            notice = self._answer_tap(item.event)
+            self._send(notice)
+            if item.event.read_done:
+                added = (time.perf_counter() - item.event.read_done) * 1000
+                self.tap_timings.append(TapTiming(item.event.read_ms, added))
+            self.service.log_tap(item.event, notice)  # after the reply: off the tap's path
+            return
+        reply = self._answer(item.message)
         if reply is not None:
             self._send(reply)
         if self.sync is not None and isinstance(reply, PointsAwarded):
             self.sync.trigger()  # push the new ledger events soon, off the till's path
-        if isinstance(item, _Tap) and item.event.read_done:
-            added = (time.perf_counter() - item.event.read_done) * 1000
-            self.tap_timings.append(TapTiming(item.event.read_ms, added))
 
     def _send(self, reply: Message) -> None:
         """Write a reply to the till; nothing the link raises may stop the worker.

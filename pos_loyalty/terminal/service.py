@@ -155,17 +155,20 @@ class TerminalService:
 
     # -- taps ------------------------------------------------------------------------------
 
-    def on_tap(self, tap: TapEvent) -> TerminalNotice:
-        """The message the till gets for this tap (logged at INFO unless a member: the
-        member's own line is logged where they are identified)."""
-        reply = self._answer_tap(tap)
-        if isinstance(reply, CardRefused):
+    @staticmethod
+    def log_tap(tap: TapEvent, reply: TerminalNotice) -> None:
+        """One INFO line for a tap and what the till was told (the daemon calls it once the
+        reply is on the wire, so that the line costs the tap nothing)."""
+        if isinstance(reply, MemberIdentified):
+            log.info("tap: card %s -> member %s (%s), balance %d", reply.card_id, reply.name,
+                     reply.member_id, reply.balance)
+        elif isinstance(reply, CardRefused):
             log.info("tap: card %s refused: %s", tap.card_id or tap.uid, reply.reason)
-        elif isinstance(reply, MemberUnknown):
+        else:
             log.info("tap: card %s unknown: %s", reply.card_id, reply.reason)
-        return reply
 
-    def _answer_tap(self, tap: TapEvent) -> TerminalNotice:
+    def on_tap(self, tap: TapEvent) -> TerminalNotice:
+        """The message the till gets for this tap."""
         if tap.kind == "refused":
             return CardRefused(tap.uid, tap.reason or "card not accepted")
         if tap.kind == "product":
@@ -179,9 +182,7 @@ class TerminalService:
             return MemberUnknown(tap.card_id or "", "card not registered at this store")
         if member.card_status != "active":
             return CardRefused(tap.uid, f"card {member.card_id} is {member.card_status}")
-        tapped = self.session.identify(member.member_id, member.display_name, member.balance)
-        log.info("tap: card %s -> member %s, balance %d", member.card_id, tapped,
-                 member.balance)
+        self.session.identify(member.member_id, member.display_name, member.balance)
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
         return MemberIdentified(member.card_id, member.member_id, member.display_name,
                                 member.tier, member.balance,
