@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -230,3 +231,31 @@ class TestSimPty:
                     proc.send_signal(signal.SIGTERM)
                     proc.communicate(timeout=20)
         assert cable.returncode == 0
+
+
+class TestSimTagReachesTheTill:
+    def test_each_one_tap_command_is_one_tap_at_the_till(
+            self, rig: tuple[TagEmulator, PtyBridge, Path]) -> None:
+        """`pos-loyalty sim tag --card C-1001`, run three times with its defaults against a
+        running terminal, reaches the till three times (a 300 ms hold missed the reader
+        while it was reconnecting to the port)."""
+        rf, bridge, tmp = rig
+        port = rf.port
+        rf.close()  # the port is sim tag's now, as when store IT types the command
+        proc = cli("run", "--serial", bridge.terminal_path, "--reader", f"udp:127.0.0.1:{port}",
+                   "--db", f"sqlite:///{tmp / 't.db'}", "--demo-members")
+        try:
+            with SimulatedTill(bridge.till_path) as till:
+                till.wait_link_up(timeout=30)
+                got = []
+                for _ in range(3):
+                    tag = cli("sim", "tag", "--port", str(port), "--card", "C-1001")
+                    tag.communicate(timeout=60)
+                    got.append(till.next_message({"member.identified"}, timeout=5)["card_id"])
+                    # nobody on the port for longer than the reader's reopen backoff (1 s at
+                    # most): the next run meets a reader between two attempts to reopen
+                    time.sleep(2.5)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=20)
+        assert got == ["C-1001"] * 3
