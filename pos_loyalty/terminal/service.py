@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from pos_loyalty.errors import LoyaltyError, RulesError, StoreError
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.pos.messages import (
+    MAX_TEXT_LEN,
     UNSET,
     BasketUpdate,
     CardRefused,
@@ -78,10 +79,15 @@ def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _fit(text: str) -> str:
+    """A text cut to what a message field holds (a long basket's summary can outgrow it)."""
+    return text if len(text) <= MAX_TEXT_LEN else text[:MAX_TEXT_LEN - 3] + "..."
+
+
 def error_message(code: str, text: str, msg: Message | None = None) -> Error:
     """An ``error`` answer to ``msg``, naming its sale when it has one."""
     pos_id, txn_id = getattr(msg, "pos_id", None), getattr(msg, "txn_id", None)
-    return Error(code, text, pos_id if isinstance(pos_id, str) else None,
+    return Error(code, _fit(text), pos_id if isinstance(pos_id, str) else None,
                  txn_id if isinstance(txn_id, str) else None)
 
 
@@ -357,7 +363,7 @@ class TerminalService:
         return QuoteReply(
             txn.pos_id, txn.txn_id, txn.member.member_id if txn.member else None,
             tuple(QuoteItem(ln.program, ln.kind, ln.value, ln.text) for ln in q.lines),
-            q.discount_total, q.points_total, q.total_due, q.summary)
+            q.discount_total, q.points_total, q.total_due, _fit(q.summary))
 
     @staticmethod
     def _awarded(pos_id: str, txn_id: str, member_id: str | None, points: int,

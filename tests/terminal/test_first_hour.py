@@ -62,6 +62,30 @@ class TestSaleWithoutMember:
             store.close()
 
 
+class TestLongTexts:
+    def test_member_changed_with_long_names_still_answers(self, tmp_path: Path) -> None:
+        """Two members with 200-character names make a long member_changed text: it is cut
+        to fit the message, not turned into an internal error."""
+        from pos_loyalty.nfc.events import TapEvent
+        from pos_loyalty.pos.messages import Error
+
+        store = LocalStore(f"sqlite:///{tmp_path / 't.db'}")
+        try:
+            store.add_member("M-A", "A" * 200, card_id="C-A")
+            store.add_member("M-B", "B" * 200, card_id="C-B")
+            service = TerminalService(store)
+            for card in ("C-A", "C-B"):
+                if card == "C-B":
+                    service.on_message(BasketUpdate("P", "T-1", (BasketItem("X", 1, 100, "x"),)))
+                service.on_tap(TapEvent("member", "04A1B2C3D4E5F6", "NTAG213", card_id=card,
+                                        verified=True))
+            answer = service.on_message(TxnCommit("P", "T-1"))
+            assert isinstance(answer, Error) and answer.code == "member_changed"
+            assert len(answer.message) <= 500 and answer.message.endswith("...")
+        finally:
+            store.close()
+
+
 class TestTerminalIdentity:
     def test_enrolled_terminal_says_its_assigned_id(self, tmp_path: Path) -> None:
         """After enrollment the hello and the banner carry central's id, not T-1."""
