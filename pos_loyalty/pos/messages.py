@@ -160,8 +160,9 @@ class _Record:
             raise LocalProtocolError(f"{self._label()}: {exc}") from None
 
     def _check(self) -> None:
-        for f in fields(self):  # type: ignore[arg-type]
-            self.CHECKS[f.name](getattr(self, f.name), f.name)
+        checks = self.CHECKS
+        for name in _names(type(self)):
+            checks[name](getattr(self, name), name)
 
     @classmethod
     def _label(cls) -> str:
@@ -170,14 +171,25 @@ class _Record:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this message or item (lists as lists, left-out fields out)."""
         out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if value is UNSET or (value is None and f.name in self.OMIT_NONE):
+        for name in _names(type(self)):
+            value = getattr(self, name)
+            if value is UNSET or (value is None and name in self.OMIT_NONE):
                 continue
-            if f.name in self.LISTS:
+            if name in self.LISTS:
                 value = [x.to_dict() if isinstance(x, _Record) else x for x in value]
-            out[f.name] = value
+            out[name] = value
         return out
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """The field names of a message class, in order (cached: messages are made per tap)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 R = TypeVar("R", bound=_Record)
