@@ -26,39 +26,43 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pos_loyalty.pos.codec import OVERHEAD, Frame, encode_frame, wire_time
-from pos_loyalty.pos.messages import encode_message
+from pos_loyalty.pos.messages import (
+    BasketItem,
+    BasketUpdate,
+    Message,
+    TillRequest,
+    TxnCommit,
+    encode_message,
+)
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.transport import SerialEndpoint
 
-LINES = [{"sku": "4006381333931", "qty": 2, "unit_price": 249, "category": "food"},
-         {"sku": "5000112548167", "qty": 1, "unit_price": 1099, "category": "drinks"}]
+LINES = (BasketItem("4006381333931", 2, 249, "food"),
+         BasketItem("5000112548167", 1, 1099, "drinks"))
 
 
-def commit(i: int) -> dict[str, Any]:
-    return {"type": "txn.commit", "pos_id": "POS-1", "txn_id": f"TXN-{i:06d}"}
+def commit(i: int) -> TillRequest:
+    return TxnCommit("POS-1", f"TXN-{i:06d}")
 
 
-def basket1(i: int) -> dict[str, Any]:
-    return {"type": "basket.update", "pos_id": "POS-1", "txn_id": f"TXN-{i:06d}",
-            "lines": LINES[:1]}
+def basket1(i: int) -> TillRequest:
+    return BasketUpdate("POS-1", f"TXN-{i:06d}", LINES[:1])
 
 
-def basket2(i: int) -> dict[str, Any]:
-    return {"type": "basket.update", "pos_id": "POS-1", "txn_id": f"TXN-{i:06d}",
-            "lines": LINES}
+def basket2(i: int) -> TillRequest:
+    return BasketUpdate("POS-1", f"TXN-{i:06d}", LINES)
 
 
-def sale_mix(i: int) -> dict[str, Any]:
+def sale_mix(i: int) -> TillRequest:
     """What a till sends during a sale: a first line, the second line, the commit."""
     return (basket1, basket2, commit)[i % 3](i)
 
 
-MESSAGES: dict[str, tuple[Callable[[int], dict[str, Any]], float]] = {
+MESSAGES: dict[str, tuple[Callable[[int], TillRequest], float]] = {
     # name: (message maker, share of the run's wire time)
     "txn.commit": (commit, 0.2), "basket 2 lines": (basket2, 0.3), "sale mix": (sale_mix, 1.0),
 }
@@ -84,9 +88,9 @@ class Receiver:
         self.arrival: dict[str, float] = {}
         self.cond = threading.Condition()
 
-    def __call__(self, msg: dict[str, Any]) -> None:
+    def __call__(self, msg: Message) -> None:
         with self.cond:
-            key = str(msg["txn_id"])
+            key = str(getattr(msg, "txn_id", ""))
             self.seen[key] += 1
             self.arrival.setdefault(key, time.perf_counter())
             self.cond.notify_all()
@@ -100,7 +104,7 @@ class Receiver:
             return self.cond.wait_for(lambda: len(self.seen) >= n, timeout)
 
 
-def run(name: str, make: Callable[[int], dict[str, Any]], corrupt_rate: float,
+def run(name: str, make: Callable[[int], TillRequest], corrupt_rate: float,
         n_latency: int, n_throughput: int, baud: int, seed: int) -> Result:
     recv = Receiver()
     with PtyBridge(corrupt_rate=corrupt_rate, seed=seed, baudrate=baud) as bridge:
@@ -120,9 +124,9 @@ def run(name: str, make: Callable[[int], dict[str, Any]], corrupt_rate: float,
                 msg = make(i)
                 t0 = time.perf_counter()
                 till.send(msg)
-                if not recv.wait(msg["txn_id"]):
+                if not recv.wait(msg.txn_id):
                     break
-                latencies.append(recv.arrival[msg["txn_id"]] - t0)
+                latencies.append(recv.arrival[msg.txn_id] - t0)
             # Throughput: back to back, the link queue kept non-empty.
             first = n_latency
             total = n_latency + n_throughput
@@ -135,8 +139,8 @@ def run(name: str, make: Callable[[int], dict[str, Any]], corrupt_rate: float,
                 else:
                     time.sleep(0.002)
             recv.wait_count(total, timeout=120)
-            last = max(recv.arrival[make(k)["txn_id"]] for k in range(first, total)
-                       if make(k)["txn_id"] in recv.arrival)
+            last = max(recv.arrival[make(k).txn_id] for k in range(first, total)
+                       if make(k).txn_id in recv.arrival)
             rate = n_throughput / (last - t0)
             stats = till.stats
             term_stats = term.stats
@@ -151,7 +155,7 @@ def run(name: str, make: Callable[[int], dict[str, Any]], corrupt_rate: float,
     per_message = statistics.fmean(wire_time(frame_len(k) + OVERHEAD, baud)
                                    for k in range(first, total))
     lat_wire = statistics.fmean(wire_time(frame_len(k), baud) for k in range(n_latency))
-    sent = {make(k)["txn_id"] for k in range(total)}
+    sent = {make(k).txn_id for k in range(total)}
     return Result(
         name=name, latencies=latencies, rate=rate, theoretical_rate=1 / per_message,
         frame_wire=lat_wire, lost=len(sent - set(recv.seen)),
@@ -160,7 +164,7 @@ def run(name: str, make: Callable[[int], dict[str, Any]], corrupt_rate: float,
         corrupted_bytes=corrupted)
 
 
-def raw_baseline(make: Callable[[int], dict[str, Any]], n: int, baud: int) -> list[float]:
+def raw_baseline(make: Callable[[int], TillRequest], n: int, baud: int) -> list[float]:
     """Latency of the same frames written and read with bare pyserial over the same kind of
     paced pty: what the wire and the pty cost without our link."""
     import serial

@@ -28,7 +28,7 @@ from pos_loyalty.config import TerminalConfig
 from pos_loyalty.nfc.sim.cards import member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.codec import Frame, encode_frame, wire_time
-from pos_loyalty.pos.messages import encode_message
+from pos_loyalty.pos.messages import encode_message, message_from_dict
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.terminal.daemon import TerminalDaemon, tune_for_latency
@@ -75,7 +75,7 @@ def main() -> None:
                 e2e.append((time.perf_counter() - start) * 1000)
                 rf.remove()
                 assert msg["card_id"] == card, msg
-                payload = encode_message(msg, "terminal")
+                payload = encode_message(message_from_dict(msg, "terminal"), "terminal")
                 frame_bytes.append(len(encode_frame(Frame("D", i % 256, payload))))
                 if (i + 1) % 100 == 0:
                     print(f"  {i + 1} taps", flush=True)

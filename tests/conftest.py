@@ -117,3 +117,18 @@ def terminals(central: Central, tmp_path: Path) -> Iterator[TerminalFactory]:
     factory = TerminalFactory(central, tmp_path)
     yield factory
     factory.close()
+
+
+def schema_head(which: str) -> str:
+    """The newest revision of the ``central`` or ``terminal`` schema, read from the migration
+    scripts themselves (so a test never pins a revision name)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from pos_loyalty.migrations import HERE
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE / which))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head

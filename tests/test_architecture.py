@@ -103,9 +103,6 @@ PURE = ["pos_loyalty.terminal.session"]
 
 
 class TestPureModules:
-    @pytest.mark.xfail(reason="the till session still takes MemberRecord from the store "
-                              "package; passes once it holds its own member type",
-                       strict=False)
     @pytest.mark.parametrize("module", PURE)
     def test_importing_loads_no_database_library(self, module: str) -> None:
         """A fresh interpreter importing the module has not imported SQLAlchemy or sqlite3."""

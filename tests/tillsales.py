@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.pos.messages import Message, message_from_dict
 from pos_loyalty.rules.parse import parse_text
 from pos_loyalty.rules.program import Program
 from pos_loyalty.terminal.service import TerminalService
@@ -28,6 +29,20 @@ def member_tap(card_id: str) -> TapEvent:
                     verified=True)
 
 
+def ask(service: TerminalService, doc: dict[str, Any] | Message) -> dict[str, Any]:
+    """One till request (a message, or the JSON object a till sends), answered as the JSON
+    object the till gets."""
+    msg = doc if isinstance(doc, Message) else message_from_dict(doc, "till", remote=False)
+    reply = service.on_message(msg)
+    assert reply is not None, doc
+    return reply.to_dict()
+
+
+def tap(service: TerminalService, event: TapEvent) -> dict[str, Any]:
+    """What the till is sent for a tap, as its JSON object."""
+    return service.on_tap(event).to_dict()
+
+
 def ring_up(service: TerminalService, *, card_id: str | None, pos_id: str, txn_id: str,
             total: int, redeem: int = 0) -> dict[str, Any]:
     """Tap (if a card), basket of one line of ``total``, optional redemption, commit.
@@ -35,16 +50,16 @@ def ring_up(service: TerminalService, *, card_id: str | None, pos_id: str, txn_i
     Returns the till's last answer: ``points.awarded``, or the ``error`` that stopped it.
     """
     if card_id is not None:
-        tap = service.on_tap(member_tap(card_id))
-        assert tap["type"] == "member.identified", tap
-    quote = service.on_message({"type": "basket.update", "pos_id": pos_id, "txn_id": txn_id,
+        told = tap(service, member_tap(card_id))
+        assert told["type"] == "member.identified", told
+    quote = ask(service, {"type": "basket.update", "pos_id": pos_id, "txn_id": txn_id,
                                 "lines": [{"sku": "ITEM", "qty": 1, "unit_price": total,
                                            "category": "misc"}]})
     if quote["type"] != "quote":
         return quote
     if redeem:
-        quote = service.on_message({"type": "redeem.request", "pos_id": pos_id,
+        quote = ask(service, {"type": "redeem.request", "pos_id": pos_id,
                                     "txn_id": txn_id, "points": redeem})
         if quote["type"] != "quote":
             return quote
-    return service.on_message({"type": "txn.commit", "pos_id": pos_id, "txn_id": txn_id})
+    return ask(service, {"type": "txn.commit", "pos_id": pos_id, "txn_id": txn_id})

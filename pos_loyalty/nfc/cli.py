@@ -85,8 +85,9 @@ _INTERACTIVE_HELP = """commands (one per line):
               help="With --card or --product: an NTAG 424 DNA with live SUN (demo keys).")
 @click.option("--script", "script_file", type=click.Path(dir_okay=False),
               help="Play a tap session file (TOML or JSON).")
-@click.option("--hold-ms", type=click.IntRange(0, 3_600_000), default=300, show_default=True,
-              help="Time the tag stays on the reader; 0 = until stopped.")
+@click.option("--hold-ms", type=click.IntRange(0, 3_600_000), default=1500, show_default=True,
+              help="Time the tag stays on the reader (long enough for a reader that is "
+                   "between polls or reconnecting); 0 = until stopped.")
 @click.option("--gap-ms", type=click.IntRange(0, 3_600_000), default=500, show_default=True,
               help="Empty field between repeated taps.")
 @click.option("--repeat", type=click.IntRange(1, 100_000), default=1, show_default=True)

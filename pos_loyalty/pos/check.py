@@ -7,7 +7,6 @@ hello. Each check maps to a rule of docs/pos-protocol.md and ends PASS, FAIL or 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any, Literal
 import serial
 
 from pos_loyalty.errors import RemoteProtocolError, SerialLinkError
+from pos_loyalty.pos import jsontext
 from pos_loyalty.pos.codec import (
     NEED_DATA,
     Frame,
@@ -25,7 +25,7 @@ from pos_loyalty.pos.codec import (
     wire_time,
 )
 from pos_loyalty.pos.link import Hello
-from pos_loyalty.pos.messages import decode_message, encode_message
+from pos_loyalty.pos.messages import decode_message, encode_message, message_from_dict
 
 Status = Literal["PASS", "FAIL", "SKIP"]
 CHECK_ID = "POS-CHECK"
@@ -96,8 +96,8 @@ def _kind(kind: str, seq: int | None = None) -> Callable[[Frame], bool]:
 
 def _nak_code(frame: Frame) -> str:
     try:
-        doc = json.loads(frame.payload)
-    except ValueError:
+        doc = jsontext.loads(frame.payload)
+    except jsontext.JsonTextError:
         return "?"
     return str(doc.get("code", "?")) if isinstance(doc, dict) else "?"
 
@@ -125,7 +125,8 @@ class ConformanceChecker:
         self.say(f"{status:4}  {rule}" + (f": {detail}" if detail else ""))
 
     def _data(self, seq: int, message: dict[str, Any]) -> bytes:
-        return encode_frame(Frame("D", seq, encode_message(message, "terminal")))
+        typed = message_from_dict(message, "terminal", remote=False)
+        return encode_frame(Frame("D", seq, encode_message(typed, "terminal")))
 
     def _notice(self, n: int) -> dict[str, Any]:
         return {"type": "member.unknown", "card_id": f"{CHECK_ID}-{n}",
@@ -169,6 +170,7 @@ class ConformanceChecker:
         w.up = True
         self._frame_checks(w)
         self._sale_checks(w)
+        self._binding_checks(w)
         self._result("sends only well-formed frames", not w.damaged,
                      "; ".join(sorted(set(w.damaged)))[:300])
 
@@ -273,9 +275,139 @@ class ConformanceChecker:
         if msg is not None:
             self._answer(w, msg)
 
+    # -- member binding (section 6.4) ----------------------------------------------------
+
+    def _send_message(self, w: _Wire, message: dict[str, Any]) -> bool:
+        """Send one terminal message; True once the till ACKed it."""
+        seq = self._seq
+        w.send(self._data(seq, message))
+        ok = w.recv(_kind("A", seq), self._ack_wait()) is not None
+        self._seq = (seq + 1) % 256
+        return ok
+
+    def _next_request(self, w: _Wire, timeout: float) -> dict[str, Any] | None:
+        """The till's next request (ACKed), or None if none came or it was invalid."""
+        deadline = time.monotonic() + timeout
+        last = -1
+        while (left := deadline - time.monotonic()) > 0:
+            frame = w.recv(_kind("D"), left)
+            if frame is None:
+                return None
+            w.send(encode_frame(Frame("A", frame.seq)))
+            if frame.seq == last:
+                continue  # a retransmission of what we already have
+            last = frame.seq
+            try:
+                return decode_message(frame.payload, "till").to_dict()
+            except RemoteProtocolError as exc:
+                self._result("sends valid data frames and messages", False, exc.reason)
+                return None
+        return None
+
+    def _identified(self, w: _Wire, member_id: str, name: str) -> None:
+        self._send_message(w, {
+            "type": "member.identified", "card_id": f"{CHECK_ID}-{member_id}",
+            "member_id": member_id, "name": name, "tier": None, "balance": 1000,
+            "discounts": [], "tap_ms": 1.0})
+
+    def _quote(self, msg: dict[str, Any], member_id: str | None) -> dict[str, Any]:
+        total = sum(x["qty"] * x["unit_price"] for x in msg.get("lines", []))
+        points = 0 if member_id is None else total // 100
+        return {"type": "quote", "pos_id": msg["pos_id"], "txn_id": msg["txn_id"],
+                "member_id": member_id, "lines": [], "discount_total": 0,
+                "points_total": points, "total_due": total,
+                "summary": f"conformance check: +{points} pts"}
+
+    def _binding_checks(self, w: _Wire) -> None:
+        """Who a sale is for: the till names the member it shows, decides when a second
+        member taps, starts afresh after a commit, takes a member off, cancels a
+        redemption. Each step waits for the cashier; a step nobody does is a SKIP."""
+        a, b, c = "M-CHECK-A", "M-CHECK-B", "M-CHECK-C"
+        wait = self.sale_wait
+        self._identified(w, a, "Check Member A")
+        self.say(f"member A tapped: ring up a new sale for them (add an item), waiting up "
+                 f"to {wait:g} s ...")
+        msg = self._next_request(w, wait)
+        if msg is None or msg["type"] != "basket.update":
+            self._result("names the member it shows in basket.update (6.4)", None,
+                         "no basket" if msg is None else f"got {msg['type']}")
+            return
+        txn_id = msg["txn_id"]
+        self._result("names the member it shows in basket.update (6.4)",
+                     msg.get("member_id", "(left out)") == a,
+                     f"member_id {msg.get('member_id', '(left out)')!r}, expected {a!r}")
+        bound: str | None = a
+        self._send_message(w, self._quote(msg, bound))
+        self._identified(w, b, "Check Member B")
+        self.say(f"member B tapped during the sale: commit it on the till (and choose the "
+                 f"member when asked), waiting up to {wait:g} s ...")
+        asked = False
+        decided: bool | None = None
+        for _ in range(6):
+            msg = self._next_request(w, wait)
+            if msg is None:
+                break
+            if msg["type"] == "basket.update" and "member_id" in msg:
+                bound = msg["member_id"]
+                self._send_message(w, self._quote(msg, bound))
+                decided = True
+            elif msg["type"] == "txn.commit" and decided is None:
+                asked = True  # committed without choosing: ask, as the terminal does
+                decided = False
+                self._send_message(w, {
+                    "type": "error", "code": "member_changed", "pos_id": msg["pos_id"],
+                    "txn_id": msg["txn_id"], "message": "Check Member B (M-CHECK-B) tapped "
+                    "after the sale was quoted for Check Member A: choose the member"})
+            elif msg["type"] == "txn.commit":
+                self._send_message(w, {
+                    "type": "points.awarded", "pos_id": msg["pos_id"],
+                    "txn_id": msg["txn_id"], "member_id": bound, "points": 0,
+                    "balance_before": None if bound is None else 1000,
+                    "balance_after": None if bound is None else 1000, "repeated": False})
+                break
+            else:
+                self._send_message(w, self._quote(msg, bound))
+        self._result("after a second member's tap, names the member before the sale is "
+                     "committed (6.4)", decided,
+                     "no commit" if decided is None else
+                     f"sale for {bound!r}" + (" after member_changed" if asked else "")
+                     if decided else "committed again without naming the member")
+        if not decided:
+            return
+        self._identified(w, c, "Check Member C")
+        self.say(f"member C tapped after the commit: ring up the next sale (add an item), "
+                 f"waiting up to {wait:g} s ...")
+        msg = self._next_request(w, wait)
+        if msg is None or msg["type"] != "basket.update":
+            self._result("a tap after a commit starts a new sale for that member (6.4)", None,
+                         "no basket")
+            return
+        self._result("a tap after a commit starts a new sale for that member (6.4)",
+                     msg["txn_id"] != txn_id and msg.get("member_id") == c,
+                     f"sale {msg['txn_id']} for {msg.get('member_id', '(left out)')!r}")
+        self._send_message(w, self._quote(msg, c))
+        self.say(f"redeem points on this sale, then cancel the redemption, then take the "
+                 f"member off the sale, waiting up to {wait:g} s ...")
+        redeemed = cancelled = taken_off = False
+        while not taken_off:
+            msg = self._next_request(w, wait)
+            if msg is None:
+                break
+            if msg["type"] == "redeem.request":
+                redeemed = redeemed or msg["points"] > 0
+                cancelled = cancelled or (redeemed and msg["points"] == 0)
+            elif msg["type"] == "basket.update" and msg.get("member_id", c) is None:
+                taken_off = True
+            self._send_message(w, self._quote(msg, None if taken_off else c))
+        self._result("cancels a redemption with redeem.request points 0 (6.4)",
+                     cancelled if redeemed else None,
+                     "" if cancelled or not redeemed else "no redeem.request with points 0")
+        self._result("takes a member off with basket.update member_id null (6.4)",
+                     taken_off or None, "" if taken_off else "not seen")
+
     def _message(self, frame: Frame) -> dict[str, Any] | None:
         try:
-            msg = decode_message(frame.payload, "till")
+            msg = decode_message(frame.payload, "till").to_dict()
         except RemoteProtocolError as exc:
             self._result("sends valid data frames and messages", False, exc.reason)
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -47,8 +48,11 @@ def _run_lines(console: TillConsole, lines: TextIO, name: str, *, prompt: bool) 
 @click.option("--json", "raw_json", is_flag=True, help="Print terminal messages as raw JSON.")
 @click.option("--link-timeout", default=10.0, show_default=True,
               help="Seconds to wait for the terminal's hello.")
+@click.option("--txn-prefix", default=None,
+              help="Sale numbers are PREFIX0001, PREFIX0002...; default: T + the start time "
+                   "+ '-', so that a restarted till never reuses a committed number.")
 def sim_pos(port: str, baud: int, pos_id: str, script: Path | None, raw_json: bool,
-            link_timeout: float) -> None:
+            link_timeout: float, txn_prefix: str | None) -> None:
     """A reference till on serial PORT: type baskets, commits, voids (or script them).
 
     Type 'help' at the prompt for the commands. With --script FILE (or commands piped on
@@ -59,7 +63,8 @@ def sim_pos(port: str, baud: int, pos_id: str, script: Path | None, raw_json: bo
         till.start()
     except SerialLinkError as exc:
         raise click.ClickException(str(exc)) from exc
-    console = TillConsole(till, click.echo, raw_json=raw_json)
+    prefix = txn_prefix if txn_prefix is not None else time.strftime("T%y%m%d%H%M%S-")
+    console = TillConsole(till, click.echo, raw_json=raw_json, txn_prefix=prefix)
     try:
         try:
             till.wait_link_up(link_timeout)

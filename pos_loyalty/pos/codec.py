@@ -353,6 +353,8 @@ class FrameDecoder:
         end_crc = end_payload + 4
         while p < end_crc and p < n:
             b = buf[p]
+            if b in (STX, ETX):
+                raise self._fail("frame truncated (STX or ETX inside the CRC)", p, "truncated")
             if b not in _HEX:
                 raise self._fail(f"CRC byte 0x{b:02X} is not an upper-case hex digit", p, "header")
             p += 1

@@ -12,6 +12,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pos_loyalty.errors import LoyaltyError, SerialLinkError
@@ -22,11 +23,15 @@ UNPROMPTED = {"member.identified", "member.unknown", "card.refused"}
 HELP = """\
 commands (one per line, # for comments):
   new [TXN]                      start a new sale (default: next number)
-  line SKU QTY PRICE [CATEGORY]  add a line (PRICE in minor units) and send the basket
+  line SKU QTY PRICE [CATEGORY]  add a line and send the basket; PRICE 3.00 is an
+                                 amount, 300 (no point) is minor units
   remove SKU                     remove a line and send the basket
   basket                         send the current basket again
-  redeem POINTS                  redeem points on the current sale
-  commit                         commit the current sale
+  member [MEMBER_ID|none]        who the sale is for (default: the member tapped last);
+                                 none takes the member off; the basket is sent again
+  redeem POINTS                  redeem points on the current sale (0 cancels)
+  unredeem                       cancel the redemption on the current sale
+  commit                         commit the current sale (the next line starts a new one)
   void [TXN]                     void a sale (default: current)
   refund TXN REFUND_ID SKU:QTY...  refund lines of a committed sale
   status [TXN]                   ask what the terminal knows of a sale
@@ -50,6 +55,20 @@ def money(minor: int) -> str:
     return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
 
 
+def parse_price(text: str) -> int:
+    """A price as the cashier types it: '3.00' or '3.5' is an amount, '300' minor units."""
+    if "." not in text:
+        return int(text)
+    try:
+        amount = Decimal(text)
+    except InvalidOperation as exc:
+        raise ValueError(f"price {text!r} is not a number") from exc
+    minor = amount * 100
+    if not amount.is_finite() or minor != minor.to_integral_value():
+        raise ValueError(f"price {text!r} has more than two decimals")
+    return int(minor)
+
+
 def describe(msg: dict[str, Any]) -> str:
     """One or more lines a cashier would read for a terminal message."""
     t = msg.get("type")
@@ -65,7 +84,8 @@ def describe(msg: dict[str, Any]) -> str:
     if t == "quote":
         lines = "".join(f"\n     {ln['kind']:8} {ln['value']:>7}  {ln['text']}"
                         for ln in msg["lines"])
-        return (f"quote {msg['txn_id']}: total due {money(msg['total_due'])}, discount "
+        return (f"quote {msg['txn_id']} for {msg.get('member_id') or 'no member'}: "
+                f"total due {money(msg['total_due'])}, discount "
                 f"{money(msg['discount_total'])}, points {msg['points_total']} - "
                 f"{msg['summary']}{lines}")
     if t == "points.awarded":
@@ -85,13 +105,20 @@ class TillConsole:
     """Executes console commands against a started SimulatedTill."""
 
     def __init__(self, till: SimulatedTill, out: Callable[[str], None], *,
-                 raw_json: bool = False) -> None:
+                 raw_json: bool = False, txn_prefix: str = "T-") -> None:
         self.till = till
         self.out = out
         self.raw_json = raw_json
+        self.txn_prefix = txn_prefix
         self.txn_no = 0
         self.txn_id = ""
         self.lines: list[dict[str, Any]] = []
+        self.committed = False
+        self.tapped: dict[str, Any] | None = None
+        """The last member.identified (the member shown on the till's screen)."""
+        self.member: dict[str, Any] | None = None
+        """The member the current sale is for (sent as member_id in every basket)."""
+        self._sent_for: str | None = None  # member_id of the last basket sent
         self.last: dict[str, Any] | None = None
         self._received: list[dict[str, Any]] = []
         self._cond = threading.Condition()
@@ -115,10 +142,26 @@ class TillConsole:
             except SerialLinkError:
                 continue
             self._show(msg)
+            if msg["type"] == "member.identified":
+                self._member_tapped(msg)
             with self._cond:
                 self._received.append(msg)
                 self.last = msg
                 self._cond.notify_all()
+
+    def _member_tapped(self, msg: dict[str, Any]) -> None:
+        """A tap binds a sale that has no member yet; a second member is for the cashier to
+        decide (the terminal would refuse the commit with member_changed anyway)."""
+        self.tapped = msg
+        if self.committed:
+            return  # the next line starts the next sale, for this member
+        if self.member is None:
+            self.member = msg
+            self.out(f"-- sale {self.txn_id} is for {msg['name']} ({msg['member_id']})")
+        elif self.member["member_id"] != msg["member_id"]:
+            self.out(f"!! {msg['name']} ({msg['member_id']}) tapped during sale {self.txn_id}"
+                     f" for {self.member['name']}: 'member {msg['member_id']}' to switch, "
+                     f"'member {self.member['member_id']}' to keep")
 
     def _show(self, msg: dict[str, Any]) -> None:
         self.out("<- " + (json.dumps(msg) if self.raw_json else describe(msg)))
@@ -129,9 +172,21 @@ class TillConsole:
         return msg
 
     def new_txn(self, txn_id: str | None = None) -> None:
+        """Start the next sale, for the member on the screen if their tap came after the
+        last commit."""
         self.txn_no += 1
-        self.txn_id = txn_id or f"T-{self.txn_no:04d}"
+        self.txn_id = txn_id or f"{self.txn_prefix}{self.txn_no:04d}"
         self.lines = []
+        self.member = self.tapped if self.committed else None
+        self.tapped = self.member
+        self.committed = False
+
+    def _current(self) -> None:
+        """A change to the basket after a commit starts the next sale."""
+        if self.committed:
+            self.new_txn()
+            self.out(f"-- sale {self.txn_id}" + (f" for {self.member['name']}"
+                                                  if self.member else ""))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -167,16 +222,39 @@ class TillConsole:
 
     def _send_basket(self) -> None:
         total = sum(x["qty"] * x["unit_price"] for x in self.lines)
-        self.out(f"-> basket {self.txn_id}: {len(self.lines)} line(s), {money(total)}")
-        self._reply(self.till.send_basket(self.txn_id, self.lines))
+        member_id = self.member["member_id"] if self.member else None
+        self.out(f"-> basket {self.txn_id}: {len(self.lines)} line(s), {money(total)}, "
+                 f"for {member_id or 'no member'}")
+        self._reply(self.till.send_basket(self.txn_id, self.lines, member_id=member_id))
+        self._sent_for = member_id
 
     def _cmd_line(self, args: list[str]) -> None:
-        sku, qty, price = args[0], int(args[1]), int(args[2])
+        sku, qty, price = args[0], int(args[1]), parse_price(args[2])
         category = args[3] if len(args) > 3 else ""
+        self._current()
         self.lines.append({"sku": sku, "qty": qty, "unit_price": price, "category": category})
         self._send_basket()
 
+    def _cmd_member(self, args: list[str]) -> None:
+        if not args:
+            if self.tapped is None:
+                raise ConsoleError("no member has tapped yet")
+            self.member = self.tapped
+        elif args[0].lower() == "none":
+            self.member = None
+        elif self.tapped is not None and self.tapped["member_id"] == args[0]:
+            self.member = self.tapped
+        elif self.member is not None and self.member["member_id"] == args[0]:
+            pass
+        else:
+            raise ConsoleError(f"member {args[0]} has not tapped at this till")
+        self.out(f"-- sale {self.txn_id} is for "
+                 f"{self.member['name'] if self.member else 'no member'}")
+        if self.lines:
+            self._send_basket()
+
     def _cmd_remove(self, args: list[str]) -> None:
+        self._current()
         before = len(self.lines)
         self.lines = [x for x in self.lines if x["sku"] != args[0]]
         if len(self.lines) == before:
@@ -188,12 +266,21 @@ class TillConsole:
 
     def _cmd_redeem(self, args: list[str]) -> None:
         points = int(args[0])
-        self.out(f"-> redeem {points} points on {self.txn_id}")
+        self.out(f"-> redeem {points} points on {self.txn_id}" if points else
+                 f"-> cancel the redemption on {self.txn_id}")
         self._reply(self.till.redeem(self.txn_id, points))
 
+    def _cmd_unredeem(self, args: list[str]) -> None:
+        self._cmd_redeem(["0"])
+
     def _cmd_commit(self, args: list[str]) -> None:
+        member_id = self.member["member_id"] if self.member else None
+        if not self.committed and self.lines and member_id != self._sent_for:
+            self._send_basket()  # a tap bound the sale since its last quote: quote it again
         self.out(f"-> commit {self.txn_id}")
-        self._reply(self.till.commit(self.txn_id))
+        reply = self._reply(self.till.commit(self.txn_id))
+        if reply["type"] == "points.awarded":
+            self.committed = True  # 'commit' and 'status' still mean this sale until a line
 
     def _cmd_void(self, args: list[str]) -> None:
         txn = args[0] if args else self.txn_id

@@ -4,6 +4,10 @@ Bytes go in with ``receive_data(data, now)``, events come out of ``next_event()`
 write come out of ``data_to_send()``; timers advance only when the caller passes ``now`` to
 ``tick()`` (a monotonic clock in seconds). Nothing here touches a port, a thread or a clock.
 
+The link's whole state is one record, ``_Session`` (state, counters, peer, outstanding frame,
+deadlines); two tables drive it: ``_TRANSITIONS`` (state changes) and ``_FRAME_HANDLERS``
+(what each kind of frame does in each state). A missing entry is an error, as in h11.
+
 Rules (docs/pos-protocol.md is normative):
 
 - Each direction has its own sequence counter; a hello resets both. The first D frame after a
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pos_loyalty.errors import LocalProtocolError
+from pos_loyalty.pos import jsontext
 from pos_loyalty.pos.codec import (
     MAX_PAYLOAD,
     NEED_DATA,
@@ -98,9 +103,9 @@ class Hello:
     def from_payload(cls, payload: bytes) -> Hello:
         """Parse and check a hello payload; ValueError with a NAK reason if invalid."""
         try:
-            doc = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"hello payload is not JSON: {exc}") from exc
+            doc = jsontext.loads(payload)
+        except jsontext.JsonTextError as exc:
+            raise ValueError(f"hello payload: {exc}") from exc
         if not isinstance(doc, dict):
             raise ValueError("hello payload must be a JSON object")
         versions = doc.get("versions")
@@ -231,6 +236,22 @@ _TRANSITIONS: Final[dict[tuple[LinkState, str], LinkState]] = {
 }
 
 
+_FRAME_HANDLERS: Final[dict[tuple[LinkState, str], str]] = {
+    (LinkState.HELLO_SENT, "H"): "_on_hello",
+    (LinkState.HELLO_SENT, "D"): "_before_hello",
+    (LinkState.HELLO_SENT, "P"): "_before_hello",
+    (LinkState.HELLO_SENT, "A"): "_ignore",
+    (LinkState.HELLO_SENT, "N"): "_note_nak",
+    (LinkState.UP, "H"): "_on_hello",
+    (LinkState.UP, "D"): "_on_data",
+    (LinkState.UP, "P"): "_on_ping",
+    (LinkState.UP, "A"): "_on_ack",
+    (LinkState.UP, "N"): "_on_nak",
+}
+"""What a frame from the peer does in each state (a CLOSED link reads nothing); a missing
+entry is a bug of ours, never the peer's doing."""
+
+
 @dataclass
 class _Outstanding:
     payload: bytes
@@ -239,6 +260,28 @@ class _Outstanding:
     transmissions: int
     deadline: float
     unanswered: int = 0
+
+
+@dataclass
+class _Session:
+    """Everything that decides what the link does next, in one record (h11's
+    ``_state.py`` idea): the state of the table above, both sequence counters, the peer's
+    hello, the frame awaiting its ACK, and every timer's deadline. Nothing else in
+    :class:`Link` changes its behaviour; the rest is buffers and counters for diagnostics.
+    """
+
+    state: LinkState = LinkState.CLOSED
+    tx_seq: int = 0  # number of our next data frame
+    rx_last: int | None = None  # number of the peer's last accepted data frame
+    peer: Hello | None = None
+    peer_max: int = MAX_PAYLOAD  # largest payload the peer accepts
+    outstanding: _Outstanding | None = None  # our data frame awaiting its ACK
+    last_rx: float = 0.0  # when a valid frame last arrived (idle timer)
+    last_byte: float = 0.0  # when a byte last arrived (inter-byte gap)
+    ping_deadline: float | None = None
+    missed_pings: int = 0
+    hello_deadline: float | None = None
+    hello_tries: int = 0
 
 
 def _nak_payload(code: str, reason: str | None) -> bytes:
@@ -253,8 +296,8 @@ def _nak_payload(code: str, reason: str | None) -> bytes:
 def _parse_nak(payload: bytes) -> tuple[str, str]:
     """(code, reason) of a NAK payload; tolerant, since a NAK is advice only."""
     try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        doc = jsontext.loads(payload)
+    except jsontext.JsonTextError:
         return "", payload.decode("ascii", "replace")[:MAX_REASON]
     if not isinstance(doc, dict):
         return "", ""
@@ -280,37 +323,26 @@ class Link:
         self.timers = timers or Timers()
         self.max_queue = max_queue
         self.stats = LinkStats()
-        self._state = LinkState.CLOSED
+        self._s = _Session()
         self._decoder = FrameDecoder(max_payload=max_payload)
         self._events: deque[Event] = deque()
         self._out: list[tuple[str, bytes]] = []  # (kind, wire bytes) not yet handed out
         self._queue: deque[bytes] = deque()
-        self._outstanding: _Outstanding | None = None
-        self._tx_seq = 0
-        self._rx_last: int | None = None
-        self._peer: Hello | None = None
-        self._peer_max = MAX_PAYLOAD
-        self._last_rx = 0.0
-        self._last_byte = 0.0
-        self._ping_deadline: float | None = None
-        self._missed_pings = 0
-        self._hello_deadline: float | None = None
-        self._hello_tries = 0
 
     # -- public surface ------------------------------------------------------------------
 
     @property
     def state(self) -> LinkState:
-        return self._state
+        return self._s.state
 
     @property
     def up(self) -> bool:
-        return self._state is LinkState.UP
+        return self._s.state is LinkState.UP
 
     @property
     def peer(self) -> Hello | None:
         """The peer's last hello, once one was received."""
-        return self._peer
+        return self._s.peer
 
     @property
     def buffered(self) -> int:
@@ -320,7 +352,7 @@ class Link:
     @property
     def pending(self) -> int:
         """Data frames queued or awaiting an ACK."""
-        return len(self._queue) + (1 if self._outstanding else 0)
+        return len(self._queue) + (1 if self._s.outstanding else 0)
 
     def connect(self, now: float) -> None:
         """Start (or restart) the link: send a hello request and reset both counters."""
@@ -330,7 +362,7 @@ class Link:
         self._out.clear()
         self._requeue_outstanding()
         self._reset_counters(now)
-        self._hello_tries = 0
+        self._s.hello_tries = 0
         self._send_hello(now)
         if was_up:
             self._events.append(LinkDown("link restarted"))
@@ -341,14 +373,14 @@ class Link:
         self._transition("close")
         self._requeue_outstanding()
         self._out.clear()
-        self._hello_deadline = None
-        self._ping_deadline = None
+        self._s.hello_deadline = None
+        self._s.ping_deadline = None
         if was_up:
             self._events.append(LinkDown(reason))
 
     def send(self, payload: bytes, now: float) -> None:
         """Queue one message payload for delivery; LocalProtocolError if it cannot be sent."""
-        limit = self._peer_max  # what the peer announced it accepts (2048 before its hello)
+        limit = self._s.peer_max  # what the peer announced it accepts (2048 before its hello)
         if len(payload) > limit:
             raise LocalProtocolError(
                 f"message of {len(payload)} bytes exceeds the link's maximum of {limit}")
@@ -360,10 +392,10 @@ class Link:
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the port; events and replies become available."""
-        if self._state is LinkState.CLOSED:
+        if self._s.state is LinkState.CLOSED:
             raise LocalProtocolError("receive_data() on a closed link: call connect() first")
         if data:
-            self._last_byte = now
+            self._s.last_byte = now
         # Feed in slices so the decoder buffer stays bounded whatever the caller passes.
         step = max(1024, self._decoder.max_buffer // 2)
         for i in range(0, len(data), step):
@@ -385,82 +417,82 @@ class Link:
 
     def tick(self, now: float) -> None:
         """Advance the timers to ``now``."""
-        if self._state is LinkState.CLOSED:
+        if self._s.state is LinkState.CLOSED:
             return
         t = self.timers
-        if self._decoder.in_frame and now >= self._last_byte + t.inter_byte_gap:
+        if self._decoder.in_frame and now >= self._s.last_byte + t.inter_byte_gap:
             err = self._decoder.abort_partial()
             if err is not None:
                 self._bad_frame(err, now)
-        if self._state is LinkState.HELLO_SENT:
-            if self._hello_deadline is not None and now >= self._hello_deadline:
+        if self._s.state is LinkState.HELLO_SENT:
+            if self._s.hello_deadline is not None and now >= self._s.hello_deadline:
                 self._send_hello(now)
             return
-        out = self._outstanding
+        out = self._s.outstanding
         if out is not None and now >= out.deadline:
             self._retransmit(now, "no ACK within the ACK wait", answered=False)
-            if self._state is not LinkState.UP:
+            if self._s.state is not LinkState.UP:
                 return
-        if self._ping_deadline is not None:
-            if now >= self._ping_deadline:
-                self._missed_pings += 1
-                if self._missed_pings >= t.missed_pings:
-                    self._link_lost(now, f"{self._missed_pings} pings unanswered")
+        if self._s.ping_deadline is not None:
+            if now >= self._s.ping_deadline:
+                self._s.missed_pings += 1
+                if self._s.missed_pings >= t.missed_pings:
+                    self._link_lost(now, f"{self._s.missed_pings} pings unanswered")
                     return
                 self._send_ping(now)
-        elif self._outstanding is None and now >= self._last_rx + t.ping_idle:
+        elif self._s.outstanding is None and now >= self._s.last_rx + t.ping_idle:
             self._send_ping(now)
         self._pump(now)
 
     def next_deadline(self) -> float | None:
         """The earliest ``now`` at which ``tick()`` has work to do (None: nothing pending)."""
-        if self._state is LinkState.CLOSED:
+        if self._s.state is LinkState.CLOSED:
             return None
         times: list[float] = []
         if self._decoder.in_frame:
-            times.append(self._last_byte + self.timers.inter_byte_gap)
-        if self._state is LinkState.HELLO_SENT:
-            if self._hello_deadline is not None:
-                times.append(self._hello_deadline)
+            times.append(self._s.last_byte + self.timers.inter_byte_gap)
+        if self._s.state is LinkState.HELLO_SENT:
+            if self._s.hello_deadline is not None:
+                times.append(self._s.hello_deadline)
         else:
-            if self._outstanding is not None:
-                times.append(self._outstanding.deadline)
-            if self._ping_deadline is not None:
-                times.append(self._ping_deadline)
-            elif self._outstanding is None:
-                times.append(self._last_rx + self.timers.ping_idle)
+            if self._s.outstanding is not None:
+                times.append(self._s.outstanding.deadline)
+            if self._s.ping_deadline is not None:
+                times.append(self._s.ping_deadline)
+            elif self._s.outstanding is None:
+                times.append(self._s.last_rx + self.timers.ping_idle)
         return min(times) if times else None
 
     # -- internals -----------------------------------------------------------------------
 
     def _transition(self, what: str) -> None:
         try:
-            self._state = _TRANSITIONS[(self._state, what)]
+            self._s.state = _TRANSITIONS[(self._s.state, what)]
         except KeyError:
-            raise LocalProtocolError(f"cannot {what} in state {self._state.value}") from None
+            raise LocalProtocolError(f"cannot {what} in state {self._s.state.value}") from None
 
     def _ack_wait(self, n_bytes: int) -> float:
         # The frame's wire time plus the protocol's fixed allowance (1 s in v1).
         return wire_time(n_bytes, self.baudrate) + self.timers.ack_extra
 
     def _emit(self, frame: Frame) -> bytes:
-        limit = self._peer_max if frame.kind == "D" else 0xFFFF
+        limit = self._s.peer_max if frame.kind == "D" else 0xFFFF
         wire = encode_frame(frame, max_payload=limit)
         self._out.append((frame.kind, wire))
         self.stats.frames_sent += 1
         return wire
 
     def _reset_counters(self, now: float) -> None:
-        self._tx_seq = 0
-        self._rx_last = None
-        self._last_rx = now
-        self._ping_deadline = None
-        self._missed_pings = 0
+        self._s.tx_seq = 0
+        self._s.rx_last = None
+        self._s.last_rx = now
+        self._s.ping_deadline = None
+        self._s.missed_pings = 0
 
     def _requeue_outstanding(self) -> None:
-        if self._outstanding is not None:
-            self._queue.appendleft(self._outstanding.payload)
-            self._outstanding = None
+        if self._s.outstanding is not None:
+            self._queue.appendleft(self._s.outstanding.payload)
+            self._s.outstanding = None
 
     def _hello(self, reply: bool) -> Hello:
         return Hello(SUPPORTED_VERSIONS, self.max_payload, self.role, self.local_id, reply)
@@ -468,16 +500,16 @@ class Link:
     def _send_hello(self, now: float) -> None:
         wire = self._emit(Frame("H", 0, self._hello(reply=False).to_payload()))
         wait = self._ack_wait(len(wire))
-        if self._hello_tries >= self.timers.max_unanswered:
-            backoff = wait * 2 ** (self._hello_tries - self.timers.max_unanswered + 1)
+        if self._s.hello_tries >= self.timers.max_unanswered:
+            backoff = wait * 2 ** (self._s.hello_tries - self.timers.max_unanswered + 1)
             wait = min(max(wait, backoff), self.timers.hello_backoff_max)
-        self._hello_tries += 1
-        self._hello_deadline = now + wait
+        self._s.hello_tries += 1
+        self._s.hello_deadline = now + wait
 
     def _send_ping(self, now: float) -> None:
-        wire = self._emit(Frame("P", (self._tx_seq - 1) % 256))
+        wire = self._emit(Frame("P", (self._s.tx_seq - 1) % 256))
         self.stats.pings_sent += 1
-        self._ping_deadline = now + self._ack_wait(len(wire))
+        self._s.ping_deadline = now + self._ack_wait(len(wire))
 
     def _nak(self, seq: int | None, code: str, reason: str | None = None) -> None:
         self._emit(Frame("N", seq if seq is not None else 0, _nak_payload(code, reason)))
@@ -490,28 +522,28 @@ class Link:
         self._out = [(kind, wire) for kind, wire in self._out if kind != "D"]
         self._requeue_outstanding()
         self._reset_counters(now)
-        self._hello_tries = 0
+        self._s.hello_tries = 0
         self._send_hello(now)
         self._events.append(LinkDown(reason))
 
     def _pump(self, now: float) -> None:
         """Start the next queued data frame when the line is free."""
-        while self._state is LinkState.UP and self._outstanding is None and self._queue:
+        while self._s.state is LinkState.UP and self._s.outstanding is None and self._queue:
             payload = self._queue.popleft()
-            if len(payload) <= self._peer_max:
+            if len(payload) <= self._s.peer_max:
                 break
             # Queued before the peer announced a lower maximum: it can never be sent.
             self.stats.send_failures += 1
             self._events.append(SendFailed(
-                payload, f"{len(payload)} bytes exceed the peer's max_payload {self._peer_max}"))
+                payload, f"{len(payload)} bytes exceed the peer's max_payload {self._s.peer_max}"))
         else:
             return
-        seq = self._tx_seq
+        seq = self._s.tx_seq
         wire = self._emit(Frame("D", seq, payload))
-        self._outstanding = _Outstanding(payload, seq, wire, 1, now + self._ack_wait(len(wire)))
+        self._s.outstanding = _Outstanding(payload, seq, wire, 1, now + self._ack_wait(len(wire)))
         # The data frame's own timer now watches the peer; a ping in flight is moot.
-        self._ping_deadline = None
-        self._missed_pings = 0
+        self._s.ping_deadline = None
+        self._s.missed_pings = 0
 
     def _retransmit(self, now: float, why: str, *, answered: bool) -> None:
         """Send the outstanding frame again, or give it up when its budget is spent.
@@ -521,14 +553,14 @@ class Link:
         NAKs prove the peer is there, so on a noisy line they do not exhaust the
         first budget.
         """
-        out = self._outstanding
+        out = self._s.outstanding
         if out is None:
             return
         if not answered:
             out.unanswered += 1
         if (out.unanswered >= self.timers.max_unanswered
                 or out.transmissions >= self.timers.max_transmissions):
-            self._outstanding = None
+            self._s.outstanding = None
             self.stats.send_failures += 1
             reason = f"no ACK after {out.transmissions} transmissions ({why})"
             self._events.append(SendFailed(out.payload, reason))
@@ -558,14 +590,14 @@ class Link:
             self._nak(err.seq, err.code)
         # The damaged frame may have been the answer to our outstanding frame: resend now
         # rather than wait a whole ACK timeout.
-        if self._state is LinkState.UP and self._outstanding is not None:
+        if self._s.state is LinkState.UP and self._s.outstanding is not None:
             self._retransmit(now, "damaged frame from the peer", answered=True)
 
     def _on_frame(self, frame: Frame, now: float) -> None:
         self.stats.frames_received += 1
-        self._last_rx = now
-        self._missed_pings = 0
-        self._ping_deadline = None
+        self._s.last_rx = now
+        self._s.missed_pings = 0
+        self._s.ping_deadline = None
         if frame.version != PROTOCOL_VERSION:
             self.stats.bad_frames += 1
             reason = f"unsupported protocol version {frame.version}"
@@ -573,11 +605,11 @@ class Link:
             if frame.kind not in ("A", "N"):
                 self._nak(frame.seq, "version", reason)
             return
-        handler = {
-            "H": self._on_hello, "D": self._on_data, "A": self._on_ack,
-            "N": self._on_nak, "P": self._on_ping,
-        }[frame.kind]
-        handler(frame, now)
+        name = _FRAME_HANDLERS.get((self._s.state, frame.kind))
+        if name is None:
+            raise LocalProtocolError(f"no handler for a {frame.kind} frame in state "
+                                     f"{self._s.state.value}")
+        getattr(self, name)(frame, now)
 
     def _on_hello(self, frame: Frame, now: float) -> None:
         try:
@@ -592,18 +624,18 @@ class Link:
             self._reject(frame, "version",
                          f"no common protocol version; we speak {list(SUPPORTED_VERSIONS)}")
             return
-        self._peer = hello
-        self._peer_max = min(hello.max_payload, MAX_PAYLOAD)
+        self._s.peer = hello
+        self._s.peer_max = min(hello.max_payload, MAX_PAYLOAD)
         if hello.reply:
-            if self._state is LinkState.HELLO_SENT:
+            if self._s.state is LinkState.HELLO_SENT:
                 self._transition("hello_reply")
-                self._hello_deadline = None
+                self._s.hello_deadline = None
                 self._events.append(LinkUp(hello))
             return
         # A hello request: the peer (re)started. Reset both counters, answer, resend.
-        restarted = self._state is LinkState.UP
+        restarted = self._s.state is LinkState.UP
         self._transition("hello_request")
-        self._hello_deadline = None
+        self._s.hello_deadline = None
         self._requeue_outstanding()
         self._reset_counters(now)
         self._emit(Frame("H", 0, self._hello(reply=True).to_payload()))
@@ -614,16 +646,16 @@ class Link:
         self._events.append(FrameRejected(reason, frame.seq, code))
         self._nak(frame.seq, code, reason)
 
+    def _before_hello(self, frame: Frame, now: float) -> None:
+        self._reject(frame, "nohello", "hello required before data")
+
     def _on_data(self, frame: Frame, now: float) -> None:
-        if self._state is not LinkState.UP:
-            self._reject(frame, "nohello", "hello required before data")
-            return
-        expected = 0 if self._rx_last is None else (self._rx_last + 1) % 256
+        expected = 0 if self._s.rx_last is None else (self._s.rx_last + 1) % 256
         if frame.seq == expected:
-            self._rx_last = frame.seq
+            self._s.rx_last = frame.seq
             self._emit(Frame("A", frame.seq))
             self._events.append(Message(frame.payload, frame.seq))
-        elif frame.seq == self._rx_last:
+        elif frame.seq == self._s.rx_last:
             self.stats.duplicates += 1
             self._emit(Frame("A", frame.seq))
             self._events.append(DuplicateIgnored(frame.seq))
@@ -631,27 +663,32 @@ class Link:
             self._reject(frame, "seq",
                          f"sequence {frame.seq:02X} out of order, expected {expected:02X}")
 
+    def _ignore(self, frame: Frame, now: float) -> None:
+        """An ACK before the hello exchange answers nothing of this session."""
+
     def _on_ack(self, frame: Frame, now: float) -> None:
-        out = self._outstanding
-        if self._state is LinkState.UP and out is not None and frame.seq == out.seq:
-            self._outstanding = None
-            self._tx_seq = (out.seq + 1) % 256
+        out = self._s.outstanding
+        if out is not None and frame.seq == out.seq:
+            self._s.outstanding = None
+            self._s.tx_seq = (out.seq + 1) % 256
             self._events.append(Acked(out.payload, out.seq, out.transmissions))
         # Any other ACK (a ping answer, a late duplicate) only proves the peer is alive.
 
-    def _on_nak(self, frame: Frame, now: float) -> None:
+    def _note_nak(self, frame: Frame, now: float) -> tuple[str, str]:
+        """A NAK while the link is down (our hello's, say): reported, nothing to resend."""
         self.stats.naks_received += 1
         code, reason = _parse_nak(frame.payload)
         self._events.append(PeerNak(frame.seq, code, reason))
-        if self._state is LinkState.UP and code == "nohello":
+        return code, reason
+
+    def _on_nak(self, frame: Frame, now: float) -> None:
+        code, _reason = self._note_nak(frame, now)
+        if code == "nohello":
             # The peer lost our session (it restarted and its hello was lost): start again.
             self._link_lost(now, "peer has no session (restarted?)")
-        elif self._state is LinkState.UP and self._outstanding is not None:
+        elif self._s.outstanding is not None:
             # Resend on any NAK: the bad frame's own number may have been damaged.
             self._retransmit(now, f"NAK {code or '?'}", answered=True)
 
     def _on_ping(self, frame: Frame, now: float) -> None:
-        if self._state is not LinkState.UP:
-            self._reject(frame, "nohello", "hello required before data")
-            return
         self._emit(Frame("A", frame.seq))

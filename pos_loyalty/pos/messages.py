@@ -1,56 +1,80 @@
-"""The application messages carried in D frames: schema, validation, JSON encoding.
+"""The application messages carried in D frames, as frozen classes that validate themselves.
 
-Every message is a JSON object with a ``type``; the fields each type needs, and which side may
-send it, are the tables below (docs/pos-protocol.md lists them for vendors). Unknown extra
-fields are accepted and passed through, so later versions can add fields without breaking v1
-peers. Money is integer minor units, points are integers; booleans are never accepted as
-integers.
+Like h11's events, every message is a small frozen dataclass whose constructor checks each
+field (type, range, length) and raises LocalProtocolError naming the field: a message that
+exists is valid. :func:`decode_message` turns a payload from the peer into its class or raises
+RemoteProtocolError naming the field ("basket.update: field 'lines[0].unit_price' must be at
+most 1000000000"); :func:`encode_message` turns a message into compact JSON. docs/pos-protocol.md
+section 6 lists the same fields for vendors.
 
-Validation of what the peer sent raises RemoteProtocolError with a reason a vendor can act on;
-validation of what we are about to send raises LocalProtocolError.
+Money is integer minor units, points are integers; booleans are never accepted as integers;
+every integer is bounded (the till's quantities, prices and points tightly), so a number the
+peer sends cannot overflow the store or the rules. Fields a receiver does not know are
+ignored, so later versions can add fields without breaking v1 peers.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from pos_loyalty.errors import LocalProtocolError, RemoteProtocolError
+from pos_loyalty.pos import jsontext
 
 Role = Literal["terminal", "till"]
 MAX_ID_LEN: Final = 64
 MAX_TEXT_LEN: Final = 500
+DISPLAY_WIDTH: Final = 20  # a 2 x 20 customer display
+DISPLAY_LINES: Final = 2
 MAX_LINES: Final = 200
+MAX_INT: Final = 2**53 - 1
+"""Any integer field: what every JSON parser holds exactly."""
+MAX_QTY: Final = 10_000
+MAX_UNIT_PRICE: Final = 10**9
+"""10,000,000.00 in a two-decimal currency; 200 lines x MAX_QTY x this fits in 64 bits."""
+MAX_POINTS: Final = 10**9
 
-Check = Callable[[Any, str], None]
 
+class Unset(enum.Enum):
+    """A field left out of a message (as opposed to sent as null)."""
+
+    UNSET = enum.auto()
+
+
+UNSET: Final = Unset.UNSET
+
+
+# -- field checks ------------------------------------------------------------------------
 
 class _Invalid(Exception):
     """Internal: a field failed its check (turned into the right ProtocolError)."""
 
+    def __init__(self, path: str, what: str) -> None:
+        super().__init__(f"field '{path}' {what}")
+        self.path = path
+        self.what = what
 
-def _fail(path: str, what: str) -> None:
-    raise _Invalid(f"field '{path}' {what}")
 
-
-def _is_int(v: Any) -> bool:
-    return type(v) is int
+Check = Callable[[Any, str], None]
 
 
 def _str(max_len: int = MAX_TEXT_LEN, *, nonempty: bool = False) -> Check:
     def check(v: Any, path: str) -> None:
         if not isinstance(v, str):
-            _fail(path, f"must be a string, not {type(v).__name__}")
-        elif nonempty and not v:
-            _fail(path, "must not be empty")
-        elif len(v) > max_len:
-            _fail(path, f"is longer than {max_len} characters")
+            raise _Invalid(path, f"must be a string, not {type(v).__name__}")
+        if nonempty and not v:
+            raise _Invalid(path, "must not be empty")
+        if len(v) > max_len:
+            raise _Invalid(path, f"is longer than {max_len} characters")
     return check
 
 
-def _ident() -> Check:
-    return _str(MAX_ID_LEN, nonempty=True)
+_IDENT: Final = _str(MAX_ID_LEN, nonempty=True)
+_TEXT: Final = _str()
+_SHORT: Final = _str(MAX_ID_LEN)
 
 
 def _opt(inner: Check) -> Check:
@@ -60,115 +84,423 @@ def _opt(inner: Check) -> Check:
     return check
 
 
-def _int(minimum: int | None = None) -> Check:
+def _int(minimum: int = -MAX_INT, maximum: int = MAX_INT) -> Check:
+    """An integer within [minimum, maximum]: a value the store and the rules can add up."""
     def check(v: Any, path: str) -> None:
-        if not _is_int(v):
-            _fail(path, f"must be an integer, not {type(v).__name__}")
-        elif minimum is not None and v < minimum:
-            _fail(path, f"must be at least {minimum}")
+        if type(v) is not int:
+            raise _Invalid(path, f"must be an integer, not {type(v).__name__}")
+        if v < minimum:
+            raise _Invalid(path, f"must be at least {minimum}")
+        if v > maximum:
+            raise _Invalid(path, f"must be at most {maximum}")
     return check
 
 
+_INT: Final = _int()
+
+
 def _number(v: Any, path: str) -> None:
-    if not (_is_int(v) or type(v) is float):
-        _fail(path, f"must be a number, not {type(v).__name__}")
+    if not (type(v) is int or type(v) is float):
+        raise _Invalid(path, f"must be a number, not {type(v).__name__}")
+    if not -MAX_INT <= v <= MAX_INT:
+        raise _Invalid(path, f"must be within -{MAX_INT}..{MAX_INT}")
 
 
 def _bool(v: Any, path: str) -> None:
     if not isinstance(v, bool):
-        _fail(path, f"must be true or false, not {type(v).__name__}")
+        raise _Invalid(path, f"must be true or false, not {type(v).__name__}")
 
 
 def _one_of(*values: str) -> Check:
     def check(v: Any, path: str) -> None:
         if v not in values:
-            _fail(path, f"must be one of {', '.join(values)}; got {v!r}")
+            raise _Invalid(path, f"must be one of {', '.join(values)}; got {v!r}")
     return check
 
 
-def _list(item: Check, *, nonempty: bool = False) -> Check:
+def _items(item: type | Check, *, nonempty: bool = False) -> Check:
+    """A tuple (a JSON list) of at most MAX_LINES ``item`` instances (or values ``item``
+    checks)."""
     def check(v: Any, path: str) -> None:
-        if not isinstance(v, list):
-            _fail(path, f"must be a list, not {type(v).__name__}")
-            return
+        if not isinstance(v, tuple):
+            raise _Invalid(path, f"must be a list, not {type(v).__name__}")
         if nonempty and not v:
-            _fail(path, "must not be empty")
+            raise _Invalid(path, "must not be empty")
         if len(v) > MAX_LINES:
-            _fail(path, f"has more than {MAX_LINES} entries")
+            raise _Invalid(path, f"has more than {MAX_LINES} entries")
         for i, x in enumerate(v):
-            item(x, f"{path}[{i}]")
+            if isinstance(item, type):
+                if not isinstance(x, item):
+                    raise _Invalid(f"{path}[{i}]", f"must be a {item.__name__}")
+            else:
+                item(x, f"{path}[{i}]")
     return check
 
 
-def _obj(fields: Mapping[str, Check], optional: Mapping[str, Check] | None = None) -> Check:
-    def check(v: Any, path: str) -> None:
-        if not isinstance(v, dict):
-            _fail(path, f"must be an object, not {type(v).__name__}")
-            return
-        _check_fields(v, fields, optional or {}, f"{path}.")
-    return check
+def _display(v: Any, path: str) -> None:
+    _items(_str(DISPLAY_WIDTH))(v, path)
+    if len(v) > DISPLAY_LINES:
+        raise _Invalid(path, f"has more than {DISPLAY_LINES} lines")
 
 
-def _check_fields(doc: Mapping[str, Any], fields: Mapping[str, Check],
-                  optional: Mapping[str, Check], prefix: str = "") -> None:
-    for name, check in fields.items():
-        if name not in doc:
-            raise _Invalid(f"field '{prefix}{name}' is missing")
-        check(doc[name], prefix + name)
-    for name, check in optional.items():
-        if name in doc:
-            check(doc[name], prefix + name)
+def _member_binding(v: Any, path: str) -> None:
+    if v is not UNSET:
+        _opt(_IDENT)(v, path)
 
 
-_TXN: Final[dict[str, Check]] = {"pos_id": _ident(), "txn_id": _ident()}
+# -- the classes -------------------------------------------------------------------------
 
-QUOTE_LINE: Final = _obj({"program": _str(), "kind": _one_of("discount", "points", "redeem"),
-                          "value": _int(), "text": _str()})
-BASKET_LINE: Final = _obj({"sku": _ident(), "qty": _int(1), "unit_price": _int(0),
-                           "category": _str(MAX_ID_LEN)})
-REFUND_LINE: Final = _obj({"sku": _ident(), "qty": _int(1)})
+class _Record:
+    """Base of messages and their list items: checks every field in ``CHECKS`` on creation.
 
-# (required fields, optional fields) per message type, per sending side.
-_Spec = tuple[dict[str, Check], dict[str, Check]]
+    ``LISTS`` names the fields that are JSON lists, with the class of their items (None for
+    plain values); ``OMIT_NONE`` the optional fields left out of the JSON when None.
+    """
 
-_ERROR: Final[_Spec] = ({"code": _str(MAX_ID_LEN, nonempty=True), "message": _str()},
-                        {"pos_id": _opt(_ident()), "txn_id": _opt(_ident())})
+    CHECKS: ClassVar[Mapping[str, Check]]
+    LISTS: ClassVar[Mapping[str, type[_Record] | None]] = {}
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset()
 
-TERMINAL_MESSAGES: Final[dict[str, _Spec]] = {
-    "member.identified": ({
-        "card_id": _ident(), "member_id": _ident(), "name": _str(),
-        "tier": _opt(_str(MAX_ID_LEN)), "balance": _int(), "discounts": _list(_str()),
-        "tap_ms": _number,
-    }, {}),
-    "member.unknown": ({"card_id": _str(MAX_ID_LEN), "reason": _str()}, {}),
-    "card.refused": ({"uid": _str(MAX_ID_LEN), "reason": _str(nonempty=True)}, {}),
-    "quote": ({
-        **_TXN, "member_id": _opt(_ident()), "lines": _list(QUOTE_LINE),
-        "discount_total": _int(), "points_total": _int(), "total_due": _int(),
-        "summary": _str(),
-    }, {"display": _list(_str(20))}),
-    "points.awarded": ({
-        **_TXN, "member_id": _opt(_ident()), "points": _int(),
-        "balance_before": _opt(_int()), "balance_after": _opt(_int()), "repeated": _bool,
-    }, {}),
-    "txn.status": ({
+    def __post_init__(self) -> None:
+        try:
+            self._check()
+        except _Invalid as exc:
+            raise LocalProtocolError(f"{self._label()}: {exc}") from None
+
+    def _check(self) -> None:
+        checks = self.CHECKS
+        for name in _names(type(self)):
+            checks[name](getattr(self, name), name)
+
+    @classmethod
+    def _label(cls) -> str:
+        return cls.__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of this message or item (lists as lists, left-out fields out)."""
+        out: dict[str, Any] = {}
+        for name in _names(type(self)):
+            value = getattr(self, name)
+            if value is UNSET or (value is None and name in self.OMIT_NONE):
+                continue
+            if name in self.LISTS:
+                value = [x.to_dict() if isinstance(x, _Record) else x for x in value]
+            out[name] = value
+        return out
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """The field names of a message class, in order (cached: messages are made per tap)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+R = TypeVar("R", bound=_Record)
+
+
+def _build(cls: type[R], doc: Any, path: str) -> R:
+    """``cls`` from a JSON object, every failure an _Invalid naming the field's full path."""
+    if not isinstance(doc, dict):
+        raise _Invalid(path.rstrip("."), f"must be an object, not {type(doc).__name__}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in doc:
+            if f.name in cls.OMIT_NONE or f.default is UNSET:
+                continue
+            raise _Invalid(path + f.name, "is missing")
+        value = doc[f.name]
+        if f.name in cls.LISTS:
+            if not isinstance(value, list):
+                raise _Invalid(path + f.name, f"must be a list, not {type(value).__name__}")
+            if len(value) > MAX_LINES:
+                raise _Invalid(path + f.name, f"has more than {MAX_LINES} entries")
+            item = cls.LISTS[f.name]
+            value = tuple(value) if item is None else tuple(
+                _build(item, x, f"{path}{f.name}[{i}].") for i, x in enumerate(value))
+        kwargs[f.name] = value
+    # made without __init__, so that a failed check names the field's full path
+    obj = cls.__new__(cls)
+    for f in fields(cls):  # type: ignore[arg-type]
+        value = kwargs.get(f.name, f.default)
+        cls.CHECKS[f.name](value, path + f.name)
+        object.__setattr__(obj, f.name, value)
+    return obj
+
+
+@dataclass(frozen=True, slots=True)
+class BasketItem(_Record):
+    """One basket line: ``unit_price`` in minor units."""
+
+    sku: str
+    qty: int
+    unit_price: int
+    category: str
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        "sku": _IDENT, "qty": _int(1, MAX_QTY), "unit_price": _int(0, MAX_UNIT_PRICE),
+        "category": _SHORT}
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnItem(_Record):
+    """One line of a refund: what comes back."""
+
+    sku: str
+    qty: int
+    CHECKS: ClassVar[Mapping[str, Check]] = {"sku": _IDENT, "qty": _int(1, MAX_QTY)}
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteItem(_Record):
+    """One line of a quote: ``value`` is minor units (discount, redeem) or points."""
+
+    program: str
+    kind: str
+    value: int
+    text: str
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        "program": _TEXT, "kind": _one_of("discount", "points", "redeem"), "value": _INT,
+        "text": _TEXT}
+
+
+class Message(_Record):
+    """A message in a D frame; ``TYPE`` is its JSON ``type``, ``SENDERS`` who may send it."""
+
+    TYPE: ClassVar[str]
+    SENDERS: ClassVar[frozenset[Role]]
+
+    @classmethod
+    def _label(cls) -> str:
+        return cls.TYPE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **super().to_dict()}
+
+
+_TERMINAL: Final[frozenset[Role]] = frozenset({"terminal"})
+_TILL: Final[frozenset[Role]] = frozenset({"till"})
+_TXN: Final[dict[str, Check]] = {"pos_id": _IDENT, "txn_id": _IDENT}
+
+
+# terminal -> till
+
+@dataclass(frozen=True, slots=True)
+class MemberIdentified(Message):
+    """A member card was tapped and recognised; ``tap_ms`` is the terminal-added latency."""
+
+    card_id: str
+    member_id: str
+    name: str
+    tier: str | None
+    balance: int
+    discounts: tuple[str, ...]
+    tap_ms: float
+    TYPE: ClassVar[str] = "member.identified"
+    SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
+    LISTS: ClassVar[Mapping[str, type[_Record] | None]] = {"discounts": None}
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        "card_id": _IDENT, "member_id": _IDENT, "name": _TEXT, "tier": _opt(_SHORT),
+        "balance": _INT, "discounts": _items(_TEXT), "tap_ms": _number}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUnknown(Message):
+    """A card of ours, not registered here."""
+
+    card_id: str
+    reason: str
+    TYPE: ClassVar[str] = "member.unknown"
+    SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
+    CHECKS: ClassVar[Mapping[str, Check]] = {"card_id": _SHORT, "reason": _TEXT}
+
+
+@dataclass(frozen=True, slots=True)
+class CardRefused(Message):
+    """A tag that is not a valid member card; ``reason`` is for the cashier."""
+
+    uid: str
+    reason: str
+    TYPE: ClassVar[str] = "card.refused"
+    SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
+    CHECKS: ClassVar[Mapping[str, Check]] = {"uid": _SHORT, "reason": _str(nonempty=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteReply(Message):
+    """The answer to basket.update and redeem.request, for ``member_id`` (None: nobody)."""
+
+    pos_id: str
+    txn_id: str
+    member_id: str | None
+    lines: tuple[QuoteItem, ...]
+    discount_total: int
+    points_total: int
+    total_due: int
+    summary: str
+    display: tuple[str, ...] | None = None
+    """The customer display's text: at most 2 lines of at most 20 characters (optional)."""
+    TYPE: ClassVar[str] = "quote"
+    SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
+    LISTS: ClassVar[Mapping[str, type[_Record] | None]] = {"lines": QuoteItem, "display": None}
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"display"})
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        **_TXN, "member_id": _opt(_IDENT), "lines": _items(QuoteItem),
+        "discount_total": _INT, "points_total": _INT, "total_due": _INT, "summary": _TEXT,
+        "display": _opt(_display)}
+
+
+@dataclass(frozen=True, slots=True)
+class PointsAwarded(Message):
+    """The answer to txn.commit and refund; ``deducted`` (refunds only, optional) is money
+    kept back for points already spent."""
+
+    pos_id: str
+    txn_id: str
+    member_id: str | None
+    points: int
+    balance_before: int | None
+    balance_after: int | None
+    repeated: bool
+    deducted: int | None = None
+    TYPE: ClassVar[str] = "points.awarded"
+    SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"deducted"})
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        **_TXN, "member_id": _opt(_IDENT), "points": _INT, "balance_before": _opt(_INT),
+        "balance_after": _opt(_INT), "repeated": _bool, "deducted": _opt(_INT)}
+
+
+TxnState = Literal["unknown", "open", "committed", "voided", "refunded"]
+
+
+@dataclass(frozen=True, slots=True)
+class TxnStatus(Message):
+    """What the terminal knows of a sale: the answer to txn.void and txn.status."""
+
+    pos_id: str
+    txn_id: str
+    state: TxnState
+    points: int
+    balance_after: int | None
+    TYPE: ClassVar[str] = "txn.status"
+    SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
+    CHECKS: ClassVar[Mapping[str, Check]] = {
         **_TXN, "state": _one_of("unknown", "open", "committed", "voided", "refunded"),
-        "points": _int(), "balance_after": _opt(_int()),
-    }, {}),
-    "error": _ERROR,
-}
-"""Messages the terminal sends to the till."""
+        "points": _INT, "balance_after": _opt(_INT)}
 
-TILL_MESSAGES: Final[dict[str, _Spec]] = {
-    "basket.update": ({**_TXN, "lines": _list(BASKET_LINE)}, {}),
-    "redeem.request": ({**_TXN, "points": _int(1)}, {}),
-    "txn.commit": ({**_TXN}, {}),
-    "txn.void": ({**_TXN}, {}),
-    "refund": ({**_TXN, "refund_id": _ident(), "lines": _list(REFUND_LINE, nonempty=True)}, {}),
-    "txn.status": ({**_TXN}, {}),
-    "error": _ERROR,
-}
-"""Messages the till sends to the terminal (every request carries pos_id and txn_id)."""
+
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    """A request that cannot be answered (either side); ``code`` is in section 7.2."""
+
+    code: str
+    message: str
+    pos_id: str | None = None
+    txn_id: str | None = None
+    TYPE: ClassVar[str] = "error"
+    SENDERS: ClassVar[frozenset[Role]] = frozenset({"terminal", "till"})
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"pos_id", "txn_id"})
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        "code": _str(MAX_ID_LEN, nonempty=True), "message": _TEXT,
+        "pos_id": _opt(_IDENT), "txn_id": _opt(_IDENT)}
+
+
+# till -> terminal: every request names its sale
+
+@dataclass(frozen=True, slots=True)
+class BasketUpdate(Message):
+    """The whole basket of a sale; ``member_id`` says who it is for (section 6.4): a member
+    identified at this till, None for nobody, UNSET (left out) for the member tapped since."""
+
+    pos_id: str
+    txn_id: str
+    lines: tuple[BasketItem, ...]
+    member_id: str | Unset | None = UNSET
+    TYPE: ClassVar[str] = "basket.update"
+    SENDERS: ClassVar[frozenset[Role]] = _TILL
+    LISTS: ClassVar[Mapping[str, type[_Record] | None]] = {"lines": BasketItem}
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        **_TXN, "lines": _items(BasketItem), "member_id": _member_binding}
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemRequest(Message):
+    """Redeem ``points`` on an open sale; 0 cancels the redemption."""
+
+    pos_id: str
+    txn_id: str
+    points: int
+    TYPE: ClassVar[str] = "redeem.request"
+    SENDERS: ClassVar[frozenset[Role]] = _TILL
+    CHECKS: ClassVar[Mapping[str, Check]] = {**_TXN, "points": _int(0, MAX_POINTS)}
+
+
+@dataclass(frozen=True, slots=True)
+class TxnCommit(Message):
+    """The sale is paid: award its points (once, however often it is repeated)."""
+
+    pos_id: str
+    txn_id: str
+    TYPE: ClassVar[str] = "txn.commit"
+    SENDERS: ClassVar[frozenset[Role]] = _TILL
+    CHECKS: ClassVar[Mapping[str, Check]] = _TXN
+
+
+@dataclass(frozen=True, slots=True)
+class TxnVoid(Message):
+    """The sale is abandoned."""
+
+    pos_id: str
+    txn_id: str
+    TYPE: ClassVar[str] = "txn.void"
+    SENDERS: ClassVar[frozenset[Role]] = _TILL
+    CHECKS: ClassVar[Mapping[str, Check]] = _TXN
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest(Message):
+    """Lines of a committed sale come back; ``refund_id`` makes a repeat harmless."""
+
+    pos_id: str
+    txn_id: str
+    refund_id: str
+    lines: tuple[ReturnItem, ...]
+    TYPE: ClassVar[str] = "refund"
+    SENDERS: ClassVar[frozenset[Role]] = _TILL
+    LISTS: ClassVar[Mapping[str, type[_Record] | None]] = {"lines": ReturnItem}
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        **_TXN, "refund_id": _IDENT, "lines": _items(ReturnItem, nonempty=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class TxnStatusRequest(Message):
+    """What happened to this sale? (a restarted till asks before anything else)"""
+
+    pos_id: str
+    txn_id: str
+    TYPE: ClassVar[str] = "txn.status"
+    SENDERS: ClassVar[frozenset[Role]] = _TILL
+    CHECKS: ClassVar[Mapping[str, Check]] = _TXN
+
+
+TillRequest = BasketUpdate | RedeemRequest | TxnCommit | TxnVoid | RefundRequest | \
+    TxnStatusRequest
+TerminalReply = QuoteReply | PointsAwarded | TxnStatus | Error
+TerminalNotice = MemberIdentified | MemberUnknown | CardRefused
+
+TERMINAL_MESSAGES: Final[dict[str, type[Message]]] = {
+    cls.TYPE: cls for cls in (MemberIdentified, MemberUnknown, CardRefused, QuoteReply,
+                              PointsAwarded, TxnStatus, Error)}
+"""Messages the terminal sends to the till, by type."""
+
+TILL_MESSAGES: Final[dict[str, type[Message]]] = {
+    cls.TYPE: cls for cls in (BasketUpdate, RedeemRequest, TxnCommit, TxnVoid, RefundRequest,
+                              TxnStatusRequest, Error)}
+"""Messages the till sends to the terminal, by type (every request names pos_id, txn_id)."""
 
 REPLIES: Final[dict[str, frozenset[str]]] = {
     "basket.update": frozenset({"quote", "error"}),
@@ -181,8 +513,8 @@ REPLIES: Final[dict[str, frozenset[str]]] = {
 """For each till request, the message types the terminal may answer with."""
 
 
-def schema_for(sender: Role) -> dict[str, _Spec]:
-    """The message table of one sending side."""
+def schema_for(sender: Role) -> dict[str, type[Message]]:
+    """The message classes of one sending side, by type."""
     if sender == "terminal":
         return TERMINAL_MESSAGES
     if sender == "till":
@@ -190,62 +522,53 @@ def schema_for(sender: Role) -> dict[str, _Spec]:
     raise LocalProtocolError(f"sender must be 'terminal' or 'till', not {sender!r}")
 
 
-def _validate(message: object, sender: Role) -> dict[str, Any]:
-    if not isinstance(message, dict):
-        raise _Invalid(f"a message must be a JSON object, not {type(message).__name__}")
-    mtype = message.get("type")
+def _problem(doc: object, sender: Role) -> tuple[Message | None, str]:
+    """(the message, "") or (None, what is wrong with it, naming the field)."""
+    if not isinstance(doc, dict):
+        return None, f"a message must be a JSON object, not {type(doc).__name__}"
+    mtype = doc.get("type")
     if not isinstance(mtype, str):
-        raise _Invalid("field 'type' is missing or not a string")
-    table = schema_for(sender)
-    spec = table.get(mtype)
-    if spec is None:
-        raise _Invalid(f"unknown message type {mtype!r} from the {sender}")
-    required, optional = spec
+        return None, "field 'type' is missing or not a string"
+    cls = schema_for(sender).get(mtype)
+    if cls is None:
+        return None, f"unknown message type {mtype!r} from the {sender}"
     try:
-        _check_fields(message, required, optional)
+        return _build(cls, doc, ""), ""
     except _Invalid as exc:
-        raise _Invalid(f"{mtype}: {exc}") from None
+        return None, f"{mtype}: {exc}"
+
+
+def message_from_dict(doc: object, sender: Role, *, remote: bool = True) -> Message:
+    """The message class for a JSON object from ``sender``: RemoteProtocolError naming the
+    field (LocalProtocolError with ``remote=False``, for objects we built ourselves)."""
+    message, problem = _problem(doc, sender)
+    if message is None:
+        raise (RemoteProtocolError if remote else LocalProtocolError)(problem)
     return message
 
 
-def check_message(message: object, sender: Role) -> dict[str, Any]:
-    """Validate a message received from ``sender``; RemoteProtocolError says what is wrong."""
-    try:
-        return _validate(message, sender)
-    except _Invalid as exc:
-        raise RemoteProtocolError(str(exc)) from None
-
-
-def encode_message(message: Mapping[str, Any], sender: Role) -> bytes:
-    """Validate and serialise a message we send; LocalProtocolError if it breaks the schema."""
-    doc = dict(message)
-    try:
-        _validate(doc, sender)
-    except _Invalid as exc:
-        raise LocalProtocolError(str(exc)) from None
-    try:
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=True,
-                          allow_nan=False).encode("ascii")
-    except (TypeError, ValueError) as exc:
-        raise LocalProtocolError(f"message cannot be encoded as JSON: {exc}") from exc
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def decode_message(payload: bytes, sender: Role) -> dict[str, Any]:
+def decode_message(payload: bytes, sender: Role) -> Message:
     """Parse and validate a D-frame payload from ``sender``; RemoteProtocolError if bad."""
     try:
-        doc = json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
-    except UnicodeDecodeError as exc:
-        raise RemoteProtocolError(f"payload is not UTF-8: {exc.reason}") from exc
-    except (ValueError, RecursionError) as exc:
-        raise RemoteProtocolError(f"payload is not JSON: {exc}") from exc
-    return check_message(doc, sender)
+        doc = jsontext.loads(payload)
+    except jsontext.JsonTextError as exc:
+        raise RemoteProtocolError(f"payload is {exc}") from exc
+    return message_from_dict(doc, sender)
+
+
+def encode_message(message: Message, sender: Role) -> bytes:
+    """Compact ASCII JSON of ``message``; LocalProtocolError if ``sender`` may not send it."""
+    if sender not in message.SENDERS:
+        raise LocalProtocolError(f"{message.TYPE} is not a message from the {sender}")
+    return json.dumps(message.to_dict(), separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
 
 
 __all__ = [
-    "REPLIES", "TERMINAL_MESSAGES", "TILL_MESSAGES", "Role",
-    "check_message", "decode_message", "encode_message", "schema_for",
+    "REPLIES", "TERMINAL_MESSAGES", "TILL_MESSAGES", "UNSET", "BasketItem", "BasketUpdate",
+    "CardRefused", "Error", "MemberIdentified", "MemberUnknown", "Message", "PointsAwarded",
+    "QuoteItem", "QuoteReply", "RedeemRequest", "RefundRequest", "ReturnItem", "Role",
+    "TerminalNotice", "TerminalReply", "TillRequest", "TxnCommit", "TxnStatus",
+    "TxnStatusRequest", "TxnVoid", "Unset", "decode_message", "encode_message",
+    "message_from_dict", "schema_for",
 ]

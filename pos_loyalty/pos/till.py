@@ -2,8 +2,10 @@
 
 It speaks through a real :class:`~pos_loyalty.pos.transport.SerialEndpoint` (role "till"),
 sends the till's requests and waits for the terminal's answer (application reply timer, 5 s
-by default). Messages the terminal sends unprompted (member.identified, member.unknown,
-card.refused) wait in an inbox for :meth:`SimulatedTill.next_message`.
+by default). Being a tool for scripts and integrators, it takes and returns messages as the
+plain JSON objects a vendor sees on the wire, each checked against its message class.
+Messages the terminal sends unprompted (member.identified, member.unknown, card.refused)
+wait in an inbox for :meth:`SimulatedTill.next_message`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from pos_loyalty.errors import SerialLinkError
 from pos_loyalty.pos.link import Timers
-from pos_loyalty.pos.messages import REPLIES
+from pos_loyalty.pos.messages import REPLIES, UNSET, Message, Unset, message_from_dict
 from pos_loyalty.pos.transport import SerialEndpoint
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,8 @@ class SimulatedTill:
 
     # -- inbox -----------------------------------------------------------------------------
 
-    def _on_message(self, message: dict[str, Any]) -> None:
+    def _on_message(self, typed: Message) -> None:
+        message = typed.to_dict()
         with self._cond:
             if len(self._inbox) >= INBOX_LIMIT:
                 dropped = self._inbox.popleft()
@@ -111,7 +114,7 @@ class SimulatedTill:
         if replies is None:
             raise ValueError(f"{mtype!r} is not a till request")
         txn_id = msg.get("txn_id")
-        self.endpoint.send(msg)
+        self.endpoint.send(message_from_dict(msg, "till", remote=False))
 
         def is_reply(m: dict[str, Any]) -> bool:
             if m.get("type") not in replies:
@@ -125,12 +128,20 @@ class SimulatedTill:
     def _txn(self, mtype: str, txn_id: str, **fields: Any) -> dict[str, Any]:
         return self.request({"type": mtype, "pos_id": self.pos_id, "txn_id": txn_id, **fields})
 
-    def send_basket(self, txn_id: str, lines: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-        """basket.update -> the quote (lines: sku, qty, unit_price, category)."""
-        return self._txn("basket.update", txn_id, lines=[dict(x) for x in lines])
+    def send_basket(self, txn_id: str, lines: Iterable[Mapping[str, Any]],
+                    member_id: str | Unset | None = UNSET) -> dict[str, Any]:
+        """basket.update -> the quote (lines: sku, qty, unit_price, category).
+
+        ``member_id``: the member the sale is for (one the terminal identified), None for
+        nobody; left out, the terminal binds the member tapped since (protocol 6.4).
+        """
+        fields: dict[str, Any] = {"lines": [dict(x) for x in lines]}
+        if not isinstance(member_id, Unset):
+            fields["member_id"] = member_id
+        return self._txn("basket.update", txn_id, **fields)
 
     def redeem(self, txn_id: str, points: int) -> dict[str, Any]:
-        """redeem.request -> the new quote."""
+        """redeem.request -> the new quote; 0 points cancels the redemption."""
         return self._txn("redeem.request", txn_id, points=points)
 
     def commit(self, txn_id: str) -> dict[str, Any]:

@@ -39,7 +39,8 @@ from pos_loyalty.pos.link import (
     SendFailed,
     Timers,
 )
-from pos_loyalty.pos.messages import decode_message, encode_message
+from pos_loyalty.pos.messages import MAX_TEXT_LEN, Error, decode_message, encode_message
+from pos_loyalty.pos.messages import Message as AppMessage
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ REOPEN_BACKOFF = (0.1, 2.0)
 class SerialEndpoint:
     """One end of the till link over a serial port (or any pyserial URL)."""
 
-    def __init__(self, url: str, on_message: Callable[[dict[str, Any]], None], *,
+    def __init__(self, url: str, on_message: Callable[[AppMessage], None], *,
                  role: Literal["terminal", "till"], baudrate: int = 115200,
                  peer_id: str = "", on_link_state: Callable[[bool], None] | None = None,
                  timers: Timers | None = None,
@@ -79,6 +80,7 @@ class SerialEndpoint:
         self._port: serial.SerialBase | None = None
         self._thread: threading.Thread | None = None
         self._reported_up = False
+        self._beat = time.monotonic()
         self.reopen_count = 0
 
     # -- public surface ------------------------------------------------------------------
@@ -94,6 +96,15 @@ class SerialEndpoint:
         """The hello the peer sent last (its id, role, max payload)."""
         with self._lock:
             return self._link.peer
+
+    @property
+    def alive(self) -> bool:
+        """The reader thread runs (it ends only on close() or on a fault, logged)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the reader thread last went round its loop (for a watchdog)."""
+        return time.monotonic() - self._beat
 
     @property
     def stats(self) -> LinkStats:
@@ -119,10 +130,10 @@ class SerialEndpoint:
                                         daemon=True)
         self._thread.start()
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: AppMessage) -> None:
         """Queue ``message`` for the peer; returns at once (thread-safe).
 
-        LocalProtocolError if the message breaks the schema; SerialLinkError if too many
+        LocalProtocolError if this side may not send it; SerialLinkError if too many
         messages are already waiting (the link has been down for long).
         """
         payload = encode_message(message, self.role)
@@ -192,6 +203,7 @@ class SerialEndpoint:
     def _reopen(self) -> None:
         delay, longest = REOPEN_BACKOFF
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             if self._stop.wait(delay):
                 return
             try:
@@ -214,7 +226,16 @@ class SerialEndpoint:
     # -- the reader thread ---------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            # A fault in our own link code, not the port: the thread ends, and the daemon,
+            # which watches it, stops pinging the watchdog and exits non-zero.
+            log.exception("%s: serial link thread failed", self.url)
+
+    def _loop(self) -> None:
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             port = self._port
             if port is None:
                 self._reopen()
@@ -294,9 +315,9 @@ class SerialEndpoint:
         self._call(self._on_message, message)
 
     def _answer_invalid(self, payload: bytes, reason: str) -> None:
-        answer = {"type": "error", "code": "invalid_message", "message": reason[:500]}
         try:
-            encoded = encode_message(answer, self.role)
+            encoded = encode_message(Error("invalid_message", reason[:MAX_TEXT_LEN]),
+                                     self.role)
             with self._lock:
                 self._link.send(encoded, time.monotonic())
                 self._flush_locked()

@@ -1,5 +1,6 @@
 """Persistence: the terminal's local store (SQLite) and the SQLAlchemy models."""
 
 from pos_loyalty.store.local import LocalStore, MemberRecord, RedeemFacts, SaleResult
+from pos_loyalty.store.open_sales import OpenSales, SavedSale
 
-__all__ = ["LocalStore", "MemberRecord", "RedeemFacts", "SaleResult"]
+__all__ = ["LocalStore", "MemberRecord", "OpenSales", "RedeemFacts", "SaleResult", "SavedSale"]

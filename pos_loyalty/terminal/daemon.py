@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from pos_loyalty.config import TerminalConfig, check_card_keys
 from pos_loyalty.errors import (
-    LocalProtocolError,
     ReaderError,
     RulesError,
     SerialLinkError,
@@ -28,14 +30,21 @@ from pos_loyalty.nfc.cardformat import CardTrust
 from pos_loyalty.nfc.demo_keys import DEMO_PUBLIC_KEY, DEMO_SUN_KEYS
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
-from pos_loyalty.nfc.sdnotify import Watchdog, notify
 from pos_loyalty.nfc.sun import CounterStore, SunKeyEntry
 from pos_loyalty.nfc.sunuri import sun_key_entries, sun_uri_verifier
+from pos_loyalty.pos.messages import (
+    CardRefused,
+    Message,
+    PointsAwarded,
+    TerminalNotice,
+    TerminalReply,
+)
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, in_timezone, load_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.store.sun_counters import StoreCounters
 from pos_loyalty.sync.worker import SyncWorker
+from pos_loyalty.terminal.sdnotify import Watchdog, notify
 from pos_loyalty.terminal.service import TerminalService, error_message
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,7 @@ EXPIRY_INTERVAL_S = 24 * 3600.0
 EXPIRY_BATCH = 50  # members per step: a tap never waits behind more than a few ms of it
 
 HEALTHY_WITHIN_S = 10.0  # a loop silent for longer is hung: stop pinging the watchdog
+NO_TILL_AFTER_S = 10.0  # say so when no till has said hello this long after start
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ class _Tap:
 
 @dataclass(frozen=True)
 class _TillMessage:
-    message: dict[str, Any]
+    message: Message
 
 
 _Work = _Tap | _TillMessage | None
@@ -108,6 +118,8 @@ class TerminalDaemon:
         upgrade_terminal(config.resolved_db_url)  # an older store gets the newest schema
         self.store = LocalStore(config.resolved_db_url, terminal_id=config.terminal_id)
         identity = self.store.sync_identity()
+        # enrolled: the id central assigned; before enrollment, the configured one
+        self.terminal_id = identity.terminal_id if identity.credential else config.terminal_id
         self.sync: SyncWorker | None = None
         if identity.server_url and identity.credential:  # enrolled with a central server
             self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
@@ -123,8 +135,13 @@ class TerminalDaemon:
         self.tap_timings: deque[TapTiming] = deque(maxlen=100_000)
         self.endpoint = SerialEndpoint(
             config.serial_port, self._from_till, role="terminal", baudrate=config.baudrate,
-            peer_id=config.terminal_id,
+            peer_id=self.terminal_id, on_link_state=self._till_link,
         )
+        self._till_since: float | None = None  # when the link went down (or we started)
+        self.fault: str | None = None
+        """Why the daemon stopped on its own (a loop died, the worker failed); None after
+        a requested stop. ``pos-loyalty run`` exits non-zero when it is set."""
+        self._stop_requested = False
         self.sun_counters = StoreCounters(config.resolved_db_url)
         self.reader = Reader(config.reader_path, trust=card_trust(config, self.sun_counters),
                              debounce_s=config.debounce_s)
@@ -135,7 +152,7 @@ class TerminalDaemon:
 
     # -- inputs (called from other threads) ------------------------------------------------
 
-    def _from_till(self, message: dict[str, Any]) -> None:
+    def _from_till(self, message: Message) -> None:
         self._work.put(_TillMessage(message))
 
     def _from_reader(self, tap: TapEvent) -> None:
@@ -146,11 +163,26 @@ class TerminalDaemon:
             self.reader.run(self._from_reader, self._stop)
         except ReaderError as exc:
             log.error("NFC reader stopped: %s", exc)
+        except Exception:
+            log.exception("NFC reader loop failed")
+
+    def _till_link(self, up: bool) -> None:
+        """Serial thread: the till said hello, or went away."""
+        if up:
+            peer = self.endpoint.peer
+            log.info("till connected on %s (%s)", self.endpoint.url,
+                     peer.id if peer is not None and peer.id else "no id")
+            self._till_since = None
+        else:
+            if not self._stop.is_set():
+                log.warning("till on %s disconnected", self.endpoint.url)
+            self._till_since = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Open the till link and start reading; raises SerialLinkError/ReaderError early."""
+        self._till_since = time.monotonic()
         self.endpoint.start()
         self._reader_thread.start()
         if self.sync is not None:
@@ -158,15 +190,29 @@ class TerminalDaemon:
         notify("READY=1")  # systemd (Type=notify); nothing happens outside systemd
         self.watchdog.start()
 
+    def dead_loop(self) -> str | None:
+        """The name of a loop whose thread has ended, or None while all of them run."""
+        if not self._reader_thread.is_alive():
+            return "NFC reader"
+        if not self.endpoint.alive:
+            return "serial link"
+        if self.sync is not None and not self.sync.running:
+            return "sync"
+        return None
+
     def healthy(self) -> bool:
-        """Every loop still makes progress: what the systemd watchdog pings depend on."""
+        """Every loop is alive and going round: what the systemd watchdog pings depend on."""
         return (
-            self._reader_thread.is_alive()
+            self.fault is None
+            and self.dead_loop() is None
             and self.reader.heartbeat_age() < HEALTHY_WITHIN_S
+            and self.endpoint.heartbeat_age() < HEALTHY_WITHIN_S
             and time.monotonic() - self._worker_beat < HEALTHY_WITHIN_S
         )
 
     def stop(self) -> None:
+        """Ask run() to finish (a signal, a test); a stop asked for is not a fault."""
+        self._stop_requested = True
         self._stop.set()
         self._work.put(None)
 
@@ -180,6 +226,12 @@ class TerminalDaemon:
         try:
             while not self._stop.is_set():
                 self._worker_beat = time.monotonic()
+                dead = self.dead_loop()
+                if dead is not None and not self._stop.is_set():
+                    self.fault = f"the {dead} loop stopped"
+                    log.critical("%s: exiting so that the service is restarted", self.fault)
+                    break
+                self._say_if_no_till()
                 if self._worker_beat >= next_expiry:
                     self._plan_expiry()
                     next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
@@ -194,8 +246,18 @@ class TerminalDaemon:
                     continue
                 if item is None:
                     break
-                self._handle(item)
+                try:
+                    self._handle(item)
+                except Exception:  # the reply is answered or logged; keep serving
+                    log.exception("fault after answering a %s",
+                                  "tap" if isinstance(item, _Tap) else "till request")
+        except BaseException as exc:
+            self.fault = f"the terminal worker failed: {exc!r}"
+            log.critical("%s", self.fault, exc_info=True)
+            raise
         finally:
+            if self.fault is None and not self._stop_requested:
+                self.fault = "the terminal worker stopped"
             self._stop.set()
             self.watchdog.stop()
             if self.sync is not None:
@@ -222,33 +284,63 @@ class TerminalDaemon:
         except (StoreError, RulesError) as exc:
             log.error("points expiry failed for %s..: %s", batch[0], exc)
 
+    def _say_if_no_till(self) -> None:
+        since = self._till_since
+        if since is not None and time.monotonic() - since >= NO_TILL_AFTER_S:
+            self._till_since = None  # once per wait
+            log.warning("no till on %s yet: check the cable and the till's serial settings "
+                        "(%d baud 8N1)", self.endpoint.url, self.endpoint.baudrate)
+
+    def _answer_tap(self, tap: TapEvent) -> TerminalNotice:
+        try:
+            return self.service.on_tap(tap)
+        except Exception:  # a fault on our side: the cashier can tap again, we serve on
+            log.exception("tap of %s failed", tap.card_id or tap.uid)
+            return CardRefused(tap.uid, "the terminal failed reading this card: please tap "
+                               "again")
+
+    def _answer(self, message: Message) -> TerminalReply | None:
+        """The reply to one till request, whatever goes wrong while making it.
+
+        The service answers the faults it expects (store errors, refusals); anything else is
+        logged with its traceback and answered ``store`` (a database error the store did not
+        translate) or ``internal``, and the next request is served as usual.
+        """
+        try:
+            return self.service.on_message(message)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            log.exception("store fault on %s: %s", message.TYPE, exc)
+            return error_message("store", "the loyalty store is unavailable; sale not "
+                                 "recorded for points, please retry", message)
+        except Exception:
+            log.exception("fault while answering %s", message.TYPE)
+            return error_message("internal", "the terminal could not answer this request "
+                                 "(logged there); please retry", message)
+
     def _handle(self, item: _Tap | _TillMessage) -> None:
         if isinstance(item, _Tap):
-            reply = self.service.on_tap(item.event)
-        else:
-            try:
-                reply = self.service.on_message(item.message)
-            except (KeyError, TypeError, ValueError) as exc:  # validated upstream; belt and braces
-                reply = error_message("bad_request", f"malformed request: {exc}", item.message)
-        self._send(reply)
-        if self.sync is not None and reply.get("type") == "points.awarded":
+            notice = self._answer_tap(item.event)
+            self._send(notice)
+            if item.event.read_done:
+                added = (time.perf_counter() - item.event.read_done) * 1000
+                self.tap_timings.append(TapTiming(item.event.read_ms, added))
+            self.service.log_tap(item.event, notice)  # after the reply: off the tap's path
+            return
+        reply = self._answer(item.message)
+        if reply is not None:
+            self._send(reply)
+        if self.sync is not None and isinstance(reply, PointsAwarded):
             self.sync.trigger()  # push the new ledger events soon, off the till's path
-        if isinstance(item, _Tap) and item.event.read_done:
-            added = (time.perf_counter() - item.event.read_done) * 1000
-            self.tap_timings.append(TapTiming(item.event.read_ms, added))
 
-    def _send(self, reply: dict[str, Any]) -> None:
+    def _send(self, reply: Message) -> None:
         """Write a reply to the till; nothing the link raises may stop the worker.
 
         The ledger is already written when a reply is lost: the till recovers it with
-        txn.status or a repeated (idempotent) request once it is back.
+        txn.status or a repeated (idempotent) request once it is back. (A reply that breaks
+        the schema cannot exist: message classes validate when they are made, and a fault
+        there is answered ``internal`` by :meth:`_answer`.)
         """
         try:
             self.endpoint.send(reply)  # returns once the frame is written to the port
         except SerialLinkError as exc:  # the till has been away long enough to fill the queue
-            log.warning("till unreachable, %s not sent: %s", reply.get("type"), exc)
-        except LocalProtocolError as exc:  # our own reply broke the schema: say so, in one line
-            log.error("reply %s refused by the protocol: %s", reply.get("type"), exc)
-            if reply.get("type") != "error":
-                self._send(error_message("internal", "the terminal could not answer this "
-                                         "request", reply))
+            log.warning("till unreachable, %s not sent: %s", reply.TYPE, exc)

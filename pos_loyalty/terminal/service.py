@@ -1,25 +1,48 @@
 """What the terminal answers: taps become till messages, till requests become replies.
 
 Holds the store and the program; the pure parts (session, rules, effects) do the deciding.
-Every reply is a message dict as in docs/pos-protocol.md; errors become an ``error`` message
-the till can show, never an exception on the link.
+Every reply is a typed message (:mod:`pos_loyalty.pos.messages`); errors the terminal
+expects become an ``error`` message the till can show, never an exception on the link.
 
 Nothing is charged before the commit: a redemption only changes the open transaction's
 quote, and the commit writes the sale, its ledger entries and the member's engine state in
-one store transaction, once per (pos_id, txn_id).
+one store transaction, once per (pos_id, txn_id). Each quoted open sale is also kept in the
+store (:class:`~pos_loyalty.store.OpenSales`) until it is committed or voided, so a restart
+loses neither its basket, nor its member, nor its redemption.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import Any
 
 from pos_loyalty.errors import LoyaltyError, RulesError, StoreError
 from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.pos.messages import (
+    MAX_TEXT_LEN,
+    UNSET,
+    BasketUpdate,
+    CardRefused,
+    Error,
+    MemberIdentified,
+    MemberUnknown,
+    Message,
+    PointsAwarded,
+    QuoteItem,
+    QuoteReply,
+    RedeemRequest,
+    RefundRequest,
+    TerminalNotice,
+    TerminalReply,
+    TxnCommit,
+    TxnStatus,
+    TxnStatusRequest,
+    TxnVoid,
+)
 from pos_loyalty.rules import (
     DEFAULT_PROGRAM,
     Basket,
@@ -33,14 +56,20 @@ from pos_loyalty.rules import (
     quote,
     refund,
 )
-from pos_loyalty.store import LocalStore, MemberRecord, RedeemFacts
+from pos_loyalty.store import LocalStore, MemberRecord, OpenSales, RedeemFacts, SavedSale
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
-from pos_loyalty.terminal.session import OpenTxn, TillSession
+from pos_loyalty.terminal.session import (
+    AT_TILL,
+    Binding,
+    OpenTxn,
+    Refused,
+    Tapped,
+    TillSession,
+)
 
 log = logging.getLogger(__name__)
 
-Message = dict[str, Any]
 PROBE = Basket(lines=(BasketLine("_probe", 1, 10_000),))
 """The basket standing discounts are read from (one item of 100.00, no category)."""
 STANDING_CACHE_MAX = 512
@@ -55,21 +84,16 @@ def _utc(now: datetime) -> datetime:
     return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
 
-def error_message(code: str, text: str, msg: Message | None = None) -> Message:
-    reply: Message = {"type": "error", "code": code, "message": text}
-    if msg is not None:
-        for key in ("pos_id", "txn_id"):
-            if isinstance(msg.get(key), str):
-                reply[key] = msg[key]
-    return reply
+def _fit(text: str) -> str:
+    """A text cut to what a message field holds (a long basket's summary can outgrow it)."""
+    return text if len(text) <= MAX_TEXT_LEN else text[:MAX_TEXT_LEN - 3] + "..."
 
 
-class _Refused(LoyaltyError):
-    """A request the loyalty rules turn down; its text goes to the cashier."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code = code
+def error_message(code: str, text: str, msg: Message | None = None) -> Error:
+    """An ``error`` answer to ``msg``, naming its sale when it has one."""
+    pos_id, txn_id = getattr(msg, "pos_id", None), getattr(msg, "txn_id", None)
+    return Error(code, _fit(text), pos_id if isinstance(pos_id, str) else None,
+                 txn_id if isinstance(txn_id, str) else None)
 
 
 class TerminalService:
@@ -90,14 +114,44 @@ class TerminalService:
         self.session = TillSession()
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
-        self._handlers: dict[str, Callable[[Message], Message]] = {
-            "basket.update": self._on_basket,
-            "redeem.request": self._on_redeem,
-            "txn.commit": self._on_commit,
-            "txn.void": self._on_void,
-            "refund": self._on_refund,
-            "txn.status": self._on_status,
-        }
+        self.open_sales = OpenSales(store.engine)
+        self._restore_open_sales()
+
+    def _restore_open_sales(self) -> None:
+        """Open sales kept before a restart, re-quoted as they were; one whose quote would
+        now differ (the member's points moved) is kept without it, and its commit asks for
+        the basket again."""
+        for saved in self.open_sales.load(self.session.max_open):
+            if self.store.find_sale(saved.pos_id, saved.txn_id) is not None:
+                self.open_sales.drop(saved.pos_id, saved.txn_id)  # committed just before
+                continue
+            member = None if saved.member_id is None else Tapped(
+                saved.member_id, saved.member_name, saved.member_balance, 0)
+            txn = OpenTxn(saved.pos_id, saved.txn_id, member=member,
+                          basket=Basket(lines=tuple(BasketLine(*x) for x in saved.lines)),
+                          redeem_points=saved.redeem_points)
+            try:
+                view = self._view(txn)
+                fresh = self._quote_txn(txn, view, saved.quoted_at)
+            except (StoreError, RulesError) as exc:
+                log.warning("open sale %s/%s not restored: %s", saved.pos_id, saved.txn_id,
+                            exc)
+                continue
+            txn.quote, txn.view, txn.quoted_at = fresh, view, saved.quoted_at
+            if self._quote_message(txn).to_dict() != json.loads(saved.shown):
+                txn.quote = txn.view = txn.quoted_at = None
+            self.session.restore(txn)
+        if self.session.txns:
+            log.info("restored %d open sale(s) after a restart", len(self.session.txns))
+
+    def _keep(self, txn: OpenTxn, shown: QuoteReply) -> None:
+        """Keep the open sale as just quoted, for a restart."""
+        assert txn.basket is not None and txn.quoted_at is not None
+        self.open_sales.save(SavedSale(
+            txn.pos_id, txn.txn_id, txn.member.member_id if txn.member else None,
+            txn.member.name if txn.member else "", txn.member.balance if txn.member else 0,
+            tuple((ln.sku, ln.qty, ln.unit_price, ln.category) for ln in txn.basket.lines),
+            txn.redeem_points, json.dumps(shown.to_dict()), txn.quoted_at))
 
     @property
     def program(self) -> Program:
@@ -114,38 +168,42 @@ class TerminalService:
 
     # -- taps ------------------------------------------------------------------------------
 
-    def on_tap(self, tap: TapEvent) -> Message:
+    @staticmethod
+    def log_tap(tap: TapEvent, reply: TerminalNotice) -> None:
+        """One INFO line for a tap and what the till was told (the daemon calls it once the
+        reply is on the wire, so that the line costs the tap nothing)."""
+        if isinstance(reply, MemberIdentified):
+            log.info("tap: card %s -> member %s (%s), balance %d", reply.card_id, reply.name,
+                     reply.member_id, reply.balance)
+        elif isinstance(reply, CardRefused):
+            log.info("tap: card %s refused: %s", tap.card_id or tap.uid, reply.reason)
+        else:
+            log.info("tap: card %s unknown: %s", reply.card_id, reply.reason)
+
+    def on_tap(self, tap: TapEvent) -> TerminalNotice:
         """The message the till gets for this tap."""
         if tap.kind == "refused":
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": tap.reason or "card not accepted"}
+            return CardRefused(tap.uid, tap.reason or "card not accepted")
         if tap.kind == "product":
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": "this is a product tag, not a member card"}
+            return CardRefused(tap.uid, "this is a product tag, not a member card")
         try:
             member = self._lookup(tap)
         except StoreError as exc:
             log.error("member lookup failed: %s", exc)
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": "the loyalty store is unavailable: please tap again"}
+            return CardRefused(tap.uid, "the loyalty store is unavailable: please tap again")
         if member is None:
-            return {"type": "member.unknown", "card_id": tap.card_id or "",
-                    "reason": "card not registered at this store"}
+            return MemberUnknown(tap.card_id or "", "card not registered at this store")
         if member.card_status != "active":
-            return {"type": "card.refused", "uid": tap.uid,
-                    "reason": f"card {member.card_id} is {member.card_status}"}
-        self.session.identify(member)
+            return CardRefused(tap.uid, f"card {member.card_id} is {member.card_status}")
+        self.session.identify(member.member_id, member.display_name, member.balance)
         if tap.verified:
             self._unverified.discard(member.member_id)
         else:
             self._unverified.add(member.member_id)
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
-        return {
-            "type": "member.identified", "card_id": member.card_id,
-            "member_id": member.member_id, "name": member.display_name, "tier": member.tier,
-            "balance": member.balance, "discounts": self.standing_discounts(member),
-            "tap_ms": round(tap_ms, 3),
-        }
+        return MemberIdentified(member.card_id, member.member_id, member.display_name,
+                                member.tier, member.balance,
+                                tuple(self.standing_discounts(member)), round(tap_ms, 3))
 
     def _lookup(self, tap: TapEvent) -> MemberRecord | None:
         if tap.card_id:
@@ -176,20 +234,34 @@ class TerminalService:
 
     # -- till requests ---------------------------------------------------------------------
 
-    def on_message(self, msg: Message) -> Message:
-        """The reply to one request from the till."""
-        handler = self._handlers.get(str(msg.get("type")))
-        if handler is None:
-            return error_message("unsupported", f"message type {msg.get('type')!r} is not "
-                                 "handled by this terminal", msg)
+    def on_message(self, msg: Message) -> TerminalReply | None:
+        """The reply to one message from the till (None for the till's own ``error``,
+        which is logged and needs no answer)."""
         try:
-            return handler(msg)
-        except _Refused as exc:
+            match msg:
+                case BasketUpdate():
+                    return self._on_basket(msg)
+                case RedeemRequest():
+                    return self._on_redeem(msg)
+                case TxnCommit():
+                    return self._on_commit(msg)
+                case TxnVoid():
+                    return self._on_void(msg)
+                case RefundRequest():
+                    return self._on_refund(msg)
+                case TxnStatusRequest():
+                    return self._on_status(msg)
+                case Error():
+                    log.warning("the till reports an error %s: %s", msg.code, msg.message)
+                    return None
+            return error_message("unsupported", f"message type {msg.TYPE!r} is not "
+                                 "handled by this terminal", msg)
+        except Refused as exc:
             return error_message(exc.code, str(exc), msg)
         except RulesError as exc:
             return error_message("bad_basket", str(exc), msg)
         except StoreError as exc:
-            log.error("store error on %s: %s", msg.get("type"), exc)
+            log.error("store error on %s: %s", msg.TYPE, exc)
             return error_message("store", "the loyalty store is unavailable; sale not "
                                  "recorded for points, please retry", msg)
         except LoyaltyError as exc:
@@ -206,48 +278,73 @@ class TerminalService:
 
     def _refuse_if_committed(self, pos_id: str, txn_id: str) -> None:
         if self.store.find_sale(pos_id, txn_id) is not None:
-            raise _Refused("committed", f"transaction {txn_id} is already committed; "
+            raise Refused("committed", f"transaction {txn_id} is already committed; "
                            "start a new transaction or use refund")
 
     def _quote_txn(self, txn: OpenTxn, view: MemberView, now: datetime) -> Quote:
         assert txn.basket is not None
         basket = replace(txn.basket, redeem_points=txn.redeem_points)
-        return quote(view, basket, _utc(now), self.program)
+        got = quote(view, basket, _utc(now), self.program)
+        if txn.member is None:  # nobody earns: quote no points rather than award none
+            got = replace(got, lines=tuple(ln for ln in got.lines if ln.kind != "points"),
+                          perks=(), points_liability=0)
+        return got
 
-    def _on_basket(self, msg: Message) -> Message:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+    def _on_basket(self, msg: BasketUpdate) -> QuoteReply:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         self._refuse_if_committed(pos_id, txn_id)
         basket = Basket(lines=tuple(
-            BasketLine(sku=str(line["sku"]), qty=int(line["qty"]),
-                       unit_price=int(line["unit_price"]), category=str(line.get("category", "")))
-            for line in msg["lines"]
+            BasketLine(sku=line.sku, qty=line.qty, unit_price=line.unit_price,
+                       category=line.category)
+            for line in msg.lines
         ))
+        binding: Binding = AT_TILL if msg.member_id is UNSET else msg.member_id
+        new = self.session.find(pos_id, txn_id) is None
         txn = self.session.open_txn(pos_id, txn_id)
+        try:
+            self.session.bind(txn, binding)
+        except Refused:
+            if new:  # a refused first basket opens nothing
+                self.session.close(pos_id, txn_id)
+            raise
         txn.basket = basket
         now = self.clock()
         view = self._view(txn)  # loaded per quote: the balance may have moved since the tap
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
-        return self._quote_message(txn)
+        log.info("quote %s/%s for %s: %s", pos_id, txn_id, txn.member or "no member",
+                 txn.quote.summary)
+        reply = self._quote_message(txn)
+        self._keep(txn, reply)
+        return reply
 
-    def _open(self, msg: Message, what: str) -> OpenTxn:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+    def _open(self, msg: RedeemRequest, what: str) -> OpenTxn:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         self._refuse_if_committed(pos_id, txn_id)
         txn = self.session.find(pos_id, txn_id)
         if txn is None or txn.basket is None:
-            raise _Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
+            raise Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
                            f"send basket.update before {what}")
         return txn
 
-    def _on_redeem(self, msg: Message) -> Message:
+    def _on_redeem(self, msg: RedeemRequest) -> QuoteReply:
         txn = self._open(msg, "redeeming points")
-        requested = int(msg["points"])
+        requested = msg.points
+        self.session.check_member(txn)
+        now = self.clock()
+        if requested == 0:  # the till cancels the redemption
+            view = self._view(txn)
+            txn.redeem_points = 0
+            txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
+            log.info("redemption cancelled on %s/%s", txn.pos_id, txn.txn_id)
+            reply = self._quote_message(txn)
+            self._keep(txn, reply)
+            return reply
         if txn.member is None:
-            raise _Refused("refused", "no member card on this sale: tap the card before "
+            raise Refused("refused", "no member card on this sale: tap the card before "
                            "redeeming points")
         if txn.member.member_id in self._unverified and not self.legacy_uid_redeem:
-            raise _Refused("refused", "this card cannot be verified (a UID-only card): it "
-                           "earns points but cannot redeem them at this store")
-        now = self.clock()
+            raise Refused("refused", "this card cannot be verified (a UID-only card): it "
+                          "earns points but cannot redeem them at this store")
         view = self._view(txn)
         assert txn.basket is not None
         plain = quote(view, replace(txn.basket, redeem_points=0), _utc(now), self.program)
@@ -255,11 +352,13 @@ class TerminalService:
         decision = decide_redemption(spendable, self._payable(plain), requested,  # expired
                                      self.program)
         if decision.points <= 0:
-            raise _Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
+            raise Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
         self._check_offline(self.store.redeem_facts(view.member_id), decision.points, now)
         txn.redeem_points = requested
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
-        return self._quote_message(txn)
+        reply = self._quote_message(txn)
+        self._keep(txn, reply)
+        return reply
 
     def _check_offline(self, facts: RedeemFacts | None, points: int, now: datetime) -> None:
         """An enrolled terminal redeems unconfirmed points only within the offline policy."""
@@ -270,7 +369,7 @@ class TerminalService:
             synced_at=facts.synced_at, now=now, member_pending=facts.member_pending,
             terminal_pending=facts.terminal_pending)
         if not verdict.allowed:
-            raise _Refused("refused", f"cannot redeem {points} pts here now: {verdict.reason}")
+            raise Refused("refused", f"cannot redeem {points} pts here now: {verdict.reason}")
 
     def _payable(self, plain: Quote) -> int:
         """What is left to pay after discounts, as the engine's redemption sees it."""
@@ -279,37 +378,41 @@ class TerminalService:
             return plain.total_due  # tax is part of every line's amount
         return plain.total_due - plain.tax_added
 
-    def _quote_message(self, txn: OpenTxn) -> Message:
-        assert txn.quote is not None
-        return {"type": "quote", "pos_id": txn.pos_id, "txn_id": txn.txn_id,
-                "member_id": txn.member.member_id if txn.member else None,
-                **txn.quote.till_fields()}
+    def _quote_message(self, txn: OpenTxn) -> QuoteReply:
+        q = txn.quote
+        assert q is not None
+        return QuoteReply(
+            txn.pos_id, txn.txn_id, txn.member.member_id if txn.member else None,
+            tuple(QuoteItem(ln.program, ln.kind, ln.value, ln.text) for ln in q.lines),
+            q.discount_total, q.points_total, q.total_due, _fit(q.summary), q.display)
 
     @staticmethod
     def _awarded(pos_id: str, txn_id: str, member_id: str | None, points: int,
-                 balance_after: int | None, repeated: bool) -> Message:
+                 balance_after: int | None, repeated: bool,
+                 deducted: int | None = None) -> PointsAwarded:
         """points.awarded; balances are null for a sale without a member (the doc's rule)."""
         after = balance_after if member_id is not None else None
-        return {
-            "type": "points.awarded", "pos_id": pos_id, "txn_id": txn_id,
-            "member_id": member_id, "points": points,
-            "balance_before": after - points if after is not None else None,
-            "balance_after": after, "repeated": repeated,
-        }
+        return PointsAwarded(pos_id, txn_id, member_id, points,
+                             after - points if after is not None else None, after, repeated,
+                             deducted)
 
-    def _on_commit(self, msg: Message) -> Message:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+    def _on_commit(self, msg: TxnCommit) -> PointsAwarded:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         prior = self.store.find_sale(pos_id, txn_id)
         if prior is not None:
             return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
                                  prior.balance_after, True)
         txn = self.session.find(pos_id, txn_id)
+        if txn is not None and txn.basket is not None and txn.quote is None:
+            raise Refused("refused", f"the terminal restarted and the points of sale {txn_id} "
+                          "changed since its quote; send the basket again and check the total")
         if txn is None or txn.quote is None or txn.quoted_at is None:
             if self.session.find_voided(pos_id, txn_id) is not None:
-                raise _Refused("unknown_txn", f"transaction {txn_id} was voided; send its "
+                raise Refused("unknown_txn", f"transaction {txn_id} was voided; send its "
                                "basket again to sell it")
-            raise _Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
+            raise Refused("unknown_txn", f"no basket was sent for transaction {txn_id}; "
                            "send basket.update first")
+        self.session.check_member(txn)
         sale = txn.quote
         now = self.clock()
         view = self._view(txn)
@@ -320,7 +423,7 @@ class TerminalService:
             fresh = self._quote_txn(txn, view, txn.quoted_at)
             if fresh.till_fields() != sale.till_fields():
                 txn.view = None
-                raise _Refused("refused", "the member's points changed since the quote; "
+                raise Refused("refused", "the member's points changed since the quote; "
                                "send the basket again and check the new total")
             sale = fresh
         ref = f"{pos_id}/{txn_id}"
@@ -335,21 +438,25 @@ class TerminalService:
                 entries=change.entries, member_after=change.after,
                 check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now))
         self.session.close(pos_id, txn_id)
+        self.open_sales.drop(pos_id, txn_id)
+        log.info("commit %s/%s: %+d pts to %s, balance %s", pos_id, txn_id, result.points,
+                 txn.member or "no member", result.balance_after if txn.member else "-")
         return self._awarded(pos_id, txn_id, result.member_id, result.points,
                              result.balance_after, result.repeated)
 
-    def _on_void(self, msg: Message) -> Message:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
+    def _on_void(self, msg: TxnVoid) -> TxnStatus | Error:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         if self.store.find_sale(pos_id, txn_id) is not None:
             return error_message("committed", f"transaction {txn_id} is committed; "
                                  "use refund to reverse it", msg)
         voided = self.session.void(pos_id, txn_id)
-        return {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
-                "state": "voided" if voided is not None else "unknown", "points": 0,
-                "balance_after": voided.balance if voided is not None else None}
+        self.open_sales.drop(pos_id, txn_id)
+        log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
+        return TxnStatus(pos_id, txn_id, "voided" if voided is not None else "unknown", 0,
+                         voided.balance if voided is not None else None)
 
-    def _on_refund(self, msg: Message) -> Message:
-        pos_id, txn_id, refund_id = msg["pos_id"], msg["txn_id"], msg["refund_id"]
+    def _on_refund(self, msg: RefundRequest) -> PointsAwarded:
+        pos_id, txn_id, refund_id = msg.pos_id, msg.txn_id, msg.refund_id
         prior = self.store.find_refund(pos_id, txn_id, refund_id)
         if prior is not None:
             return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
@@ -357,14 +464,14 @@ class TerminalService:
         stored = self.store.sale_record(pos_id, txn_id)
         if stored is None:
             if self.session.find(pos_id, txn_id) is not None:
-                raise _Refused("unknown_txn", f"transaction {txn_id} is not committed; "
+                raise Refused("unknown_txn", f"transaction {txn_id} is not committed; "
                                "void it instead of refunding")
-            raise _Refused("unknown_txn", f"no committed sale {txn_id} from {pos_id} here")
+            raise Refused("unknown_txn", f"no committed sale {txn_id} from {pos_id} here")
         if stored.quote is None:
-            raise _Refused("refused", f"sale {txn_id} was recorded without its quote; its "
+            raise Refused("refused", f"sale {txn_id} was recorded without its quote; its "
                            "points cannot be reversed here")
         sale = Quote.from_dict(stored.quote)
-        returned = [ReturnLine(str(line["sku"]), int(line["qty"])) for line in msg["lines"]]
+        returned = [ReturnLine(line.sku, line.qty) for line in msg.lines]
         asked: dict[str, int] = {}
         for rl in returned:
             asked[rl.sku] = asked.get(rl.sku, 0) + rl.qty
@@ -379,7 +486,7 @@ class TerminalService:
                             ref=f"{pos_id}/{txn_id}/refund/{refund_id}",
                             already_returned=stored.returned)
         except RulesError as exc:
-            raise _Refused("refused", str(exc)) from exc
+            raise Refused("refused", str(exc)) from exc
         change = apply_refund(view, result)
         record = self.store.record_refund(
             pos_id=pos_id, txn_id=txn_id, refund_id=refund_id, member_id=stored.member_id,
@@ -390,34 +497,32 @@ class TerminalService:
                     "deducted": result.deducted, "points_owed": result.points_owed,
                     "stamps": dict(result.stamps)})
         reply = self._awarded(pos_id, txn_id, record.member_id, record.points,
-                              record.balance_after, record.repeated)
-        if result.deducted:  # money kept back for points already spent (extra field)
-            reply["deducted"] = result.deducted
+                              record.balance_after, record.repeated,
+                              # money kept back for points already spent
+                              result.deducted or None)
+        log.info("refund %s/%s/%s: %+d pts to %s", pos_id, txn_id, refund_id, record.points,
+                 record.member_id or "no member")
         return reply
 
-    def _on_status(self, msg: Message) -> Message:
-        pos_id, txn_id = msg["pos_id"], msg["txn_id"]
-        reply: Message = {"type": "txn.status", "pos_id": pos_id, "txn_id": txn_id,
-                          "state": "unknown", "points": 0, "balance_after": None}
+    def _on_status(self, msg: TxnStatusRequest) -> TxnStatus:
+        pos_id, txn_id = msg.pos_id, msg.txn_id
         sale = self.store.sale_record(pos_id, txn_id)
         if sale is not None:
             has = sale.member_id is not None
-            reply.update(state="refunded" if sale.refunds else "committed",
-                         points=sale.points + sale.refunded_points,
-                         balance_after=sale.last_balance if has else None)
-            return reply
+            return TxnStatus(pos_id, txn_id, "refunded" if sale.refunds else "committed",
+                             sale.points + sale.refunded_points,
+                             sale.last_balance if has else None)
         voided = self.session.find_voided(pos_id, txn_id)
         if voided is not None:
-            reply.update(state="voided", balance_after=voided.balance)
-            return reply
+            return TxnStatus(pos_id, txn_id, "voided", 0, voided.balance)
         txn = self.session.find(pos_id, txn_id)
         if txn is not None:
             q = txn.quote
-            reply.update(state="open",
-                         points=q.points_total - q.redeem_points if q is not None else 0,
-                         balance_after=txn.view.balance if txn.view is not None and
-                         txn.member is not None else None)
-        return reply
+            return TxnStatus(pos_id, txn_id, "open",
+                             q.points_total - q.redeem_points if q is not None else 0,
+                             txn.view.balance if txn.view is not None and
+                             txn.member is not None else None)
+        return TxnStatus(pos_id, txn_id, "unknown", 0, None)
 
     # -- housekeeping ----------------------------------------------------------------------
 

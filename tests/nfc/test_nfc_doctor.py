@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
-import time
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from pos_loyalty.cli import main
 from pos_loyalty.nfc.demo_keys import DEMO_PUBLIC_KEY_HEX
 from pos_loyalty.nfc.doctor import Facts, SerialPort, UsbDevice, diagnose
-from pos_loyalty.nfc.sdnotify import Watchdog, notify, watchdog_interval
 from pos_loyalty.nfc.sim import cards
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 
@@ -119,34 +115,3 @@ class TestDoctorReaderCheck:
         res = CliRunner().invoke(main, ["doctor", "--reader", "usb:ffff:fffe", "--wait", "1"])
         assert res.exit_code == 1
         assert "ERROR [reader] cannot open NFC reader" in res.output
-
-
-class TestSdNotify:
-    def test_notify_without_systemd_is_a_no_op(self) -> None:
-        """Outside systemd nothing is sent."""
-        assert notify("READY=1", env={}) is False
-        assert watchdog_interval({}) is None
-
-    def test_notify_and_watchdog_reach_the_socket(self, tmp_path: Path) -> None:
-        """READY=1 and WATCHDOG=1 datagrams reach $NOTIFY_SOCKET; unhealthy stops the pings."""
-        path = str(tmp_path / "notify")
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        server.bind(path)
-        server.settimeout(2)
-        env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"}
-        try:
-            assert notify("READY=1", env=env)
-            assert server.recv(64) == b"READY=1"
-            healthy = [True]
-            dog = Watchdog(lambda: healthy[0], env=env)
-            assert dog.interval == 0.05
-            dog.start()
-            assert server.recv(64) == b"WATCHDOG=1"
-            healthy[0] = False
-            time.sleep(0.2)
-            pings = dog.pings
-            time.sleep(0.2)
-            dog.stop()
-            assert dog.pings == pings
-        finally:
-            server.close()

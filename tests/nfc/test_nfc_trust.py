@@ -43,6 +43,7 @@ from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.terminal.daemon import TerminalDaemon, card_trust
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory
+from tests.tillsales import ask, tap
 
 ROOT = Path(__file__).resolve().parents[2]
 TAP_ANSWERS = {"member.identified", "member.unknown", "card.refused"}
@@ -329,9 +330,9 @@ class TestLegacyCards:
         """A UID-only tap finds the card with that UID, not a card numbered like the UID."""
         store.add_member("M-1", "Numbered like the UID", card_id="04A1B2C3", balance=500)
         service = TerminalService(store)
-        assert service.on_tap(self.TAP)["type"] == "member.unknown"
+        assert tap(service, self.TAP)["type"] == "member.unknown"
         store.add_member("M-2", "Owner of the UID", card_id="C-2", uid="04A1B2C3", balance=500)
-        assert service.on_tap(self.TAP)["member_id"] == "M-2"
+        assert tap(service, self.TAP)["member_id"] == "M-2"
 
     @pytest.mark.parametrize("allowed", [False, True])
     def test_earns_but_redeems_only_where_allowed(self, store: LocalStore,
@@ -340,16 +341,16 @@ class TestLegacyCards:
         store.add_member("M-2", "Owner", card_id="C-2", uid="04A1B2C3", balance=500)
         service = TerminalService(store, load_program(ROOT / "examples" / "programs" / "cafe.toml"),
                                   legacy_uid_redeem=allowed)
-        service.on_tap(self.TAP)
+        tap(service, self.TAP)
         basket = {"type": "basket.update", "pos_id": "P", "txn_id": "T1",
                   "lines": [{"sku": "A", "qty": 1, "unit_price": 1000, "category": "x"}]}
-        assert service.on_message(basket)["type"] == "quote"
-        redeem = service.on_message({"type": "redeem.request", "pos_id": "P", "txn_id": "T1",
+        assert ask(service, basket)["type"] == "quote"
+        redeem = ask(service, {"type": "redeem.request", "pos_id": "P", "txn_id": "T1",
                                      "points": 100})
         if allowed:
             assert redeem["type"] == "quote", redeem
         else:
             assert redeem["type"] == "error" and "cannot be verified" in redeem["message"]
-        awarded = service.on_message({"type": "txn.commit", "pos_id": "P", "txn_id": "T1"})
+        awarded = ask(service, {"type": "txn.commit", "pos_id": "P", "txn_id": "T1"})
         assert awarded["type"] == "points.awarded" and awarded["member_id"] == "M-2"
         assert awarded["points"] > 0 or allowed

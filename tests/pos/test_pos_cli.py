@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -13,6 +14,8 @@ import pytest
 
 from pos_loyalty.pos.check import ConformanceChecker
 from pos_loyalty.pos.codec import NEED_DATA, Frame, FrameDecoder, FrameError, encode_frame
+from pos_loyalty.pos.console import TillConsole
+from pos_loyalty.pos.messages import MemberIdentified
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.testing import EchoTerminal
 from pos_loyalty.pos.till import SimulatedTill
@@ -50,11 +53,11 @@ class TestSimPos:
         script.write_text(SALE)
         with PtyBridge() as bridge, EchoTerminal(bridge.terminal_path) as term:
             proc = cli("sim", "pos", bridge.till_path, "--script", str(script),
-                       "--pos-id", "LANE-3")
+                       "--pos-id", "LANE-3", "--txn-prefix", "T-")
             assert proc.returncode == 0, proc.stderr
             assert term.applied[("txn.commit", "LANE-3", "T-0001")] == 1
             assert term.delivered[("txn.commit", "LANE-3", "T-0001")] == 2
-        assert "quote T-0001: total due 5.00" in proc.stdout
+        assert "quote T-0001 for no member: total due 5.00" in proc.stdout
         assert "(repeated, nothing changed)" in proc.stdout
         assert proc.stdout.count("   ok") == 5
         assert "Traceback" not in proc.stderr
@@ -67,21 +70,51 @@ class TestSimPos:
                 while not term.endpoint.link_up and time.monotonic() < deadline:
                     time.sleep(0.02)
                 time.sleep(0.3)
-                term.endpoint.send({"type": "member.identified", "card_id": "C-9",
-                                    "member_id": "M-9", "name": "Grace", "tier": None,
-                                    "balance": 42, "discounts": [], "tap_ms": 2.5})
+                term.endpoint.send(MemberIdentified("C-9", "M-9", "Grace", None, 42, (), 2.5))
             threading.Thread(target=tap, daemon=True).start()
             proc = cli("sim", "pos", bridge.till_path,
                        stdin="wait member.identified 20\nexpect name=Grace balance=42\n")
         assert proc.returncode == 0, proc.stderr
         assert "member Grace, 42 points" in proc.stdout
 
+    def test_amount_prices_and_a_new_sale_after_commit(self) -> None:
+        """'3.00' is 300 minor units; the line after a commit opens the next sale."""
+        with PtyBridge() as bridge, EchoTerminal(bridge.terminal_path) as term:
+            proc = cli("sim", "pos", bridge.till_path, "--txn-prefix", "S-",
+                       stdin="line A 1 3.00\ncommit\nline B 2 0.5\ncommit\n")
+            msgs = list(term.messages)
+        assert proc.returncode == 0, proc.stderr
+        baskets = [(m["txn_id"], m["lines"][-1]["unit_price"], m["member_id"])
+                   for m in msgs if m["type"] == "basket.update"]
+        assert baskets == [("S-0001", 300, None), ("S-0002", 50, None)]
+        assert term.applied[("txn.commit", "POS-1", "S-0002")] == 1
+        assert "-- sale S-0002" in proc.stdout
+
+    def test_bad_price_is_a_usage_error(self) -> None:
+        """A price with three decimals is refused with a reason, no request sent."""
+        with PtyBridge() as bridge, EchoTerminal(bridge.terminal_path) as term:
+            proc = cli("sim", "pos", bridge.till_path, stdin="line A 1 3.005\n")
+            assert not term.messages
+        assert proc.returncode == 2
+        assert "more than two decimals" in proc.stderr
+
+    def test_default_sale_numbers_differ_between_runs(self) -> None:
+        """A restarted till does not start again at a number it already committed."""
+        firsts = []
+        for _ in range(2):
+            with PtyBridge() as bridge, EchoTerminal(bridge.terminal_path):
+                proc = cli("sim", "pos", bridge.till_path, stdin="")
+            firsts.append(proc.stdout.split("sale ")[1].split()[0])
+            time.sleep(1.1)
+        assert firsts[0] != firsts[1] and all(f.endswith("-0001") for f in firsts)
+
     def test_failed_expectation_exits_1(self, tmp_path: Path) -> None:
         """A failing expect stops the script with exit 1 and names the file and line."""
         script = tmp_path / "bad.txt"
         script.write_text("line A 1 100\nexpect total_due=999\nline B 1 1\n")
         with PtyBridge() as bridge, EchoTerminal(bridge.terminal_path) as term:
-            proc = cli("sim", "pos", bridge.till_path, "--script", str(script))
+            proc = cli("sim", "pos", bridge.till_path, "--script", str(script),
+                       "--txn-prefix", "T-")
             assert term.delivered[("basket.update", "POS-1", "T-0001")] == 1
         assert proc.returncode == 1
         assert f"{script}:2: expected total_due=999, got 100" in proc.stderr
@@ -137,29 +170,58 @@ class BrokenTill:
 
 class TestPosCheck:
     def test_reference_till_passes(self) -> None:
-        """The reference till breaks no rule: every check passes or is skipped."""
+        """The reference till (sim pos's console) breaks no rule: every check passes,
+        member binding included, with a cashier who follows the checker's prompts."""
         said: list[str] = []
-        prompt = threading.Event()
+        prompts: queue.Queue[str] = queue.Queue()
 
         def say(text: str) -> None:
             said.append(text)
-            if text.startswith("ring up a sale"):
-                prompt.set()
+            prompts.put(text)
 
         with PtyBridge() as bridge, SimulatedTill(bridge.till_path, pos_id="VENDOR") as till:
+            shown: list[str] = []
+            console = TillConsole(till, shown.append, txn_prefix="S-")
+            console.start()
+
+            def tapped(member_id: str) -> None:
+                deadline = time.monotonic() + 10
+                while (console.tapped or {}).get("member_id") != member_id:
+                    assert time.monotonic() < deadline, shown
+                    time.sleep(0.01)
+
+            script = {
+                "ring up a sale on the till now": ["line A 1 100"],
+                "now finish (commit)": ["commit"],
+                "member A tapped": ["=M-CHECK-A", "line A 1 1.00"],
+                "member B tapped": ["=M-CHECK-B", "commit", "member M-CHECK-B", "commit"],
+                "member C tapped": ["=M-CHECK-C", "line C 1 5.00"],
+                "redeem points": ["redeem 100", "unredeem", "member none"],
+            }
+
             def cashier() -> None:
-                if prompt.wait(60):
-                    till.send_basket("S-1", [{"sku": "A", "qty": 1, "unit_price": 100,
-                                              "category": "x"}])
-                    till.commit("S-1")
+                while True:
+                    text = prompts.get(timeout=60)
+                    for key, commands in script.items():
+                        if text.startswith(key):
+                            for cmd in commands:
+                                if cmd.startswith("="):
+                                    tapped(cmd[1:])
+                                else:
+                                    console.execute(cmd)
+                            if key == "redeem points":
+                                return
+
             worker = threading.Thread(target=cashier, daemon=True)
             worker.start()
             results = ConformanceChecker(bridge.terminal_path, hello_wait=10, sale_wait=30,
                                          say=say).run()
             worker.join(timeout=30)
+            console.stop()
         failed = [r for r in results if r.status != "PASS"]
-        assert failed == [], "\n".join(said)
-        assert len(results) >= 15
+        assert failed == [], "\n".join(said + shown)
+        assert len(results) >= 20
+        assert any("member_changed" in line for line in shown)
 
     @pytest.mark.timeout(120)
     def test_broken_till_fails_with_exit_1(self) -> None:

@@ -189,6 +189,19 @@ class TestDamage:
         out = feed(a[:20] + b)
         assert out == ["frame truncated (STX or ETX inside the payload)", SAMPLES[1]]
 
+    @pytest.mark.parametrize("at", [1, 2, 3, 4])
+    def test_etx_inside_the_crc_is_truncation(self, at: int) -> None:
+        """An ETX (or STX) among the CRC digits means the frame was cut short (3.5):
+        NAK code truncated, not header."""
+        wire = encode_frame(SAMPLES[0])
+        cut = len(wire) - 1 - at  # the position of one of the four CRC digits
+        for byte in (b"\x03", b"\x02"):
+            dec = FrameDecoder()
+            dec.receive_data(wire[:cut] + byte)
+            with pytest.raises(FrameError) as info:
+                dec.next_event()
+            assert info.value.code == "truncated", info.value.reason
+
     def test_oversized_frame_rejected_without_buffering(self) -> None:
         """A length above the maximum is refused at the header and its body skipped."""
         big = encode_frame(Frame("D", 1, b"x" * 300))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,98 @@ class TestDocExamples:
             assert f"| `{code}` |" in TEXT
         for mtype in set(TERMINAL_MESSAGES) | set(TILL_MESSAGES):
             assert f"| `{mtype}` |" in TEXT
+
+
+# -- section 6.4: the member binding transcript is what the terminal really answers -------
+
+BINDING_STEPS: list[tuple[str, dict[str, Any] | str, str]] = [
+    ("tap", "C-1001", "Ada taps: the till shows her"),
+    ("till", {"type": "basket.update", "pos_id": "POS-1", "txn_id": "T-2001",
+              "member_id": "M-1001", "lines": [{"sku": "BEANS", "qty": 1, "unit_price": 1000,
+                                                "category": "retail"}]},
+     "the sale is for the member on the till's screen"),
+    ("tap", "C-1002", "Grace taps during the sale: the till shows her, the sale is unchanged"),
+    ("till", {"type": "txn.commit", "pos_id": "POS-1", "txn_id": "T-2001"},
+     "a till that commits without saying who ..."),
+    ("till", {"type": "basket.update", "pos_id": "POS-1", "txn_id": "T-2001",
+              "member_id": "M-1002", "lines": [{"sku": "BEANS", "qty": 1, "unit_price": 1000,
+                                                "category": "retail"}]},
+     "the cashier chose Grace: the basket again, naming her"),
+    ("till", {"type": "txn.commit", "pos_id": "POS-1", "txn_id": "T-2001"},
+     "the points go to Grace"),
+    ("tap", "C-1001", "Ada taps after the commit: a new sale starts for her"),
+    ("till", {"type": "basket.update", "pos_id": "POS-1", "txn_id": "T-2002",
+              "member_id": "M-1001", "lines": [{"sku": "BEANS", "qty": 1, "unit_price": 1000,
+                                                "category": "retail"}]}, "a new sale"),
+    ("till", {"type": "redeem.request", "pos_id": "POS-1", "txn_id": "T-2002", "points": 100},
+     "Ada redeems 100 points ..."),
+    ("till", {"type": "redeem.request", "pos_id": "POS-1", "txn_id": "T-2002", "points": 0},
+     "... and changes her mind: points 0 cancels the redemption"),
+    ("till", {"type": "basket.update", "pos_id": "POS-1", "txn_id": "T-2002",
+              "member_id": None, "lines": [{"sku": "BEANS", "qty": 1, "unit_price": 1000,
+                                            "category": "retail"}]},
+     "the member is taken off the sale: member_id null"),
+]
+
+
+def binding_transcript(workdir: Path) -> list[str]:
+    """The section 6.4 example, made by a real TerminalService and framed by the codec
+    (ACKs left out). ``python -m tests.pos.test_pos_docs`` prints it for the doc."""
+    from datetime import datetime
+
+    from pos_loyalty.nfc.events import TapEvent
+    from pos_loyalty.pos.codec import encode_frame
+    from pos_loyalty.pos.messages import Message, encode_message, message_from_dict
+    from pos_loyalty.rules import load_program
+    from pos_loyalty.store import LocalStore
+    from pos_loyalty.terminal.demo_data import seed_demo_members
+    from pos_loyalty.terminal.service import TerminalService
+
+    store = LocalStore(f"sqlite:///{workdir / 'doc.db'}")
+    seed_demo_members(store)
+    program = load_program(DOC.parents[1] / "examples" / "programs" / "cafe.toml")
+    service = TerminalService(store, program, clock=lambda: datetime(2026, 3, 2, 9, 30))
+    seq = {"T->M": 0, "M->T": 0}
+    out: list[str] = []
+
+    def frame(direction: str, msg: Message | None, note: str) -> None:
+        assert msg is not None
+        sender = "till" if direction == "T->M" else "terminal"
+        wire = encode_frame(Frame("D", seq[direction], encode_message(msg, sender)))
+        seq[direction] = (seq[direction] + 1) % 256
+        text = wire.decode().replace("\x02", "<STX>").replace("\x03", "<ETX>")
+        out.append(f"{direction}  {text}")
+        if note:
+            out.append(f"      # {note}")
+
+    try:
+        for kind, what, note in BINDING_STEPS:
+            if kind == "tap":
+                assert isinstance(what, str)
+                frame("M->T", service.on_tap(TapEvent("member", "04A1B2C3D4E5F6", "NTAG213",
+                                                      card_id=what, verified=True)), note)
+            else:
+                assert isinstance(what, dict)
+                request = message_from_dict(what, "till", remote=False)
+                frame("T->M", request, note)
+                frame("M->T", service.on_message(request), "")
+    finally:
+        store.close()
+    return out
+
+
+class TestBindingExample:
+    def test_section_6_4_is_what_the_terminal_answers(self, tmp_path: Path) -> None:
+        """The binding transcript in the spec is replayed through a real terminal service:
+        every frame, CRC and answer is what the implementation produces."""
+        want = binding_transcript(tmp_path)
+        start = TEXT.index(want[0])
+        got = TEXT[start:].splitlines()[:len(want)]
+        assert got == want
+
+
+if __name__ == "__main__":  # regenerate the section 6.4 example
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print("\n".join(binding_transcript(Path(tmp))))

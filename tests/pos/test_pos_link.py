@@ -156,6 +156,9 @@ class TestHello:
         b'{"versions":[1],"max_payload":true,"role":"till"}',
         b'{"versions":[1],"max_payload":2048,"role":"pos"}',
         b'{"versions":[1],"max_payload":2048,"role":"till","id":5}',
+        b"[" * 1020 + b"]" * 1020,
+        b'{"versions":[1],"max_payload":2048,"role":"till","id":"x","y":' + b"[" * 980
+        + b"]" * 980 + b"}",
     ])
     def test_invalid_hello_refused(self, bad: bytes) -> None:
         """A malformed hello payload is NAKed with the reason."""
@@ -167,6 +170,15 @@ class TestHello:
         link.receive_data(encode_frame(Frame("H", 0, bad)), 0.0)
         assert [f.kind for f in frames(link.data_to_send())] == ["N"]
         assert not link.up
+
+    def test_deeply_nested_nak_is_still_a_nak(self, pair: Pair) -> None:
+        """A NAK whose payload nests 1,020 arrays makes the sender retransmit, nothing worse."""
+        pair.a.send(payload(1), pair.now)
+        out = frames(pair.a.data_to_send())
+        assert [f.kind for f in out] == ["D"]
+        pair.a.receive_data(encode_frame(Frame("N", out[0].seq, b"[" * 1020 + b"]" * 1020)),
+                            pair.now)
+        assert [f.payload for f in frames(pair.a.data_to_send())] == [out[0].payload]
 
     def test_data_before_hello_refused(self) -> None:
         """A data frame before any hello is NAKed, not delivered."""

@@ -1,4 +1,4 @@
-"""Message schema: every message round-trips through a frame; bad ones get a clear reason."""
+"""Typed messages: every message round-trips through a frame; bad ones get a clear reason."""
 
 from __future__ import annotations
 
@@ -14,9 +14,14 @@ from pos_loyalty.pos.messages import (
     REPLIES,
     TERMINAL_MESSAGES,
     TILL_MESSAGES,
-    check_message,
+    UNSET,
+    BasketItem,
+    BasketUpdate,
+    PointsAwarded,
+    TxnCommit,
     decode_message,
     encode_message,
+    message_from_dict,
 )
 
 ident = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
@@ -24,6 +29,7 @@ ident = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_si
 text = st.text(max_size=80)
 money = st.integers(-10**9, 10**9)
 count = st.integers(1, 10**6)
+qty = st.integers(1, 10_000)
 opt_ident = st.none() | ident
 txn = {"pos_id": ident, "txn_id": ident}
 
@@ -53,13 +59,14 @@ TERMINAL = dict([
 ])
 TILL = dict([
     msg("basket.update", **txn, lines=st.lists(st.fixed_dictionaries({
-        "sku": ident, "qty": count, "unit_price": st.integers(0, 10**9),
+        "sku": ident, "qty": qty, "unit_price": st.integers(0, 10**9),
         "category": st.text(max_size=64)}), max_size=5)),
-    msg("redeem.request", **txn, points=count),
+    msg("basket.update", **txn, member_id=opt_ident, lines=st.just([])),
+    msg("redeem.request", **txn, points=st.integers(0, 10**9)),
     msg("txn.commit", **txn),
     msg("txn.void", **txn),
     msg("refund", **txn, refund_id=ident, lines=st.lists(
-        st.fixed_dictionaries({"sku": ident, "qty": count}), min_size=1, max_size=5)),
+        st.fixed_dictionaries({"sku": ident, "qty": qty}), min_size=1, max_size=5)),
     msg("txn.status", **txn),
     msg("error", code=st.text(min_size=1, max_size=64), message=text, pos_id=ident),
 ])
@@ -81,23 +88,47 @@ class TestRoundTrip:
 
     @given(st.one_of(*TERMINAL.values()))
     @settings(max_examples=300)
-    def test_terminal_messages(self, message: dict[str, Any]) -> None:
-        """Every valid terminal message survives encode -> frame -> decode unchanged."""
+    def test_terminal_messages(self, doc: dict[str, Any]) -> None:
+        """Every valid terminal message survives class -> encode -> frame -> decode."""
+        message = message_from_dict(doc, "terminal", remote=False)
         payload = encode_message(message, "terminal")
         assert payload.isascii()
-        assert decode_message(through_frame(payload), "terminal") == message
+        decoded = decode_message(through_frame(payload), "terminal")
+        assert decoded == message and type(decoded) is type(message)
+        assert decoded.to_dict() == doc
 
     @given(st.one_of(*TILL.values()))
     @settings(max_examples=300)
-    def test_till_messages(self, message: dict[str, Any]) -> None:
-        """Every valid till message survives encode -> frame -> decode unchanged."""
-        payload = encode_message(message, "till")
-        assert decode_message(through_frame(payload), "till") == message
+    def test_till_messages(self, doc: dict[str, Any]) -> None:
+        """Every valid till message survives class -> encode -> frame -> decode."""
+        message = message_from_dict(doc, "till", remote=False)
+        decoded = decode_message(through_frame(encode_message(message, "till")), "till")
+        assert decoded == message and decoded.to_dict() == doc
 
-    def test_extra_fields_pass_through(self) -> None:
-        """Unknown extra fields are accepted and kept (forward compatibility)."""
-        m = {"type": "txn.commit", "pos_id": "P", "txn_id": "T", "cashier": "7"}
-        assert decode_message(encode_message(m, "till"), "till") == m
+    def test_extra_fields_are_ignored(self) -> None:
+        """Unknown extra fields are accepted and dropped (forward compatibility)."""
+        got = decode_message(b'{"type":"txn.commit","pos_id":"P","txn_id":"T","cashier":"7"}',
+                             "till")
+        assert got == TxnCommit("P", "T")
+
+    def test_member_binding_left_out_null_or_named(self) -> None:
+        """basket.update tells apart a member_id left out, null, and a member."""
+        base = b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":[]'
+        out = decode_message(base + b"}", "till")
+        null = decode_message(base + b',"member_id":null}', "till")
+        named = decode_message(base + b',"member_id":"M-1"}', "till")
+        assert isinstance(out, BasketUpdate) and out.member_id is UNSET
+        assert isinstance(null, BasketUpdate) and null.member_id is None
+        assert isinstance(named, BasketUpdate) and named.member_id == "M-1"
+        assert b"member_id" not in encode_message(out, "till")
+        assert b'"member_id":null' in encode_message(null, "till")
+
+    def test_every_field_has_a_check(self) -> None:
+        """Each message class checks every one of its fields (none slips through)."""
+        from dataclasses import fields
+
+        for cls in {*TERMINAL_MESSAGES.values(), *TILL_MESSAGES.values(), BasketItem}:
+            assert set(cls.CHECKS) == {f.name for f in fields(cls)}, cls  # type: ignore[arg-type]
 
     def test_every_request_has_replies(self) -> None:
         """Each till request names the terminal messages that may answer it."""
@@ -119,8 +150,18 @@ class TestInvalid:
         (b'{"type":"txn.commit","pos_id":7,"txn_id":"T"}', "'pos_id' must be a string, not int"),
         (b'{"type":"redeem.request","pos_id":"P","txn_id":"T","points":true}',
          "'points' must be an integer, not bool"),
-        (b'{"type":"redeem.request","pos_id":"P","txn_id":"T","points":0}',
-         "'points' must be at least 1"),
+        (b'{"type":"redeem.request","pos_id":"P","txn_id":"T","points":-1}',
+         "'points' must be at least 0"),
+        (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":[{"sku":"A","qty":1,'
+         b'"unit_price":10000000000000000000,"category":"x"}]}',
+         "'lines[0].unit_price' must be at most 1000000000"),
+        (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":[{"sku":"A",'
+         b'"qty":10001,"unit_price":1,"category":"x"}]}', "'lines[0].qty' must be at most"),
+        (b'{"type":"basket.update","pos_id":"P","txn_id":"T","member_id":"","lines":[]}',
+         "'member_id' must not be empty"),
+        (b'{"type":"txn.status","pos_id":"P","txn_id":"T","x":' + b"[" * 1020 + b"]" * 1020
+         + b"}", "nested deeper than 8 levels"),
+        (b"[" * 1020, "nested deeper than 8 levels"),
         (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":[{"sku":"A","qty":1,'
          b'"unit_price":1.5,"category":"x"}]}', "'lines[0].unit_price' must be an integer"),
         (b'{"type":"basket.update","pos_id":"P","txn_id":"T","lines":{}}',
@@ -136,19 +177,24 @@ class TestInvalid:
         assert reason in info.value.reason
 
     def test_local_errors(self) -> None:
-        """Sending a message that breaks the schema raises LocalProtocolError."""
+        """Making a message that breaks the schema raises LocalProtocolError naming the
+        field: an invalid message cannot exist."""
         with pytest.raises(LocalProtocolError, match=r"points\.awarded: field 'repeated'"):
-            encode_message({"type": "points.awarded", "pos_id": "P", "txn_id": "T",
-                            "member_id": None, "points": 1, "balance_before": 0,
-                            "balance_after": 1}, "terminal")
+            PointsAwarded("P", "T", None, 1, 0, 1, 1)  # type: ignore[arg-type]
+        with pytest.raises(LocalProtocolError, match=r"BasketItem: field 'unit_price' must "
+                                                     "be at most"):
+            BasketItem("A", 1, 10**19, "x")
+        with pytest.raises(LocalProtocolError, match=r"points\.awarded: field 'repeated'"):
+            message_from_dict({"type": "points.awarded", "pos_id": "P", "txn_id": "T",
+                               "member_id": None, "points": 1, "balance_before": 0,
+                               "balance_after": 1}, "terminal", remote=False)
 
     def test_direction_enforced(self) -> None:
         """A till cannot send a quote and a terminal cannot send a basket."""
         with pytest.raises(RemoteProtocolError, match="from the till"):
-            check_message({"type": "quote"}, "till")
+            message_from_dict({"type": "quote"}, "till")
         with pytest.raises(LocalProtocolError, match="from the terminal"):
-            encode_message({"type": "basket.update", "pos_id": "P", "txn_id": "T",
-                            "lines": []}, "terminal")
+            encode_message(BasketUpdate("P", "T", ()), "terminal")
 
     @given(st.binary(max_size=300))
     @settings(max_examples=300)

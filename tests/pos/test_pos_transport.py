@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import serial
 from pos_loyalty.errors import LocalProtocolError, SerialLinkError
 from pos_loyalty.pos.codec import Frame, encode_frame
 from pos_loyalty.pos.link import Hello, Timers
+from pos_loyalty.pos.messages import MemberIdentified, Message, TxnStatusRequest
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.testing import EchoTerminal
 from pos_loyalty.pos.till import SimulatedTill
@@ -34,8 +36,7 @@ def bridge() -> Iterator[PtyBridge]:
         yield b
 
 
-MEMBER = {"type": "member.identified", "card_id": "C-1", "member_id": "M-1", "name": "Ada",
-          "tier": "gold", "balance": 120, "discounts": ["5% off coffee"], "tap_ms": 1.5}
+MEMBER = MemberIdentified("C-1", "M-1", "Ada", "gold", 120, ("5% off coffee",), 1.5)
 
 
 class TestRoundTrip:
@@ -59,12 +60,12 @@ class TestRoundTrip:
 
     def test_unprompted_message_reaches_till(self, bridge: PtyBridge) -> None:
         """A member.identified sent by the terminal lands in the till's inbox unchanged."""
-        got: list[dict[str, Any]] = []
+        got: list[Message] = []
         with SerialEndpoint(bridge.terminal_path, got.append, role="terminal") as term, \
                 SimulatedTill(bridge.till_path) as till:
             till.wait_link_up()
-            term.send(dict(MEMBER))
-            assert till.next_message({"member.identified"}) == MEMBER
+            term.send(MEMBER)
+            assert till.next_message({"member.identified"}) == MEMBER.to_dict()
             with pytest.raises(SerialLinkError):
                 till.next_message(timeout=0.2)
         assert got == []
@@ -88,23 +89,24 @@ class TestRobustness:
         """An exception raised by on_message is logged and later messages still arrive."""
         got: list[str] = []
 
-        def handler(msg: dict[str, Any]) -> None:
-            got.append(msg["txn_id"])
+        def handler(msg: Message) -> None:
+            assert isinstance(msg, TxnStatusRequest)
+            got.append(msg.txn_id)
             if len(got) == 1:
                 raise RuntimeError("handler bug")
 
         with SerialEndpoint(bridge.terminal_path, handler, role="terminal"), \
                 SimulatedTill(bridge.till_path) as till:
             till.wait_link_up()
-            till.endpoint.send({"type": "txn.status", "pos_id": "P", "txn_id": "1"})
-            till.endpoint.send({"type": "txn.status", "pos_id": "P", "txn_id": "2"})
+            till.endpoint.send(TxnStatusRequest("P", "1"))
+            till.endpoint.send(TxnStatusRequest("P", "2"))
             wait_for(lambda: len(got) == 2)
         assert got == ["1", "2"]
         assert "handler bug" in caplog.text
 
     def test_invalid_message_is_answered_with_error(self, bridge: PtyBridge) -> None:
         """A well-framed but unknown message is not delivered; the sender gets an error."""
-        got: list[dict[str, Any]] = []
+        got: list[Message] = []
         with SerialEndpoint(bridge.terminal_path, got.append, role="terminal"), \
                 serial.Serial(bridge.till_path, timeout=0.1) as raw:
             hello = Hello((1,), 2048, "till", "RAW").to_payload()
@@ -118,12 +120,12 @@ class TestRobustness:
             assert want in seen
         assert got == []
 
-    def test_invalid_outgoing_message_raises(self, bridge: PtyBridge) -> None:
-        """send() refuses a message that breaks the schema, before anything is written."""
-        with SerialEndpoint(bridge.terminal_path, lambda m: None, role="terminal") as term:
-            with pytest.raises(LocalProtocolError, match="balance"):
-                term.send({**MEMBER, "balance": "12"})
-            assert term.pending == 0
+    def test_message_of_the_other_side_is_refused(self, bridge: PtyBridge) -> None:
+        """send() refuses a message its side may not send, before anything is written."""
+        with SerialEndpoint(bridge.terminal_path, lambda m: None, role="till") as till:
+            with pytest.raises(LocalProtocolError, match="not a message from the till"):
+                till.send(MEMBER)
+            assert till.pending == 0
 
     def test_exclusive_open(self, bridge: PtyBridge) -> None:
         """A second endpoint on a port already in use fails with SerialLinkError."""
@@ -146,8 +148,7 @@ class TestRobustness:
 
             def worker(k: int) -> None:
                 for i in range(10):
-                    till.endpoint.send({"type": "txn.status", "pos_id": "P",
-                                        "txn_id": f"{k}-{i}"})
+                    till.endpoint.send(TxnStatusRequest("P", f"{k}-{i}"))
 
             threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
             for t in threads:
@@ -209,14 +210,14 @@ class TestPortLoss:
         first = PtyBridge()
         first.start()
         link.symlink_to(first.terminal_path)
-        got: list[dict[str, Any]] = []
+        got: list[Message] = []
         endpoint = SerialEndpoint(str(link), got.append, role="terminal",
                                   on_link_state=states.append, timers=FAST)
         endpoint.start()
         try:
             with SimulatedTill(first.till_path) as till:
                 till.wait_link_up()
-                till.endpoint.send({"type": "txn.status", "pos_id": "P", "txn_id": "before"})
+                till.endpoint.send(TxnStatusRequest("P", "before"))
                 wait_for(lambda: len(got) == 1)
             first.close()  # the adapter is unplugged: both ptys vanish ...
             link.unlink()  # ... and udev removes its by-id link
@@ -229,10 +230,9 @@ class TestPortLoss:
                 with SimulatedTill(second.till_path) as till:
                     till.wait_link_up(timeout=10)
                     wait_for(lambda: endpoint.link_up)
-                    till.endpoint.send({"type": "txn.status", "pos_id": "P",
-                                        "txn_id": "after"})
+                    till.endpoint.send(TxnStatusRequest("P", "after"))
                     wait_for(lambda: len(got) == 2)
-            assert [m["txn_id"] for m in got] == ["before", "after"]
+            assert got == [TxnStatusRequest("P", "before"), TxnStatusRequest("P", "after")]
             assert endpoint.reopen_count >= 1
             assert states[:3] == [True, False, True]
         finally:
@@ -257,16 +257,16 @@ class TestQueue:
         """With no till answering, send() queues up to the limit, then raises SerialLinkError."""
         with SerialEndpoint(bridge.terminal_path, lambda m: None, role="terminal") as term:
             for i in range(256):
-                term.send({**MEMBER, "card_id": f"C-{i}"})
+                term.send(replace(MEMBER, card_id=f"C-{i}"))
             assert term.pending == 256 and not term.link_up
             with pytest.raises(SerialLinkError, match="queue full"):
-                term.send(dict(MEMBER))
+                term.send(MEMBER)
 
     def test_queued_messages_flow_when_till_arrives(self, bridge: PtyBridge) -> None:
         """Messages sent before the till is there are delivered, in order, once it says hello."""
         with SerialEndpoint(bridge.terminal_path, lambda m: None, role="terminal") as term:
             for i in range(3):
-                term.send({**MEMBER, "card_id": f"C-{i}"})
+                term.send(replace(MEMBER, card_id=f"C-{i}"))
             with SimulatedTill(bridge.till_path) as till:
                 got = [till.next_message(timeout=10)["card_id"] for _ in range(3)]
         assert got == ["C-0", "C-1", "C-2"]

@@ -17,6 +17,7 @@ from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.rules import Credit, PointsLot, in_timezone, parse_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.terminal.service import TerminalService
+from tests.tillsales import ask, tap
 
 PROGRAM = """
 [program]
@@ -67,9 +68,9 @@ def service(tmp_path: Path) -> TerminalService:
     program = in_timezone(parse_program(PROGRAM), "Australia/Sydney")  # [terminal] timezone
     # 22:30 UTC on Friday 13 March 2026 is 09:30 on Saturday 14 March in Sydney
     svc = TerminalService(store, program, clock=Clock(datetime(2026, 3, 13, 22, 30)))
-    tap = svc.on_tap(TapEvent(kind="member", uid="04A1", tag_type="NTAG213", card_id="C-1",
-                              verified=True))
-    assert tap["type"] == "member.identified"
+    told = tap(svc, TapEvent(kind="member", uid="04A1", tag_type="NTAG213", card_id="C-1",
+                             verified=True))
+    assert told["type"] == "member.identified"
     return svc
 
 
@@ -87,7 +88,7 @@ class TestAtTheTill:
         rec = service.store.find_by_card("C-1")
         assert rec is not None
         assert service.standing_discounts(rec) == ["Saturday 10%: -10.00"]
-        q = service.on_message(basket(2000))
+        q = ask(service, basket(2000))
         assert q["type"] == "quote"
         assert q["lines"][0]["text"] == "Saturday 10%: -2.00"
 
@@ -95,12 +96,12 @@ class TestAtTheTill:
                                                           ) -> None:
         """600 of 1000 points passed their date on 1 March: the till can use 400, and the
         commit writes the expiry before the redemption."""
-        service.on_message(basket(5000))
-        q = service.on_message({"type": "redeem.request", "pos_id": "POS-1", "txn_id": "T-1",
+        ask(service, basket(5000))
+        q = ask(service, {"type": "redeem.request", "pos_id": "POS-1", "txn_id": "T-1",
                                 "points": 1000})
         assert q["type"] == "quote"
         assert [ln["value"] for ln in q["lines"] if ln["kind"] == "redeem"] == [400]
-        done = service.on_message({"type": "txn.commit", "pos_id": "POS-1", "txn_id": "T-1"})
+        done = ask(service, {"type": "txn.commit", "pos_id": "POS-1", "txn_id": "T-1"})
         assert done["type"] == "points.awarded", done
         kinds = [(e.kind, e.points) for e in service.store.ledger("M-1")]
         assert ("expire", -600) in kinds and ("redeem", -400) in kinds
@@ -115,11 +116,11 @@ class TestAtTheTill:
     def test_credit_rest_kept_and_display_text(self, service: TerminalService) -> None:
         """A 5.00 credit on a 3.00 cake (2.70 after Saturday's 10%) leaves 2.30 for next
         time; the quote message carries the customer display's two short lines."""
-        q = service.on_message(basket(300))
+        q = ask(service, basket(300))
         assert q["discount_total"] == 300 and q["total_due"] == 0
         assert q["display"] == ["+0 pts", "You save 3.00"]
         assert all(len(text) <= 20 for text in q["display"])
-        service.on_message({"type": "txn.commit", "pos_id": "POS-1", "txn_id": "T-1"})
+        ask(service, {"type": "txn.commit", "pos_id": "POS-1", "txn_id": "T-1"})
         view = service.store.member_view("M-1")
         assert view is not None and view.credits == (Credit("CR-1", 230, reason="late"),)
 
@@ -129,10 +130,10 @@ class TestAtTheTill:
         view = service.store.member_view("M-2")
         assert view is not None
         service.store.set_member_state(replace(view, lots=(PointsLot(date(2025, 3, 1), 600),)))
-        service.on_tap(TapEvent(kind="member", uid="04B2", tag_type="NTAG213", card_id="C-2",
+        tap(service, TapEvent(kind="member", uid="04B2", tag_type="NTAG213", card_id="C-2",
                                 verified=True))
-        service.on_message(basket(5000))
-        reply = service.on_message({"type": "redeem.request", "pos_id": "POS-1",
+        ask(service, basket(5000))
+        reply = ask(service, {"type": "redeem.request", "pos_id": "POS-1",
                                     "txn_id": "T-1", "points": 500})
         assert reply["type"] == "error" and "balance is 0 pts" in reply["message"]
 

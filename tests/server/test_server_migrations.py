@@ -17,22 +17,8 @@ from pos_loyalty.store.central_models import CentralBase
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.store.models import Base
 from pos_loyalty.terminal.service import TerminalService
-from tests.conftest import REPO
+from tests.conftest import REPO, schema_head
 from tests.tillsales import ring_up
-
-
-def _central_head() -> str:
-    """The newest central revision, read from the migration scripts themselves."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from pos_loyalty.migrations import HERE
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(HERE / "central"))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    assert head is not None
-    return head
 
 
 def _diff(url: str, metadata: object) -> list[object]:
@@ -49,7 +35,7 @@ def _diff(url: str, metadata: object) -> list[object]:
 class TestCentralMigrations:
     def test_migrated_schema_matches_the_models(self, central_url: str) -> None:
         """After upgrade the database has exactly the tables and columns the models declare."""
-        assert current_revision(central_url) == _central_head()
+        assert current_revision(central_url) == schema_head("central")
         assert _diff(central_url, CentralBase.metadata) == []
 
     def test_upgrade_is_idempotent_and_keeps_data(self, central_url: str) -> None:
@@ -69,7 +55,7 @@ class TestCentralMigrations:
         out = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade",
                               "--central", url], capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr
-        assert _central_head() in out.stdout
+        assert schema_head("central") in out.stdout
         bad = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade",
                               "--central", "nosuchdb://x"], capture_output=True, text=True,
                              env=env)
@@ -82,7 +68,7 @@ class TestTerminalMigrations:
         """A new terminal database migrated from nothing equals the local models."""
         url = f"sqlite:///{tmp_path / 't.db'}"
         upgrade_terminal(url)
-        assert current_revision(url) == "t0006"
+        assert current_revision(url) == schema_head("terminal")
         assert _diff(url, Base.metadata) == []
 
     def test_store_made_by_create_all_is_adopted(self, tmp_path: Path) -> None:
@@ -90,7 +76,7 @@ class TestTerminalMigrations:
         url = f"sqlite:///{tmp_path / 't.db'}"
         LocalStore(url).close()
         upgrade_terminal(url)
-        assert current_revision(url) == "t0006"
+        assert current_revision(url) == schema_head("terminal")
         assert _diff(url, Base.metadata) == []
 
     def test_baseline_store_gains_sync_columns_and_keeps_its_rows(self, tmp_path: Path) -> None:
@@ -135,4 +121,4 @@ class TestTerminalMigrations:
         out = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade", flag, url],
                              capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr
-        assert "t0006" in out.stdout
+        assert schema_head("terminal") in out.stdout

@@ -28,7 +28,7 @@ from pos_loyalty.rules import (
 )
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.terminal.service import TerminalService
-from tests.tillsales import member_tap, ring_up
+from tests.tillsales import ask, member_tap, ring_up, tap
 
 NOW = datetime(2026, 11, 30, 12)
 MEMBERS = ("member_id", "display_name", "tier", "birthday", "status")
@@ -107,13 +107,13 @@ class TestTwoWriters:
         """Locked past the busy timeout: the till gets `error store`, nothing is written;
         taps still read; after the lock goes, the repeated commit is recorded once."""
         service = TerminalService(store, DEFAULT_PROGRAM, clock=lambda: NOW)
-        assert service.on_tap(member_tap("C-1"))["type"] == "member.identified"
+        assert tap(service, member_tap("C-1"))["type"] == "member.identified"
         basket = {"type": "basket.update", "pos_id": "P", "txn_id": "1",
-                  "lines": [{"sku": "A", "qty": 1, "unit_price": 500}]}
-        assert service.on_message(basket)["type"] == "quote"
+                  "lines": [{"sku": "A", "qty": 1, "unit_price": 500, "category": "misc"}]}
+        assert ask(service, basket)["type"] == "quote"
         lock = LockHolder(url)
         try:
-            failed = service.on_message({"type": "txn.commit", "pos_id": "P", "txn_id": "1"})
+            failed = ask(service, {"type": "txn.commit", "pos_id": "P", "txn_id": "1"})
             assert failed["type"] == "error" and failed["code"] == "store"
             assert store.find_by_card("C-1") is not None  # WAL: readers never wait
             with pytest.raises(StoreError, match="database is locked"):
@@ -122,7 +122,7 @@ class TestTwoWriters:
         finally:
             lock.release()
         assert store.ledger() == [] and store.find_sale("P", "1") is None
-        answers = [service.on_message({"type": "txn.commit", "pos_id": "P", "txn_id": "1"})
+        answers = [ask(service, {"type": "txn.commit", "pos_id": "P", "txn_id": "1"})
                    for _ in range(2)]
         assert [(a["type"], a["points"], a["repeated"]) for a in answers] == [
             ("points.awarded", 5, False), ("points.awarded", 5, True)]

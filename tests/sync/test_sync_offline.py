@@ -31,7 +31,7 @@ from pos_loyalty.sync.policy import OfflinePolicy
 from pos_loyalty.sync.worker import SyncWorker, backoff_delay
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO, Central, TerminalFactory
-from tests.tillsales import REDEEM_ONLY, member_tap, ring_up
+from tests.tillsales import REDEEM_ONLY, ask, member_tap, ring_up, tap
 
 PG_ONLY = pytest.mark.parametrize("central_url", ["postgresql"], indirect=True)
 
@@ -84,7 +84,7 @@ class TestOfflineRedemption:
         assert a["points"] == b["points"] == -60 and a["balance_after"] == b["balance_after"] == 40
         assert a2["type"] == b2["type"] == "error"
         assert "limit" in a2["message"] and "limit" in b2["message"]
-        again = s1.on_message({"type": "txn.commit", "pos_id": "P1", "txn_id": "a"})
+        again = ask(s1, {"type": "txn.commit", "pos_id": "P1", "txn_id": "a"})
         assert again["repeated"] and again["points"] == -60
         assert pending(t1.local, "M1") == (60, 60)
         for t in (t1, t2):
@@ -133,10 +133,11 @@ class TestOfflineRedemption:
         # two tills of one terminal (the daemon's worker and a second one on the same file)
         tills = [till(t.local, policy, now), till(LocalStore(t.local.url), policy, now)]
         for i, service in enumerate(tills):
-            service.on_tap(member_tap("C1"))
-            service.on_message({"type": "basket.update", "pos_id": f"P{i}", "txn_id": "1",
-                                "lines": [{"sku": "X", "qty": 1, "unit_price": 1000}]})
-            quoted = service.on_message({"type": "redeem.request", "pos_id": f"P{i}",
+            tap(service, member_tap("C1"))
+            ask(service, {"type": "basket.update", "pos_id": f"P{i}", "txn_id": "1",
+                                "lines": [{"sku": "X", "qty": 1, "unit_price": 1000,
+                                           "category": "misc"}]})
+            quoted = ask(service, {"type": "redeem.request", "pos_id": f"P{i}",
                                          "txn_id": "1", "points": 60})
             assert quoted["type"] == "quote"  # each alone is within the cap
         barrier = threading.Barrier(2)
@@ -144,7 +145,7 @@ class TestOfflineRedemption:
 
         def commit(i: int) -> None:
             barrier.wait()
-            answers.append(tills[i].on_message({"type": "txn.commit", "pos_id": f"P{i}",
+            answers.append(ask(tills[i], {"type": "txn.commit", "pos_id": f"P{i}",
                                                 "txn_id": "1"}))
 
         threads = [threading.Thread(target=commit, args=(i,)) for i in range(2)]
@@ -242,7 +243,7 @@ from pos_loyalty.rules import DEFAULT_PROGRAM
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.service import TerminalService
-from tests.tillsales import ring_up
+from tests.tillsales import ask, ring_up
 url, server, cred, start, total = sys.argv[1:6]
 local = LocalStore(url)
 worker = SyncWorker(local, server, cred, interval_s=0.05, batch=100)
@@ -250,7 +251,7 @@ service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 6
 worker.start()
 for i in range(int(start), int(total)):
     # after a restart the till asks about the sale it was in; a committed one is done
-    status = service.on_message({"type": "txn.status", "pos_id": "POS-1", "txn_id": f"T{i}"})
+    status = ask(service, {"type": "txn.status", "pos_id": "POS-1", "txn_id": f"T{i}"})
     if status["state"] != "committed":
         reply = ring_up(service, card_id="C1", pos_id="POS-1", txn_id=f"T{i}",
                         total=100 * (1 + i % 7))

@@ -81,8 +81,8 @@ def ring_up(till: SimulatedTill, rf: TagEmulator, txn_id: str,
                 finally:
                     rf.remove()
                 quote = till.send_basket(txn_id, lines)
-                if quote["type"] != "quote":
-                    continue
+                if quote["type"] != "quote" or quote["member_id"] != "M-1":
+                    continue  # a stale tap answer was taken: the sale is not Ann's yet
             reply = till.commit(txn_id)
             if reply["type"] == "points.awarded":
                 return reply

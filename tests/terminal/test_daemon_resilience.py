@@ -9,6 +9,7 @@ from pathlib import Path
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.sim.emulator import TagEmulator
+from pos_loyalty.pos.messages import CardRefused, MemberIdentified
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.terminal.daemon import TerminalDaemon
@@ -55,10 +56,10 @@ class TestStoreTrouble:
         store.add_member("M-1", "Ann", card_id="C-1")
         service = TerminalService(store)
         tap = TapEvent("member", "04A1B2C3D4E5F6", "NTAG213", card_id="C-1", verified=True)
-        assert service.on_tap(tap)["type"] == "member.identified"
+        assert isinstance(service.on_tap(tap), MemberIdentified)
         with sqlite3.connect(db) as conn:
             conn.execute("DROP TABLE cards")
         answer = service.on_tap(tap)
         store.close()
-        assert answer["type"] == "card.refused"
-        assert "store is unavailable" in answer["reason"]
+        assert isinstance(answer, CardRefused)
+        assert "store is unavailable" in answer.reason

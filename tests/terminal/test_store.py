@@ -31,6 +31,7 @@ from pos_loyalty.store import LocalStore
 from pos_loyalty.store.local import RedeemCheck, RedeemFacts, RefundRecord, SaleResult
 from pos_loyalty.store.models import Base
 from pos_loyalty.terminal.effects import apply_sale
+from tests.conftest import schema_head
 from tests.tillsales import REDEEM_ONLY
 
 NOW = datetime(2026, 11, 23, 12, 0, 0)
@@ -333,7 +334,7 @@ class TestMigration:
         with pytest.raises(StoreError, match="db upgrade --terminal"):
             LocalStore(url)
         upgrade_terminal(url)
-        assert current_revision(url) == "t0006"
+        assert current_revision(url) == schema_head("terminal")
         store = LocalStore(url)
         store.close()
 

@@ -408,7 +408,8 @@ class TestRestart:
     """What was committed survives a daemon restart; what was only open does not."""
 
     def test_status_and_refund_after_restart(self, cafe: Till) -> None:
-        """After a restart a committed sale is still committed and refundable from its quote."""
+        """After a restart a committed sale is still committed and refundable from its quote,
+        and the sale that was open is still open, for its member."""
         cafe.tap("C-1001")
         cafe.till.send_basket("T1", [line("LATTE", 1, 350, "coffee"),
                                      line("CAKE", 1, 1000, "food")])
@@ -419,7 +420,9 @@ class TestRestart:
         committed = cafe.till.status("T1")
         assert (committed["state"], committed["points"], committed["balance_after"]) == (
             "committed", sold["points"], sold["balance_after"])
-        assert cafe.till.status("T2")["state"] == "unknown"  # the till starts it again
+        assert cafe.till.status("T2")["state"] == "open"  # kept across the restart
+        t2 = cafe.till.commit("T2")
+        assert (t2["type"], t2["member_id"]) == ("points.awarded", "M-GOLD"), t2
         back = cafe.till.refund("T1", "R1", [{"sku": "LATTE", "qty": 1}])
         assert back["type"] == "points.awarded"
         assert cafe.view("M-ADA").stamps == {"coffee": 9}

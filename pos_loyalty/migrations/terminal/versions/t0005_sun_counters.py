@@ -1,7 +1,7 @@
 """NTAG 424 DNA SUN read counters kept in the store
 
-Revision ID: t0006
-Revises: t0003
+Revision ID: t0005
+Revises: t0004
 Create Date: 2026-11-30 06:30:00.000000
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "t0006"
-down_revision = "t0003"
+revision = "t0005"
+down_revision = "t0004"
 branch_labels = None
 depends_on = None
 
