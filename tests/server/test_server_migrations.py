@@ -35,7 +35,7 @@ def _diff(url: str, metadata: object) -> list[object]:
 class TestCentralMigrations:
     def test_migrated_schema_matches_the_models(self, central_url: str) -> None:
         """After upgrade the database has exactly the tables and columns the models declare."""
-        assert current_revision(central_url) == "c0002"
+        assert current_revision(central_url) == "c0004"
         assert _diff(central_url, CentralBase.metadata) == []
 
     def test_upgrade_is_idempotent_and_keeps_data(self, central_url: str) -> None:
@@ -45,7 +45,7 @@ class TestCentralMigrations:
         store = CentralStore(central_url)
         store.add_member("M1", "Ann", card_id="C1")
         upgrade_central(central_url)
-        assert store.terminals() == [] and store.counts(store.horizon())["members"] == 1
+        assert store.list_terminals() == [] and store.counts(store.horizon())["members"] == 1
         store.close()
 
     def test_db_upgrade_command(self, tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ class TestCentralMigrations:
         out = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade",
                               "--central", url], capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr
-        assert "c0002" in out.stdout
+        assert "c0004" in out.stdout
         bad = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade",
                               "--central", "nosuchdb://x"], capture_output=True, text=True,
                              env=env)
