@@ -1,17 +1,26 @@
-"""Terminal enrollment: a one-time code in, the terminal's credential out."""
+"""Terminals: enrollment (a one-time code in, the credential out) and heartbeats."""
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.errors import AuthError
 from pos_loyalty.server.db import aware
-from pos_loyalty.server.deps import StoreDep
-from pos_loyalty.server.schemas import EnrollCreate, EnrollPublic, ErrorPublic
+from pos_loyalty.server.deps import StoreDep, TerminalDep
+from pos_loyalty.server.logs import escape_controls
+from pos_loyalty.server.schemas import (
+    EnrollCreate,
+    EnrollPublic,
+    ErrorPublic,
+    HeartbeatCreate,
+    HeartbeatPublic,
+)
+from pos_loyalty.server.terminals.queries import Heartbeat
 from pos_loyalty.server.throttle import FailureThrottle
 
 router = APIRouter(tags=["enrollment"])
@@ -38,3 +47,15 @@ async def enroll(request: Request, body: EnrollCreate, store: StoreDep) -> Enrol
         raise
     return EnrollPublic(terminal_id=e.terminal_id, store_id=e.store_id,
                         credential=e.credential, server_time=aware(store.clock()))
+
+
+@router.post("/v1/terminal/heartbeat", response_model=HeartbeatPublic, tags=["terminals"],
+             responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic},
+                        422: {"model": ErrorPublic}})
+async def heartbeat(body: HeartbeatCreate, auth: TerminalDep,
+                    store: StoreDep) -> HeartbeatPublic:
+    """Record the terminal's state (see ``pos-loyalty admin terminal list``)."""
+    beat = Heartbeat(**body.model_dump())
+    beat = replace(beat, last_error=escape_controls(beat.last_error)[:200])
+    at = await run_in_threadpool(store.record_heartbeat, auth, beat)
+    return HeartbeatPublic(server_time=aware(at))
