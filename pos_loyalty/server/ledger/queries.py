@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, or_, select, update
 
-from pos_loyalty.errors import AuthError, StoreError
+from pos_loyalty.errors import AuthError
 from pos_loyalty.ids import uuid7
 from pos_loyalty.server.checks import (
     REFUND_MARK,
@@ -29,7 +29,7 @@ from pos_loyalty.server.checks import (
     note_sale,
     sale_ref,
 )
-from pos_loyalty.server.db import Database, pg_binary
+from pos_loyalty.server.db import Database, Refused, pg_binary
 from pos_loyalty.server.stores.queries import policy_in
 from pos_loyalty.server.terminals.queries import TerminalAuth
 from pos_loyalty.store.central_models import (
@@ -404,9 +404,9 @@ def adjust_points(db: Database, member_id: str, points: int, reason: str = "adju
     or (``allow_negative=False``) a debit larger than the balance.
     """
     if not reason.strip():
-        raise StoreError("a reason is required to adjust points")
+        raise Refused("a reason is required to adjust points", status=422)
     if points == 0:
-        raise StoreError("an adjustment of 0 points changes nothing")
+        raise Refused("an adjustment of 0 points changes nothing", status=422)
     now = db.clock()
     row = central_event(member_id, points, reason, now, f"by {actor}" if actor else "")
 
@@ -414,13 +414,13 @@ def adjust_points(db: Database, member_id: str, points: int, reason: str = "adju
         known = conn.execute(select(Member.member_id).where(
             Member.member_id == member_id)).first()
         if known is None:
-            raise StoreError(f"unknown member {member_id}")
+            raise Refused(f"unknown member {member_id}", status=404)
         if not allow_negative and points < 0:
             bal = int(conn.execute(select(Balance.balance).where(
                 Balance.member_id == member_id).with_for_update()).scalar() or 0)
             if bal + points < 0:
-                raise StoreError(f"member {member_id} has {bal} points; cannot take "
-                                 f"{-points}")
+                raise Refused(f"member {member_id} has {bal} points; cannot take "
+                              f"{-points}")
         conn.execute(db.insert(LedgerEvent).values(**row))
         apply_deltas(db, conn, {member_id: points})
 

@@ -21,8 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, func, select, update
 
-from pos_loyalty.errors import StoreError
-from pos_loyalty.server.db import Database
+from pos_loyalty.server.db import Database, Refused
 from pos_loyalty.server.ledger.queries import apply_deltas, central_event
 from pos_loyalty.store.central_models import Balance, Card, LedgerEvent, Member, Tier
 
@@ -32,7 +31,7 @@ EXPORT_COLUMNS = ("member_id", "display_name", "email", "tier", "birthday", "sta
                   "anonymous", "balance", "cards")
 
 
-class MemberError(StoreError):
+class MemberError(Refused):
     """A member or card change store IT asked for that cannot be made (one clear line)."""
 
 
@@ -190,7 +189,7 @@ def update_member(db: Database, member_id: str, *, display_name: str | None = No
         done = conn.execute(update(Member).where(Member.member_id == member_id)
                             .values(values)).rowcount
         if not done:
-            raise MemberError(f"no member {member_id}")
+            raise MemberError(f"no member {member_id}", status=404)
 
     db.write(tx)
     return get_member(db, member_id)
@@ -206,7 +205,7 @@ def get_member(db: Database, member_id: str, *, history: int = 20) -> MemberDeta
             Balance, Balance.member_id == Member.member_id).where(
             Member.member_id == member_id)).first()
         if m is None:
-            raise MemberError(f"no member {member_id}")
+            raise MemberError(f"no member {member_id}", status=404)
         cards = [CardRow(*c) for c in conn.execute(
             select(Card.card_id, Card.uid, Card.status).where(Card.member_id == member_id)
             .order_by(Card.card_id))]
@@ -409,7 +408,7 @@ def issue_card(db: Database, member_id: str, card_id: str, *, uid: str | None = 
     transaction. The balance belongs to the member, so the new card carries it."""
     def tx(conn: Connection) -> None:
         if not _exists(conn, member_id):
-            raise MemberError(f"no member {member_id}")
+            raise MemberError(f"no member {member_id}", status=404)
         stamp = db.stamp(conn)
         if replaces is not None:
             owner = _card_owner(conn, replaces)
@@ -428,7 +427,7 @@ def replace_card(db: Database, card_id: str, new_card_id: str, *,
     with db.read() as conn:
         owner = _card_owner(conn, card_id)
     if owner is None:
-        raise MemberError(f"no card {card_id}")
+        raise MemberError(f"no card {card_id}", status=404)
     issue_card(db, owner, new_card_id, uid=uid, replaces=card_id)
     return owner
 
@@ -469,7 +468,7 @@ def merge_members(db: Database, source: str, target: str, *, actor: str = "") ->
             Member.member_id.in_([source, target])))}
         for m in (source, target):
             if m not in rows:
-                raise MemberError(f"no member {m}")
+                raise MemberError(f"no member {m}", status=404)
             if rows[m] == "merged":
                 raise MemberError(f"member {m} was already merged")
         stamp = db.stamp(conn)

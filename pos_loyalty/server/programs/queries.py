@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from pos_loyalty.errors import StoreError
 from pos_loyalty.rules import (
     DEFAULT_PROGRAM,
     Difference,
@@ -31,7 +30,7 @@ from pos_loyalty.rules import (
 )
 from pos_loyalty.rules.kinds.base import Conditions, Rule
 from pos_loyalty.rules.replay import SalesFormat
-from pos_loyalty.server.db import Database
+from pos_loyalty.server.db import Database, Refused
 from pos_loyalty.store.central_models import Program as ProgramRow
 from pos_loyalty.store.central_models import ProgramVersion
 
@@ -39,7 +38,7 @@ CHAIN = "chain"
 _VERSIONS = ProgramVersion.__table__
 
 
-class ProgramError(StoreError):
+class ProgramError(Refused):
     """A program store IT asked to publish, show or roll back that cannot be."""
 
 
@@ -75,7 +74,7 @@ def publish(db: Database, text: str, *, stores: tuple[str, ...] = (),
     program = validate(text, source)
     for s in stores:
         if not s or "," in s or len(s) > 64:
-            raise ProgramError(f"bad store id {s!r}")
+            raise ProgramError(f"bad store id {s!r}", status=422)
     now = db.clock()
     starts = at or now
 
@@ -140,7 +139,7 @@ def get_version(db: Database, version: int) -> VersionRow:
         r = conn.execute(select(_VERSIONS).where(
             ProgramVersion.version == version)).first()
         if r is None:
-            raise ProgramError(f"no program version {version}")
+            raise ProgramError(f"no program version {version}", status=404)
         return _row(r, body=True)
 
 

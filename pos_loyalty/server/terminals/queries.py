@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from pos_loyalty.errors import AuthError, StoreError
-from pos_loyalty.server.db import Database
+from pos_loyalty.server.db import Database, Refused
 from pos_loyalty.store.central_models import Store, Terminal
 
 log = logging.getLogger("pos_loyalty.server")
@@ -255,6 +255,6 @@ def terminal_health(db: Database, terminal_id: str, *,
         r = conn.execute(select(*_HEALTH_COLS).where(
             Terminal.terminal_id == terminal_id)).first()
     if r is None:
-        raise StoreError(f"no terminal {terminal_id}")
+        raise Refused(f"no terminal {terminal_id}", status=404)
     return _health(r, db.clock(), timedelta(seconds=stale_after_s))
 

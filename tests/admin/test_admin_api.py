@@ -1,0 +1,93 @@
+"""The JSON admin API over real HTTP: the token, members, points, programs, terminals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pos_loyalty.server.app import create_app
+from pos_loyalty.server.central import CentralStore
+from pos_loyalty.server.config import Settings
+from pos_loyalty.server.runner import ServerThread
+
+TOKEN = "t" * 40
+PROGRAM = '[program]\nname = "P"\n\n[[rule]]\nid = "base"\nkind = "earn"\nlabel = "Base"\n' \
+          'points = {n}\nper = 100\n'
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[httpx.Client, CentralStore]]:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    app = create_app(Settings(db_url=url, admin_token=TOKEN))
+    store: CentralStore = app.state.store
+    with ServerThread(app) as srv, httpx.Client(
+            base_url=srv.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        yield client, store
+    assert store.integrity() == []
+
+
+class TestAdminApi:
+    def test_token_is_required_and_off_without_one(self, api: tuple[httpx.Client, CentralStore],
+                                                   tmp_path: Path) -> None:
+        """No token, a wrong one: 401; a server without a configured token: 403."""
+        client, _ = api
+        assert httpx.get(f"{client.base_url}/v1/admin/members").status_code == 401
+        wrong = httpx.get(f"{client.base_url}/v1/admin/members",
+                          headers={"Authorization": "Bearer " + "x" * 40})
+        assert wrong.status_code == 401
+        off = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'o.db'}"))
+        with ServerThread(off) as srv:
+            r = httpx.get(f"{srv.url}/v1/admin/members",
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 403 and "POS_LOYALTY_ADMIN_TOKEN" in r.json()["reason"]
+
+    def test_members_round_trip_with_4xx_for_bad_requests(
+            self, api: tuple[httpx.Client, CentralStore]) -> None:
+        """Create, patch one field, adjust points, search; taken ids 409, unknown 404."""
+        client, store = api
+        r = client.post("/v1/admin/members", json={"member_id": "M-1", "display_name": "Ann",
+                                                   "tier": "silver", "card_id": "C-1"})
+        assert r.status_code == 201, r.text
+        assert client.post("/v1/admin/members", json={"member_id": "M-1"}).status_code == 409
+        assert client.post("/v1/admin/members", json={"member_id": ""}).status_code == 422
+        r = client.patch("/v1/admin/members/M-1", json={"tier": "gold"})
+        assert r.status_code == 200 and r.json()["display_name"] == "Ann"
+        assert r.json()["tier"] == "gold"
+        assert client.patch("/v1/admin/members/M-9", json={"tier": "x"}).status_code == 404
+        r = client.post("/v1/admin/members/M-1/points", json={"points": 15,
+                                                              "reason": "goodwill"})
+        assert r.status_code == 201 and r.json()["balance"] == 15
+        r = client.post("/v1/admin/members/M-1/points", json={"points": -99, "reason": "x"})
+        assert r.status_code == 409 and "has 15 points" in r.json()["reason"]
+        found = client.get("/v1/admin/members", params={"q": "an"}).json()["members"]
+        assert [m["member_id"] for m in found] == ["M-1"]
+        r = client.post("/v1/admin/cards/C-1/block", json={"replace_with": "C-2"})
+        assert r.status_code == 200 and r.json()["member_id"] == "M-1"
+        assert store.get_member("M-1").balance == 15
+
+    def test_programs_publish_diff_rollback(self,
+                                            api: tuple[httpx.Client, CentralStore]) -> None:
+        """A bad file is a 422 with its line; publish, diff and rollback answer JSON."""
+        client, _ = api
+        bad = client.post("/v1/admin/programs", json={"body": PROGRAM.format(n='"x"')})
+        assert bad.status_code == 422 and "body:8" in bad.json()["reason"]
+        for n in (1, 2):
+            r = client.post("/v1/admin/programs", json={"body": PROGRAM.format(n=n)})
+            assert r.status_code == 201 and r.json()["live"]
+        diff = client.get("/v1/admin/programs/diff", params={"old": 1, "new": 2}).json()
+        assert diff["changes"] == ["earn rate 1 -> 2 pts per 1.00"]
+        r = client.post("/v1/admin/programs/1/rollback", json={})
+        assert r.status_code == 201 and r.json()["copied_from"] == 1
+        assert client.get("/v1/admin/programs/99").status_code == 404
+        assert len(client.get("/v1/admin/programs").json()["versions"]) == 3
+
+    def test_terminals_list(self, api: tuple[httpx.Client, CentralStore]) -> None:
+        """Terminals come back with their health fields and stale flag."""
+        client, store = api
+        store.add_terminal("S1", terminal_id="T-1")
+        [t] = client.get("/v1/admin/terminals").json()["terminals"]
+        assert t["terminal_id"] == "T-1" and t["status"] == "pending" and not t["stale"]
+        assert client.get("/v1/admin/terminals/T-9").status_code == 404
