@@ -1,9 +1,9 @@
 """The FastAPI application: routers, the body-size cap, and JSON errors with a reason.
 
-Every refusal is JSON ``{"error": ..., "reason": ...}``: 401/403 for credentials, 408 for a
-body that does not arrive in time, 413 for a body over the cap, 422 for a body that does not
-validate, 429 for too many failed enrollments, 503 if the database is down. Bad input never
-reaches a 5xx.
+Every refusal is JSON ``{"error": ..., "reason": ...}``: 401/403 for credentials, 404/409
+for an admin change that cannot be made, 408 for a body that does not arrive in time, 413
+for a body over the cap, 422 for a body that does not validate, 429 for too many failed
+enrollments, 503 if the database is down. Bad input never reaches a 5xx.
 """
 
 from __future__ import annotations

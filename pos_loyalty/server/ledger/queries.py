@@ -19,10 +19,12 @@ from sqlalchemy import Connection, func, or_, select, update
 
 from pos_loyalty.errors import AuthError
 from pos_loyalty.ids import uuid7
+from pos_loyalty.rules.refund import COVER_MARK
 from pos_loyalty.server.checks import (
     REFUND_MARK,
     BatchState,
     MemberFacts,
+    RefundFacts,
     SaleFacts,
     Verdict,
     check_event,
@@ -320,6 +322,12 @@ def _batch_state(db: Database, conn: Connection, terminal_id: str, store_id: str
                 sale.earned += int(points)
             elif kind == "redeem":
                 sale.redeemed += -int(points)
+            elif kind == "reversal" and txn_ref.endswith(COVER_MARK):
+                key = (member_id, txn_ref.removesuffix(COVER_MARK))
+                state.refunds.setdefault(key, RefundFacts()).covered += int(points)
+            elif kind == "reversal" and int(points) < 0:
+                state.refunds.setdefault((member_id, txn_ref),
+                                         RefundFacts()).taken += -int(points)
             elif kind == "reversal" and int(points) > 0:
                 sale.recredited += int(points)
     return state
