@@ -38,6 +38,7 @@ class TerminalConfig:
     issuer_keys: tuple[str, ...] = ()
     accept_legacy_uid: bool = False
     sync_interval_s: float = 10.0
+    sync_ca_file: str | None = None  # PEM CA(s) to verify central with (else the system's)
     timezone: str = ""  # IANA name of the shop's zone; wins over the program's
     source: str = "<defaults>"
 
@@ -54,7 +55,7 @@ _SECTIONS: dict[str, set[str]] = {
     "program": {"file"},
     "cards": {"issuer_keys", "accept_legacy_uid"},
     # where central is and the credential come from `pos-loyalty enroll`, kept in the store
-    "sync": {"interval_s"},
+    "sync": {"interval_s", "ca_file"},
 }
 
 _BAUDRATES = {9600, 19200, 38400, 57600, 115200, 230400}
@@ -82,6 +83,12 @@ def load_config(path: str | Path | None) -> TerminalConfig:
     sync_interval = doc.get("sync.interval_s", (int, float), 10.0)
     if sync_interval <= 0:
         raise doc.error("sync.interval_s", "must be a positive number of seconds")
+    ca_file = doc.get("sync.ca_file", str, None)
+    if ca_file is not None:
+        if not Path(ca_file).is_absolute():
+            ca_file = str(Path(doc.path).parent / ca_file)
+        if not Path(ca_file).is_file():
+            raise doc.error("sync.ca_file", f"no such file {ca_file}")
     timezone = doc.get("terminal.timezone", str, "")
     if timezone:
         try:
@@ -104,6 +111,7 @@ def load_config(path: str | Path | None) -> TerminalConfig:
         issuer_keys=tuple(keys),
         accept_legacy_uid=doc.get("cards.accept_legacy_uid", bool, False),
         sync_interval_s=float(sync_interval),
+        sync_ca_file=ca_file,
         timezone=timezone,
         source=doc.path,
     )

@@ -48,7 +48,7 @@ class SyncWorker:
                  batch: int = 1000, page: int = 5000, backoff_base_s: float = 1.0,
                  backoff_cap_s: float = BACKOFF_CAP_S,
                  jitter: Callable[[], float] = random.random,
-                 status: Status | None = None) -> None:
+                 status: Status | None = None, ca_file: str | None = None) -> None:
         self.store = store
         self.url = url
         self.interval_s = interval_s
@@ -58,7 +58,8 @@ class SyncWorker:
         self.backoff_cap_s = backoff_cap_s
         self._jitter = jitter
         self._credential = credential
-        self._client = SyncClient(url, credential)
+        self._ca_file = ca_file
+        self._client = SyncClient(url, credential, ca_file=ca_file)
         self._lock = threading.Lock()  # one round at a time (thread or a direct sync_once)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -100,7 +101,7 @@ class SyncWorker:
         """One round now, in the caller's thread; never raises for a failed round."""
         with self._lock:
             if self._client.is_closed:
-                self._client = SyncClient(self.url, self._credential)
+                self._client = SyncClient(self.url, self._credential, ca_file=self._ca_file)
             try:
                 report = run_sync(self.store, self._client, batch=self.batch, page=self.page)
             except SyncError as exc:

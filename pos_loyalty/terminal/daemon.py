@@ -99,7 +99,7 @@ class TerminalDaemon:
         self.sync: SyncWorker | None = None
         if identity.server_url and identity.credential:  # enrolled with a central server
             self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
-                                   config.sync_interval_s)
+                                   config.sync_interval_s, ca_file=config.sync_ca_file)
         self.service = TerminalService(self.store, program)
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
