@@ -198,17 +198,56 @@ def member() -> None:
 @click.option("--birthday", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="YYYY-MM-DD.")
 @click.option("--points", default=0, type=int, help="Opening balance (a central adjustment).")
+@click.option("--terminal-config", type=click.Path(dir_okay=False), default=None,
+              help="A standalone shop (no central): add the member to the store of the "
+                   "terminal this config names (needs --card).")
 @db_option
 def member_add(member_id: str, name: str, email: str, card_id: str | None, uid: str | None,
                tier: str | None, birthday: datetime | None, points: int,
-               db_url: str | None) -> None:
+               terminal_config: str | None, db_url: str | None) -> None:
     """Add a new member, optionally with a card and opening points (see `update`)."""
+    if terminal_config is not None:
+        _add_local_member(terminal_config, member_id, name, card_id, uid, tier)
+        return
     with open_central(db_url) as central, cli_errors():
         central.add_member(member_id, name, card_id=card_id, uid=uid, tier=tier, email=email,
                            birthday=birthday.date() if birthday else None)
         if points:
             central.adjust_points(member_id, points, "opening balance", actor=_actor())
     click.echo(f"member {member_id} added")
+
+
+def _add_local_member(config_file: str, member_id: str, name: str, card_id: str | None,
+                      uid: str | None, tier: str | None) -> None:
+    """A member on a terminal that has no central: into its own store, as the daemon reads
+    it. An enrolled terminal gets its members from central, so it is refused here."""
+    from pos_loyalty.config import load_config
+    from pos_loyalty.migrations import upgrade_terminal
+    from pos_loyalty.server.members.queries import check_id
+    from pos_loyalty.store.local import LocalStore
+
+    if card_id is None:
+        raise click.UsageError("a member on a standalone terminal needs --card")
+    with cli_errors():
+        check_id(member_id, "member")
+        check_id(card_id, "card")
+        config = load_config(config_file)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_terminal(config.resolved_db_url)
+        store = LocalStore(config.resolved_db_url)
+        try:
+            ident = store.sync_identity()
+            if ident.server_url:
+                raise click.ClickException(
+                    f"this terminal is enrolled with {ident.server_url}: add members there")
+            if store.member_view(member_id) is not None:
+                raise click.ClickException(f"member {member_id} already exists")
+            if store.find_by_card(card_id) is not None:
+                raise click.ClickException(f"card {card_id} is already issued")
+            store.add_member(member_id, name, card_id=card_id, uid=uid, tier=tier)
+        finally:
+            store.close()
+    click.echo(f"member {member_id} added to the terminal store {config.resolved_db_url}")
 
 
 def _show(d: MemberDetail) -> None:

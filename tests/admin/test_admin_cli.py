@@ -278,3 +278,36 @@ def test_export_is_valid_csv_with_header(admin: Admin) -> None:
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][:3] == ["member_id", "display_name", "email"]
     assert rows[1][1] == 'Ann "the first", Lee'
+
+
+class TestStandalone:
+    def test_member_added_to_a_terminal_without_central(self, tmp_path: Path) -> None:
+        """A shop with no central adds a member to its terminal's store; the card is found
+        there; a taken card and an enrolled terminal are refused in one line."""
+        from pos_loyalty.config import load_config
+        from pos_loyalty.store.local import LocalStore
+
+        cfg = tmp_path / "terminal.toml"
+        cfg.write_text(f'[terminal]\ndata_dir = "{tmp_path / "state"}"\n')
+        run = CliRunner().invoke
+        args = ["admin", "member", "add", "M-1", "--name", "Ann", "--card", "C-1",
+                "--terminal-config", str(cfg)]
+        ok = run(main, args)
+        assert ok.exit_code == 0, ok.output
+        store = LocalStore(load_config(cfg).resolved_db_url)
+        try:
+            rec = store.find_by_card("C-1")
+            assert rec is not None and rec.member_id == "M-1"
+        finally:
+            store.close()
+        again = run(main, [*args[:3], "M-2", *args[4:]])
+        assert again.exit_code == 1 and "card C-1 is already issued" in again.stderr
+        store = LocalStore(load_config(cfg).resolved_db_url)
+        try:
+            store.set_enrollment(server_url="https://central", terminal_id="T-1",
+                                 store_id="S1", credential="T-1.x")
+        finally:
+            store.close()
+        enrolled = run(main, [*args[:3], "M-3", "--card", "C-3", "--terminal-config",
+                              str(cfg)])
+        assert enrolled.exit_code == 1 and "add members there" in enrolled.stderr
