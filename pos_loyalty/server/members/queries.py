@@ -298,9 +298,29 @@ class ImportResult:
 
 def parse_import(text: str, source: str = "members.csv") -> list[ImportRow]:
     """Rows of a members CSV (header row; ``member_id`` required; ``display_name``,
-    ``email``, ``tier``, ``birthday`` (YYYY-MM-DD), ``card_id`` optional). A bad row raises
-    MemberError naming file and line; nothing is written until every row is good."""
-    reader = csv.DictReader(io.StringIO(text))
+    ``email``, ``tier``, ``birthday`` (YYYY-MM-DD), ``card_id`` optional). A bad row, or bad
+    CSV, raises MemberError naming file and line; nothing is written until every row is good.
+    """
+    try:
+        return _parse_import(text, source)
+    except csv.Error as exc:
+        raise MemberError(f"{source}: line {_csv_line(text)}: {exc}",
+                          status=422) from exc
+
+
+def _csv_line(text: str) -> int:
+    """The line the csv module stops on in ``text``."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for _ in reader:
+            pass
+    except csv.Error:
+        return reader.line_num
+    return reader.line_num
+
+
+def _parse_import(text: str, source: str) -> list[ImportRow]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     if reader.fieldnames is None or "member_id" not in reader.fieldnames:
         raise MemberError(f"{source}: line 1: the header must name a member_id column")
     known = {"member_id", "display_name", "email", "tier", "birthday", "card_id"}
