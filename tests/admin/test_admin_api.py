@@ -91,3 +91,38 @@ class TestAdminApi:
         [t] = client.get("/v1/admin/terminals").json()["terminals"]
         assert t["terminal_id"] == "T-1" and t["status"] == "pending" and not t["stale"]
         assert client.get("/v1/admin/terminals/T-9").status_code == 404
+
+
+class TestSearchOnBothDatabases:
+    def test_prefix_search_and_its_indexes(self, central_url: str) -> None:
+        """Search finds by id, card and name prefix on SQLite and PostgreSQL alike, and on
+        PostgreSQL each part is served by its byte-order index."""
+        from sqlalchemy import text
+
+        from pos_loyalty.migrations import upgrade_central
+
+        upgrade_central(central_url)
+        store = CentralStore(central_url)
+        try:
+            for i, name in enumerate(("Dana Cohen", "dan levi", "Éli Dan", "Zoë")):
+                store.add_member(f"M-{i}", name, card_id=f"CARD-{i}")
+            assert [r.member_id for r in store.search_members("DAN")] == ["M-0", "M-1"]
+            assert [r.member_id for r in store.search_members("éli")] == ["M-2"]
+            assert [r.member_id for r in store.search_members("CARD-3")] == ["M-3"]
+            assert [r.member_id for r in store.search_members("M-")] == \
+                ["M-0", "M-1", "M-2", "M-3"]
+            assert store.search_members("M-9") == []
+            if store.is_pg:
+                with store.engine.connect() as conn:
+                    conn.execute(text("SET enable_seqscan = off"))
+                    for sql, index in (
+                            ("SELECT member_id FROM members WHERE name_key COLLATE \"C\" "
+                             ">= 'dan' ORDER BY name_key COLLATE \"C\" LIMIT 5",
+                             "ix_members_name_key_c"),
+                            ("SELECT member_id FROM cards WHERE card_id COLLATE \"C\" "
+                             ">= 'CARD' ORDER BY card_id COLLATE \"C\" LIMIT 5",
+                             "ix_cards_card_id_c")):
+                        plan = " ".join(r[0] for r in conn.execute(text("EXPLAIN " + sql)))
+                        assert index in plan, plan
+        finally:
+            store.close()

@@ -20,6 +20,10 @@ from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO
 from tests.tillsales import ring_up
 
+# made by migration c0004 on PostgreSQL only (byte-order prefix search, see
+# server/members/queries.py); the models cannot declare an index for one dialect
+PG_ONLY_INDEXES = {"ix_members_id_c", "ix_members_name_key_c", "ix_cards_card_id_c"}
+
 
 def _diff(url: str, metadata: object) -> list[object]:
     engine = create_engine(url)
@@ -27,7 +31,9 @@ def _diff(url: str, metadata: object) -> list[object]:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             return [d for d in compare_metadata(ctx, metadata)  # type: ignore[arg-type]
-                    if not (isinstance(d, tuple) and "alembic_version" in str(d))]
+                    if not (isinstance(d, tuple) and "alembic_version" in str(d))
+                    and not (isinstance(d, tuple) and d[0] == "remove_index"
+                             and d[1].name in PG_ONLY_INDEXES)]
     finally:
         engine.dispose()
 

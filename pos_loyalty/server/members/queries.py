@@ -226,18 +226,20 @@ def search_members(db: Database, query: str, *, limit: int = 20) -> list[MemberR
     if not q:
         return []
     limit = max(1, min(limit, 200))
-    upper = q + "\U0010ffff"  # every string with prefix q sorts in [q, upper)
     low = q.lower()
+
+    def by_prefix(key: Any, col: Any, text: str) -> set[str]:
+        # byte order (COLLATE "C" on PostgreSQL, served by c0004's indexes; SQLite compares
+        # bytes already), so [text, text + U+10FFFF) is exactly the strings starting with text
+        if db.is_pg:
+            col = col.collate("C")
+        stmt = select(key).where(col >= text, col < text + "\U0010ffff")
+        return set(conn.execute(stmt.order_by(col).limit(limit)).scalars())
+
     with db.read() as conn:
-        ids = set(conn.execute(select(Member.member_id).where(
-            Member.member_id >= q, Member.member_id < upper)
-            .order_by(Member.member_id).limit(limit)).scalars())
-        ids |= set(conn.execute(select(Card.member_id).where(
-            Card.card_id >= q, Card.card_id < upper).order_by(Card.card_id).limit(limit))
-            .scalars())
-        ids |= set(conn.execute(select(Member.member_id).where(
-            Member.name_key >= low, Member.name_key < low + "\U0010ffff")
-            .order_by(Member.name_key, Member.member_id).limit(limit)).scalars())
+        ids = by_prefix(Member.member_id, Member.member_id, q)
+        ids |= by_prefix(Card.member_id, Card.card_id, q)
+        ids |= by_prefix(Member.member_id, Member.name_key, low)
         if not ids:
             return []
         found = conn.execute(_rows(select(*_row_cols())).where(

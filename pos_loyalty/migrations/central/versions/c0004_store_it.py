@@ -29,6 +29,11 @@ def upgrade() -> None:
     op.execute("UPDATE members SET name_key = lower(display_name)")
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.create_index("ix_members_name_key", ["name_key", "member_id"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        # prefix search compares in byte order (COLLATE "C"), whatever the database's
+        # collation; these indexes serve those comparisons (SQLite compares bytes anyway)
+        for sql in PG_SEARCH_INDEXES:
+            op.execute(sql)
     op.create_table(
         "program_versions",
         sa.Column("version", sa.Integer(), nullable=False, autoincrement=False),
@@ -56,7 +61,17 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("last_sync_ok_at", sa.DateTime(), nullable=True))
 
 
+PG_SEARCH_INDEXES = (
+    'CREATE INDEX ix_members_id_c ON members (member_id COLLATE "C")',
+    'CREATE INDEX ix_members_name_key_c ON members (name_key COLLATE "C", member_id)',
+    'CREATE INDEX ix_cards_card_id_c ON cards (card_id COLLATE "C")',
+)
+
+
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for name in ("ix_members_id_c", "ix_members_name_key_c", "ix_cards_card_id_c"):
+            op.execute(f"DROP INDEX {name}")
     with op.batch_alter_table("terminals", schema=None) as batch_op:
         for name in ("health_at", "software_version", "program_name", "reader_state",
                      "till_state", "last_error", "program_version", "outbox_depth",
