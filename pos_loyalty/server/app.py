@@ -17,7 +17,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -139,7 +140,9 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
         if own_store:
             central.close()
 
-    app = FastAPI(title="pos-loyalty central", version=__version__, lifespan=lifespan)
+    # no /docs or /redoc: their pages load scripts from a public CDN (see docs/console.md)
+    app = FastAPI(title="pos-loyalty central", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.store = central
     app.state.settings = settings
     app.state.enroll_throttle = FailureThrottle(settings.enroll_failures,
@@ -149,6 +152,15 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)
     _complete_openapi(app)
+    from pos_loyalty import web
+    from pos_loyalty.server import console
+
+    console.install(app)
+    app.mount(web.STATIC_PATH, StaticFiles(directory=web.STATIC_DIR), name="web-static")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=303)
 
     @app.exception_handler(AuthError)
     async def on_auth(request: Request, exc: AuthError) -> JSONResponse:
@@ -175,8 +187,14 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
         return _error(422, _validation_reason(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         reason = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if request.url.path.startswith("/console/"):  # people get a page, programs JSON
+            from starlette.concurrency import run_in_threadpool
+
+            page: Response = await run_in_threadpool(console.error_page, request,
+                                                     exc.status_code, reason)
+            return page
         return _error(exc.status_code, reason, getattr(exc, "headers", None))
 
     return app

@@ -44,6 +44,7 @@ class CentralStore(Database):
     add_terminal = terminal_q.add_terminal
     enroll = terminal_q.enroll
     revoke_terminal = terminal_q.revoke_terminal
+    terminals = terminal_q.terminals
     list_terminals = terminal_q.list_terminals
     terminal_health = terminal_q.terminal_health
     record_heartbeat = terminal_q.record_heartbeat

@@ -743,3 +743,94 @@ def report_reconcile(db_url: str | None, as_json: bool, include_resolved: bool) 
     for r in rep.review:
         click.echo(escape_controls(f"  {r.kind}: event {r.event_id} terminal {r.terminal_id} "
                                    f"store {r.store_id}: {r.detail}"))
+
+
+@admin.group()
+def user() -> None:
+    """Console accounts: add the first administrator, list, disable, reset a password."""
+
+
+def _cli_actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _read_password(from_stdin: bool) -> str:
+    import sys
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    value: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return value
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "manager", "readonly"]), required=True,
+              help="admin: anything; manager: only --store stores; readonly: sees, never changes.")
+@click.option("--store", "stores", multiple=True, help="A store a manager looks after "
+              "(repeat for several).")
+@click.option("--name", "display_name", default="", help="The person's name, as shown.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of standard input (no prompt).")
+@db_option
+def user_add(username: str, role: str, stores: tuple[str, ...], display_name: str,
+             password_stdin: bool, db_url: str | None) -> None:
+    """Create a console account (the first administrator is made this way)."""
+    from pos_loyalty.server.console.accounts import ConsoleAccounts
+
+    password = _read_password(password_stdin)
+    with open_central(db_url) as central, cli_errors():
+        made = ConsoleAccounts(central).add_user(
+            username, password, role, actor=_cli_actor(), stores=stores,
+            display_name=display_name)
+    where = f" for {', '.join(made.stores)}" if made.stores else ""
+    click.echo(f"user {made.username} added ({made.role}{where}); sign in at /console/")
+
+
+@user.command("list")
+@db_option
+def user_list(db_url: str | None) -> None:
+    """List console accounts with role, stores and status."""
+    from pos_loyalty.server.console.accounts import ConsoleAccounts
+
+    with open_central(db_url) as central, cli_errors():
+        rows = ConsoleAccounts(central).users()
+    click.echo("USER\tROLE\tSTATUS\tSTORES\tNAME")
+    for r in rows:
+        click.echo(f"{r.username}\t{r.role}\t{'active' if r.active else 'disabled'}\t"
+                   f"{escape_controls(','.join(r.stores)) or '-'}\t"
+                   f"{escape_controls(r.display_name)}")
+
+
+@user.command("disable")
+@click.argument("username")
+@db_option
+def user_disable(username: str, db_url: str | None) -> None:
+    """Stop an account signing in; its open sessions end at once."""
+    from pos_loyalty.server.console.accounts import ConsoleAccounts
+
+    with open_central(db_url) as central, cli_errors():
+        ConsoleAccounts(central).set_active(username, False,
+                                                                  actor=_cli_actor())
+    click.echo(f"user {username} disabled")
+
+
+@user.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the new password from the first line of standard input.")
+@db_option
+def user_password(username: str, password_stdin: bool, db_url: str | None) -> None:
+    """Set a new password; the account's open sessions end."""
+    from pos_loyalty.server.console.accounts import ConsoleAccounts
+
+    password = _read_password(password_stdin)
+    with open_central(db_url) as central, cli_errors():
+        ConsoleAccounts(central).set_password(username, password,
+                                                                    actor=_cli_actor())
+    click.echo(f"password of {username} changed")

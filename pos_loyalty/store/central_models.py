@@ -265,3 +265,58 @@ class SunCounter(CentralBase):
     terminal_id: Mapped[str] = mapped_column(String(64))  # who reported the highest one
     updated_at: Mapped[datetime] = mapped_column(DateTime)
     change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- the store IT console: accounts, sessions, audit log ------------------------------------
+
+
+class ConsoleUser(CentralBase):
+    """A person who signs in to the console; the password is kept as an Argon2id hash."""
+
+    __tablename__ = "console_users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # admin / manager / readonly
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ConsoleUserStore(CentralBase):
+    """A store a store manager may see and change (managers see nothing else)."""
+
+    __tablename__ = "console_user_stores"
+    __table_args__ = (PrimaryKeyConstraint("username", "store_id"),)
+
+    username: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+
+
+class ConsoleSession(CentralBase):
+    """A signed-in browser: only the SHA-256 of the cookie's token is kept."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AuditEntry(CentralBase):
+    """One change made by a person (console or CLI): who, what, when, before and after."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at"), Index("ix_audit_store", "store_id", "at"))
+
+    audit_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUIDv7: time order
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    store_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    before: Mapped[str] = mapped_column(Text, default="")  # JSON, "" when nothing was there
+    after: Mapped[str] = mapped_column(Text, default="")

@@ -258,3 +258,8 @@ def terminal_health(db: Database, terminal_id: str, *,
         raise Refused(f"no terminal {terminal_id}", status=404)
     return _health(r, db.clock(), timedelta(seconds=stale_after_s))
 
+
+
+def terminals(db: Database) -> list[dict[str, Any]]:
+    """Every terminal's health as a plain dict (the fields of :class:`TerminalHealth`)."""
+    return [asdict(h) for h in list_terminals(db)]
