@@ -82,6 +82,10 @@ def server(host: str, port: int, tls_cert: Path | None, tls_key: Path | None,
         scheme = "https" if tls else "http"
         click.echo(f"pos-loyalty central on {scheme}://{host}:{port} "
                    "(OpenAPI at /openapi.json)", err=True)
+        click.echo("admin API /v1/admin: " + ("on (bearer POS_LOYALTY_ADMIN_TOKEN)"
+                                             if settings.admin_token else
+                                             "off (set POS_LOYALTY_ADMIN_TOKEN to serve it)"),
+                   err=True)
         if tls is None and host not in ("127.0.0.1", "::1", "localhost"):
             click.echo("warning: plain HTTP on a network address; terminals will refuse it "
                        "unless enrolled with --insecure (see docs/tls.md)", err=True)

@@ -126,3 +126,15 @@ class TestSearchOnBothDatabases:
                         assert index in plan, plan
         finally:
             store.close()
+
+
+def test_short_admin_token_is_a_config_error(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    """A guessable admin token stops the server with the variable's name; a long one is read."""
+    from pos_loyalty.errors import ConfigError
+
+    monkeypatch.setenv("POS_LOYALTY_ADMIN_TOKEN", "secret")
+    with pytest.raises(ConfigError, match=r"POS_LOYALTY_ADMIN_TOKEN.*at least 32"):
+        Settings.from_env(f"sqlite:///{tmp_path / 'c.db'}")
+    monkeypatch.setenv("POS_LOYALTY_ADMIN_TOKEN", TOKEN)
+    assert Settings.from_env(f"sqlite:///{tmp_path / 'c.db'}").admin_token == TOKEN
