@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import text
 
@@ -20,6 +21,12 @@ from pos_loyalty.rules import Program, in_timezone, parse_program
 from pos_loyalty.store.local import LocalStore
 
 log = logging.getLogger("pos_loyalty.sync")
+
+
+class ProgramHolder(Protocol):
+    """What runs the program (the daemon's TerminalService)."""
+
+    program: Program
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,19 @@ class ProgramFollower:
         if self.timezone:
             program = in_timezone(program, self.timezone)
         return ActiveProgram(program, version, "central")
+
+    def follow(self, service: ProgramHolder, *, busy: bool) -> bool:
+        """Switch ``service`` to a newly pulled program unless a sale is open (``busy``):
+        a basket quoted under one program is committed under the same one. True if it
+        switched."""
+        if busy:
+            return False
+        new = self.poll()
+        if new is None:
+            return False
+        service.program = new.program
+        self.switched(new)
+        return True
 
     def switched(self, active: ActiveProgram) -> None:
         """Record that the daemon now runs ``active``."""

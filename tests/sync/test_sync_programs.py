@@ -51,3 +51,23 @@ class TestFollower:
         assert follower.poll() is None and follower.poll() is None
         assert caplog.text.count("version 9 from central not applied") == 1
         assert follower.current.label == "S1 double v3"
+
+    def test_service_switches_between_sales_only(self, central: Central,
+                                                 terminals: TerminalFactory) -> None:
+        """A pulled program waits while a sale is open, then the next sale earns under it."""
+        from pos_loyalty.terminal.service import TerminalService
+        from tests.tillsales import ring_up
+
+        central.store.add_member("M-1", "Ann", card_id="C-1")
+        t = terminals("S1")
+        sync(t)
+        service = TerminalService(t.local, DEFAULT_PROGRAM)
+        follower = ProgramFollower(t.local, BUILT_IN)
+        central.store.publish_program(PROGRAM.format(name="Triple", n=3), stores=("S1",))
+        sync(t)
+        assert not follower.follow(service, busy=True)
+        assert service.program.name == DEFAULT_PROGRAM.name
+        assert follower.follow(service, busy=False)
+        assert service.program.name == "Triple" and follower.current.label == "Triple v1"
+        sale = ring_up(service, card_id="C-1", pos_id="P", txn_id="T1", total=1000)
+        assert sale["type"] == "points.awarded" and sale["points"] == 30
