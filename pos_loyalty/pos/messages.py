@@ -146,7 +146,8 @@ TERMINAL_MESSAGES: Final[dict[str, _Spec]] = {
         **_TXN, "member_id": _opt(_ident()), "lines": _list(QUOTE_LINE),
         "discount_total": _int(), "points_total": _int(), "total_due": _int(),
         "summary": _str(),
-    }, {"display": _list(_str(20))}),
+    }, {"display": _list(_str(20)),
+        "program": _obj({"name": _str(), "version": _opt(_int(1))})}),
     "points.awarded": ({
         **_TXN, "member_id": _opt(_ident()), "points": _int(),
         "balance_before": _opt(_int()), "balance_after": _opt(_int()), "repeated": _bool,

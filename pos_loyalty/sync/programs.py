@@ -27,6 +27,7 @@ class ProgramHolder(Protocol):
     """What runs the program (the daemon's TerminalService)."""
 
     program: Program
+    program_version: int | None
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class ProgramFollower:
         if new is None:
             return False
         service.program = new.program
+        service.program_version = new.version
         self.switched(new)
         return True
 

@@ -65,7 +65,8 @@ def run(config_file: str | None, serial: str | None, reader: str | None, db: str
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     click.echo(f"pos-loyalty terminal {config.terminal_id}: reader {config.reader_path}, "
-               f"till {config.serial_port}, store {config.resolved_db_url}", err=True)
+               f"till {config.serial_port}, store {config.resolved_db_url}, "
+               f"program {daemon.programs.current.label}", err=True)
     worker = threading.Thread(target=daemon.run, name="terminal")
     worker.start()
     while worker.is_alive():

@@ -35,6 +35,7 @@ from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, in_timezone, load_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.store.sun_counters import StoreCounters
+from pos_loyalty.sync.programs import ActiveProgram, ProgramFollower
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.service import TerminalService, error_message
 
@@ -111,9 +112,17 @@ class TerminalDaemon:
         self.sync: SyncWorker | None = None
         if identity.server_url and identity.credential:  # enrolled with a central server
             self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
-                                   config.sync_interval_s, ca_file=config.sync_ca_file)
+                                   config.sync_interval_s, ca_file=config.sync_ca_file,
+                                   status=self._status)
         self.service = TerminalService(self.store, program,
                                        legacy_uid_redeem=config.legacy_uid_redeem)
+        # the program central published for this store, once pulled, replaces the file's
+        self._next_follow = 0.0
+        self.programs = ProgramFollower(self.store, ActiveProgram(
+            program, None, "file" if config.program_file else "built-in"),
+            timezone=config.timezone)
+        self._follow_program()
+        log.info("program %s", self.programs.current.label)
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
         self._expiry_todo: deque[str] = deque()
@@ -191,10 +200,12 @@ class TerminalDaemon:
                             timeout=min(1.0, max(0.0, next_expiry - time.monotonic())))
                 except queue.Empty:
                     self._expire_batch()
+                    self._follow_program()
                     continue
                 if item is None:
                     break
                 self._handle(item)
+                self._follow_program()
         finally:
             self._stop.set()
             self.watchdog.stop()
@@ -204,6 +215,23 @@ class TerminalDaemon:
             self.endpoint.close()
             self.sun_counters.close()
             self.store.close()
+
+    def _follow_program(self) -> None:
+        """Between sales only: take up a program central published for this store."""
+        if time.monotonic() < self._next_follow:
+            return
+        self._next_follow = time.monotonic() + 1.0
+        try:
+            self.programs.follow(self.service, busy=bool(self.service.session.txns))
+        except StoreError as exc:  # tried again on the next idle second
+            log.error("pulled program not read: %s", exc)
+
+    def _status(self) -> dict[str, Any]:
+        """The daemon's state for the heartbeat (read from the sync thread)."""
+        return {"program_name": self.programs.current.name,
+                "program_version": self.programs.current.version,
+                "reader_state": "ok" if self._reader_thread.is_alive()
+                and self.reader.heartbeat_age() < HEALTHY_WITHIN_S else "stalled"}
 
     def _plan_expiry(self) -> None:
         try:

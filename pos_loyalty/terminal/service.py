@@ -88,6 +88,7 @@ class TerminalService:
         self.clock = clock
         self.offline_policy = offline_policy or OfflinePolicy()
         self.session = TillSession()
+        self.program_version: int | None = None  # central's version of the program, if any
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
         self._handlers: dict[str, Callable[[Message], Message]] = {
@@ -283,7 +284,8 @@ class TerminalService:
         assert txn.quote is not None
         return {"type": "quote", "pos_id": txn.pos_id, "txn_id": txn.txn_id,
                 "member_id": txn.member.member_id if txn.member else None,
-                **txn.quote.till_fields()}
+                **txn.quote.till_fields(),
+                "program": {"name": self.program.name, "version": self.program_version}}
 
     @staticmethod
     def _awarded(pos_id: str, txn_id: str, member_id: str | None, points: int,
