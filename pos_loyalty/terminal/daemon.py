@@ -231,7 +231,8 @@ class TerminalDaemon:
         return {"program_name": self.programs.current.name,
                 "program_version": self.programs.current.version,
                 "reader_state": "ok" if self._reader_thread.is_alive()
-                and self.reader.heartbeat_age() < HEALTHY_WITHIN_S else "stalled"}
+                and self.reader.heartbeat_age() < HEALTHY_WITHIN_S else "stalled",
+                "till_state": "up" if self.endpoint.link_up else "down"}
 
     def _plan_expiry(self) -> None:
         try:

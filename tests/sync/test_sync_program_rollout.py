@@ -73,6 +73,14 @@ def test_published_program_reaches_a_running_daemon(central: Central,
                     time.sleep(0.3)
                 assert after["points_total"] == 30, after
                 assert after.get("program") == {"name": "Triple", "version": 1}, after
+                deadline = time.monotonic() + 10  # the next round's heartbeat says so too
+                while time.monotonic() < deadline:
+                    health = central.store.terminal_health(t.terminal_id)
+                    if health.program_version == 1:
+                        break
+                    time.sleep(0.2)
+                assert (health.program_name, health.program_version) == ("Triple", 1)
+                assert (health.reader_state, health.till_state) == ("ok", "up")
             proc.send_signal(signal.SIGTERM)
             _out, err = proc.communicate(timeout=20)
         finally:
