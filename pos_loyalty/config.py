@@ -59,6 +59,7 @@ class TerminalConfig:
     simulation: bool = False
     sun_keys: SunKeys | None = None
     sync_interval_s: float = 10.0
+    sync_ca_file: str | None = None  # PEM CA(s) to verify central with (else the system's)
     timezone: str = ""  # IANA name of the shop's zone; wins over the program's
     source: str = "<defaults>"
     cards_line: int | None = None  # where [cards] issuer_keys is (or would be) in the file
@@ -78,7 +79,7 @@ _SECTIONS: dict[str, set[str]] = {
     "sun": {"key_file", "meta_key", "file_master_key", "system_id", "member_url",
             "product_url"},
     # where central is and the credential come from `pos-loyalty enroll`, kept in the store
-    "sync": {"interval_s"},
+    "sync": {"interval_s", "ca_file"},
 }
 
 _BAUDRATES = {9600, 19200, 38400, 57600, 115200, 230400}
@@ -107,6 +108,12 @@ def load_config(path: str | Path | None) -> TerminalConfig:
     sync_interval = doc.get("sync.interval_s", (int, float), 10.0)
     if sync_interval <= 0:
         raise doc.error("sync.interval_s", "must be a positive number of seconds")
+    ca_file = doc.get("sync.ca_file", str, None)
+    if ca_file is not None:
+        if not Path(ca_file).is_absolute():
+            ca_file = str(Path(doc.path).parent / ca_file)
+        if not Path(ca_file).is_file():
+            raise doc.error("sync.ca_file", f"no such file {ca_file}")
     timezone = doc.get("terminal.timezone", str, "")
     if timezone:
         try:
@@ -132,6 +139,7 @@ def load_config(path: str | Path | None) -> TerminalConfig:
         simulation=doc.get("cards.simulation", bool, False),
         sun_keys=_sun_keys(doc),
         sync_interval_s=float(sync_interval),
+        sync_ca_file=ca_file,
         timezone=timezone,
         source=doc.path,
         cards_line=key_line(doc.text, "cards.issuer_keys") or key_line(doc.text, "cards"),

@@ -143,6 +143,15 @@ def _display(v: Any, path: str) -> None:
         raise _Invalid(path, f"has more than {DISPLAY_LINES} lines")
 
 
+def _program_tag(v: Any, path: str) -> None:
+    if not isinstance(v, Mapping):
+        raise _Invalid(path, f"must be an object, not {type(v).__name__}")
+    if set(v) != {"name", "version"}:
+        raise _Invalid(path, "must have exactly the fields name and version")
+    _TEXT(v["name"], f"{path}.name")
+    _opt(_int(1, MAX_POINTS))(v["version"], f"{path}.version")
+
+
 def _member_binding(v: Any, path: str) -> None:
     if v is not UNSET:
         _opt(_IDENT)(v, path)
@@ -343,14 +352,16 @@ class QuoteReply(Message):
     summary: str
     display: tuple[str, ...] | None = None
     """The customer display's text: at most 2 lines of at most 20 characters (optional)."""
+    program: Mapping[str, Any] | None = None
+    """The program that quoted: ``{"name": str, "version": int or None}`` (optional)."""
     TYPE: ClassVar[str] = "quote"
     SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
     LISTS: ClassVar[Mapping[str, type[_Record] | None]] = {"lines": QuoteItem, "display": None}
-    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"display"})
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"display", "program"})
     CHECKS: ClassVar[Mapping[str, Check]] = {
         **_TXN, "member_id": _opt(_IDENT), "lines": _items(QuoteItem),
         "discount_total": _INT, "points_total": _INT, "total_due": _INT, "summary": _TEXT,
-        "display": _opt(_display)}
+        "display": _opt(_display), "program": _opt(_program_tag)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,10 @@ from pos_loyalty.errors import RulesError
 from pos_loyalty.rules.model import LedgerEntry, MemberView, Quote
 from pos_loyalty.rules.program import Program
 
+COVER_MARK = "/cover"
+"""Suffix of the ``txn_ref`` of the credit for spent points paid from a refund's money: a
+positive reversal central bounds by what the same refund took back."""
+
 
 @dataclass(frozen=True)
 class ReturnLine:
@@ -105,7 +109,7 @@ def refund(sale: Quote, returned: Sequence[ReturnLine], member: MemberView, prog
         entries.append(LedgerEntry(member.member_id, "reversal", -reversed_pts, ref,
                                    "points of returned goods taken back"))
     if covered:
-        entries.append(LedgerEntry(member.member_id, "adjust", covered, ref,
+        entries.append(LedgerEntry(member.member_id, "reversal", covered, ref + COVER_MARK,
                                    f"spent points paid from the refund ({deducted} minor)"))
     after = dict(prev)
     for rl in returned:

@@ -1,9 +1,9 @@
 """The FastAPI application: routers, the body-size cap, and JSON errors with a reason.
 
-Every refusal is JSON ``{"error": ..., "reason": ...}``: 401/403 for credentials, 408 for a
-body that does not arrive in time, 413 for a body over the cap, 422 for a body that does not
-validate, 429 for too many failed enrollments, 503 if the database is down. Bad input never
-reaches a 5xx.
+Every refusal is JSON ``{"error": ..., "reason": ...}``: 401/403 for credentials, 404/409
+for an admin change that cannot be made, 408 for a body that does not arrive in time, 413
+for a body over the cap, 422 for a body that does not validate, 429 for too many failed
+enrollments, 503 if the database is down. Bad input never reaches a 5xx.
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pos_loyalty import __version__
-from pos_loyalty.errors import AuthError, StoreError
+from pos_loyalty.errors import AuthError, ConfigError, StoreError
 from pos_loyalty.server import logs
 from pos_loyalty.server.central import CentralStore, secure_sqlite_file
 from pos_loyalty.server.config import Settings
+from pos_loyalty.server.db import Refused
 from pos_loyalty.server.health import router as health
 from pos_loyalty.server.ledger import router as ledger
+from pos_loyalty.server.members import router as members
+from pos_loyalty.server.programs import router as programs
 from pos_loyalty.server.schemas import PushCreate
 from pos_loyalty.server.sun import router as sun
 from pos_loyalty.server.sync import router as sync
@@ -38,7 +41,8 @@ from pos_loyalty.server.throttle import FailureThrottle
 log = logging.getLogger("pos_loyalty.server")
 
 _TITLES = {400: "bad request", 401: "unauthorized", 403: "forbidden", 404: "not found",
-           405: "method not allowed", 408: "request timeout", 413: "body too large",
+           405: "method not allowed", 408: "request timeout", 409: "conflict",
+           413: "body too large",
            422: "invalid request", 429: "too many requests", 503: "unavailable"}
 
 
@@ -143,7 +147,7 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     app.state.settings = settings
     app.state.enroll_throttle = FailureThrottle(settings.enroll_failures,
                                                 settings.enroll_window_s)
-    for module in (health, enroll, ledger, sync, sun):
+    for module in (health, enroll, ledger, sync, sun, members, programs):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)
@@ -164,6 +168,14 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
                     request.client.host if request.client else "?", exc.reason)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return _error(exc.status, exc.reason, headers)
+
+    @app.exception_handler(Refused)
+    async def on_refused(_request: Request, exc: Refused) -> JSONResponse:
+        return _error(exc.status, str(exc))
+
+    @app.exception_handler(ConfigError)
+    async def on_config(_request: Request, exc: ConfigError) -> JSONResponse:
+        return _error(422, str(exc))  # a program body sent to the admin API
 
     @app.exception_handler(StoreError)
     async def on_store(_request: Request, exc: StoreError) -> JSONResponse:

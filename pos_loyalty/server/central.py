@@ -45,13 +45,33 @@ class CentralStore(Database):
     enroll = terminal_q.enroll
     revoke_terminal = terminal_q.revoke_terminal
     terminals = terminal_q.terminals
+    list_terminals = terminal_q.list_terminals
+    terminal_health = terminal_q.terminal_health
+    record_heartbeat = terminal_q.record_heartbeat
     authenticate = terminal_q.authenticate
     # members, cards, tiers
     add_member = members.add_member
+    update_member = members.update_member
+    get_member = members.get_member
+    search_members = members.search_members
+    list_members = members.list_members
+    export_members = members.export_members
+    import_members = members.import_members
     set_card_status = members.set_card_status
+    issue_card = members.issue_card
+    replace_card = members.replace_card
+    issue_blank_cards = members.issue_blank_cards
+    merge_members = members.merge_members
     set_tier = members.set_tier
     # programs
-    set_program = programs.set_program
+    publish_program = programs.publish
+    activate_programs = programs.activate_due
+    program_versions = programs.list_versions
+    program_version = programs.get_version
+    live_program = programs.live_for
+    rollback_program = programs.rollback
+    diff_programs = programs.diff_versions
+    dry_run_program = programs.dry_run
     # ledger
     push = ledger.push
     adjust_points = ledger.adjust_points

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from pos_loyalty.rules.refund import COVER_MARK
+
 REFUND_MARK = "/refund/"  # a reversal's txn_ref is "<sale ref>/refund/<refund id>"
 
 
@@ -75,6 +77,14 @@ class SaleFacts:
 
 
 @dataclass
+class RefundFacts:
+    """Applied points of one refund of one member, for checking its cover credit."""
+
+    taken: int = 0  # positive number of points the refund took back
+    covered: int = 0  # points already credited as paid from the refund's money
+
+
+@dataclass
 class BatchState:
     """Everything the rules need for one batch of one terminal (mutated as events apply)."""
 
@@ -84,6 +94,7 @@ class BatchState:
     terminal_overdraft: int
     members: dict[str, MemberFacts]  # known members only; absent = unknown member
     sales: dict[tuple[str, str], SaleFacts] = field(default_factory=dict)
+    refunds: dict[tuple[str, str], RefundFacts] = field(default_factory=dict)
 
 
 class Verdict(NamedTuple):
@@ -121,7 +132,14 @@ def check_event(ev: Event, state: BatchState) -> Verdict:
     if ev.kind == "earn" and state.day_earned + pts > pol.max_terminal_day_earn:
         return _held(f"terminal's daily earn cap of {pol.max_terminal_day_earn} points reached")
     sale: SaleFacts | None = None
-    if ev.kind == "reversal":
+    cover: RefundFacts | None = None
+    if ev.kind == "reversal" and pts > 0 and ev.txn_ref.endswith(COVER_MARK):
+        cover = state.refunds.get((ev.member_id, ev.txn_ref.removesuffix(COVER_MARK)))
+        left = cover.taken - cover.covered if cover else 0
+        if cover is None or pts > left:
+            return _held(f"credit of {pts} for spent points is more than the {left} points "
+                         "the refund took back and not yet paid for")
+    elif ev.kind == "reversal":
         ref = sale_ref(ev.txn_ref)
         sale = state.sales.get((ev.member_id, ref)) if ref else None
         if sale is None or (sale.earned == 0 and sale.redeemed == 0):
@@ -149,12 +167,17 @@ def check_event(ev: Event, state: BatchState) -> Verdict:
         state.day_earned += pts
     if sale is not None and pts > 0:
         sale.recredited += pts
+    if cover is not None:
+        cover.covered += pts
     return Verdict("applied", short=short, balance_after=after)
 
 
 def note_sale(state: BatchState, ev: Event) -> None:
-    """Remember an applied earn/redeem of this batch, so a later reversal can find its sale."""
-    if ev.kind == "earn":
+    """Remember an applied earn/redeem of this batch, so a later reversal can find its sale,
+    and what a refund took back, so its cover credit can be bounded."""
+    if ev.kind == "reversal" and ev.points < 0:
+        state.refunds.setdefault((ev.member_id, ev.txn_ref), RefundFacts()).taken += -ev.points
+    elif ev.kind == "earn":
         state.sales.setdefault((ev.member_id, ev.txn_ref), SaleFacts()).earned += ev.points
     elif ev.kind == "redeem" and ev.txn_ref.endswith("/redeem"):
         key = (ev.member_id, ev.txn_ref.removesuffix("/redeem"))

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,21 @@ from pos_loyalty.errors import ConfigError, LoyaltyError
 from pos_loyalty.server.central import CentralStore, secure_sqlite_file
 from pos_loyalty.server.config import Settings, default_central_url
 from pos_loyalty.server.logs import escape_controls
+from pos_loyalty.server.members.queries import MemberDetail, MemberRow
 
 DB_HELP = "Central database URL (default: POS_LOYALTY_DB_URL or a SQLite file in the data dir)."
 
 
 @contextmanager
-def cli_errors() -> Iterator[None]:
-    """Domain errors become one line: exit 2 for configuration, 1 otherwise."""
+def cli_errors(*, file_given: bool = False) -> Iterator[None]:
+    """Domain errors become one line: exit 2 for configuration, 1 otherwise. With
+    ``file_given`` (a program file the command was asked to check) a ConfigError is the
+    command's answer, not a usage error: exit 1, the file's line and key."""
     try:
         yield
     except ConfigError as exc:
+        if file_given:
+            raise click.ClickException(str(exc)) from exc
         raise click.UsageError(str(exc)) from exc
     except LoyaltyError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -77,6 +82,10 @@ def server(host: str, port: int, tls_cert: Path | None, tls_key: Path | None,
         scheme = "https" if tls else "http"
         click.echo(f"pos-loyalty central on {scheme}://{host}:{port} "
                    "(OpenAPI at /openapi.json)", err=True)
+        click.echo("admin API /v1/admin: " + ("on (bearer POS_LOYALTY_ADMIN_TOKEN)"
+                                             if settings.admin_token else
+                                             "off (set POS_LOYALTY_ADMIN_TOKEN to serve it)"),
+                   err=True)
         if tls is None and host not in ("127.0.0.1", "::1", "localhost"):
             click.echo("warning: plain HTTP on a network address; terminals will refuse it "
                        "unless enrolled with --insecure (see docs/tls.md)", err=True)
@@ -143,15 +152,39 @@ def terminal_revoke(terminal_id: str, db_url: str | None) -> None:
 
 
 @terminal.command("list")
+@click.option("--stale-after", default=300, show_default=True, type=click.IntRange(1),
+              help="Seconds without contact after which a terminal is flagged STALE.")
 @db_option
-def terminal_list(db_url: str | None) -> None:
-    """List terminals with status, acked sequence and last contact."""
+def terminal_list(stale_after: int, db_url: str | None) -> None:
+    """List terminals with their last heartbeat; STALE when silent too long."""
     with open_central(db_url) as central, cli_errors():
-        rows = central.terminals()
-    for r in rows:
-        seen = r["last_seen_at"].isoformat(timespec="seconds") if r["last_seen_at"] else "-"
-        click.echo(f"{r['terminal_id']}\t{r['store_id']}\t{r['status']}\t"
-                   f"acked={r['acked_seq']}\tseen={seen}\toffset_ms={r['clock_offset_ms']}")
+        rows = central.list_terminals(stale_after_s=stale_after)
+    click.echo(_table(TERMINAL_HEADERS, [t.cells() for t in rows]))
+
+
+TERMINAL_HEADERS = ("TERMINAL", "STORE", "STATUS", "SEEN", "FLAG", "VERSION", "PROGRAM",
+                    "READER", "TILL", "OUTBOX", "OLDEST UNSENT", "LAST SYNC", "OFFSET MS",
+                    "HELD", "CONFLICTS", "LAST ERROR")
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell, a header line first (control bytes escaped)."""
+    cells = [tuple(escape_controls(c) for c in r) for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in cells]
+    return "\n".join(lines)
+
+
+def _actor() -> str:
+    """Who runs this command, for the audit trail of central adjustments."""
+    try:
+        return os.getlogin()
+    except OSError:
+        import getpass
+
+        return getpass.getuser()
 
 
 @admin.group()
@@ -162,19 +195,229 @@ def member() -> None:
 @member.command("add")
 @click.argument("member_id")
 @click.option("--name", default="", help="Display name.")
+@click.option("--email", default="", help="E-mail address.")
 @click.option("--card", "card_id", default=None, help="Card number to issue.")
 @click.option("--uid", default=None, help="Card UID (hex) for UID-only cards.")
 @click.option("--tier", default=None)
+@click.option("--birthday", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="YYYY-MM-DD.")
 @click.option("--points", default=0, type=int, help="Opening balance (a central adjustment).")
+@click.option("--terminal-config", type=click.Path(dir_okay=False), default=None,
+              help="A standalone shop (no central): add the member to the store of the "
+                   "terminal this config names (needs --card).")
 @db_option
-def member_add(member_id: str, name: str, card_id: str | None, uid: str | None,
-               tier: str | None, points: int, db_url: str | None) -> None:
-    """Add (or update) a member, optionally with a card and opening points."""
+def member_add(member_id: str, name: str, email: str, card_id: str | None, uid: str | None,
+               tier: str | None, birthday: datetime | None, points: int,
+               terminal_config: str | None, db_url: str | None) -> None:
+    """Add a new member, optionally with a card and opening points (see `update`)."""
+    if terminal_config is not None:
+        _add_local_member(terminal_config, member_id, name, card_id, uid, tier)
+        return
     with open_central(db_url) as central, cli_errors():
-        central.add_member(member_id, name, card_id=card_id, uid=uid, tier=tier)
+        central.add_member(member_id, name, card_id=card_id, uid=uid, tier=tier, email=email,
+                           birthday=birthday.date() if birthday else None)
         if points:
-            central.adjust_points(member_id, points, "opening balance")
-    click.echo(f"member {member_id} saved")
+            central.adjust_points(member_id, points, "opening balance", actor=_actor())
+    click.echo(f"member {member_id} added")
+
+
+def _add_local_member(config_file: str, member_id: str, name: str, card_id: str | None,
+                      uid: str | None, tier: str | None) -> None:
+    """A member on a terminal that has no central: into its own store, as the daemon reads
+    it. An enrolled terminal gets its members from central, so it is refused here."""
+    from pos_loyalty.config import load_config
+    from pos_loyalty.migrations import upgrade_terminal
+    from pos_loyalty.server.members.queries import check_id
+    from pos_loyalty.store.local import LocalStore
+
+    if card_id is None:
+        raise click.UsageError("a member on a standalone terminal needs --card")
+    with cli_errors():
+        check_id(member_id, "member")
+        check_id(card_id, "card")
+        config = load_config(config_file)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade_terminal(config.resolved_db_url)
+        store = LocalStore(config.resolved_db_url)
+        try:
+            ident = store.sync_identity()
+            if ident.server_url:
+                raise click.ClickException(
+                    f"this terminal is enrolled with {ident.server_url}: add members there")
+            if store.member_view(member_id) is not None:
+                raise click.ClickException(f"member {member_id} already exists")
+            if store.find_by_card(card_id) is not None:
+                raise click.ClickException(f"card {card_id} is already issued")
+            store.add_member(member_id, name, card_id=card_id, uid=uid, tier=tier)
+        finally:
+            store.close()
+    click.echo(f"member {member_id} added to the terminal store {config.resolved_db_url}")
+
+
+def _show(d: MemberDetail) -> None:
+    state = d.status + (" (anonymous: not yet claimed)" if d.anonymous else "")
+    if d.merged_into:
+        state += f" into {d.merged_into}"
+    click.echo(escape_controls(
+        f"member   {d.member_id}\nname     {d.display_name or '-'}\nemail    "
+        f"{d.email or '-'}\ntier     {d.tier or '-'}\nbirthday "
+        f"{d.birthday.isoformat() if d.birthday else '-'}\nstatus   {state}\nconsent  "
+        f"{d.consent_at.isoformat(timespec='seconds') if d.consent_at else 'no'}\n"
+        f"balance  {d.balance}"))
+    click.echo("cards    " + (", ".join(f"{c.card_id} ({c.status})" for c in d.cards) or "-"))
+    if d.history:
+        click.echo("history")
+        click.echo(_table(("TIME", "KIND", "POINTS", "STATUS", "TERMINAL", "REFERENCE"), [
+            (h.terminal_time.isoformat(timespec="seconds"), h.kind, f"{h.points:+d}",
+             h.status, h.terminal_id, h.txn_ref) for h in d.history]))
+
+
+@member.command("show")
+@click.argument("member_id")
+@click.option("--history", default=20, show_default=True, type=click.IntRange(0, 1000))
+@db_option
+def member_show(member_id: str, history: int, db_url: str | None) -> None:
+    """Show a member: details, balance, cards and latest ledger rows."""
+    with open_central(db_url) as central, cli_errors():
+        _show(central.get_member(member_id, history=history))
+
+
+MEMBER_HEADERS = ("MEMBER", "NAME", "TIER", "STATUS", "BALANCE")
+
+
+def _member_cells(r: MemberRow) -> tuple[str, ...]:
+    name = r.display_name or ("(anonymous)" if r.anonymous else "-")
+    return (r.member_id, name, r.tier or "-", r.status, str(r.balance))
+
+
+@member.command("search")
+@click.argument("query")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 200))
+@db_option
+def member_search(query: str, limit: int, db_url: str | None) -> None:
+    """Members whose id, card id or name starts with QUERY (name ignores case)."""
+    with open_central(db_url) as central, cli_errors():
+        rows = central.search_members(query, limit=limit)
+    if not rows:
+        raise click.ClickException(f"no member matches {query!r}")
+    click.echo(_table(MEMBER_HEADERS, [_member_cells(r) for r in rows]))
+
+
+@member.command("list")
+@click.option("--after", default="", help="Start after this member id (paging).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--anonymous", is_flag=True, help="Only unclaimed card-first members.")
+@db_option
+def member_list(after: str, limit: int, anonymous: bool, db_url: str | None) -> None:
+    """List members in id order, a page at a time."""
+    with open_central(db_url) as central, cli_errors():
+        rows = central.list_members(after=after, limit=limit,
+                                    anonymous=True if anonymous else None)
+    click.echo(_table(MEMBER_HEADERS, [_member_cells(r) for r in rows]))
+
+
+@member.command("update")
+@click.argument("member_id")
+@click.option("--name", default=None, help="Display name (claims an anonymous member).")
+@click.option("--email", default=None)
+@click.option("--tier", default=None, help="Tier; an empty string clears it.")
+@click.option("--birthday", default=None, help="YYYY-MM-DD; an empty string clears it.")
+@click.option("--consent/--no-consent", default=None,
+              help="The member agreed (or withdrew) to be kept on file.")
+@db_option
+def member_update(member_id: str, name: str | None, email: str | None, tier: str | None,
+                  birthday: str | None, consent: bool | None, db_url: str | None) -> None:
+    """Change only the fields given; every other field stays as it is."""
+    changes: dict[str, Any] = {}
+    if tier is not None:
+        changes["tier"] = tier or None
+    if birthday is not None:
+        try:
+            changes["birthday"] = date.fromisoformat(birthday) if birthday else None
+        except ValueError as exc:
+            raise click.BadParameter("must be YYYY-MM-DD", param_hint="--birthday") from exc
+    with open_central(db_url) as central, cli_errors():
+        d = central.update_member(member_id, display_name=name, email=email, consent=consent,
+                                  **changes)
+    click.echo(f"member {member_id} updated")
+    _show(d)
+
+
+@member.command("import")
+@click.argument("csv_file", type=FILE)
+@db_option
+def member_import(csv_file: Path, db_url: str | None) -> None:
+    """Add or update members from a CSV (header: member_id, display_name, email, tier,
+    birthday, card_id; only the columns present change). The whole file is checked first."""
+    from pos_loyalty.server.members.queries import parse_import
+
+    with cli_errors():
+        try:
+            text = csv_file.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.ClickException(f"cannot read {csv_file}: {exc}") from exc
+        rows = parse_import(text, str(csv_file))
+    with open_central(db_url) as central, cli_errors():
+        res = central.import_members(rows, source=str(csv_file))
+    click.echo(f"imported {csv_file}: {res.created} added, {res.updated} updated")
+
+
+@member.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write here (default: standard output).")
+@db_option
+def member_export(output: Path | None, db_url: str | None) -> None:
+    """Every member as CSV (the import's columns plus status, balance and cards)."""
+    import csv
+    import sys
+
+    from pos_loyalty.server.members.queries import EXPORT_COLUMNS
+
+    with open_central(db_url) as central, cli_errors():
+        out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+        try:
+            w = csv.writer(out)
+            w.writerow(EXPORT_COLUMNS)
+            n = 0
+            for row in central.export_members():
+                w.writerow(row)
+                n += 1
+        finally:
+            if output:
+                out.close()
+    if output:
+        click.echo(f"exported {n} members to {output}", err=True)
+
+
+@member.command("merge")
+@click.argument("source")
+@click.argument("target")
+@db_option
+def member_merge(source: str, target: str, db_url: str | None) -> None:
+    """Fold SOURCE into TARGET: its cards and points move over, SOURCE is marked merged."""
+    with open_central(db_url) as central, cli_errors():
+        moved = central.merge_members(source, target, actor=_actor())
+    click.echo(f"member {source} merged into {target} ({moved} points moved)")
+
+
+@admin.group()
+def points() -> None:
+    """Points: adjustments by store IT, each an audited ledger event."""
+
+
+@points.command("adjust", context_settings={"ignore_unknown_options": True})
+@click.argument("member_id")
+@click.argument("delta", type=int)
+@click.option("--reason", required=True, help="Why (kept on the ledger row).")
+@db_option
+def points_adjust(member_id: str, delta: int, reason: str, db_url: str | None) -> None:
+    """Give (+N) or take (-N) points; refused if it would take the balance below zero."""
+    with open_central(db_url) as central, cli_errors():
+        event_id = central.adjust_points(member_id, delta, reason, actor=_actor(),
+                                         allow_negative=False)
+        balance = central.balance(member_id)
+    click.echo(f"member {member_id}: {delta:+d} points ({reason}); balance {balance}; "
+               f"event {event_id}")
 
 
 @admin.group()
@@ -254,7 +497,7 @@ def store_policy(store_id: str, db_url: str | None, **changes: Any) -> None:
 
 @admin.group()
 def card() -> None:
-    """Cards: revoke a lost or stolen card."""
+    """Cards: block a lost card and replace it, revoke, hand out blank cards."""
 
 
 @card.command("revoke")
@@ -266,6 +509,184 @@ def card_revoke(card_id: str, db_url: str | None) -> None:
         if not central.set_card_status(card_id, "revoked"):
             raise click.ClickException(f"no card {card_id}")
     click.echo(f"card {card_id} revoked")
+
+
+@card.command("block")
+@click.argument("card_id")
+@click.option("--replace-with", "new_card", default=None,
+              help="Issue this card to the same member (keeps the balance).")
+@click.option("--uid", default=None, help="UID (hex) of the replacement card.")
+@db_option
+def card_block(card_id: str, new_card: str | None, uid: str | None,
+               db_url: str | None) -> None:
+    """Block a lost card, optionally issuing its member a replacement at once."""
+    with open_central(db_url) as central, cli_errors():
+        if new_card is not None:
+            member_id = central.replace_card(card_id, new_card, uid=uid)
+            click.echo(f"card {card_id} blocked; card {new_card} issued to member "
+                       f"{member_id} (balance {central.balance(member_id)} kept)")
+            return
+        if not central.set_card_status(card_id, "blocked"):
+            raise click.ClickException(f"no card {card_id}")
+    click.echo(f"card {card_id} blocked")
+
+
+@card.command("issue")
+@click.argument("member_id")
+@click.argument("card_id")
+@click.option("--uid", default=None, help="Card UID (hex) for UID-only cards.")
+@db_option
+def card_issue(member_id: str, card_id: str, uid: str | None, db_url: str | None) -> None:
+    """Give a member another card."""
+    with open_central(db_url) as central, cli_errors():
+        central.issue_card(member_id, card_id, uid=uid)
+    click.echo(f"card {card_id} issued to member {member_id}")
+
+
+@card.command("blank")
+@click.argument("card_ids", nargs=-1, required=True)
+@db_option
+def card_blank(card_ids: tuple[str, ...], db_url: str | None) -> None:
+    """Register blank member cards to hand out at the till: each starts an anonymous
+    member (A-<card>) that earns from its first tap; claim it later with `member update`."""
+    with open_central(db_url) as central, cli_errors():
+        n = central.issue_blank_cards(card_ids)
+    click.echo(f"{n} blank cards ready (anonymous members A-<card id>)")
+
+
+@admin.group()
+def program() -> None:
+    """Programs: validate, dry-run, publish (per store, scheduled), diff, roll back."""
+
+
+def _read_program(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"cannot read {path}: {exc}") from exc
+
+
+def _when(value: str | None) -> datetime | None:
+    """--at: ISO 8601; with an offset it is converted to UTC, without one it is UTC."""
+    if value is None:
+        return None
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time",
+                                 param_hint="--at") from exc
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+@program.command("validate")
+@click.argument("file", type=FILE)
+def program_validate(file: Path) -> None:
+    """Check a program file; errors name the line and key."""
+    from pos_loyalty.server.programs.queries import validate
+
+    with cli_errors(file_given=True):
+        prog = validate(_read_program(file), str(file))
+    click.echo(f"{file}: program {prog.name!r} is valid ({len(prog.active_rules)} rules)")
+
+
+@program.command("publish")
+@click.argument("file", type=FILE)
+@click.option("--store", "stores", multiple=True, help="Only this store (repeatable; "
+              "default: the whole chain).")
+@click.option("--at", "at", default=None, metavar="TIME",
+              help="Start time, ISO 8601 (default: now). Without an offset: UTC.")
+@click.option("--note", default="", help="Why (kept with the version).")
+@db_option
+def program_publish(file: Path, stores: tuple[str, ...], at: str | None, note: str,
+                    db_url: str | None) -> None:
+    """Publish a program as a new version; terminals apply it from its start time."""
+    text = _read_program(file)
+    with open_central(db_url) as central, cli_errors(file_given=True):
+        v = central.publish_program(text, stores=stores, at=_when(at), note=note,
+                                    source=str(file))
+    where = ", ".join(v.stores) or "the whole chain"
+    state = "live now" if v.live else f"starts {v.starts_at.isoformat(timespec='seconds')} UTC"
+    click.echo(f"published {v.name!r} as version {v.version} for {where}: {state}")
+
+
+@program.command("list")
+@db_option
+def program_list(db_url: str | None) -> None:
+    """Every published version, oldest first."""
+    with open_central(db_url) as central, cli_errors():
+        rows = central.program_versions()
+    click.echo(_table(("VERSION", "NAME", "STORES", "STARTS (UTC)", "STATE", "NOTE"), [
+        (str(v.version), v.name, ",".join(v.stores) or "chain",
+         v.starts_at.isoformat(timespec="seconds"), "live" if v.live else "scheduled",
+         v.note or "-") for v in rows]))
+
+
+@program.command("show")
+@click.argument("version", type=int, required=False)
+@click.option("--store", "store_id", default=None, help="The version live for this store.")
+@db_option
+def program_show(version: int | None, store_id: str | None, db_url: str | None) -> None:
+    """Print a version's program file (default: the one live for the chain or --store)."""
+    with open_central(db_url) as central, cli_errors():
+        if version is None:
+            v = central.live_program(store_id)
+            if v is None:
+                raise click.ClickException("no program published yet (terminals run the "
+                                           "built-in 1 pt per 1.00)")
+        else:
+            v = central.program_version(version)
+    click.echo(f"# version {v.version}: {v.name} for {', '.join(v.stores) or 'the chain'}, "
+               f"from {v.starts_at.isoformat(timespec='seconds')} UTC", err=True)
+    click.echo(v.body, nl=False)
+
+
+@program.command("diff")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@db_option
+def program_diff(old: int, new: int, db_url: str | None) -> None:
+    """What changes from version OLD to version NEW, in words."""
+    with open_central(db_url) as central, cli_errors():
+        lines = central.diff_programs(old, new)
+    click.echo("\n".join(lines) if lines else "no difference")
+
+
+@program.command("dry-run")
+@click.argument("file", type=FILE)
+@click.option("--sales", "sales_file", type=FILE, required=True,
+              help="Past sales (CSV or JSON lines, as `pos-loyalty rules replay` reads).")
+@click.option("--days", type=click.IntRange(1), default=None,
+              help="Only the sales of the last N days.")
+@click.option("--store", "store_id", default=None, help="Compare with this store's live "
+              "program (default: the chain's).")
+@db_option
+def program_dry_run(file: Path, sales_file: Path, days: int | None, store_id: str | None,
+                    db_url: str | None) -> None:
+    """Replay past sales under FILE and under the live program: points, discounts, cost."""
+    from pos_loyalty.rules.cli import render_replay
+
+    fmt: Any = "jsonl" if sales_file.suffix in (".jsonl", ".json") else "csv"
+    text = _read_program(file)
+    with open_central(db_url) as central, cli_errors(file_given=True), \
+            sales_file.open(encoding="utf-8") as f:
+        run = central.dry_run_program(text, f, fmt, days=days, store_id=store_id,
+                                      source=str(file), sales_source=str(sales_file))
+    live = f"version {run.live_version}" if run.live_version else "the built-in program"
+    click.echo(f"dry run of {file} against {live} over {run.candidate.sales} sales")
+    click.echo(render_replay(run.candidate, run.live))
+
+
+@program.command("rollback")
+@click.argument("version", type=int)
+@click.option("--store", "stores", multiple=True,
+              help="Only these stores (default: the stores VERSION went to).")
+@db_option
+def program_rollback(version: int, stores: tuple[str, ...], db_url: str | None) -> None:
+    """Make an earlier version live again now (published as a new version)."""
+    with open_central(db_url) as central, cli_errors():
+        v = central.rollback_program(version, stores=stores or None)
+    click.echo(f"rolled back to version {version}: live now as version {v.version} "
+               f"for {', '.join(v.stores) or 'the whole chain'}")
 
 
 @click.group()

@@ -32,6 +32,9 @@ def _env_int(name: str, default: int) -> int:
     return value
 
 
+MIN_ADMIN_TOKEN = 32
+
+
 @dataclass(frozen=True)
 class Settings:
     """Limits and policies of the central server; every input size and wait is bounded here.
@@ -53,6 +56,7 @@ class Settings:
     max_connections: int = 1000
     enroll_failures: int = 10
     enroll_window_s: int = 60
+    admin_token: str = ""  # POS_LOYALTY_ADMIN_TOKEN; empty: the /v1/admin API is off
 
     @classmethod
     def from_env(cls, db_url: str | None = None) -> Settings:
@@ -60,8 +64,13 @@ class Settings:
             default: int = getattr(cls, name)
             return _env_int(f"POS_LOYALTY_{name.upper()}", default)
 
+        token = os.environ.get("POS_LOYALTY_ADMIN_TOKEN", "")
+        if token and len(token) < MIN_ADMIN_TOKEN:
+            raise ConfigError(f"must be at least {MIN_ADMIN_TOKEN} characters (make one with "
+                              "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+                              key="POS_LOYALTY_ADMIN_TOKEN")
         return cls(
-            db_url=db_url or default_central_url(),
+            db_url=db_url or default_central_url(), admin_token=token,
             **{name: env(name) for name in (
                 "max_body_bytes", "future_tolerance_s", "header_timeout_s", "body_timeout_s",
                 "keepalive_s", "max_connections", "enroll_failures", "enroll_window_s")},

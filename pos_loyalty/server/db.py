@@ -46,6 +46,16 @@ from pos_loyalty.store.central_models import ChangeClock
 
 T = TypeVar("T")
 
+
+class Refused(StoreError):
+    """A change store IT asked for that cannot be made as asked (a taken id, an unknown
+    member, an empty reason): the request's fault, not the database's. ``status`` is the
+    HTTP answer (409 conflict, 404 not found, 422 invalid)."""
+
+    def __init__(self, reason: str, *, status: int = 409) -> None:
+        super().__init__(reason)
+        self.status = status
+
 MAX_INT64 = 2**63 - 1
 
 

@@ -1,7 +1,9 @@
-"""FastAPI dependencies: the central store and the authenticated terminal."""
+"""FastAPI dependencies: the central store, the authenticated terminal, the admin."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -44,3 +46,27 @@ def current_terminal(
 
 
 TerminalDep = Annotated[TerminalAuth, Depends(current_terminal)]
+
+
+def require_admin(
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> str:
+    """The admin API's caller: ``Authorization: Bearer <POS_LOYALTY_ADMIN_TOKEN>``.
+
+    Returns who it is, for the audit trail of the changes it makes. With no token
+    configured the admin API is off (403): there is no default key. The console's
+    per-user sessions and roles replace this dependency.
+    """
+    if not settings.admin_token:
+        raise AuthError("the admin API is off: set POS_LOYALTY_ADMIN_TOKEN on the server",
+                        status=403)
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+            hashlib.sha256(token.strip().encode()).digest(),
+            hashlib.sha256(settings.admin_token.encode()).digest()):
+        raise AuthError("invalid or missing admin token")
+    return "admin-token"
+
+
+AdminDep = Annotated[str, Depends(require_admin)]

@@ -126,3 +126,29 @@ class HealthPublic(BaseModel):
 class ErrorPublic(BaseModel):
     error: str
     reason: str
+
+
+Short = Annotated[str, StringConstraints(max_length=40, pattern=TEXT_PATTERN)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT64)]
+
+
+class HeartbeatCreate(BaseModel):
+    """A terminal's state, sent with every sync round (every field optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    software_version: Short = ""
+    program_name: Annotated[str, StringConstraints(max_length=200, pattern=TEXT_PATTERN)] = ""
+    program_version: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    reader_state: Short = Field("", description="e.g. ok, absent, error.")
+    till_state: Short = Field("", description="e.g. up, down.")
+    outbox_depth: Count = 0
+    oldest_unsent_at: TerminalTime | None = None
+    last_sync_ok_at: TerminalTime | None = None
+    clock_offset_ms: Annotated[int, Field(ge=-MAX_INT64, le=MAX_INT64)] | None = None
+    last_error: Annotated[str, StringConstraints(max_length=2000)] = ""
+    held_count: Count = 0
+    conflict_count: Count = 0
+
+
+class HeartbeatPublic(BaseModel):
+    server_time: datetime

@@ -63,6 +63,19 @@ class Terminal(CentralBase):
     # points earned through this terminal on central's (UTC) day ``earn_day``
     earn_day: Mapped[date | None] = mapped_column(Date, nullable=True)
     earn_day_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # the terminal's last heartbeat (sent with every sync round), for store IT's fleet view
+    health_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    software_version: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    program_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    program_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reader_state: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    till_state: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    outbox_depth: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    oldest_unsent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_sync_ok_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    held_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    conflict_count: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class StorePolicy(CentralBase):
@@ -79,8 +92,13 @@ class StorePolicy(CentralBase):
 
 
 class Member(CentralBase):
+    """A member. ``status``: active, blocked, or merged (into ``merged_into``). A member
+    started by a blank card at the till is anonymous until store IT claims it (name,
+    consent)."""
+
     __tablename__ = "members"
-    __table_args__ = (Index("ix_members_change", "change_xid", "member_id"),)
+    __table_args__ = (Index("ix_members_change", "change_xid", "member_id"),
+                      Index("ix_members_name_key", "name_key", "member_id"))
 
     member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
@@ -88,6 +106,12 @@ class Member(CentralBase):
     birthday: Mapped[date | None] = mapped_column(Date, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
     change_xid: Mapped[int] = mapped_column(BigInteger)
+    # display_name folded to lower case: the key of a prefix search by name
+    name_key: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    email: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    merged_into: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Balance(CentralBase):
@@ -108,7 +132,8 @@ class Card(CentralBase):
     card_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     member_id: Mapped[str] = mapped_column(String(64), index=True)
     uid: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="active")  # active / revoked
+    # active / revoked / blocked (lost: a replacement keeps the member and its balance)
+    status: Mapped[str] = mapped_column(String(16), default="active")
     change_xid: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -132,6 +157,26 @@ class Program(CentralBase):
     body: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
     change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProgramVersion(CentralBase):
+    """Every version of a program ever published, kept for diff and rollback. A version
+    goes to ``stores`` (comma-separated; empty = the whole chain) from ``starts_at``; the
+    pulled ``programs`` row of a store is the newest version started for it."""
+
+    __tablename__ = "program_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    stores: Mapped[str] = mapped_column(String(2000), default="")
+    starts_at: Mapped[datetime] = mapped_column(DateTime)
+    published_at: Mapped[datetime] = mapped_column(DateTime)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    # a rollback republishes an earlier version's body: which one
+    copied_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the pulled ``programs`` rows were written for this version (it has started)
+    live: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class LedgerEvent(CentralBase):

@@ -61,8 +61,12 @@ def check_server_url(url: str, *, insecure: bool) -> None:
 @click.command()
 @click.argument("url")
 @click.argument("code")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="The daemon's config file: enroll into its database ([store] url or "
+                   "[terminal] data_dir) with its [sync] ca_file.")
 @click.option("--db", "db_url", default=None, metavar="URL",
-              help="Terminal database (default: POS_LOYALTY_TERMINAL_DB or the data dir).")
+              help="Terminal database (default: from --config, else POS_LOYALTY_TERMINAL_DB "
+                   "or the data dir).")
 @click.option("--bootstrap/--no-bootstrap", default=True, show_default=True,
               help="Pull members, cards, balances, tiers and programs right away.")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -70,9 +74,13 @@ def check_server_url(url: str, *, insecure: bool) -> None:
                    "POS_LOYALTY_CA_FILE, else the system's trust store).")
 @click.option("--insecure", is_flag=True,
               help="Allow plain http:// to a host other than this machine.")
-def enroll(url: str, code: str, db_url: str | None, bootstrap: bool, ca_file: str | None,
-           insecure: bool) -> None:
-    """Enroll this terminal with the central server at URL using a one-time CODE."""
+def enroll(url: str, code: str, config_file: str | None, db_url: str | None, bootstrap: bool,
+           ca_file: str | None, insecure: bool) -> None:
+    """Enroll this terminal with the central server at URL using a one-time CODE.
+
+    With ``--config`` the credential goes into the database ``pos-loyalty run --config``
+    opens, so the daemon (e.g. under systemd, as its own user) finds it.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -87,6 +95,13 @@ def enroll(url: str, code: str, db_url: str | None, bootstrap: bool, ca_file: st
 
     check_server_url(url, insecure=insecure)
     with _errors():
+        if config_file is not None:
+            from pos_loyalty.config import load_config
+
+            config = load_config(config_file)
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            db_url = db_url or config.resolved_db_url
+            ca_file = ca_file or config.sync_ca_file
         terminal_url = db_url or default_terminal_url()
         upgrade_terminal(terminal_url)
         store = LocalStore(terminal_url)

@@ -142,6 +142,37 @@ class SyncClient:
         return self._call("GET", "/v1/sync/pull", params={
             "entity": entity, "after": after, "until": until, "limit": limit})
 
+    def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/v1/terminal/heartbeat", json=body)
+
+
+Status = Callable[[], dict[str, Any]]
+"""The daemon's own state for the heartbeat: program_name, program_version, reader_state,
+till_state (any of them)."""
+
+
+def heartbeat_body(store: LocalStore, report: SyncReport, last_ok: datetime | None,
+                   status: Status | None = None) -> dict[str, Any]:
+    """What a terminal tells central about itself after a sync round."""
+    from pos_loyalty import __version__
+
+    oldest = store.pending_events(1)
+    body: dict[str, Any] = {
+        "software_version": __version__,
+        "outbox_depth": store.pending_count(),
+        "oldest_unsent_at": oldest[0].terminal_time.isoformat() if oldest else None,
+        "last_sync_ok_at": last_ok.isoformat() if last_ok else None,
+        "clock_offset_ms": report.clock_offset_ms,
+        "last_error": (report.error or "")[:2000],
+        "held_count": report.held,
+        "conflict_count": report.conflicts,
+    }
+    if status is not None:
+        extra = status()
+        body.update({k: extra[k] for k in ("program_name", "program_version", "reader_state",
+                                           "till_state") if k in extra})
+    return body
+
 
 @dataclass
 class SyncReport:

@@ -14,10 +14,18 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from datetime import datetime
 
 from pos_loyalty.errors import LoyaltyError, SyncError
 from pos_loyalty.store.local import LocalStore
-from pos_loyalty.sync.client import SyncClient, SyncReport, run_sync
+from pos_loyalty.sync.client import (
+    Status,
+    SyncClient,
+    SyncReport,
+    heartbeat_body,
+    run_sync,
+    utcnow,
+)
 
 log = logging.getLogger("pos_loyalty.sync")
 BACKOFF_CAP_S = 60.0
@@ -39,7 +47,8 @@ class SyncWorker:
     def __init__(self, store: LocalStore, url: str, credential: str, interval_s: float, *,
                  batch: int = 1000, page: int = 5000, backoff_base_s: float = 1.0,
                  backoff_cap_s: float = BACKOFF_CAP_S,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random,
+                 status: Status | None = None, ca_file: str | None = None) -> None:
         self.store = store
         self.url = url
         self.interval_s = interval_s
@@ -49,13 +58,16 @@ class SyncWorker:
         self.backoff_cap_s = backoff_cap_s
         self._jitter = jitter
         self._credential = credential
-        self._client = SyncClient(url, credential)
+        self._ca_file = ca_file
+        self._client = SyncClient(url, credential, ca_file=ca_file)
         self._lock = threading.Lock()  # one round at a time (thread or a direct sync_once)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures = 0
         self.last_report: SyncReport | None = None
+        self.last_ok_at: datetime | None = None
+        self.status = status  # the daemon's state for the heartbeat
 
     def start(self) -> None:
         """Start the background thread (returns at once; idempotent)."""
@@ -89,7 +101,7 @@ class SyncWorker:
         """One round now, in the caller's thread; never raises for a failed round."""
         with self._lock:
             if self._client.is_closed:
-                self._client = SyncClient(self.url, self._credential)
+                self._client = SyncClient(self.url, self._credential, ca_file=self._ca_file)
             try:
                 report = run_sync(self.store, self._client, batch=self.batch, page=self.page)
             except SyncError as exc:
@@ -99,8 +111,21 @@ class SyncWorker:
             if report.held or report.conflicts:
                 log.warning("central held %d and answered %d conflicts: %s", report.held,
                             report.conflicts, "; ".join(report.problems[:5]))
+            if report.ok:
+                self.last_ok_at = utcnow()
+            self._heartbeat(report)
             self.last_report = report
             return report
+
+    def _heartbeat(self, report: SyncReport) -> None:
+        """Tell central how this terminal is, after every round (a failed one too: central
+        may be reachable though it refused the push). A heartbeat that fails is logged at
+        debug level only: the round's own error already says why."""
+        try:
+            body = heartbeat_body(self.store, report, self.last_ok_at, self.status)
+            self._client.heartbeat(body)
+        except LoyaltyError as exc:
+            log.debug("heartbeat not sent: %s", exc)
 
     def _run(self) -> None:
         while not self._stop.is_set():

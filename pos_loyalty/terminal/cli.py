@@ -80,7 +80,8 @@ def run(config_file: str | None, serial: str | None, reader: str | None, db: str
     signal.signal(signal.SIGINT, _stop)
     click.echo(f"pos-loyalty terminal {daemon.terminal_id}: reader {config.reader_path}, "
                f"till {config.serial_port} at {config.baudrate} baud, "
-               f"store {config.resolved_db_url}", err=True)
+               f"store {config.resolved_db_url}, program {daemon.programs.current.label}",
+               err=True)
     worker = threading.Thread(target=daemon.run, name="terminal")
     worker.start()
     while worker.is_alive():

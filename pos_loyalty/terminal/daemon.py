@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -43,6 +43,7 @@ from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, in_timezone, load_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.store.sun_counters import StoreCounters
+from pos_loyalty.sync.programs import ActiveProgram, ProgramFollower
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.sdnotify import Watchdog, notify
 from pos_loyalty.terminal.service import TerminalService, error_message
@@ -123,9 +124,17 @@ class TerminalDaemon:
         self.sync: SyncWorker | None = None
         if identity.server_url and identity.credential:  # enrolled with a central server
             self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
-                                   config.sync_interval_s)
+                                   config.sync_interval_s, ca_file=config.sync_ca_file,
+                                   status=self._status)
         self.service = TerminalService(self.store, program,
                                        legacy_uid_redeem=config.legacy_uid_redeem)
+        # the program central published for this store, once pulled, replaces the file's
+        self._next_follow = 0.0
+        self.programs = ProgramFollower(self.store, ActiveProgram(
+            program, None, "file" if config.program_file else "built-in"),
+            timezone=config.timezone)
+        self._follow_program()
+        log.info("program %s", self.programs.current.label)
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
         self._expiry_todo: deque[str] = deque()
@@ -243,6 +252,7 @@ class TerminalDaemon:
                             timeout=min(1.0, max(0.0, next_expiry - time.monotonic())))
                 except queue.Empty:
                     self._expire_batch()
+                    self._follow_program()
                     continue
                 if item is None:
                     break
@@ -251,6 +261,7 @@ class TerminalDaemon:
                 except Exception:  # the reply is answered or logged; keep serving
                     log.exception("fault after answering a %s",
                                   "tap" if isinstance(item, _Tap) else "till request")
+                self._follow_program()
         except BaseException as exc:
             self.fault = f"the terminal worker failed: {exc!r}"
             log.critical("%s", self.fault, exc_info=True)
@@ -266,6 +277,24 @@ class TerminalDaemon:
             self.endpoint.close()
             self.sun_counters.close()
             self.store.close()
+
+    def _follow_program(self) -> None:
+        """Between sales only: take up a program central published for this store."""
+        if time.monotonic() < self._next_follow:
+            return
+        self._next_follow = time.monotonic() + 1.0
+        try:
+            self.programs.follow(self.service, busy=bool(self.service.session.txns))
+        except StoreError as exc:  # tried again on the next idle second
+            log.error("pulled program not read: %s", exc)
+
+    def _status(self) -> dict[str, Any]:
+        """The daemon's state for the heartbeat (read from the sync thread)."""
+        return {"program_name": self.programs.current.name,
+                "program_version": self.programs.current.version,
+                "reader_state": "ok" if self._reader_thread.is_alive()
+                and self.reader.heartbeat_age() < HEALTHY_WITHIN_S else "stalled",
+                "till_state": "up" if self.endpoint.link_up else "down"}
 
     def _plan_expiry(self) -> None:
         try:

@@ -112,6 +112,7 @@ class TerminalService:
         self.clock = clock
         self.offline_policy = offline_policy or OfflinePolicy()
         self.session = TillSession()
+        self.program_version: int | None = None  # central's version of the program, if any
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
         self.open_sales = OpenSales(store.engine)
@@ -384,7 +385,8 @@ class TerminalService:
         return QuoteReply(
             txn.pos_id, txn.txn_id, txn.member.member_id if txn.member else None,
             tuple(QuoteItem(ln.program, ln.kind, ln.value, ln.text) for ln in q.lines),
-            q.discount_total, q.points_total, q.total_due, _fit(q.summary), q.display)
+            q.discount_total, q.points_total, q.total_due, _fit(q.summary), q.display,
+            {"name": self.program.name, "version": self.program_version})
 
     @staticmethod
     def _awarded(pos_id: str, txn_id: str, member_id: str | None, points: int,

@@ -165,7 +165,8 @@ class TestRefund:
         owed = r.points_reversed
         assert r.balance_after == 0 and r.deducted == owed  # 1 pt = 0.01
         assert r.money_refund == q.effects[0].paid - owed
-        assert [e.kind for e in r.entries] == ["reversal", "adjust"]
+        assert [e.kind for e in r.entries] == ["reversal", "reversal"]
+        assert r.entries[1].ref == r.entries[0].ref + "/cover"
 
     def test_negative_balance_policy(self) -> None:
         """With negative_balance the money is refunded in full and the balance goes below 0."""

@@ -46,7 +46,8 @@ class TestEnrollmentCommands:
         local.close()
         assert cred is not None
         listed = cli("admin", "terminal", "list", "--db", central.db_url)
-        assert f"{tid.group(1)}\tS7\tactive" in listed.stdout
+        assert listed.stdout.split()[:3] == ["TERMINAL", "STORE", "STATUS"]
+        assert re.search(rf"^{tid.group(1)}\s+S7\s+active\s+\S+\s+ok\b", listed.stdout, re.M)
         revoked = cli("admin", "terminal", "revoke", tid.group(1), "--db", central.db_url)
         assert revoked.returncode == 0
         r = httpx.get(f"{central.url}/v1/sync/horizon", headers={"Authorization": f"Bearer {cred}"})

@@ -20,6 +20,10 @@ from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO, schema_head
 from tests.tillsales import ring_up
 
+# made by migration c0004 on PostgreSQL only (byte-order prefix search, see
+# server/members/queries.py); the models cannot declare an index for one dialect
+PG_ONLY_INDEXES = {"ix_members_id_c", "ix_members_name_key_c", "ix_cards_card_id_c"}
+
 
 def _diff(url: str, metadata: object) -> list[object]:
     engine = create_engine(url)
@@ -27,7 +31,9 @@ def _diff(url: str, metadata: object) -> list[object]:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             return [d for d in compare_metadata(ctx, metadata)  # type: ignore[arg-type]
-                    if not (isinstance(d, tuple) and "alembic_version" in str(d))]
+                    if not (isinstance(d, tuple) and "alembic_version" in str(d))
+                    and not (isinstance(d, tuple) and d[0] == "remove_index"
+                             and d[1].name in PG_ONLY_INDEXES)]
     finally:
         engine.dispose()
 
@@ -45,7 +51,7 @@ class TestCentralMigrations:
         store = CentralStore(central_url)
         store.add_member("M1", "Ann", card_id="C1")
         upgrade_central(central_url)
-        assert store.terminals() == [] and store.counts(store.horizon())["members"] == 1
+        assert store.list_terminals() == [] and store.counts(store.horizon())["members"] == 1
         store.close()
 
     def test_db_upgrade_command(self, tmp_path: Path) -> None:

@@ -133,6 +133,21 @@ class TestMinting:
         assert statuses(back) == ["stored", "stored", "held"]
         assert members.store.balance("M1") == 1000 + 30 - 200 + 150 - 30
 
+    def test_refund_paying_for_spent_points_is_applied_and_a_forged_cover_held(
+            self, members: Central, terminals: TerminalFactory) -> None:
+        """The cover credit of a refund (spent points paid from its money) is applied up to
+        what that refund took back; more, or one without a refund, is held."""
+        p = Pusher(terminals())
+        assert statuses(p.ok([p.event(points=40, txn_ref="P/2")])) == ["stored"]
+        refund = [p.event(kind="reversal", points=-40, txn_ref="P/2/refund/r1"),
+                  p.event(kind="reversal", points=31, txn_ref="P/2/refund/r1/cover")]
+        assert statuses(p.ok(refund)) == ["stored", "stored"]
+        forged = p.ok([p.event(kind="reversal", points=10, txn_ref="P/2/refund/r1/cover"),
+                       p.event(kind="reversal", points=5, txn_ref="P/2/refund/r9/cover")])
+        assert statuses(forged) == ["held", "held"]
+        assert "9 points the refund took back" in forged[0]["reason"]
+        assert members.store.balance("M1") == 1000 + 40 - 40 + 31
+
 
 class TestDraining:
     def test_debit_at_a_store_the_member_never_used_is_held(

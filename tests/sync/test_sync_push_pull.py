@@ -134,9 +134,8 @@ class TestPull:
                                            member: str) -> None:
         """A new terminal gets members, cards, balances, tiers and its store's programs."""
         central.store.set_tier("gold", "Gold", '{"multiplier": 2}')
-        central.store.set_program("p-s1", "S1 points", "[points]\nper_unit = 2\n", store_id="S1")
-        central.store.set_program("p-s2", "S2 points", "[points]\nper_unit = 3\n", store_id="S2")
-        central.store.set_program("p-all", "Chain", "[points]\nper_unit = 1\n")
+        for name, stores in (("Chain", ()), ("S1 points", ("S1",)), ("S2 points", ("S2",))):
+            central.store.publish_program(f'[program]\nname = "{name}"\n', stores=stores)
         t = terminals("S1")
         seen: list[tuple[str, int, int]] = []
         with SyncClient(t.server_url, t.credential) as client:
@@ -148,7 +147,7 @@ class TestPull:
         assert rec.tier == "silver" and rec.card_status == "active"
         with t.local.engine.connect() as conn:
             programs = sorted(r[0] for r in conn.execute(text("SELECT program_id FROM programs")))
-        assert programs == ["p-all", "p-s1"]
+        assert programs == ["chain", "store:S1"]
         assert ("members", 1, 1) in seen
 
     def test_bootstrap_leaves_card_indexes_in_place(self, central: Central,
@@ -260,6 +259,5 @@ class TestClock:
         assert abs(report.clock_offset_ms - 3_600_000) < 5_000
         learnt = t.local.sync_identity().clock_offset_ms
         assert learnt is not None and abs(learnt - 3_600_000) < 5_000
-        row = next(r for r in terminals.central.store.terminals()
-                   if r["terminal_id"] == t.terminal_id)
-        assert abs(row["clock_offset_ms"] - 3_600_000) < 5_000
+        row = terminals.central.store.terminal_health(t.terminal_id)
+        assert abs(row.clock_offset_ms - 3_600_000) < 5_000

@@ -355,7 +355,7 @@ class TestRefundAndVoid:
         # 40 to take back, 9 held: 31 pts bought back for 0.31 kept from the 20.00 refund
         assert (back["points"], back["balance_after"], back["deducted"]) == (-9, 0, 31)
         assert [(k, p) for k, p, ref in cafe.ledger("M-SPEND") if "refund" in ref] == [
-            ("reversal", -40), ("adjust", 31)]
+            ("reversal", -40), ("reversal", 31)]
 
     def test_void_open_refuse_committed_and_status(self, cafe: Till) -> None:
         """An open sale is voided (repeatably), a committed one is refused, status says which."""

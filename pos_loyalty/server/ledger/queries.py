@@ -17,19 +17,21 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, or_, select, update
 
-from pos_loyalty.errors import AuthError, StoreError
+from pos_loyalty.errors import AuthError
 from pos_loyalty.ids import uuid7
+from pos_loyalty.rules.refund import COVER_MARK
 from pos_loyalty.server.checks import (
     REFUND_MARK,
     BatchState,
     MemberFacts,
+    RefundFacts,
     SaleFacts,
     Verdict,
     check_event,
     note_sale,
     sale_ref,
 )
-from pos_loyalty.server.db import Database, pg_binary
+from pos_loyalty.server.db import Database, Refused, pg_binary
 from pos_loyalty.server.stores.queries import policy_in
 from pos_loyalty.server.terminals.queries import TerminalAuth
 from pos_loyalty.store.central_models import (
@@ -320,6 +322,12 @@ def _batch_state(db: Database, conn: Connection, terminal_id: str, store_id: str
                 sale.earned += int(points)
             elif kind == "redeem":
                 sale.redeemed += -int(points)
+            elif kind == "reversal" and txn_ref.endswith(COVER_MARK):
+                key = (member_id, txn_ref.removesuffix(COVER_MARK))
+                state.refunds.setdefault(key, RefundFacts()).covered += int(points)
+            elif kind == "reversal" and int(points) < 0:
+                state.refunds.setdefault((member_id, txn_ref),
+                                         RefundFacts()).taken += -int(points)
             elif kind == "reversal" and int(points) > 0:
                 sale.recredited += int(points)
     return state
@@ -385,28 +393,47 @@ def _advance_terminal(conn: Connection, terminal_id: str, acked: int,
     return acked
 
 
-def adjust_points(db: Database, member_id: str, points: int, reason: str = "adjust") -> str:
-    """A central adjustment by store IT (ledger event of terminal 'central').
+def central_event(member_id: str, points: int, reason: str, now: datetime,
+                  note: str = "") -> dict[str, Any]:
+    """A ledger row central writes itself (terminal ``central``), applied at once."""
+    return {"member_id": member_id, "event_id": str(uuid7()), "terminal_id": CENTRAL_TERMINAL,
+            "store_id": CENTRAL_TERMINAL, "terminal_seq": 0, "kind": "adjust",
+            "points": points, "txn_ref": reason[:140], "terminal_time": now,
+            "received_at": now, "offline": False, "flags": "", "status": "applied",
+            "reason": "", "review_note": note[:200]}
 
-    Returns its event id; StoreError for a member central does not know.
+
+def adjust_points(db: Database, member_id: str, points: int, reason: str = "adjust", *,
+                  actor: str = "", allow_negative: bool = True) -> str:
+    """A central adjustment by store IT: an ``adjust`` ledger row of terminal ``central``
+    whose ``txn_ref`` is the reason and ``review_note`` who made it (the audit trail).
+
+    Returns its event id; StoreError for an unknown member, an empty reason, zero points,
+    or (``allow_negative=False``) a debit larger than the balance.
     """
+    if not reason.strip():
+        raise Refused("a reason is required to adjust points", status=422)
+    if points == 0:
+        raise Refused("an adjustment of 0 points changes nothing", status=422)
     now = db.clock()
-    event_id = str(uuid7())
+    row = central_event(member_id, points, reason, now, f"by {actor}" if actor else "")
 
     def tx(conn: Connection) -> None:
         known = conn.execute(select(Member.member_id).where(
             Member.member_id == member_id)).first()
         if known is None:
-            raise StoreError(f"unknown member {member_id}")
-        conn.execute(db.insert(LedgerEvent).values(
-            member_id=member_id, event_id=event_id, terminal_id=CENTRAL_TERMINAL,
-            store_id=CENTRAL_TERMINAL, terminal_seq=0, kind="adjust", points=points,
-            txn_ref=reason[:140], terminal_time=now, received_at=now, offline=False,
-            flags="", status="applied", reason="", review_note=""))
+            raise Refused(f"unknown member {member_id}", status=404)
+        if not allow_negative and points < 0:
+            bal = int(conn.execute(select(Balance.balance).where(
+                Balance.member_id == member_id).with_for_update()).scalar() or 0)
+            if bal + points < 0:
+                raise Refused(f"member {member_id} has {bal} points; cannot take "
+                              f"{-points}")
+        conn.execute(db.insert(LedgerEvent).values(**row))
         apply_deltas(db, conn, {member_id: points})
 
     db.write(tx)
-    return event_id
+    return str(row["event_id"])
 
 
 def balance(db: Database, member_id: str) -> int:

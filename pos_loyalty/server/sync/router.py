@@ -24,6 +24,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 async def horizon(auth: TerminalDep, store: StoreDep,
                   counts: bool = False) -> HorizonPublic:
     """The bound for this pull round; with ``counts`` also how many rows lie below it."""
+    await run_in_threadpool(store.activate_programs)  # scheduled versions now due
     until = await run_in_threadpool(store.horizon)
     n = await run_in_threadpool(store.counts, until) if counts else None
     return HorizonPublic(until=until, counts=n, server_time=aware(store.clock()))

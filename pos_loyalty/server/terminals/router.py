@@ -1,17 +1,27 @@
-"""Terminal enrollment: a one-time code in, the terminal's credential out."""
+"""Terminals: enrollment (a one-time code in, the credential out) and heartbeats."""
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import asdict, replace
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.errors import AuthError
 from pos_loyalty.server.db import aware
-from pos_loyalty.server.deps import StoreDep
-from pos_loyalty.server.schemas import EnrollCreate, EnrollPublic, ErrorPublic
+from pos_loyalty.server.deps import AdminDep, StoreDep, TerminalDep
+from pos_loyalty.server.logs import escape_controls
+from pos_loyalty.server.schemas import (
+    EnrollCreate,
+    EnrollPublic,
+    ErrorPublic,
+    HeartbeatCreate,
+    HeartbeatPublic,
+)
+from pos_loyalty.server.terminals.queries import Heartbeat
 from pos_loyalty.server.throttle import FailureThrottle
 
 router = APIRouter(tags=["enrollment"])
@@ -38,3 +48,31 @@ async def enroll(request: Request, body: EnrollCreate, store: StoreDep) -> Enrol
         raise
     return EnrollPublic(terminal_id=e.terminal_id, store_id=e.store_id,
                         credential=e.credential, server_time=aware(store.clock()))
+
+
+@router.post("/v1/terminal/heartbeat", response_model=HeartbeatPublic, tags=["terminals"],
+             responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic},
+                        422: {"model": ErrorPublic}})
+async def heartbeat(body: HeartbeatCreate, auth: TerminalDep,
+                    store: StoreDep) -> HeartbeatPublic:
+    """Record the terminal's state (see ``pos-loyalty admin terminal list``)."""
+    beat = Heartbeat(**body.model_dump())
+    beat = replace(beat, last_error=escape_controls(beat.last_error)[:200])
+    at = await run_in_threadpool(store.record_heartbeat, auth, beat)
+    return HeartbeatPublic(server_time=aware(at))
+
+
+@router.get("/v1/admin/terminals", tags=["admin: terminals"],
+            responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic}})
+async def terminals(store: StoreDep, _admin: AdminDep,
+                    stale_after_s: int = 300) -> dict[str, Any]:
+    """Every terminal with its last heartbeat and a stale flag."""
+    rows = await run_in_threadpool(lambda: store.list_terminals(stale_after_s=stale_after_s))
+    return {"terminals": [asdict(r) for r in rows]}
+
+
+@router.get("/v1/admin/terminals/{terminal_id}", tags=["admin: terminals"],
+            responses={401: {"model": ErrorPublic}, 403: {"model": ErrorPublic},
+                       404: {"model": ErrorPublic}})
+async def terminal(terminal_id: str, store: StoreDep, _admin: AdminDep) -> dict[str, Any]:
+    return asdict(await run_in_threadpool(store.terminal_health, terminal_id))
