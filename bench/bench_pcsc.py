@@ -1,8 +1,9 @@
 """PC/SC backend read time through a real pcscd with the vpcd virtual reader.
 
 Taps an NTAG213 member card, a phone's Type 4 card emulation and an NTAG 424 DNA (SUN) on
-the virtual reader, each ``--taps`` times, with ``PcscReader.run`` producing TapEvents, and
-records ``read_ms`` (card connected -> UID and NDEF read) and the APDUs each read needed.
+the virtual reader, each ``--taps`` times, with the reader pipeline (``Reader`` on a
+``pcsc:`` path) producing TapEvents, and records ``read_ms`` (card connected -> UID and NDEF
+read and verified) and the APDUs each read needed.
 Baseline, measured in the same run on the same card and reader: a bare ``FF CA`` (get UID)
 APDU round trip through pcscd. The ratio read / (APDUs x baseline) shows what the backend
 adds on top of the APDU exchanges it cannot avoid.
@@ -26,10 +27,11 @@ import time
 from pathlib import Path
 
 from pos_loyalty.errors import ReaderError
-from pos_loyalty.nfc import pcsc, sun
+from pos_loyalty.nfc import sun
 from pos_loyalty.nfc.cardformat import member_card_ndef
 from pos_loyalty.nfc.demo_keys import DEMO_ISSUER, demo_trust
 from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna, PhoneCard
 from pos_loyalty.nfc.sim.vcard import (
     IsoCard,
@@ -101,7 +103,7 @@ def main() -> None:
             stop = threading.Event()
             trust = dataclasses.replace(
                 demo_trust(), uri_verifiers=(sun_uri_verifier(keys, sun.MemoryCounterStore()),))
-            reader = pcsc.PcscReader(f"pcsc:{stack.reader}", trust=trust, debounce_s=0.0)
+            reader = Reader(f"pcsc:{stack.reader}", trust=trust, debounce_s=0.0)
             thread = threading.Thread(target=reader.run, args=(events.put, stop))
             thread.start()
             with VpcdCardEmulator(stack.port) as slot:

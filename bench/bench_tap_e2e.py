@@ -53,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, TagEmulator() as rf, PtyBridge() as bridge:
         config = TerminalConfig(data_dir=Path(tmp), reader_path=f"udp:127.0.0.1:{rf.port}",
                                 debounce_s=0.0, serial_port=bridge.terminal_path,
-                                baudrate=args.baud)
+                                baudrate=args.baud, simulation=True)
         daemon = TerminalDaemon(config)
         t0 = time.perf_counter()
         seed_members(daemon.store, args.members)

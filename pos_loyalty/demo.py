@@ -65,7 +65,7 @@ class DemoRun:
         config = TerminalConfig(
             terminal_id="T-DEMO", data_dir=workdir, reader_path=f"udp:127.0.0.1:{rf.port}",
             debounce_s=0.0, serial_port=bridge.terminal_path,
-            db_url=f"sqlite:///{workdir / 'terminal.db'}",
+            db_url=f"sqlite:///{workdir / 'terminal.db'}", simulation=True,
         )
         self.daemon = TerminalDaemon(config)
         seed_demo_members(self.daemon.store)

@@ -112,7 +112,8 @@ class CardTrust:
 
     ``issuer_keys`` are raw 32-byte Ed25519 public keys. ``accept_legacy_uid`` lets tags that
     carry no NDEF at all (MIFARE Classic and other UID-only cards already in customers' wallets)
-    through as members with ``card_id`` = the UID in upper-case hex and ``verified=False``.
+    through as members with no ``card_id`` (the terminal looks them up by UID only) and
+    ``verified=False`` (they earn, but redeem only where store IT allows it).
     ``uri_verifiers`` are asked, in order, about URI records that are not our signed product
     format (e.g. a SUN checker that also records counters to refuse replays).
     """
@@ -290,7 +291,9 @@ def classify(uid: bytes, tag_type: str, ndef: bytes | None,
     uidhex = uid.hex().upper()
     if ndef is None:
         if trust.accept_legacy_uid and uid:
-            return TapEvent("member", uidhex, tag_type, card_id=uidhex, verified=False)
+            # looked up by UID only (card_id None): a card number that happens to equal
+            # the UID hex must not be reachable by a tag that proves nothing
+            return TapEvent("member", uidhex, tag_type, verified=False)
         if tag_type.startswith(_LEGACY_TYPES):
             return _refused(uidhex, tag_type,
                             f"{tag_type} UID-only card: legacy cards are not enabled here")

@@ -268,10 +268,12 @@ def check_reader(path: str, wait_s: float, trust_keys: tuple[str, ...]) -> int:
     from pos_loyalty.errors import ReaderError
     from pos_loyalty.nfc.cardformat import CardTrust
     from pos_loyalty.nfc.events import TapEvent
-    from pos_loyalty.nfc.reader import Reader, open_frontend
+    from pos_loyalty.nfc.nfcpy_source import open_frontend
+    from pos_loyalty.nfc.reader import Reader
 
     try:
-        trust = CardTrust.from_hex(trust_keys) if trust_keys else None
+        # no keys given: read and show the card, trusting no issuer (not even the demo)
+        trust = CardTrust.from_hex(trust_keys)
         clf = open_frontend(path)
     except ValueError as exc:
         click.echo(f"ERROR [reader] bad --trust-key: {exc}")
@@ -314,7 +316,7 @@ def check_reader(path: str, wait_s: float, trust_keys: tuple[str, ...]) -> int:
 @click.option("--wait", "wait_s", type=click.FloatRange(1, 600), default=15.0,
               show_default=True, help="Seconds to wait for the tap with --reader.")
 @click.option("--trust-key", "trust_keys", multiple=True,
-              help="Issuer public key (hex) to verify the tapped card with (default: demo).")
+              help="Issuer public key (hex) to verify the tapped card with (default: none).")
 def doctor(as_json: bool, reader_path: str | None, wait_s: float,
            trust_keys: tuple[str, ...]) -> None:
     """List NFC readers and serial ports, and say what is missing and how to fix it."""

@@ -12,16 +12,16 @@ Device paths: ``pcsc`` or ``pcsc:0`` (first reader), ``pcsc:<n>``, ``pcsc:<name 
 (e.g. ``pcsc:ACS ACR1252``, case-insensitive substring of the PC/SC reader name).
 
 The card-reading logic (:func:`read_card`) is pure over a ``transmit`` function; the
-:class:`PcscReader` loop is the thin pyscard edge, with the same ``run(on_tap, stop)`` as the
-nfcpy :class:`~pos_loyalty.nfc.reader.Reader`, which hands ``pcsc`` paths to it (the daemon
-only ever opens a Reader). pyscard's errors become
+:class:`PcscSource` loop is the thin pyscard edge, a
+:class:`~pos_loyalty.nfc.source.TagSource` like the nfcpy one: the reader pipeline
+(:class:`~pos_loyalty.nfc.reader.Reader`, what the daemon opens) classifies and debounces
+its reads exactly as it does nfcpy's. pyscard's errors become
 :class:`~pos_loyalty.errors.ReaderError`; pyscard itself is imported only when a PC/SC reader
 is used (it is the optional ``pcsc`` extra).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -30,9 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pos_loyalty.errors import ReaderError
-from pos_loyalty.nfc.cardformat import CardTrust, classify
-from pos_loyalty.nfc.demo_keys import demo_trust
-from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.nfc.source import TagRead, TagSink
 
 log = logging.getLogger(__name__)
 
@@ -271,95 +269,81 @@ def list_readers() -> list[str]:
         scard.SCardReleaseContext(ctx)
 
 
-class PcscReader:
-    """Sense loop over one PC/SC reader, with the interface of the nfcpy ``Reader``.
+def tag_read(read: CardRead) -> TagRead:
+    """The source-neutral read of a PC/SC card read: an exchange that broke off is a failed
+    read (tap again); "blank", "foreign" or "UID-only" are what the card is, for classify()."""
+    error = read.error or ""
+    failed = error if read.ndef is None and any(
+        w in error for w in ("failed", "cannot", "unreadable")) else None
+    return TagRead(read.uid, read.tag_type, read.ndef, failed=failed,
+                   started=read.read_done - read.read_ms / 1000.0, done=read.read_done)
 
-    Each card presented is read once and classified with the same pure
-    :func:`~pos_loyalty.nfc.cardformat.classify` the nfcpy reader uses, so both backends give
-    identical TapEvents (NTAG 424 DNA SUN tags too, through ``trust.uri_verifiers``).
-    A card left on the reader is one tap; a card that comes back within ``debounce_s`` of
-    last being seen is not reported again. Losing the reader or pcscd is survived:
-    the loop reconnects every ``retry_s`` until ``stop`` is set.
+
+class PcscSource:
+    """:class:`~pos_loyalty.nfc.source.TagSource` over one PC/SC reader (through pcscd).
+
+    Each card presented is read once and handed to the sink; a card left on the reader is
+    one read, and the sink hears when it is taken away. A read the sink wants again is
+    repeated while the card stays. Losing the reader or pcscd is survived: the loop
+    reconnects every ``retry_s`` until ``stop`` is set.
     """
 
-    def __init__(self, path: str, *, trust: CardTrust | None = None,
-                 debounce_s: float = 1.0, on_state: Callable[[bool], None] | None = None,
-                 poll_s: float = 0.2, retry_s: float = 0.25, read_len: int = 16,
-                 read_attempts: int = 5) -> None:
+    def __init__(self, path: str, *, poll_s: float = 0.2, retry_s: float = 0.25,
+                 read_len: int = 16, read_attempts: int = 5) -> None:
         self.path = path
         self.selector = parse_device_path(path)
-        self.trust = trust      # None: the demo issuer, and only once run() classifies
-        self.debounce_s = debounce_s
         self.poll_s = poll_s
         self.retry_s = retry_s
         self.read_len = read_len
         self.read_attempts = read_attempts
-        self._on_state = on_state
         self.reader_name: str | None = None
         self.opened = 0     # times a PC/SC context with our reader was set up
-        self.taps = 0
         self.errors = 0
-        self._last_uid: bytes | None = None
-        self._last_seen = 0.0       # monotonic time the last card was read or taken away
+        self._drop = threading.Event()
 
-    def run(self, on_tap: Callable[[TapEvent], None], stop: threading.Event) -> None:
-        """Block reporting taps as TapEvents until ``stop`` is set; ``on_tap`` runs here."""
-        trust = self.trust
-        if trust is None:
-            log.warning("no card trust configured: accepting demo-key cards (simulation only)")
-            trust = demo_trust()
+    @property
+    def is_open(self) -> bool:
+        return self.reader_name is not None
 
-        def deliver(read: CardRead) -> None:
-            event = classify(read.uid, read.tag_type, read.ndef, trust)
-            event = dataclasses.replace(event, read_done=read.read_done, read_ms=read.read_ms)
-            try:
-                on_tap(event)
-            except Exception:
-                self.errors += 1
-                log.exception("tap handler failed for %s", event.uid)
+    def reconnect(self) -> None:
+        self._drop.set()  # the loop lets go of the reader at its next poll
 
-        self.run_reads(deliver, stop)
-
-    def run_reads(self, on_read: Callable[[CardRead], None], stop: threading.Event) -> None:
-        """Block reporting raw card reads until ``stop`` is set; ``on_read`` runs here."""
+    def run(self, sink: TagSink, stop: threading.Event) -> None:
         scard = _scard()
         while not stop.is_set():
+            sink.beat()
             rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
             if rc != scard.SCARD_S_SUCCESS:
                 stop.wait(self.retry_s)
                 continue
             try:
-                self._watch(scard, ctx, on_read, stop)
+                self._watch(scard, ctx, sink, stop)
             except _Gone:
                 stop.wait(self.retry_s)
             finally:
                 scard.SCardReleaseContext(ctx)
                 if self.reader_name is not None:
                     self.reader_name = None
-                    self._state(False)
+                    sink.on_state(False)
 
-    def _state(self, up: bool) -> None:
-        if self._on_state is not None:
-            try:
-                self._on_state(up)
-            except Exception:
-                log.exception("reader state callback failed")
-
-    def _watch(self, scard: Any, ctx: Any, on_read: Callable[[CardRead], None],
-               stop: threading.Event) -> None:
+    def _watch(self, scard: Any, ctx: Any, sink: TagSink, stop: threading.Event) -> None:
         rc, names = scard.SCardListReaders(ctx, [])
         name = choose_reader(list(names), self.selector) if rc == scard.SCARD_S_SUCCESS \
             else None
         if name is None:
             raise _Gone
         self.reader_name = name
+        self._drop.clear()
         self.opened += 1
         log.info("PC/SC reader open: %s", name)
-        self._state(True)
+        sink.on_state(True)
         state = scard.SCARD_STATE_UNAWARE
         present = False
         timeout_ms = int(self.poll_s * 1000)
         while not stop.is_set():
+            sink.beat()
+            if self._drop.is_set():
+                raise _Gone
             rc, states = scard.SCardGetStatusChange(ctx, timeout_ms, [(name, state)])
             if rc == scard.SCARD_E_TIMEOUT:
                 continue
@@ -372,21 +356,25 @@ class PcscReader:
             now_present = bool(event & scard.SCARD_STATE_PRESENT) and \
                 not event & scard.SCARD_STATE_MUTE
             if now_present and not present:
-                read = self._read_retrying(scard, ctx, name, bytes(atr), stop)
-                if read is not None and self._fresh(read):
-                    self.taps += 1
-                    on_read(read)
+                self._deliver(scard, ctx, name, bytes(atr), sink, stop)
             elif present and not now_present:
-                self._last_seen = time.monotonic()
+                sink.on_present()  # taken away: the debounce counts from now
             present = now_present
 
+    def _deliver(self, scard: Any, ctx: Any, name: str, atr: bytes, sink: TagSink,
+                 stop: threading.Event) -> None:
+        """Read the card and hand it over; read it again while the sink asks and it stays."""
+        read = self._read_retrying(scard, ctx, name, atr, stop, first=True)
+        while read is not None and not sink.on_read(tag_read(read)):
+            read = self._read_retrying(scard, ctx, name, atr, stop, first=False)
+
     def _read_retrying(self, scard: Any, ctx: Any, name: str, atr: bytes,
-                       stop: threading.Event) -> CardRead | None:
+                       stop: threading.Event, *, first: bool) -> CardRead | None:
         """Read the card, trying again while it stays present: a reader (or pcscd) can fail
         one exchange when a card is swapped between two of its presence polls."""
         for attempt in range(self.read_attempts):
-            if attempt:
-                if stop.wait(self.retry_s):
+            if attempt or not first:
+                if stop.wait(self.retry_s if attempt else 0):
                     return None
                 rc, states = scard.SCardGetStatusChange(ctx, 0, [(name, 0)])
                 if rc != scard.SCARD_S_SUCCESS or not states[0][1] & scard.SCARD_STATE_PRESENT:
@@ -397,14 +385,6 @@ class PcscReader:
                 return read
             self.errors += 1
         return None
-
-    def _fresh(self, read: CardRead) -> bool:
-        """False for the card that was last seen less than ``debounce_s`` ago (a re-tap)."""
-        now = time.monotonic()
-        repeat = bool(read.uid) and read.uid == self._last_uid and \
-            now - self._last_seen < self.debounce_s
-        self._last_uid, self._last_seen = read.uid, now
-        return not repeat
 
     def _read(self, scard: Any, ctx: Any, name: str, atr: bytes) -> CardRead | None:
         start = time.perf_counter()

@@ -21,7 +21,7 @@ import nfc.tag.tt2_nxp
 from pos_loyalty.errors import CardError, ReaderError
 from pos_loyalty.nfc.cardformat import CardTrust, classify
 from pos_loyalty.nfc.events import TapEvent
-from pos_loyalty.nfc.reader import open_frontend, tag_type_name
+from pos_loyalty.nfc.nfcpy_source import open_frontend, tag_type_name
 
 
 @dataclass(frozen=True)

@@ -572,8 +572,9 @@ def check_sun_uri(uri: str, keys: Iterable[SunKeyEntry],
                         result.uid, result.counter)
     uid_hex = picc_data.uid.hex().upper()
     if entry.kind == "member":
+        # no card number on the tag: the verified UID itself is what the store looks up
         return SunIdentity("member", uid=uid_hex, counter=result.counter,
-                           card_id=fields.get("card") or uid_hex, verified=True)
+                           card_id=fields.get("card"), verified=True)
     return SunIdentity("product", uid=uid_hex, counter=result.counter, product=fields,
                        verified=True)
 

@@ -1,4 +1,5 @@
-"""``pos-loyalty tag verify-sun``: check one NTAG 424 DNA SUN message by hand (store IT).
+"""``pos-loyalty tag verify-sun``: check one NTAG 424 DNA SUN message by hand (store IT);
+``pos-loyalty tag sun-key``: the per-tag file read key to provision on a tag.
 
 Prints a few readable lines, then ONE JSON object on the last line (scripts read that line).
 An invalid message, bad hex or a wrong length all print ``{"valid": false, "reason": ...}``
@@ -12,6 +13,7 @@ import json
 import click
 
 from pos_loyalty.nfc import sun
+from pos_loyalty.nfc.diversify import tag_key
 
 
 def _hex(name: str, text: str) -> bytes:
@@ -83,9 +85,36 @@ def verify_sun(meta_key: str, file_key: str, picc: str | None, cmac: str | None,
         raise click.exceptions.Exit(1)
 
 
+@click.command("sun-key")
+@click.option("--file-master-key", required=True,
+              help="The chain's SUN file master key ([sun] file_master_key), 32 hex digits.")
+@click.option("--uid", required=True, help="The tag's 7-byte UID, 14 hex digits.")
+@click.option("--system-id", default="pos-loyalty", show_default=True,
+              help="The [sun] system_id of the terminals' config.")
+def sun_key(file_master_key: str, uid: str, system_id: str) -> None:
+    """Print the SDM file read key to provision on one NTAG 424 DNA (AN10922, per tag).
+
+    Terminals configured with the same master key and system id derive the same key from
+    the UID the tag mirrors, so no per-tag key list is kept anywhere.
+    """
+    try:
+        master = _hex("--file-master-key", file_master_key)
+        uid_b = _hex("--uid", uid)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if len(master) != 16:
+        raise click.BadParameter("must be 32 hex digits", param_hint="--file-master-key")
+    if len(uid_b) != sun.UID_LEN:
+        raise click.BadParameter("an NTAG 424 DNA UID is 14 hex digits", param_hint="--uid")
+    if not system_id.isascii() or not 1 <= len(system_id) <= 24:
+        raise click.BadParameter("1-24 ASCII characters", param_hint="--system-id")
+    click.echo(tag_key(master, uid_b, system_id.encode("ascii")).hex().upper())
+
+
 @click.group()
 def tag() -> None:
     """Product tags: write and check them."""
 
 
 tag.add_command(verify_sun)
+tag.add_command(sun_key)

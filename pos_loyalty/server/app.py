@@ -30,6 +30,7 @@ from pos_loyalty.server.config import Settings
 from pos_loyalty.server.health import router as health
 from pos_loyalty.server.ledger import router as ledger
 from pos_loyalty.server.schemas import PushCreate
+from pos_loyalty.server.sun import router as sun
 from pos_loyalty.server.sync import router as sync
 from pos_loyalty.server.terminals import router as enroll
 from pos_loyalty.server.throttle import FailureThrottle
@@ -142,7 +143,7 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     app.state.settings = settings
     app.state.enroll_throttle = FailureThrottle(settings.enroll_failures,
                                                 settings.enroll_window_s)
-    for module in (health, enroll, ledger, sync):
+    for module in (health, enroll, ledger, sync, sun):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)

@@ -208,6 +208,20 @@ class ChangeClock(CentralBase):
     value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class SunCounter(CentralBase):
+    """The highest NTAG 424 DNA read counter any terminal of the chain accepted per tag UID;
+    terminals pull it so a SUN URL read once is refused at every other terminal."""
+
+    __tablename__ = "sun_counters"
+    __table_args__ = (Index("ix_sun_counters_change", "change_xid", "uid"),)
+
+    uid: Mapped[str] = mapped_column(String(20), primary_key=True)  # upper-case hex
+    counter: Mapped[int] = mapped_column(BigInteger)
+    terminal_id: Mapped[str] = mapped_column(String(64))  # who reported the highest one
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
 # -- the store IT console: accounts, sessions, audit log ------------------------------------
 
 

@@ -143,3 +143,17 @@ class ProgramDoc(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     body: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class SunCounter(Base):
+    """The highest NTAG 424 DNA read counter accepted for a tag UID, here or anywhere in the
+    chain (pulled from central): a SUN URL at or below it is a replay.
+
+    ``pushed`` is false while central has not acknowledged this counter.
+    """
+
+    __tablename__ = "sun_counters"
+
+    uid: Mapped[str] = mapped_column(String(20), primary_key=True)  # upper-case hex
+    counter: Mapped[int] = mapped_column(Integer)
+    pushed: Mapped[bool] = mapped_column(Boolean, default=False)

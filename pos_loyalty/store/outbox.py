@@ -24,9 +24,10 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pos_loyalty.errors import StoreError
+from pos_loyalty.store import sun_counters
+from pos_loyalty.store.entities import PULL_ENTITIES
 from pos_loyalty.store.models import Base, LedgerEvent, TerminalState
 from pos_loyalty.store.sqlite import read, write
-from pos_loyalty.sync.entities import PULL_ENTITIES
 
 
 @dataclass(frozen=True)
@@ -230,3 +231,5 @@ def _apply_rows(conn: Connection, entity: str, rows: Sequence[Sequence[Any]],
           "VALUES (?, ?, ?, ?, ?) ON CONFLICT(program_id) DO UPDATE SET "
           "store_id = excluded.store_id, name = excluded.name, body = excluded.body, "
           "version = excluded.version", [tuple(r) for r in rows])
+    elif entity == "sun_counters":
+        sun_counters.apply_pulled(conn, rows)

@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 
 from pos_loyalty.errors import SyncError
+from pos_loyalty.store import sun_counters
+from pos_loyalty.store.entities import NAMES as ENTITIES
 from pos_loyalty.store.local import LocalStore, PendingEvent
-from pos_loyalty.sync.entities import NAMES as ENTITIES
 from pos_loyalty.sync.policy import offset_sample_ms, smooth_offset_ms
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -130,6 +131,10 @@ class SyncClient:
         return self._call("POST", "/v1/ledger/push", content=json.dumps(payload),
                           headers={"Content-Type": "application/json"})
 
+    def push_sun_counters(self, counters: list[tuple[str, int]]) -> dict[str, Any]:
+        return self._call("POST", "/v1/sun/counters", json={
+            "counters": [{"uid": uid, "counter": n} for uid, n in counters]})
+
     def horizon(self, *, counts: bool = False) -> dict[str, Any]:
         return self._call("GET", "/v1/sync/horizon", params={"counts": counts})
 
@@ -212,6 +217,7 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
             offset = smooth_offset_ms(offset, client.last_offset_sample)
         if len(acked) < len(events):
             raise SyncError("central did not acknowledge every event of the batch")
+    push_sun_counters(store, client)
     hz = client.horizon(counts=progress is not None)
     until = int(hz["until"])
     totals: dict[str, int] = hz.get("counts") or {}
@@ -231,6 +237,18 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
     store.record_sync(now=now(), clock_offset_ms=offset)
     report.pending_after = store.pending_count()
     return report
+
+
+def push_sun_counters(store: LocalStore, client: SyncClient) -> None:
+    """Tell central the SUN read counters accepted here, so every terminal refuses replays."""
+    while True:
+        counters = sun_counters.unpushed(store.engine)
+        if not counters:
+            return
+        client.push_sun_counters(counters)
+        sun_counters.mark_pushed(store.engine, counters)
+        if len(counters) < sun_counters.MAX_PUSH:
+            return
 
 
 def _pull_all(store: LocalStore, client: SyncClient, report: SyncReport,

@@ -10,7 +10,7 @@ from types import FrameType
 
 import click
 
-from pos_loyalty.config import load_config, with_overrides
+from pos_loyalty.config import check_card_keys, load_config, with_overrides
 from pos_loyalty.errors import ConfigError, LoyaltyError
 
 
@@ -22,9 +22,11 @@ from pos_loyalty.errors import ConfigError, LoyaltyError
 @click.option("--db", help="Local store URL, e.g. sqlite:///terminal.db.")
 @click.option("--demo-members", is_flag=True,
               help="Seed the demo members into an empty store (for simulated setups).")
+@click.option("--simulation", is_flag=True,
+              help="Simulated hardware: trust the published demo card keys (never in a shop).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details.")
 def run(config_file: str | None, serial: str | None, reader: str | None, db: str | None,
-        demo_members: bool, verbose: bool) -> None:
+        demo_members: bool, simulation: bool, verbose: bool) -> None:
     """Run the terminal daemon until SIGTERM or SIGINT."""
     from pos_loyalty.terminal.daemon import TerminalDaemon, tune_for_latency
     from pos_loyalty.terminal.demo_data import seed_demo_members
@@ -32,13 +34,19 @@ def run(config_file: str | None, serial: str | None, reader: str | None, db: str
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = with_overrides(load_config(config_file), serial=serial, reader=reader, db=db)
+        config = with_overrides(load_config(config_file), serial=serial, reader=reader, db=db,
+                                simulation=simulation)
     except ConfigError as exc:
         click.echo(f"pos-loyalty: config error: {exc}", err=True)
         sys.exit(2)
     if not config.serial_port:
         click.echo("pos-loyalty: no serial port: give --serial or set serial.port in the "
                    "config file", err=True)
+        sys.exit(2)
+    try:
+        check_card_keys(config)  # no key, no start: the demo keys only in a simulation
+    except ConfigError as exc:
+        click.echo(f"pos-loyalty: config error: {exc}", err=True)
         sys.exit(2)
     tune_for_latency()
     try:

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pos_loyalty.config import TerminalConfig
+from pos_loyalty.config import TerminalConfig, check_card_keys
 from pos_loyalty.errors import (
     LocalProtocolError,
     ReaderError,
@@ -25,14 +25,16 @@ from pos_loyalty.errors import (
 )
 from pos_loyalty.migrations import upgrade_terminal
 from pos_loyalty.nfc.cardformat import CardTrust
-from pos_loyalty.nfc.demo_keys import demo_trust
+from pos_loyalty.nfc.demo_keys import DEMO_PUBLIC_KEY, DEMO_SUN_KEYS
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.nfc.sdnotify import Watchdog, notify
-from pos_loyalty.nfc.sun import MemoryCounterStore
+from pos_loyalty.nfc.sun import CounterStore, SunKeyEntry
+from pos_loyalty.nfc.sunuri import sun_key_entries, sun_uri_verifier
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, in_timezone, load_program
 from pos_loyalty.store import LocalStore
+from pos_loyalty.store.sun_counters import StoreCounters
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.service import TerminalService, error_message
 
@@ -74,15 +76,25 @@ def tune_for_latency() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
-def card_trust(config: TerminalConfig) -> CardTrust:
-    """Issuer keys from the config; with none, the simulation-only demo issuer."""
-    if config.issuer_keys:
-        return CardTrust.from_hex(config.issuer_keys,
-                                  accept_legacy_uid=config.accept_legacy_uid)
-    log.warning("no cards.issuer_keys configured: trusting the demo issuer (simulation only)")
-    # demo NTAG 424 DNA SUN tags verify too; their counters live as long as the process
-    return demo_trust(accept_legacy_uid=config.accept_legacy_uid,
-                      sun_counters=MemoryCounterStore())
+def card_trust(config: TerminalConfig, sun_counters: CounterStore) -> CardTrust:
+    """What this terminal trusts: the configured issuer and SUN keys, nothing by default.
+
+    ConfigError (naming ``cards.issuer_keys``) when no key is configured. The published demo
+    keys are trusted only in an explicit simulation (``[cards] simulation`` or
+    ``--simulation``). SUN read counters are checked and recorded in ``sun_counters``.
+    """
+    check_card_keys(config)
+    issuers = [bytes.fromhex(k) for k in config.issuer_keys]
+    sun: list[SunKeyEntry] = []
+    if config.sun_keys is not None:
+        sun.extend(sun_key_entries(config.sun_keys))
+    if config.simulation:
+        log.warning("simulation: trusting the published demo card keys; never in a shop")
+        issuers.append(DEMO_PUBLIC_KEY)
+        sun.extend(DEMO_SUN_KEYS)
+    verifiers = (sun_uri_verifier(sun, sun_counters),) if sun else ()
+    return CardTrust(tuple(issuers), accept_legacy_uid=config.accept_legacy_uid,
+                     uri_verifiers=verifiers)
 
 
 class TerminalDaemon:
@@ -100,7 +112,8 @@ class TerminalDaemon:
         if identity.server_url and identity.credential:  # enrolled with a central server
             self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
                                    config.sync_interval_s)
-        self.service = TerminalService(self.store, program)
+        self.service = TerminalService(self.store, program,
+                                       legacy_uid_redeem=config.legacy_uid_redeem)
         self._work: queue.Queue[_Work] = queue.Queue()
         self._stop = threading.Event()
         self._expiry_todo: deque[str] = deque()
@@ -112,7 +125,8 @@ class TerminalDaemon:
             config.serial_port, self._from_till, role="terminal", baudrate=config.baudrate,
             peer_id=config.terminal_id,
         )
-        self.reader = Reader(config.reader_path, trust=card_trust(config),
+        self.sun_counters = StoreCounters(config.resolved_db_url)
+        self.reader = Reader(config.reader_path, trust=card_trust(config, self.sun_counters),
                              debounce_s=config.debounce_s)
         self._reader_thread = threading.Thread(
             target=self._read_loop, name="nfc-reader", daemon=True)
@@ -188,6 +202,7 @@ class TerminalDaemon:
                 self.sync.stop()
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
+            self.sun_counters.close()
             self.store.close()
 
     def _plan_expiry(self) -> None:

@@ -78,9 +78,13 @@ class TerminalService:
     def __init__(
         self, store: LocalStore, program: Program = DEFAULT_PROGRAM, *,
         clock: Callable[[], datetime] = _utcnow,
-        offline_policy: OfflinePolicy | None = None,
+        offline_policy: OfflinePolicy | None = None, legacy_uid_redeem: bool = False,
     ) -> None:
         self.store = store
+        # members last identified by a tap that proved nothing (a legacy UID-only card):
+        # they earn, and redeem only where store IT set cards.legacy_uid_redeem
+        self.legacy_uid_redeem = legacy_uid_redeem
+        self._unverified: set[str] = set()
         self.clock = clock
         self.offline_policy = offline_policy or OfflinePolicy()
         self.session = TillSession()
@@ -131,6 +135,10 @@ class TerminalService:
             return {"type": "card.refused", "uid": tap.uid,
                     "reason": f"card {member.card_id} is {member.card_status}"}
         self.session.identify(member)
+        if tap.verified:
+            self._unverified.discard(member.member_id)
+        else:
+            self._unverified.add(member.member_id)
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
         return {
             "type": "member.identified", "card_id": member.card_id,
@@ -236,6 +244,9 @@ class TerminalService:
         if txn.member is None:
             raise _Refused("refused", "no member card on this sale: tap the card before "
                            "redeeming points")
+        if txn.member.member_id in self._unverified and not self.legacy_uid_redeem:
+            raise _Refused("refused", "this card cannot be verified (a UID-only card): it "
+                           "earns points but cannot redeem them at this store")
         now = self.clock()
         view = self._view(txn)
         assert txn.basket is not None

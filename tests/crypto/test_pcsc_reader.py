@@ -18,6 +18,7 @@ from pos_loyalty.nfc import pcsc, sun
 from pos_loyalty.nfc.cardformat import member_card_ndef
 from pos_loyalty.nfc.demo_keys import DEMO_ISSUER, demo_trust
 from pos_loyalty.nfc.events import TapEvent
+from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna, PhoneCard, Type4Tag
 from pos_loyalty.nfc.sim.vcard import (
     CARD_NAME_MIFARE_CLASSIC_1K,
@@ -30,6 +31,7 @@ from pos_loyalty.nfc.sim.vcard import (
     pcsc_stack_missing,
     storage_card_atr,
 )
+from pos_loyalty.nfc.source import TagRead
 from pos_loyalty.nfc.sunuri import sun_uri_verifier
 
 H = bytes.fromhex
@@ -176,17 +178,37 @@ def pcsc_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualPcsc
     stack.stop()
 
 
-class Session:
-    """A PcscReader running in a thread with a virtual card on the vpcd reader."""
+class Collect:
+    """A TagSink that keeps every raw read (no classification, no debounce)."""
 
-    def __init__(self, env: VirtualPcscStack, debounce_s: float = 0.0) -> None:
-        self.reads: queue.Queue[pcsc.CardRead] = queue.Queue()
-        self.stop = threading.Event()
+    def __init__(self) -> None:
+        self.reads: queue.Queue[TagRead] = queue.Queue()
         self.states: list[bool] = []
-        self.reader = pcsc.PcscReader(f"pcsc:{env.reader}", trust=demo_trust(),
-                                      debounce_s=debounce_s, on_state=self.states.append)
-        self.thread = threading.Thread(target=self.reader.run_reads,
-                                       args=(self.reads.put, self.stop))
+
+    def on_read(self, read: TagRead) -> bool:
+        self.reads.put(read)
+        return True
+
+    def on_present(self) -> None:
+        pass
+
+    def beat(self) -> None:
+        pass
+
+    def on_state(self, up: bool) -> None:
+        self.states.append(up)
+
+
+class Session:
+    """The PC/SC tag source running in a thread, a virtual card on the vpcd reader."""
+
+    def __init__(self, env: VirtualPcscStack) -> None:
+        self.sink = Collect()
+        self.reads = self.sink.reads
+        self.states = self.sink.states
+        self.stop = threading.Event()
+        self.source = pcsc.PcscSource(f"pcsc:{env.reader}")
+        self.thread = threading.Thread(target=self.source.run, args=(self.sink, self.stop))
         self.card = VpcdCardEmulator(env.port)
 
     def __enter__(self) -> Session:
@@ -198,10 +220,37 @@ class Session:
         self.stop.set()
         self.thread.join(timeout=10)
 
-    def tap(self, card: StorageCard | IsoCard, timeout: float = 10.0) -> pcsc.CardRead:
+    def tap(self, card: StorageCard | IsoCard, timeout: float = 10.0) -> TagRead:
         self.card.insert(card)
         try:
             return self.reads.get(timeout=timeout)
+        finally:
+            self.card.remove()
+
+
+class Taps:
+    """The reader pipeline (classify, debounce) on the PC/SC source; TapEvents in order."""
+
+    def __init__(self, env: VirtualPcscStack, debounce_s: float = 0.0) -> None:
+        self.events: queue.Queue[TapEvent] = queue.Queue()
+        self.stop = threading.Event()
+        self.reader = Reader(f"pcsc:{env.reader}", trust=demo_trust(), debounce_s=debounce_s)
+        self.thread = threading.Thread(target=self.reader.run, args=(self.events.put, self.stop))
+        self.card = VpcdCardEmulator(env.port)
+
+    def __enter__(self) -> Taps:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.card.close()
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+    def tap(self, card: StorageCard | IsoCard, timeout: float = 10.0) -> TapEvent:
+        self.card.insert(card)
+        try:
+            return self.events.get(timeout=timeout)
         finally:
             self.card.remove()
 
@@ -216,7 +265,7 @@ class TestThroughPcscd:
         with Session(pcsc_setup) as s:
             read = s.tap(ntag())
         assert (read.uid, read.tag_type, read.ndef) == (NTAG_UID, "NTAG213", message())
-        assert read.read_ms > 0
+        assert read.done > read.started > 0 and read.failed is None
 
     def test_phone_card_through_pcscd(self, pcsc_setup: VirtualPcscStack) -> None:
         """A phone's Type 4 card emulation is read through pcscd with T=1 APDUs."""
@@ -250,27 +299,27 @@ class TestThroughPcscd:
                 s.reads.get(timeout=1.5)
 
     def test_debounce_same_uid(self, pcsc_setup: VirtualPcscStack) -> None:
-        """The same card presented again within the debounce time is not a second read."""
-        with Session(pcsc_setup, debounce_s=60.0) as s:
-            assert s.tap(ntag()).uid == NTAG_UID
+        """The same card presented again within the debounce time is not a second tap."""
+        with Taps(pcsc_setup, debounce_s=60.0) as s:
+            assert s.tap(ntag()).uid == NTAG_UID.hex().upper()
             s.card.insert(ntag())
             with pytest.raises(queue.Empty):
-                s.reads.get(timeout=2.0)
+                s.events.get(timeout=2.0)
             s.card.remove()
             other = StorageCard(H("04F1F2F3F4F5F6"), ntag_memory(H("04F1F2F3F4F5F6"), message()))
-            assert s.tap(other).uid == H("04F1F2F3F4F5F6")
+            assert s.tap(other).uid == "04F1F2F3F4F5F6"
 
     def test_debounce_counts_from_removal(self, pcsc_setup: VirtualPcscStack) -> None:
         """A card held longer than the debounce time and put back at once is still one tap:
         the debounce runs from when the card was last seen, not from when it was read."""
-        with Session(pcsc_setup, debounce_s=3.0) as s:
+        with Taps(pcsc_setup, debounce_s=3.0) as s:
             s.card.insert(ntag())
-            assert s.reads.get(timeout=10).uid == NTAG_UID
+            assert s.events.get(timeout=10).uid == NTAG_UID.hex().upper()
             s.stop.wait(3.5)
             s.card.remove()
             s.card.insert(ntag())
             with pytest.raises(queue.Empty):
-                s.reads.get(timeout=1.5)
+                s.events.get(timeout=1.5)
 
     def test_reading_resumes_after_pcscd_restart(self, pcsc_setup: VirtualPcscStack) -> None:
         """pcscd going away and coming back (reader unplugged and replugged) is survived."""
@@ -278,10 +327,10 @@ class TestThroughPcscd:
             pytest.skip("uses the system pcscd, which the tests do not restart")
         with Session(pcsc_setup) as s:
             assert s.tap(ntag()).uid == NTAG_UID
-            opened = s.reader.opened
+            opened = s.source.opened
             pcsc_setup.restart()
             assert s.tap(ntag(), timeout=20).uid == NTAG_UID
-            assert s.reader.opened > opened
+            assert s.source.opened > opened
             assert s.states[:3] == [True, False, True]
 
 
@@ -292,8 +341,7 @@ class TestTapEvents:
                  **trust: bool) -> list[TapEvent]:
         events: queue.Queue[TapEvent] = queue.Queue()
         stop = threading.Event()
-        reader = pcsc.PcscReader(f"pcsc:{env.reader}", trust=demo_trust(**trust),
-                                 debounce_s=0.0)
+        reader = Reader(f"pcsc:{env.reader}", trust=demo_trust(**trust), debounce_s=0.0)
         thread = threading.Thread(target=reader.run, args=(events.put, stop))
         thread.start()
         out = []
@@ -330,7 +378,8 @@ class TestTapEvents:
         (refused,) = self.run_taps(pcsc_setup, [classic])
         (member,) = self.run_taps(pcsc_setup, [classic], accept_legacy_uid=True)
         assert refused.kind == "refused" and "legacy" in (refused.reason or "")
-        assert (member.kind, member.card_id, member.verified) == ("member", "A1B2C3D4", False)
+        assert (member.kind, member.uid, member.card_id, member.verified) == (
+            "member", "A1B2C3D4", None, False)
 
     def test_ntag424_product_and_cloned_replay(self, pcsc_setup: VirtualPcscStack) -> None:
         """An NTAG 424 DNA tap is a verified product; its URL copied onto a static tag is
@@ -340,7 +389,7 @@ class TestTapEvents:
         stop = threading.Event()
         trust = dataclasses.replace(
             demo_trust(), uri_verifiers=(sun_uri_verifier(KEYS, sun.MemoryCounterStore()),))
-        reader = pcsc.PcscReader(f"pcsc:{pcsc_setup.reader}", trust=trust, debounce_s=0.0)
+        reader = Reader(f"pcsc:{pcsc_setup.reader}", trust=trust, debounce_s=0.0)
         thread = threading.Thread(target=reader.run, args=(events.put, stop))
         thread.start()
         try:

@@ -131,3 +131,32 @@ class TestVerifySunCommand:
         result = CliRunner().invoke(main, ["tag", "verify-sun", "--meta-key", ZERO,
                                            "--file-key", ZERO, "--cmac", AN1[3]])
         assert result.exit_code == 2
+
+
+class TestSunKey:
+    def test_a_tag_with_that_key_verifies(self) -> None:
+        """A tag provisioned with the printed key verifies with it, and the terminal's
+        config (same master key, default system id) opens it too."""
+        from pos_loyalty.nfc import sun
+
+        master, uid = "0F" * 16, "04A0B1C2D3E4F5"
+        key = CliRunner().invoke(main, ["tag", "sun-key", "--file-master-key", master,
+                                        "--uid", uid]).output.strip()
+        msg = sun.generate_sun(bytes(16), bytes.fromhex(key), bytes.fromhex(uid), 9)
+        code, out, _ = run("--meta-key", ZERO, "--file-key", key, "--picc", msg.picc.hex(),
+                           "--cmac", msg.cmac.hex())
+        assert code == 0 and out["uid"] == uid and out["counter"] == 9
+        from pos_loyalty.config import SunKeys
+        from pos_loyalty.nfc.sunuri import sun_key_entries
+
+        (entry,) = sun_key_entries(SunKeys(bytes(16), bytes.fromhex(master), b"pos-loyalty",
+                                           member_url="https://m.example/m"))
+        assert entry.file_key_for(bytes.fromhex(uid)).hex().upper() == key
+
+    def test_bad_input_is_a_usage_error(self) -> None:
+        """A short key or a UID that is not 7 bytes is a usage error, not a traceback."""
+        for args in (["--file-master-key", "00" * 15, "--uid", "04A0B1C2D3E4F5"],
+                     ["--file-master-key", ZERO, "--uid", "04A0B1C2"],
+                     ["--file-master-key", "zz", "--uid", "04A0B1C2D3E4F5"]):
+            result = CliRunner().invoke(main, ["tag", "sun-key", *args])
+            assert result.exit_code == 2 and "Traceback" not in result.output

@@ -166,10 +166,11 @@ class TestRefusals:
         assert event.kind == "refused" and event.reason and "legacy" in event.reason
 
     def test_legacy_accepted_unverified(self) -> None:
-        """With legacy cards on, the UID is the card number and verified is False."""
+        """With legacy cards on, a UID-only card is a member known by its UID only, unverified."""
         trust = demo_trust(accept_legacy_uid=True)
         event = classify(b"\x1a\x2b\x3c\x4d", "MIFARE Classic", None, trust)
-        assert (event.kind, event.card_id, event.verified) == ("member", "1A2B3C4D", False)
+        assert (event.kind, event.uid, event.card_id, event.verified) == (
+            "member", "1A2B3C4D", None, False)
 
     def test_oversized_refused(self) -> None:
         """Absurdly long NDEF data is refused without decoding."""

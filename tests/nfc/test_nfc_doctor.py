@@ -10,6 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pos_loyalty.cli import main
+from pos_loyalty.nfc.demo_keys import DEMO_PUBLIC_KEY_HEX
 from pos_loyalty.nfc.doctor import Facts, SerialPort, UsbDevice, diagnose
 from pos_loyalty.nfc.sdnotify import Watchdog, notify, watchdog_interval
 from pos_loyalty.nfc.sim import cards
@@ -94,10 +95,18 @@ class TestDoctorReaderCheck:
         """doctor --reader opens the reader and reports the card tapped on it."""
         tag = cards.member_card("DOC-1")
         emulator.present(tag)
-        res = CliRunner().invoke(main, ["doctor", "--reader", emulator.path, "--wait", "5"])
+        res = CliRunner().invoke(main, ["doctor", "--reader", emulator.path, "--wait", "5",
+                                        "--trust-key", DEMO_PUBLIC_KEY_HEX])
         emulator.remove()
         assert f"member NTAG213 uid {tag.uid.hex().upper()}" in res.output
         assert "card DOC-1 (verified)" in res.output
+
+    def test_trusts_no_issuer_unless_told(self, emulator: TagEmulator) -> None:
+        """Without --trust-key even a demo-signed card is shown as from an unknown issuer."""
+        emulator.present(cards.member_card("DOC-2"))
+        res = CliRunner().invoke(main, ["doctor", "--reader", emulator.path, "--wait", "5"])
+        emulator.remove()
+        assert "refused NTAG213" in res.output and "unknown issuer" in res.output
 
     def test_no_tap_is_reported(self, emulator: TagEmulator) -> None:
         """With nothing tapped doctor --reader says so and exits 1."""

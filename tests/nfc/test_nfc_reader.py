@@ -126,13 +126,13 @@ class TestReaderTaps:
     def test_legacy_card_accepted_unverified_when_enabled(
         self, make_session: Callable[..., ReaderSession],
     ) -> None:
-        """With legacy UID cards enabled the UID is the card id and verified is False."""
+        """With legacy UID cards enabled the card is known by its UID only, unverified."""
         session = make_session(trust=demo_trust(accept_legacy_uid=True))
         tag = cards.legacy_card()
         event = session.tap(tag)
         assert event.kind == "member"
         assert event.verified is False
-        assert event.card_id == tag.uid.hex().upper()
+        assert (event.uid, event.card_id) == (tag.uid.hex().upper(), None)
 
     def test_sequence_of_taps_each_reported(self, session: ReaderSession) -> None:
         """Different cards tapped one after another are each reported once, in order."""

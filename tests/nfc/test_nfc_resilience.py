@@ -9,6 +9,7 @@ import time
 import pytest
 
 from pos_loyalty.errors import ReaderError
+from pos_loyalty.nfc.cardformat import CardTrust
 from pos_loyalty.nfc.demo_keys import demo_trust
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
@@ -136,4 +137,4 @@ class TestOpenAndClose:
     def test_unusable_path_is_reader_error(self, path: str) -> None:
         """A path nfcpy can never open is refused at construction with ReaderError."""
         with pytest.raises(ReaderError, match="reader path"):
-            Reader(path)
+            Reader(path, trust=CardTrust())

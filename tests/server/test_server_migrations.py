@@ -82,7 +82,7 @@ class TestTerminalMigrations:
         """A new terminal database migrated from nothing equals the local models."""
         url = f"sqlite:///{tmp_path / 't.db'}"
         upgrade_terminal(url)
-        assert current_revision(url) == "t0003"
+        assert current_revision(url) == "t0006"
         assert _diff(url, Base.metadata) == []
 
     def test_store_made_by_create_all_is_adopted(self, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ class TestTerminalMigrations:
         url = f"sqlite:///{tmp_path / 't.db'}"
         LocalStore(url).close()
         upgrade_terminal(url)
-        assert current_revision(url) == "t0003"
+        assert current_revision(url) == "t0006"
         assert _diff(url, Base.metadata) == []
 
     def test_baseline_store_gains_sync_columns_and_keeps_its_rows(self, tmp_path: Path) -> None:
@@ -135,4 +135,4 @@ class TestTerminalMigrations:
         out = subprocess.run([sys.executable, "-m", "pos_loyalty", "db", "upgrade", flag, url],
                              capture_output=True, text=True, env=env)
         assert out.returncode == 0, out.stderr
-        assert "t0003" in out.stdout
+        assert "t0006" in out.stdout

@@ -14,7 +14,8 @@ URL = "mysql://loyalty:s3cret@db.example/loyalty"
 
 
 @pytest.mark.parametrize("args", [
-    ["run", "--serial", "/dev/null", "--reader", "udp:127.0.0.1:9", "--db", URL],
+    ["run", "--simulation", "--serial", "/dev/null", "--reader", "udp:127.0.0.1:9",
+     "--db", URL],
     ["db", "upgrade", "--terminal", URL],
     ["enroll", "http://127.0.0.1:9", "ABCD-EFGH", "--db", URL],
 ], ids=["run", "db-upgrade", "enroll"])

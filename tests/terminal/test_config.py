@@ -49,7 +49,7 @@ port = "/dev/serial/by-id/usb-FTDI-if00"
 baudrate = 9600
 [cards]
 accept_legacy_uid = true
-issuer_keys = ["00ff"]
+issuer_keys = ["e5c7ddffd7b721e2ad76b4b44619879cea375aa4067facd944ddcd6a62ec3313"]
 [program]
 file = "program.toml"
 """)
@@ -59,7 +59,8 @@ file = "program.toml"
         assert config.debounce_s == 0.5
         assert config.baudrate == 9600
         assert config.accept_legacy_uid is True
-        assert config.issuer_keys == ("00ff",)
+        assert config.issuer_keys == (
+            "e5c7ddffd7b721e2ad76b4b44619879cea375aa4067facd944ddcd6a62ec3313",)
         assert config.program_file == str(tmp_path / "program.toml")
 
 

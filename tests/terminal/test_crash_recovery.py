@@ -102,7 +102,7 @@ class TestKillNineDuringSales:
         with SyncClient(term.server_url, term.credential) as client:
             assert run_sync(term.local, client).ok  # bootstrap: the member reaches the till
         conf = tmp_path / "terminal.toml"
-        conf.write_text("[sync]\ninterval_s = 0.5\n")
+        conf.write_text("[cards]\nsimulation = true\n[sync]\ninterval_s = 0.5\n")
         rng = random.Random(20261123)
         baskets: list[list[dict[str, Any]]] = [
             [{"sku": f"SKU-{i}", "qty": 1 + i % 3, "unit_price": 150 + 37 * i,

@@ -20,7 +20,7 @@ class TestTillAway:
         with TagEmulator() as rf, PtyBridge() as bridge:
             daemon = TerminalDaemon(TerminalConfig(
                 data_dir=tmp_path, reader_path=f"udp:127.0.0.1:{rf.port}",
-                serial_port=bridge.terminal_path, debounce_s=0.0))
+                serial_port=bridge.terminal_path, debounce_s=0.0, simulation=True))
             daemon.start()
             worker = threading.Thread(target=daemon.run)
             worker.start()

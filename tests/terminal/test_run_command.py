@@ -39,8 +39,9 @@ class TestRunDaemon:
         """The daemon answers the till for taps and sales, then exits 0 on SIGTERM."""
         rf, bridge, tmp = rig
         db = tmp / "terminal.db"
-        proc = cli("run", "--serial", bridge.terminal_path, "--reader", f"udp:127.0.0.1:{rf.port}",
-                   "--db", f"sqlite:///{db}", "--demo-members")
+        proc = cli("run", "--simulation", "--serial", bridge.terminal_path,
+                   "--reader", f"udp:127.0.0.1:{rf.port}", "--db", f"sqlite:///{db}",
+                   "--demo-members")
         try:
             with SimulatedTill(bridge.till_path, pos_id="POS-7") as till:
                 till.wait_link_up(timeout=20)
@@ -75,7 +76,7 @@ class TestSystemd:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.bind(sock_path)
             sock.settimeout(30)
-            proc = cli("run", "--serial", bridge.terminal_path, "--reader",
+            proc = cli("run", "--simulation", "--serial", bridge.terminal_path, "--reader",
                        f"udp:127.0.0.1:{rf.port}", "--db", f"sqlite:///{tmp / 't.db'}",
                        env={**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": sock_path,
                             "WATCHDOG_USEC": "400000"})
@@ -109,7 +110,7 @@ class TestStartupErrors:
 
     def test_unopenable_serial_port_is_one_line(self, tmp_path: Path) -> None:
         """A serial port that does not exist is reported in one line, exit 1."""
-        proc = cli("run", "--serial", str(tmp_path / "no-such-tty"), "--reader",
+        proc = cli("run", "--simulation", "--serial", str(tmp_path / "no-such-tty"), "--reader",
                    "udp:127.0.0.1:9", "--db", f"sqlite:///{tmp_path / 't.db'}")
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
@@ -127,7 +128,7 @@ class TestProgramFile:
         cafe = ROOT / "examples" / "programs" / "cafe.toml"
         conf.write_text(f'[terminal]\nid = "T-CAFE"\ndata_dir = "{tmp}"\n'
                         f'[program]\nfile = "{cafe}"\n')
-        proc = cli("run", "--config", str(conf), "--serial", bridge.terminal_path,
+        proc = cli("run", "--simulation", "--config", str(conf), "--serial", bridge.terminal_path,
                    "--reader", f"udp:127.0.0.1:{rf.port}", "--demo-members")
         try:
             with SimulatedTill(bridge.till_path, pos_id="POS-7") as till:
@@ -155,7 +156,7 @@ class TestProgramFile:
         prog.write_text('[program]\nname = "X"\n\n[[rule]]\nkind = "earn"\npoints = "many"\n')
         conf = tmp_path / "terminal.toml"
         conf.write_text(f'[terminal]\ndata_dir = "{tmp_path}"\n[program]\nfile = "{prog}"\n')
-        proc = cli("run", "--config", str(conf), "--serial", str(tmp_path / "tty"))
+        proc = cli("run", "--simulation", "--config", str(conf), "--serial", str(tmp_path / "tty"))
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
         assert f"{prog}:6" in err and "points" in err and "Traceback" not in err
@@ -171,7 +172,7 @@ class TestSimPty:
             terminal_side = cable.stdout.readline().split(":", 1)[1].strip()
             till_side = cable.stdout.readline().split(":", 1)[1].strip()
             with TagEmulator() as rf:
-                daemon = cli("run", "--serial", terminal_side, "--reader",
+                daemon = cli("run", "--simulation", "--serial", terminal_side, "--reader",
                              f"udp:127.0.0.1:{rf.port}", "--db",
                              f"sqlite:///{tmp_path / 't.db'}", "--demo-members")
                 with SimulatedTill(till_side) as till:

@@ -333,7 +333,7 @@ class TestMigration:
         with pytest.raises(StoreError, match="db upgrade --terminal"):
             LocalStore(url)
         upgrade_terminal(url)
-        assert current_revision(url) == "t0003"
+        assert current_revision(url) == "t0006"
         store = LocalStore(url)
         store.close()
 

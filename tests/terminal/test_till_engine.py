@@ -62,7 +62,8 @@ class Till:
         config = TerminalConfig(
             terminal_id="T-TEST", data_dir=tmp, reader_path=f"udp:127.0.0.1:{rf.port}",
             debounce_s=0.0, serial_port=bridge.terminal_path,
-            db_url=f"sqlite:///{tmp / 'terminal.db'}", program_file=str(prog))
+            db_url=f"sqlite:///{tmp / 'terminal.db'}", program_file=str(prog),
+            simulation=True)
         self.rf = rf
         self.config = config
         self.daemon = TerminalDaemon(config)

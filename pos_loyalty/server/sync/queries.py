@@ -11,8 +11,8 @@ from sqlalchemy import ColumnElement, func, or_, select, tuple_
 
 from pos_loyalty.server.db import MAX_INT64, Database
 from pos_loyalty.server.terminals.queries import TerminalAuth
-from pos_loyalty.store.central_models import Balance, Card, Member, Program, Tier
-from pos_loyalty.sync.entities import PULL_ENTITIES, PullEntity
+from pos_loyalty.store.central_models import Balance, Card, Member, Program, SunCounter, Tier
+from pos_loyalty.store.entities import PULL_ENTITIES, PullEntity
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ _MODELS: dict[str, tuple[Any, Callable[[TerminalAuth], ColumnElement[bool]] | No
     "balances": (Balance, None),
     "tiers": (Tier, None),
     "programs": (Program, _store_programs),
+    "sun_counters": (SunCounter, None),
 }
 
 ENTITIES: dict[str, EntitySpec] = {

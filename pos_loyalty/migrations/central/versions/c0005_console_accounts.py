@@ -1,7 +1,7 @@
 """store IT console: users, their stores, sessions, audit log
 
 Revision ID: c0005
-Revises: c0002
+Revises: c0003
 Create Date: 2026-11-30 06:50:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c0005"
-down_revision = "c0002"
+down_revision = "c0003"
 branch_labels = None
 depends_on = None
 

@@ -28,6 +28,7 @@ PULL_ENTITIES: tuple[PullEntity, ...] = (
     PullEntity("tiers", "tier_id", ("tier_id", "name", "body")),
     PullEntity("programs", "program_id", ("program_id", "store_id", "name", "body",
                                           "version")),
+    PullEntity("sun_counters", "uid", ("uid", "counter")),
 )
 
 BY_NAME: dict[str, PullEntity] = {e.name: e for e in PULL_ENTITIES}

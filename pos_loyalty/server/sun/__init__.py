@@ -1,0 +1,1 @@
+"""NTAG 424 DNA SUN read counters shared by the chain."""
