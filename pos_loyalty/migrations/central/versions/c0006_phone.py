@@ -1,0 +1,79 @@
+"""the customer's phone: product tag taps, coupons, registrations, NPS answers
+
+Revision ID: c0006
+Revises: c0005
+Create Date: 2026-11-30 07:10:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "c0006"
+down_revision = "c0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "phone_taps",
+        sa.Column("tap_id", sa.String(length=36), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=True),
+        sa.Column("sku", sa.String(length=32), nullable=False),
+        sa.Column("uid", sa.String(length=20), nullable=True),
+        sa.Column("result", sa.String(length=16), nullable=False),
+        sa.Column("counter", sa.BigInteger(), nullable=True),
+        sa.Column("store_id", sa.String(length=64), nullable=True),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint("tap_id"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    op.create_index("ix_phone_taps_day", "phone_taps", ["day", "sku"])
+    op.create_index("ix_phone_taps_uid", "phone_taps", ["uid"])
+    op.create_table(
+        "phone_coupons",
+        sa.Column("code", sa.String(length=16), nullable=False),
+        sa.Column("uid", sa.String(length=20), nullable=False),
+        sa.Column("sku", sa.String(length=32), nullable=False),
+        sa.Column("percent", sa.Integer(), nullable=False),
+        sa.Column("issued_at", sa.DateTime(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.Column("redeemed_at", sa.DateTime(), nullable=True),
+        sa.Column("redeemed_by", sa.String(length=64), nullable=True),
+        sa.Column("redeemed_txn", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("code"),
+        sa.UniqueConstraint("uid"),
+    )
+    op.create_table(
+        "phone_registrations",
+        sa.Column("uid", sa.String(length=20), nullable=False),
+        sa.Column("sku", sa.String(length=32), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("purchased_on", sa.Date(), nullable=True),
+        sa.Column("tap_id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("uid"),
+    )
+    op.create_table(
+        "phone_nps",
+        sa.Column("uid", sa.String(length=20), nullable=False),
+        sa.Column("sku", sa.String(length=32), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("tap_id", sa.String(length=36), nullable=False),
+        sa.Column("answered_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("uid"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("phone_nps")
+    op.drop_table("phone_registrations")
+    op.drop_table("phone_coupons")
+    op.drop_index("ix_phone_taps_uid", table_name="phone_taps")
+    op.drop_index("ix_phone_taps_day", table_name="phone_taps")
+    op.drop_table("phone_taps")

@@ -1,0 +1,242 @@
+"""The phone pages: ``/p/<product>`` (what a product tag opens), its visit page and forms.
+
+``GET /p/<product>?<tag data>`` checks the tag (see ``verify``), records the tap (see
+``queries``) and shows the product with what the tag proved. Genuine and signed taps get a
+visit token (in the form actions, valid for an hour) with which the warranty and NPS forms
+post; each post answers with a redirect to the visit page (``/p/<product>/t/<token>``).
+Limits: page views per tag and per client address, form posts per client address (429).
+Pages are plain HTML (no script, nothing from another site), English or Hebrew.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from pos_loyalty.catalog.folder import IMAGE_TYPES, Catalog
+from pos_loyalty.nfc.cardformat import valid_product
+from pos_loyalty.server.central import CentralStore
+from pos_loyalty.server.config import PhoneConfig
+from pos_loyalty.server.phone import queries
+from pos_loyalty.server.phone.verify import TagKeys, prove
+from pos_loyalty.server.throttle import FailureThrottle
+from pos_loyalty.web import LOCALE_DIR as WEB_LOCALE
+from pos_loyalty.web import csrf
+from pos_loyalty.web.forms import FormErrors, text
+from pos_loyalty.web.i18n import N_, Catalogs
+from pos_loyalty.web.pages import Pages
+
+HERE = Path(__file__).resolve().parent
+log = logging.getLogger("pos_loyalty.server.phone")
+router = APIRouter(include_in_schema=False)
+MAX_FORM_BYTES = 4096
+_EMAIL_MAX = 254
+
+
+@dataclass
+class Phone:
+    """The phone pages' long-lived parts: keys, catalog, templates, throttles."""
+
+    store: CentralStore
+    config: PhoneConfig
+    keys: TagKeys
+    catalog: Catalog
+    pages: Pages
+    tag_views: FailureThrottle
+    client_views: FailureThrottle
+    client_posts: FailureThrottle
+
+    @classmethod
+    def build(cls, store: CentralStore, config: PhoneConfig) -> Phone:
+        pages = Pages([HERE / "templates"], Catalogs([HERE / "locale", WEB_LOCALE]),
+                      globals={"home_url": "#main"})
+        w = config.window_s
+        return cls(store, config, TagKeys.build(config.sun, config.issuer_keys),
+                   Catalog(config.catalog_dir), pages,
+                   FailureThrottle(config.taps_per_tag, w),
+                   FailureThrottle(config.taps_per_client, w),
+                   FailureThrottle(config.posts_per_client, w))
+
+
+def install(app: FastAPI, store: CentralStore, config: PhoneConfig) -> None:
+    app.state.phone = Phone.build(store, config)
+    app.include_router(router)
+
+
+def _phone(request: Request) -> Phone:
+    phone: Phone = request.app.state.phone
+    return phone
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _limited(phone: Phone, request: Request, throttle: FailureThrottle,
+             key: str) -> Response | None:
+    """A 429 page if ``key`` used up its allowance, else count this use."""
+    now = time.monotonic()
+    wait = throttle.retry_after(key, now)
+    if wait > 0:
+        return _message(phone, request, 429, N_("Too many requests"),
+                        N_("Please try again later."), {"Retry-After": str(int(wait) + 1)})
+    throttle.failed(key, now)
+    return None
+
+
+def _message(phone: Phone, request: Request, status: int, title: str, body: str,
+             headers: dict[str, str] | None = None) -> Response:
+    lang = phone.pages.language(request)
+    return phone.pages.response(request, "phone/message.html", {
+        "title": phone.pages.gettext(lang, title), "body": phone.pages.gettext(lang, body),
+        "errors": None, "notice": None}, status=status, headers=headers)
+
+
+def _page(phone: Phone, request: Request, sku: str, v: queries.Visit, token: str | None, *,
+          errors: FormErrors | None = None, values: dict[str, str] | None = None,
+          notice: str | None = None, status: int = 200) -> Response:
+    base = f"/p/{sku}/t/{token}" if token else None
+    tokens = {}
+    if token is not None:
+        tokens = {name: csrf.token(token, f"{base}/{name}") for name in ("warranty", "nps")}
+    lang = phone.pages.language(request)
+    return phone.pages.response(request, "phone/product.html", {
+        "sku": sku, "product": phone.catalog.product(sku), "visit": v, "base": base,
+        "tokens": tokens, "errors": errors or FormErrors(), "values": values or {},
+        "notice": phone.pages.gettext(lang, notice) if notice else None,
+    }, status=status)
+
+
+@router.get("/p/{sku}")
+async def product_page(sku: str, request: Request) -> Response:
+    """What a product tag opens: the content, and what the tag proved."""
+    phone = _phone(request)
+    if not valid_product(sku):
+        return _message(phone, request, 404, N_("Page not found"),
+                        N_("This link does not lead to a product."))
+    limited = _limited(phone, request, phone.client_views, _client(request))
+    if limited is not None:
+        return limited
+    proof = prove(sku, request.url.query, phone.keys)
+    if proof.uid is not None:
+        limited = _limited(phone, request, phone.tag_views, proof.uid)
+        if limited is not None:
+            return limited
+    if proof.proof == "forged":
+        log.warning("product tag %s refused: %s", sku, proof.reason)
+    token = secrets.token_urlsafe(24)
+    v = await run_in_threadpool(
+        queries.record_tap, phone.store, sku, proof, token,
+        coupon_percent=phone.config.coupon_percent, coupon_days=phone.config.coupon_days)
+    return _page(phone, request, sku, v, token if v.result in ("genuine", "signed") else None)
+
+
+@router.get("/p/{sku}/t/{token}")
+async def visit_page(sku: str, token: str, request: Request, done: str = "") -> Response:
+    """The page of one visit, shown again after a form was sent."""
+    phone = _phone(request)
+    v = await run_in_threadpool(queries.visit, phone.store, sku, token)
+    if v is None:
+        return _message(phone, request, 404, N_("This page has expired"),
+                        N_("Tap the tag on the product again to open it."))
+    notices = {"warranty": N_("Thank you: your product is registered."),
+               "nps": N_("Thank you for your answer.")}
+    return _page(phone, request, sku, v, token, notice=notices.get(done))
+
+
+async def _posted(request: Request, phone: Phone, sku: str, token: str,
+                  form_name: str) -> tuple[queries.Visit, dict[str, str]] | Response:
+    limited = _limited(phone, request, phone.client_posts, _client(request))
+    if limited is not None:
+        return limited
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
+    async with request.form(max_files=0, max_fields=20) as form:
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    action = f"/p/{sku}/t/{token}/{form_name}"
+    if not csrf.valid(token, action, fields.get(csrf.FIELD)):
+        return _message(phone, request, 400, N_("Form expired"),
+                        N_("Tap the tag on the product again to open it."))
+    v = await run_in_threadpool(queries.visit, phone.store, sku, token)
+    if v is None or v.uid is None:
+        return _message(phone, request, 404, N_("This page has expired"),
+                        N_("Tap the tag on the product again to open it."))
+    return v, fields
+
+
+@router.post("/p/{sku}/t/{token}/warranty")
+async def warranty(sku: str, token: str, request: Request) -> Response:
+    """Register the item for its warranty (name, e-mail, optional date of purchase)."""
+    phone = _phone(request)
+    got = await _posted(request, phone, sku, token, "warranty")
+    if isinstance(got, Response):
+        return got
+    v, fields = got
+    errors = FormErrors()
+    name = text(fields, "name")
+    email = text(fields, "email", limit=_EMAIL_MAX + 1)
+    when = text(fields, "purchased_on", limit=20)
+    if not name:
+        errors.add("name", N_("Enter your name"))
+    local, at, domain = email.partition("@")
+    if not (local and at and "." in domain) or len(email) > _EMAIL_MAX or " " in email:
+        errors.add("email", N_("Enter an e-mail address like name@example.com"))
+    purchased: date | None = None
+    if when:
+        try:
+            purchased = date.fromisoformat(when)
+        except ValueError:
+            errors.add("purchased_on", N_("Enter the date as YYYY-MM-DD"))
+        else:
+            if purchased > phone.store.clock().date():
+                errors.add("purchased_on", N_("The date of purchase cannot be in the future"))
+    if errors:
+        lang = phone.pages.language(request)
+        translated = FormErrors({k: phone.pages.gettext(lang, m) for k, m in errors.items()})
+        return _page(phone, request, sku, v, token, errors=translated, status=400,
+                     values={"name": name, "email": email, "purchased_on": when})
+    await run_in_threadpool(queries.register_product, phone.store, v, name, email, purchased)
+    return RedirectResponse(f"/p/{sku}/t/{token}?done=warranty", status_code=303)
+
+
+@router.post("/p/{sku}/t/{token}/nps")
+async def nps(sku: str, token: str, request: Request) -> Response:
+    """The 0-10 question with an optional comment."""
+    phone = _phone(request)
+    got = await _posted(request, phone, sku, token, "nps")
+    if isinstance(got, Response):
+        return got
+    v, fields = got
+    raw = fields.get("score", "")
+    comment = text(fields, "comment", limit=1000)
+    if not raw.isdigit() or not 0 <= int(raw) <= 10:
+        lang = phone.pages.language(request)
+        message = phone.pages.gettext(lang, N_("Choose a number from 0 to 10"))
+        errors = FormErrors({"score": message})
+        return _page(phone, request, sku, v, token, errors=errors, status=400,
+                     values={"comment": comment})
+    await run_in_threadpool(queries.answer_nps, phone.store, v, int(raw), comment)
+    return RedirectResponse(f"/p/{sku}/t/{token}?done=nps", status_code=303)
+
+
+@router.get("/p/{sku}/img/{name}")
+async def image(sku: str, name: str, request: Request) -> Response:
+    """An image of the product's catalog folder."""
+    phone = _phone(request)
+    product = await run_in_threadpool(phone.catalog.product, sku)
+    path = product.images.get(name) if product is not None else None
+    if path is None:
+        return Response(status_code=404)
+    media: Any = IMAGE_TYPES[path.suffix.lower()]
+    return FileResponse(path, media_type=media, headers={
+        "Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"})
