@@ -14,10 +14,11 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from babel.dates import format_date
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -58,13 +59,18 @@ class Phone:
     @classmethod
     def build(cls, store: CentralStore, config: PhoneConfig) -> Phone:
         pages = Pages([HERE / "templates"], Catalogs([HERE / "locale", WEB_LOCALE]),
-                      globals={"home_url": "#main"})
+                      globals={"home_url": "#main", "format_date": _format_date})
         w = config.window_s
         return cls(store, config, TagKeys.build(config.sun, config.issuer_keys),
                    Catalog(config.catalog_dir), pages,
                    FailureThrottle(config.taps_per_tag, w),
                    FailureThrottle(config.taps_per_client, w),
                    FailureThrottle(config.posts_per_client, w))
+
+
+def _format_date(when: datetime, code: str) -> str:
+    """A date as the visitor's language writes it (e.g. 28 Feb 2027)."""
+    return str(format_date(when.date(), "medium", locale=code))
 
 
 def install(app: FastAPI, store: CentralStore, config: PhoneConfig) -> None:
