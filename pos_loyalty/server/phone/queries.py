@@ -74,10 +74,10 @@ def _coupon(conn: Connection, uid: str, now: datetime) -> CouponView | None:
 def _state(conn: Connection, uid: str | None) -> tuple[bool, int | None]:
     if uid is None:
         return False, None
-    registered = conn.execute(select(PhoneRegistration.uid)
-                              .where(PhoneRegistration.uid == uid)).first() is not None
-    score = conn.execute(select(PhoneNps.score).where(PhoneNps.uid == uid)).scalar()
-    return registered, score
+    row = conn.execute(select(
+        select(PhoneRegistration.uid).where(PhoneRegistration.uid == uid).exists(),
+        select(PhoneNps.score).where(PhoneNps.uid == uid).scalar_subquery())).one()
+    return bool(row[0]), row[1]
 
 
 def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
@@ -107,14 +107,20 @@ def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
             sku=sku, uid=proof.uid, result=result, counter=proof.counter, store_id=None,
             at=now, day=now.date()))
         coupon = None
+        fresh = False
         if result == "genuine" and proof.uid is not None:
-            conn.execute(db.insert(PhoneCoupon).values(
+            made = conn.execute(db.insert(PhoneCoupon).values(
                 code=new_coupon_code(), uid=proof.uid, sku=sku, percent=coupon_percent,
                 issued_at=now, expires_at=now + timedelta(days=coupon_days),
                 redeemed_at=None, redeemed_by=None, redeemed_txn=None,
-            ).on_conflict_do_nothing(index_elements=[PhoneCoupon.uid]))
-            coupon = _coupon(conn, proof.uid, now)
-        registered, score = _state(conn, proof.uid if gets_token else None)
+            ).on_conflict_do_nothing(index_elements=[PhoneCoupon.uid]).returning(
+                PhoneCoupon.code, PhoneCoupon.percent, PhoneCoupon.expires_at)).first()
+            if made is not None:  # the tag's first genuine tap: nothing else known of it
+                fresh = True
+                coupon = CouponView(made.code, made.percent, made.expires_at, False)
+            else:
+                coupon = _coupon(conn, proof.uid, now)
+        registered, score = (False, None) if fresh or not gets_token else _state(conn, proof.uid)
         return Visit(tap_id, sku, proof.uid, result, now, coupon, registered, score)
 
     return db.write(tx)
