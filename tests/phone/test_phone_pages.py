@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy import select
@@ -12,7 +13,7 @@ from pos_loyalty.nfc.cardformat import Issuer, product_tag_uri
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna
 from pos_loyalty.server.phone import queries
 from pos_loyalty.store.central_models import PhoneCoupon, SunCounter
-from tests.phone.conftest import ISSUER, SKU, PhoneLive, product_tag
+from tests.phone.conftest import ISSUER, SKU, PhoneLive, phone_config, product_tag, start
 
 UID = bytes.fromhex("04A1B2C3D4E580")
 ACTION = re.compile(r'action="(/p/[^"]+)" method="post" novalidate>\s*'
@@ -186,3 +187,34 @@ class TestLimitsAndLanguage:
         assert "default-src 'none'" in page.headers["content-security-policy"]
         assert not re.search(r'(src|href)="(https?:)?//(?!video\.example|shop\.example)',
                              page.text)
+
+
+class TestRateLimits:
+    def test_per_tag_per_client_and_posts(self, tmp_path: Path, catalog_dir: Path) -> None:
+        """Views of one tag, views from one client and form posts from one client are each
+        capped per window: beyond, a 429 page with Retry-After, and no tap is recorded."""
+        from pos_loyalty.migrations import upgrade_central
+
+        url = f"sqlite:///{tmp_path / 'limits.db'}"
+        upgrade_central(url)
+        config = phone_config(catalog_dir, taps_per_tag=2, taps_per_client=4,
+                              posts_per_client=1)
+        for live in start(url, config):
+            tag = product_tag(UID)
+            assert httpx.get(live.local(tap(tag))).status_code == 200
+            page = httpx.get(live.local(tap(tag)))
+            assert page.status_code == 200
+            third = httpx.get(live.local(tap(tag)))
+            assert third.status_code == 429 and int(third.headers["retry-after"]) > 0
+            assert "Too many requests" in third.text
+            other = product_tag(bytes.fromhex("04A1B2C3D4E583"))
+            assert httpx.get(live.local(tap(other))).status_code == 200  # 4th of the client
+            assert httpx.get(live.local(tap(other))).status_code == 429  # client limit
+            with live.store.read() as conn:
+                counters = dict(conn.execute(select(SunCounter.uid, SunCounter.counter)).all())
+            assert counters == {UID.hex().upper(): 2, "04A1B2C3D4E583": 1}
+            action, token = forms(page.text)["nps"]
+            assert httpx.post(live.url + action, data={"csrf_token": token,
+                                                       "score": "5"}).status_code == 303
+            assert httpx.post(live.url + action, data={"csrf_token": token,
+                                                       "score": "6"}).status_code == 429
