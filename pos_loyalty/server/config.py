@@ -52,7 +52,6 @@ class PhoneConfig:
     catalog_dir: Path | None = None
     coupon_percent: int = 10
     coupon_days: int = 90
-    points_for_engaging: int = 0
     taps_per_tag: int = 30
     taps_per_client: int = 120
     posts_per_client: int = 20
@@ -65,7 +64,7 @@ _PHONE_SECTIONS = {
             "product_url"},
     "cards": {"issuer_keys"},
     "catalog": {"dir"},
-    "phone": {"coupon_percent", "coupon_days", "points_for_engaging", "taps_per_tag",
+    "phone": {"coupon_percent", "coupon_days", "taps_per_tag",
               "taps_per_client", "posts_per_client", "window_s"},
 }
 
@@ -99,7 +98,7 @@ def load_phone_config(path: str | Path) -> PhoneConfig:
     for name in sorted(_PHONE_SECTIONS["phone"]):
         default: int = getattr(PhoneConfig, name)
         value = doc.get(f"phone.{name}", int, default)
-        low = 0 if name == "points_for_engaging" else 1
+        low = 1
         high = 100 if name == "coupon_percent" else 10_000_000
         if not low <= value <= high:
             raise doc.error(f"phone.{name}", f"must be {low}..{high}, got {value}")

@@ -17,9 +17,9 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, case, func, select
 
+from pos_loyalty.nfc.producturl import TagProof
 from pos_loyalty.server.db import Database
 from pos_loyalty.server.ledger.queries import CENTRAL_TERMINAL
-from pos_loyalty.server.phone.verify import TagProof
 from pos_loyalty.store.central_models import (
     PhoneCoupon,
     PhoneNps,

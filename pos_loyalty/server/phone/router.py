@@ -25,10 +25,10 @@ from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.catalog.folder import IMAGE_TYPES, Catalog
 from pos_loyalty.nfc.cardformat import valid_product
+from pos_loyalty.nfc.producturl import TagKeys, prove
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import PhoneConfig
 from pos_loyalty.server.phone import queries
-from pos_loyalty.server.phone.verify import TagKeys, prove
 from pos_loyalty.server.throttle import FailureThrottle
 from pos_loyalty.web import LOCALE_DIR as WEB_LOCALE
 from pos_loyalty.web import csrf

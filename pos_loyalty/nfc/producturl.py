@@ -29,7 +29,7 @@ from typing import Literal
 from cryptography.exceptions import InvalidSignature
 
 from pos_loyalty.config import SunKeys
-from pos_loyalty.nfc.cardformat import CardTrust, product_signed_bytes
+from pos_loyalty.nfc.cardformat import CardTrust, product_signed_bytes, valid_product
 from pos_loyalty.nfc.diversify import tag_key
 from pos_loyalty.nfc.sun import SunKeyEntry, check_sun_uri
 
@@ -101,6 +101,15 @@ def _sun(sku: str, raw_query: str, keys: TagKeys) -> TagProof:
     return TagProof("sun", identity.uid, identity.counter)
 
 
+def parse_product_url(url: str) -> tuple[str, str] | None:
+    """(product code, raw query) of ``https://<host>/p/<product>?<query>``, else None."""
+    base, sep, query = url.partition("?")
+    head, slash, sku = base.rpartition("/p/")
+    if not sep or not slash or not head.startswith("https://") or not valid_product(sku):
+        return None
+    return sku, query
+
+
 def prove(sku: str, raw_query: str, keys: TagKeys) -> TagProof:
     """What the query of ``/p/<sku>?<raw_query>`` proves about the tag; never raises."""
     if len(raw_query) > MAX_QUERY:
@@ -117,3 +126,46 @@ def prove(sku: str, raw_query: str, keys: TagKeys) -> TagProof:
     if {"picc_data", "cmac"} <= names <= {"picc_data", "enc", "cmac"}:
         return _sun(sku, raw_query, keys)
     return TagProof("unverified", reason="no tag data in the link")
+
+
+# -- personalising NTAG 424 DNA product tags ---------------------------------------------------
+
+PLACEHOLDER = "0"
+NLEN_BYTES = 2  # the NDEF file starts with the message length (Type 4 Tag)
+PERSONALISATION_FIELDS = ("uid", "sku", "url", "file_data", "picc_data_offset",
+                          "sdm_mac_input_offset", "enc_offset", "enc_length", "sdm_mac_offset",
+                          "file_read_key")
+
+
+def personalisation(sku: str, uid: bytes, sun: SunKeys) -> dict[str, str]:
+    """One row of the personalisation file an encoder writes a tag from.
+
+    The NDEF file holds one URI record ``<product_url><sku>?picc_data=0..&enc=0..&cmac=0..``;
+    the offsets (from the start of the NDEF file, NLEN included) are where the tag mirrors
+    PICC data, the encrypted ``sku=<sku>`` file data, and the MAC, which covers the text from
+    the ENC data up to the MAC (AN12196's layout, the one central and terminals verify).
+    ``file_read_key`` is the tag's own key, diversified from the master key (AN10922).
+    """
+    import ndef as ndeflib
+
+    from pos_loyalty.nfc.sun import MAC_LEN, PICC_LEN, pack_file_data
+
+    if sun.product_url is None:
+        raise ValueError("the [sun] keys have no product_url")
+    if len(uid) != 7:
+        raise ValueError("an NTAG 424 DNA UID is 7 bytes")
+    data = pack_file_data({"sku": sku})
+    url = (f"{sun.product_url}{sku}?picc_data={PLACEHOLDER * 2 * PICC_LEN}"
+           f"&enc={PLACEHOLDER * 2 * len(data)}&cmac={PLACEHOLDER * 2 * MAC_LEN}")
+    octets = b"".join(ndeflib.message_encoder([ndeflib.UriRecord(url)]))
+    file_ = len(octets).to_bytes(NLEN_BYTES, "big") + octets
+
+    def at(marker: str) -> int:
+        return file_.index(marker.encode("ascii")) + len(marker)
+
+    enc_at = at("&enc=")
+    return {"uid": uid.hex().upper(), "sku": sku, "url": url, "file_data": data.hex().upper(),
+            "picc_data_offset": str(at("?picc_data=")), "sdm_mac_input_offset": str(enc_at),
+            "enc_offset": str(enc_at), "enc_length": str(2 * len(data)),
+            "sdm_mac_offset": str(at("&cmac=")),
+            "file_read_key": tag_key(sun.file_master_key, uid, sun.system_id).hex().upper()}
