@@ -44,7 +44,9 @@ class PhoneConfig:
     Ed25519 public keys (hex) whose signed NTAG21x product tags are genuine. No key is
     trusted by default: with none, every tag is shown as unverified.
     ``taps_per_tag``/``taps_per_client``: page views per tag UID / per client address in
-    ``window_s``; ``posts_per_client``: form posts per client address in ``window_s``.
+    ``window_s``; ``posts_per_client``: form posts per client address in ``window_s``;
+    ``card_failures``: wrong card numbers per client address in ``window_s`` on the member's
+    sign-in page.
     """
 
     sun: SunKeys | None = None
@@ -55,6 +57,7 @@ class PhoneConfig:
     taps_per_tag: int = 30
     taps_per_client: int = 120
     posts_per_client: int = 20
+    card_failures: int = 10
     window_s: int = 3600
     source: str = "<defaults>"
 
@@ -64,7 +67,7 @@ _PHONE_SECTIONS = {
             "product_url"},
     "cards": {"issuer_keys"},
     "catalog": {"dir"},
-    "phone": {"coupon_percent", "coupon_days", "taps_per_tag",
+    "phone": {"coupon_percent", "coupon_days", "taps_per_tag", "card_failures",
               "taps_per_client", "posts_per_client", "window_s"},
 }
 

@@ -341,3 +341,14 @@ class PhoneNps(CentralBase):
     comment: Mapped[str] = mapped_column(Text)
     tap_id: Mapped[str] = mapped_column(String(36))
     answered_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MemberPageSession(CentralBase):
+    """A member signed in to their own page (by card number or a fresh tap of their card)."""
+
+    __tablename__ = "member_page_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)

@@ -1,4 +1,5 @@
-"""The phone pages: ``/p/<product>`` (what a product tag opens), its visit page and forms.
+"""The phone pages: ``/p/<product>`` (what a product tag opens), its visit page and forms;
+``/m``, the member's own page.
 
 ``GET /p/<product>?<tag data>`` checks the tag (see ``verify``), records the tap (see
 ``queries``) and shows the product with what the tag proved. Genuine and signed taps get a
@@ -24,11 +25,11 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.catalog.folder import IMAGE_TYPES, Catalog
-from pos_loyalty.nfc.cardformat import valid_product
+from pos_loyalty.nfc.cardformat import valid_card_id, valid_product
 from pos_loyalty.nfc.producturl import TagKeys, prove
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import PhoneConfig
-from pos_loyalty.server.phone import queries
+from pos_loyalty.server.phone import members, queries
 from pos_loyalty.server.throttle import FailureThrottle
 from pos_loyalty.web import LOCALE_DIR as WEB_LOCALE
 from pos_loyalty.web import csrf
@@ -55,6 +56,7 @@ class Phone:
     tag_views: FailureThrottle
     client_views: FailureThrottle
     client_posts: FailureThrottle
+    member_failures: FailureThrottle
 
     @classmethod
     def build(cls, store: CentralStore, config: PhoneConfig) -> Phone:
@@ -65,7 +67,8 @@ class Phone:
                    Catalog(config.catalog_dir), pages,
                    FailureThrottle(config.taps_per_tag, w),
                    FailureThrottle(config.taps_per_client, w),
-                   FailureThrottle(config.posts_per_client, w))
+                   FailureThrottle(config.posts_per_client, w),
+                   FailureThrottle(config.card_failures, w))
 
 
 def _format_date(when: datetime, code: str) -> str:
@@ -246,3 +249,101 @@ async def image(sku: str, name: str, request: Request) -> Response:
     media: Any = IMAGE_TYPES[path.suffix.lower()]
     return FileResponse(path, media_type=media, headers={
         "Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"})
+
+
+# -- the member's own page ---------------------------------------------------------------------
+
+MEMBER_COOKIE = "pl_member"
+PRE_COOKIE = "pl_member_pre"  # CSRF secret of the sign-in form, before any session
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _sign_in_page(phone: Phone, request: Request, pre: str, *, card: str = "",
+                  errors: FormErrors | None = None, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    response = phone.pages.response(request, "phone/member_sign_in.html", {
+        "token": csrf.token(pre, "/m"), "card": card, "errors": errors or FormErrors(),
+        "notice": None}, status=status, headers=headers)
+    response.set_cookie(PRE_COOKIE, pre, max_age=3600, path="/m", httponly=True,
+                        samesite="strict", secure=_secure(request))
+    return response
+
+
+@router.get("/m")
+async def member_sign_in(request: Request) -> Response:
+    """Open your own page with your card number."""
+    phone = _phone(request)
+    return _sign_in_page(phone, request, request.cookies.get(PRE_COOKIE) or csrf.new_secret())
+
+
+@router.post("/m")
+async def member_sign_in_post(request: Request) -> Response:
+    phone = _phone(request)
+    pre = request.cookies.get(PRE_COOKIE) or ""
+    client = _client(request)
+    now = time.monotonic()
+    lang = phone.pages.language(request)
+    wait = phone.member_failures.retry_after(client, now)
+    if wait > 0:
+        errors = FormErrors({"card": phone.pages.gettext(
+            lang, N_("Too many wrong card numbers. Please try again later."))})
+        return _sign_in_page(phone, request, pre or csrf.new_secret(), errors=errors,
+                             status=429, headers={"Retry-After": str(int(wait) + 1)})
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
+    async with request.form(max_files=0, max_fields=10) as form:
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not pre or not csrf.valid(pre, "/m", fields.get(csrf.FIELD)):
+        return _sign_in_page(phone, request, csrf.new_secret(), status=400, errors=FormErrors(
+            {"card": phone.pages.gettext(lang, N_("The form expired. Please try again."))}))
+    card = text(fields, "card", limit=64).replace(" ", "").upper()
+    member_id = (await run_in_threadpool(members.member_by_card, phone.store, card)
+                 if valid_card_id(card) else None)
+    if member_id is None:
+        phone.member_failures.failed(client, now)
+        errors = FormErrors({"card": phone.pages.gettext(
+            lang, N_("We do not know this card number. Check it on your card."))})
+        return _sign_in_page(phone, request, pre, card=card, errors=errors, status=400)
+    token, expires = await run_in_threadpool(members.start_session, phone.store, member_id)
+    response = RedirectResponse("/m/me", status_code=303)
+    response.set_cookie(MEMBER_COOKIE, token, path="/m", httponly=True, samesite="lax",
+                        secure=_secure(request),
+                        max_age=int((expires - phone.store.clock()).total_seconds()))
+    response.delete_cookie(PRE_COOKIE, path="/m")
+    return response
+
+
+@router.get("/m/me")
+async def member_page(request: Request) -> Response:
+    """Balance, tier and recent activity of the signed-in member."""
+    phone = _phone(request)
+    s = await run_in_threadpool(members.session, phone.store, request.cookies.get(MEMBER_COOKIE))
+    if s is None:
+        return RedirectResponse("/m", status_code=303)
+    view = await run_in_threadpool(members.member_view, phone.store, s.member_id)
+    kinds = {"earn": N_("Points earned"), "redeem": N_("Points spent"),
+             "reversal": N_("Points returned"), "adjust": N_("Correction"),
+             "expire": N_("Points expired")}
+    return phone.pages.response(request, "phone/member.html", {
+        "view": view, "kinds": kinds, "token": csrf.token(s.csrf_secret, "/m/logout"),
+        "errors": None, "notice": None})
+
+
+@router.post("/m/logout")
+async def member_logout(request: Request) -> Response:
+    phone = _phone(request)
+    token = request.cookies.get(MEMBER_COOKIE)
+    s = await run_in_threadpool(members.session, phone.store, token)
+    if s is not None and token is not None:
+        async with request.form(max_files=0, max_fields=5) as form:
+            sent = form.get(csrf.FIELD)
+        if not csrf.valid(s.csrf_secret, "/m/logout", sent if isinstance(sent, str) else None):
+            return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
+        await run_in_threadpool(members.end_session, phone.store, token)
+    response = RedirectResponse("/m", status_code=303)
+    response.delete_cookie(MEMBER_COOKIE, path="/m")
+    return response

@@ -1,4 +1,4 @@
-"""the customer's phone: product tag taps, coupons, registrations, NPS answers
+"""the customer's phone: product tag taps, coupons, registrations, NPS answers, member pages
 
 Revision ID: c0006
 Revises: c0005
@@ -68,9 +68,21 @@ def upgrade() -> None:
         sa.Column("answered_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("uid"),
     )
+    op.create_table(
+        "member_page_sessions",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("member_id", sa.String(length=64), nullable=False),
+        sa.Column("csrf_secret", sa.String(length=64), nullable=False),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("token_hash"),
+    )
+    op.create_index("ix_member_page_sessions_member_id", "member_page_sessions",
+                    ["member_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_member_page_sessions_member_id", table_name="member_page_sessions")
+    op.drop_table("member_page_sessions")
     op.drop_table("phone_nps")
     op.drop_table("phone_registrations")
     op.drop_table("phone_coupons")

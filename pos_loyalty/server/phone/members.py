@@ -1,0 +1,112 @@
+"""The member's own page: who may open it, and what it shows.
+
+A member opens it with something only they hold: the card number printed on their card
+(failures throttled per client), or a fresh tap of their NTAG 424 DNA card (a SUN URL whose
+counter is new for the chain). Either starts a session (random token in an HttpOnly cookie,
+stored hashed, 30 minutes). The page shows the member's balance, tier and recent activity;
+nothing personal is shown on product pages.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, select
+
+from pos_loyalty.server.db import Database
+from pos_loyalty.server.phone.queries import token_hash
+from pos_loyalty.store.central_models import (
+    Balance,
+    Card,
+    LedgerEvent,
+    Member,
+    MemberPageSession,
+    Tier,
+)
+from pos_loyalty.web import csrf
+
+SESSION_S = 30 * 60
+RECENT = 10
+
+
+@dataclass(frozen=True)
+class MemberSession:
+    member_id: str
+    csrf_secret: str
+
+
+@dataclass(frozen=True)
+class Activity:
+    at: datetime
+    kind: str
+    points: int
+    store_id: str
+
+
+@dataclass(frozen=True)
+class MemberView:
+    balance: int
+    tier: str | None
+    recent: tuple[Activity, ...]
+
+
+def member_by_card(db: Database, card_id: str) -> str | None:
+    """The active member holding this active card, if any."""
+    with db.read() as conn:
+        return conn.execute(
+            select(Card.member_id).join(Member, Member.member_id == Card.member_id)
+            .where(Card.card_id == card_id, Card.status == "active",
+                   Member.status == "active")).scalar()
+
+
+def start_session(db: Database, member_id: str) -> tuple[str, datetime]:
+    """A new session for ``member_id``: (cookie token, expiry). Expired ones are dropped."""
+    token = secrets.token_urlsafe(32)
+    now = db.clock()
+    expires = now + timedelta(seconds=SESSION_S)
+
+    def tx(conn: Connection) -> None:
+        conn.execute(delete(MemberPageSession).where(MemberPageSession.expires_at < now))
+        conn.execute(db.insert(MemberPageSession).values(
+            token_hash=token_hash(token), member_id=member_id, csrf_secret=csrf.new_secret(),
+            expires_at=expires))
+
+    db.write(tx)
+    return token, expires
+
+
+def session(db: Database, token: str | None) -> MemberSession | None:
+    if not token or len(token) > 100:
+        return None
+    with db.read() as conn:
+        row = conn.execute(select(MemberPageSession.member_id, MemberPageSession.csrf_secret,
+                                  MemberPageSession.expires_at)
+                           .where(MemberPageSession.token_hash == token_hash(token))).first()
+    if row is None or row.expires_at <= db.clock():
+        return None
+    return MemberSession(row.member_id, row.csrf_secret)
+
+
+def end_session(db: Database, token: str) -> None:
+    db.write(lambda conn: conn.execute(
+        delete(MemberPageSession).where(MemberPageSession.token_hash == token_hash(token))))
+
+
+def member_view(db: Database, member_id: str) -> MemberView:
+    """Balance, tier name and the last applied ledger rows of one member."""
+    with db.read() as conn:
+        balance = conn.execute(select(Balance.balance)
+                               .where(Balance.member_id == member_id)).scalar()
+        tier = conn.execute(select(Tier.name, Member.tier).select_from(Member)
+                            .outerjoin(Tier, Tier.tier_id == Member.tier)
+                            .where(Member.member_id == member_id)).first()
+        rows = conn.execute(
+            select(LedgerEvent.terminal_time, LedgerEvent.kind, LedgerEvent.points,
+                   LedgerEvent.store_id)
+            .where(LedgerEvent.member_id == member_id, LedgerEvent.status == "applied")
+            .order_by(LedgerEvent.terminal_time.desc()).limit(RECENT)).all()
+    tier_name = (tier[0] or tier[1]) if tier is not None else None
+    return MemberView(int(balance or 0), tier_name,
+                      tuple(Activity(r[0], r[1], int(r[2]), r[3]) for r in rows))

@@ -1,0 +1,67 @@
+"""The member's own page over real HTTP: opened with the card number, nothing without it."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.phone.conftest import PhoneLive
+
+TOKEN = re.compile(r'action="/m" method="post" novalidate>\s*'
+                   r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">')
+
+
+def _sign_in(http: httpx.Client, card: str) -> httpx.Response:
+    page = http.get("/m")
+    token = TOKEN.search(page.text)
+    assert token is not None
+    return http.post("/m", data={"csrf_token": token.group(1), "card": card})
+
+
+class TestMemberPage:
+    def test_card_number_opens_the_page(self, phone: PhoneLive) -> None:
+        """The right card number shows the member's balance and activity; signing out
+        closes it; the page needs the session cookie."""
+        phone.store.add_member("M-1", "Dana", card_id="C-1001")
+        phone.store.adjust_points("M-1", 120, "welcome")
+        with httpx.Client(base_url=phone.url) as http:
+            assert http.get("/m/me").status_code == 303  # not signed in
+            r = _sign_in(http, "c-1001")
+            assert r.status_code == 303 and r.headers["location"] == "/m/me"
+            assert "HttpOnly" in r.headers["set-cookie"]
+            page = http.get("/m/me")
+            assert re.search(r'id="balance">120<', page.text)
+            assert "Correction" in page.text and "+120" in page.text
+            hebrew = http.get("/m/me", headers={"Accept-Language": "he"})
+            assert 'dir="rtl"' in hebrew.text and "חשבון המועדון שלכם" in hebrew.text
+            assert "Dana" not in page.text  # no name needed on the page
+            token = re.search(r'action="/m/logout" method="post" novalidate>\s*<input '
+                              r'type="hidden" name="csrf_token" value="([0-9a-f]{64})"',
+                              page.text)
+            assert token is not None
+            assert http.post("/m/logout", data={"csrf_token": token.group(1)}).status_code == 303
+            assert http.get("/m/me").status_code == 303
+
+    def test_wrong_numbers_are_refused_then_throttled(self, phone: PhoneLive) -> None:
+        """A wrong or revoked card number opens nothing; ten wrong ones lock the client out
+        for the window (429), even with the right number."""
+        phone.store.add_member("M-1", "Dana", card_id="C-1001")
+        phone.store.add_member("M-2", "Noa", card_id="C-1002")
+        phone.store.set_card_status("C-1002", "revoked")
+        with httpx.Client(base_url=phone.url) as http:
+            r = _sign_in(http, "C-9999")
+            assert r.status_code == 400 and "We do not know this card number" in r.text
+            assert _sign_in(http, "C-1002").status_code == 400
+            for _ in range(8):
+                _sign_in(http, "C-0000")
+            r = _sign_in(http, "C-1001")
+            assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+            assert http.get("/m/me").status_code == 303
+
+    def test_form_without_its_token_is_refused(self, phone: PhoneLive) -> None:
+        phone.store.add_member("M-1", "Dana", card_id="C-1001")
+        with httpx.Client(base_url=phone.url) as http:
+            http.get("/m")
+            r = http.post("/m", data={"csrf_token": "0" * 64, "card": "C-1001"})
+            assert r.status_code == 400 and http.get("/m/me").status_code == 303
