@@ -22,6 +22,7 @@ META = bytes.fromhex("0F1E2D3C4B5A69788796A5B4C3D2E1F0")
 MASTER = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 SYSTEM_ID = b"shop-test"
 TAG_BASE = "https://shop.example/p/"
+MEMBER_URL = "https://shop.example/m/c"
 SKU = "KETTLE-2"
 ISSUER = Issuer(bytes(range(32)))
 
@@ -32,8 +33,15 @@ def product_tag(uid: bytes, sku: str = SKU, counter: int = 0) -> Ntag424Dna:
                       counter=counter, file_data=pack_file_data({"sku": sku}))
 
 
+def member_card(uid: bytes, card_id: str) -> Ntag424Dna:
+    """An emulated NTAG 424 DNA member card of the chain (its own diversified key)."""
+    return Ntag424Dna(MEMBER_URL, META, tag_key(MASTER, uid, SYSTEM_ID), uid=uid,
+                      file_data=pack_file_data({"card": card_id}))
+
+
 def phone_config(catalog: Path | None, **limits: int) -> PhoneConfig:
-    return PhoneConfig(sun=SunKeys(META, MASTER, SYSTEM_ID, product_url=TAG_BASE),
+    return PhoneConfig(sun=SunKeys(META, MASTER, SYSTEM_ID, member_url=MEMBER_URL,
+                                   product_url=TAG_BASE),
                        issuer_keys=(ISSUER.public_key.hex(),), catalog_dir=catalog, **limits)
 
 

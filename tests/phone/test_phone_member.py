@@ -6,7 +6,8 @@ import re
 
 import httpx
 
-from tests.phone.conftest import PhoneLive
+from tests.phone.conftest import PhoneLive, member_card
+from tests.phone.test_phone_pages import tap
 
 TOKEN = re.compile(r'action="/m" method="post" novalidate>\s*'
                    r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">')
@@ -65,3 +66,22 @@ class TestMemberPage:
             http.get("/m")
             r = http.post("/m", data={"csrf_token": "0" * 64, "card": "C-1001"})
             assert r.status_code == 400 and http.get("/m/me").status_code == 303
+
+    def test_tapping_the_own_card_opens_the_page(self, phone: PhoneLive) -> None:
+        """A fresh read of the member's NTAG 424 DNA card opens their page; the same URL
+        again (a copy) does not; a card central does not know opens nothing."""
+        phone.store.add_member("M-1", "Dana", card_id="C-1001")
+        phone.store.adjust_points("M-1", 40, "welcome")
+        card = member_card(bytes.fromhex("04DDEE00112201"), "C-1001")
+        url = phone.local(tap(card))
+        with httpx.Client(base_url=phone.url, follow_redirects=True) as http:
+            page = http.get(url)
+            assert page.url.path == "/m/me" and re.search(r'id="balance">40<', page.text)
+        with httpx.Client(base_url=phone.url) as http:
+            again = http.get(url)
+            assert again.status_code == 400 and "This link was used before" in again.text
+            assert http.get("/m/me").status_code == 303
+            stranger = phone.local(tap(member_card(bytes.fromhex("04DDEE00112202"), "C-7")))
+            assert http.get(stranger).status_code == 404
+            forged = url[:-1] + ("0" if url[-1] != "0" else "1")
+            assert http.get(forged).status_code == 400

@@ -61,6 +61,24 @@ def member_by_card(db: Database, card_id: str) -> str | None:
                    Member.status == "active")).scalar()
 
 
+def member_by_card_tap(db: Database, uid: str, counter: int,
+                       card_id: str | None) -> str | bool | None:
+    """The member of a verified SUN card tap whose counter is fresh (raised here), None
+    for no active member with that card, False for a replayed read."""
+    from pos_loyalty.server.phone.queries import raise_counter
+
+    def tx(conn: Connection) -> str | bool | None:
+        if not raise_counter(db, conn, uid, counter, db.clock()):
+            return False
+        where = Card.card_id == card_id if card_id else Card.uid == uid
+        found: str | None = conn.execute(
+            select(Card.member_id).join(Member, Member.member_id == Card.member_id)
+            .where(where, Card.status == "active", Member.status == "active")).scalar()
+        return found
+
+    return db.write(tx)
+
+
 def start_session(db: Database, member_id: str) -> tuple[str, datetime]:
     """A new session for ``member_id``: (cookie token, expiry). Expired ones are dropped."""
     token = secrets.token_urlsafe(32)

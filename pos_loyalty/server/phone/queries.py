@@ -80,6 +80,21 @@ def _state(conn: Connection, uid: str | None) -> tuple[bool, int | None]:
     return bool(row[0]), row[1]
 
 
+def raise_counter(db: Database, conn: Connection, uid: str, counter: int,
+                  now: datetime) -> bool:
+    """Raise the chain's SUN counter of ``uid`` to ``counter``; True if it rose (a fresh
+    read), False if that counter or a later one was seen before (a replay)."""
+    stmt = db.insert(SunCounter).values(
+        uid=uid, counter=counter, terminal_id=CENTRAL_TERMINAL, updated_at=now,
+        change_xid=db.stamp(conn))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[SunCounter.uid],
+        set_={"counter": stmt.excluded.counter, "terminal_id": stmt.excluded.terminal_id,
+              "updated_at": stmt.excluded.updated_at, "change_xid": stmt.excluded.change_xid},
+        where=SunCounter.counter < stmt.excluded.counter)
+    return conn.execute(stmt.returning(SunCounter.uid)).first() is not None
+
+
 def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
                coupon_percent: int, coupon_days: int) -> Visit:
     """Record one page opening; a fresh SUN counter makes it genuine and issues the coupon."""
@@ -89,17 +104,8 @@ def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
         result: str = proof.proof
         if proof.proof == "sun":
             assert proof.uid is not None and proof.counter is not None
-            stmt = db.insert(SunCounter).values(
-                uid=proof.uid, counter=proof.counter, terminal_id=CENTRAL_TERMINAL,
-                updated_at=now, change_xid=db.stamp(conn))
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[SunCounter.uid],
-                set_={"counter": stmt.excluded.counter, "terminal_id": stmt.excluded.terminal_id,
-                      "updated_at": stmt.excluded.updated_at,
-                      "change_xid": stmt.excluded.change_xid},
-                where=SunCounter.counter < stmt.excluded.counter)
-            rose = conn.execute(stmt.returning(SunCounter.uid)).first() is not None
-            result = "genuine" if rose else "replayed"
+            fresh_counter = raise_counter(db, conn, proof.uid, proof.counter, now)
+            result = "genuine" if fresh_counter else "replayed"
         gets_token = result in ("genuine", "signed") and token is not None
         tap_id = str(uuid.uuid4())
         conn.execute(db.insert(PhoneTap).values(

@@ -14,8 +14,10 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import urllib.parse
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,9 @@ from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.catalog.folder import IMAGE_TYPES, Catalog
 from pos_loyalty.nfc.cardformat import valid_card_id, valid_product
+from pos_loyalty.nfc.diversify import tag_key
 from pos_loyalty.nfc.producturl import TagKeys, prove
+from pos_loyalty.nfc.sun import SunKeyEntry, check_sun_uri
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import PhoneConfig
 from pos_loyalty.server.phone import members, queries
@@ -79,6 +83,10 @@ def _format_date(when: datetime, code: str) -> str:
 def install(app: FastAPI, store: CentralStore, config: PhoneConfig) -> None:
     app.state.phone = Phone.build(store, config)
     app.include_router(router)
+    if config.sun is not None and config.sun.member_url is not None:
+        # the path the chain's NTAG 424 DNA member cards lead to opens the member's page
+        path = urllib.parse.urlsplit(config.sun.member_url).path or "/"
+        app.add_api_route(path, member_card_tap, methods=["GET"], include_in_schema=False)
 
 
 def _phone(request: Request) -> Phone:
@@ -308,6 +316,38 @@ async def member_sign_in_post(request: Request) -> Response:
         errors = FormErrors({"card": phone.pages.gettext(
             lang, N_("We do not know this card number. Check it on your card."))})
         return _sign_in_page(phone, request, pre, card=card, errors=errors, status=400)
+    return await _signed_in(phone, request, member_id)
+
+
+async def member_card_tap(request: Request) -> Response:
+    """A member's own NTAG 424 DNA card tapped on their phone: a fresh read opens their page."""
+    phone = _phone(request)
+    sun = phone.config.sun
+    assert sun is not None and sun.member_url is not None
+    limited = _limited(phone, request, phone.client_views, _client(request))
+    if limited is not None:
+        return limited
+    entry = SunKeyEntry(sun.member_url, "member", sun.meta_key,
+                        partial(tag_key, sun.file_master_key, system_id=sun.system_id))
+    query = request.url.query
+    identity = (check_sun_uri(f"{sun.member_url}?{query}", [entry])
+                if len(query) <= 1024 else None)
+    if identity is None or not identity.verified or identity.uid is None \
+            or identity.counter is None:
+        return _message(phone, request, 400, N_("We could not verify this card"),
+                        N_("Enter your card number instead."))
+    found = await run_in_threadpool(members.member_by_card_tap, phone.store, identity.uid,
+                                    identity.counter, identity.card_id)
+    if found is False:
+        return _message(phone, request, 400, N_("This link was used before"),
+                        N_("Tap your card again, or enter your card number."))
+    if not isinstance(found, str):
+        return _message(phone, request, 404, N_("We do not know this card"),
+                        N_("Ask at the till to register it."))
+    return await _signed_in(phone, request, found)
+
+
+async def _signed_in(phone: Phone, request: Request, member_id: str) -> Response:
     token, expires = await run_in_threadpool(members.start_session, phone.store, member_id)
     response = RedirectResponse("/m/me", status_code=303)
     response.set_cookie(MEMBER_COOKIE, token, path="/m", httponly=True, samesite="lax",
