@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 
+from tests.conftest import REPO
 from tests.phone.conftest import PhoneLive, member_card
 from tests.phone.test_phone_pages import tap
 
@@ -85,3 +87,39 @@ class TestMemberPage:
             assert http.get(stranger).status_code == 404
             forged = url[:-1] + ("0" if url[-1] != "0" else "1")
             assert http.get(forged).status_code == 400
+
+    def test_points_about_to_expire_are_shown(self, phone: PhoneLive) -> None:
+        """Under a chain program with rolling 12-month expiry, points earned 11 months and
+        three weeks ago show as expiring within the warning period, with their last day."""
+        from datetime import timedelta
+
+        from sqlalchemy import update
+
+        from pos_loyalty.rules.expiry import add_months
+        from pos_loyalty.store.central_models import Balance, LedgerEvent
+
+        phone.store.set_program("P-1", "expiry", (REPO / "examples/programs/07-expiry.toml")
+                                .read_text())
+        phone.store.add_member("M-1", "Dana", card_id="C-1001")
+        now = phone.store.clock()
+        earned = now - timedelta(days=345)
+
+        def rows(conn: Any) -> None:
+            for i, (when, pts) in enumerate(((earned, 30), (now - timedelta(days=10), 20))):
+                conn.execute(phone.store.insert(LedgerEvent).values(
+                    member_id="M-1", event_id=f"00000000-0000-7000-8000-00000000000{i}",
+                    terminal_id="T-1", store_id="S-1", terminal_seq=i + 1, kind="earn",
+                    points=pts, txn_ref=f"X/{i}", terminal_time=when, received_at=when,
+                    offline=False, flags="", status="applied", reason="", review_note=""))
+            conn.execute(update(Balance).where(Balance.member_id == "M-1").values(balance=50))
+
+        phone.store.write(rows)
+        with httpx.Client(base_url=phone.url) as http:
+            _sign_in(http, "C-1001")
+            page = http.get("/m/me")
+        expiring = re.search(r'id="expiring">([^<]+)<', page.text)
+        assert expiring is not None
+        last_day = add_months(earned.date(), 12)
+        assert expiring.group(1).startswith("30 points expire on ")
+        assert last_day.strftime("%b") in expiring.group(1) and str(last_day.year) in \
+            expiring.group(1)

@@ -3,7 +3,8 @@
 A member opens it with something only they hold: the card number printed on their card
 (failures throttled per client), or a fresh tap of their NTAG 424 DNA card (a SUN URL whose
 counter is new for the chain). Either starts a session (random token in an HttpOnly cookie,
-stored hashed, 30 minutes). The page shows the member's balance, tier and recent activity;
+stored hashed, 30 minutes). The page shows the member's balance, tier, points about to
+expire and recent activity;
 nothing personal is shown on product pages.
 """
 
@@ -11,10 +12,15 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select
 
+from pos_loyalty.errors import ConfigError
+from pos_loyalty.rules.expiry import expiry_status
+from pos_loyalty.rules.model import MemberView as RulesMember
+from pos_loyalty.rules.model import PointsLot
+from pos_loyalty.rules.parse import parse_program
 from pos_loyalty.server.db import Database
 from pos_loyalty.server.phone.queries import token_hash
 from pos_loyalty.store.central_models import (
@@ -25,6 +31,7 @@ from pos_loyalty.store.central_models import (
     MemberPageSession,
     Tier,
 )
+from pos_loyalty.store.central_models import Program as ProgramRow
 from pos_loyalty.web import csrf
 
 SESSION_S = 30 * 60
@@ -50,6 +57,37 @@ class MemberView:
     balance: int
     tier: str | None
     recent: tuple[Activity, ...]
+    expiring: int = 0  # points whose last day is within the program's warning period
+    expiring_on: date | None = None
+
+
+def _expiring(conn: Connection, member_id: str, balance: int,
+              today: date) -> tuple[int, date | None]:
+    """Points soon to expire under the chain-wide program (``store_id`` NULL), if any.
+
+    The rules engine's own expiry (newest lots hold the balance); a program central cannot
+    parse shows nothing rather than a wrong figure.
+    """
+    body = conn.execute(select(ProgramRow.body).where(ProgramRow.store_id.is_(None))
+                        .order_by(ProgramRow.program_id).limit(1)).scalar()
+    if not body:
+        return 0, None
+    try:
+        program = parse_program(body)
+    except ConfigError:
+        return 0, None
+    if program.expiry.mode == "none":
+        return 0, None
+    lots = conn.execute(
+        select(func.date(LedgerEvent.terminal_time), func.sum(LedgerEvent.points))
+        .where(LedgerEvent.member_id == member_id, LedgerEvent.status == "applied",
+               LedgerEvent.kind == "earn", LedgerEvent.points > 0)
+        .group_by(func.date(LedgerEvent.terminal_time))).all()
+    view = RulesMember(member_id, balance=balance, lots=tuple(
+        PointsLot(d if isinstance(d, date) else date.fromisoformat(str(d)), int(p))
+        for d, p in lots))
+    _expired, soon, first = expiry_status(view, today, program)
+    return soon, first
 
 
 def member_by_card(db: Database, card_id: str) -> str | None:
@@ -125,6 +163,7 @@ def member_view(db: Database, member_id: str) -> MemberView:
                    LedgerEvent.store_id)
             .where(LedgerEvent.member_id == member_id, LedgerEvent.status == "applied")
             .order_by(LedgerEvent.terminal_time.desc()).limit(RECENT)).all()
+        soon, first = _expiring(conn, member_id, int(balance or 0), db.clock().date())
     tier_name = (tier[0] or tier[1]) if tier is not None else None
     return MemberView(int(balance or 0), tier_name,
-                      tuple(Activity(r[0], r[1], int(r[2]), r[3]) for r in rows))
+                      tuple(Activity(r[0], r[1], int(r[2]), r[3]) for r in rows), soon, first)

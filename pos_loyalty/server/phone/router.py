@@ -75,9 +75,10 @@ class Phone:
                    FailureThrottle(config.card_failures, w))
 
 
-def _format_date(when: datetime, code: str) -> str:
+def _format_date(when: date | datetime, code: str) -> str:
     """A date as the visitor's language writes it (e.g. 28 Feb 2027)."""
-    return str(format_date(when.date(), "medium", locale=code))
+    day = when.date() if isinstance(when, datetime) else when
+    return str(format_date(day, "medium", locale=code))
 
 
 def install(app: FastAPI, store: CentralStore, config: PhoneConfig) -> None:
