@@ -45,8 +45,9 @@ class PhoneConfig:
     trusted by default: with none, every tag is shown as unverified.
     ``taps_per_tag``/``taps_per_client``: page views per tag UID / per client address in
     ``window_s``; ``posts_per_client``: form posts per client address in ``window_s``;
-    ``card_failures``: wrong card numbers per client address in ``window_s`` on the member's
-    sign-in page.
+    ``points_for_engaging``: given once per tag, on its first genuine tap, to the member a
+    till linked it to (0: none); ``card_failures``: wrong card numbers per client address
+    in ``window_s`` on the member's sign-in page.
     """
 
     sun: SunKeys | None = None
@@ -54,6 +55,7 @@ class PhoneConfig:
     catalog_dir: Path | None = None
     coupon_percent: int = 10
     coupon_days: int = 90
+    points_for_engaging: int = 0
     taps_per_tag: int = 30
     taps_per_client: int = 120
     posts_per_client: int = 20
@@ -67,7 +69,8 @@ _PHONE_SECTIONS = {
             "product_url"},
     "cards": {"issuer_keys"},
     "catalog": {"dir"},
-    "phone": {"coupon_percent", "coupon_days", "taps_per_tag", "card_failures",
+    "phone": {"coupon_percent", "coupon_days", "points_for_engaging", "taps_per_tag",
+              "card_failures",
               "taps_per_client", "posts_per_client", "window_s"},
 }
 
@@ -101,7 +104,7 @@ def load_phone_config(path: str | Path) -> PhoneConfig:
     for name in sorted(_PHONE_SECTIONS["phone"]):
         default: int = getattr(PhoneConfig, name)
         value = doc.get(f"phone.{name}", int, default)
-        low = 1
+        low = 0 if name == "points_for_engaging" else 1
         high = 100 if name == "coupon_percent" else 10_000_000
         if not low <= value <= high:
             raise doc.error(f"phone.{name}", f"must be {low}..{high}, got {value}")

@@ -352,3 +352,20 @@ class MemberPageSession(CentralBase):
     member_id: Mapped[str] = mapped_column(String(64), index=True)
     csrf_secret: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PhoneTagLink(CentralBase):
+    """A product tag tapped at a till during a member's sale: the item's buyer.
+
+    ``engaged_event_id``: the central ledger event of the points for engaging, once set the
+    tag earns no more."""
+
+    __tablename__ = "phone_tag_links"
+
+    uid: Mapped[str] = mapped_column(String(20), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    txn_ref: Mapped[str] = mapped_column(String(140))
+    linked_at: Mapped[datetime] = mapped_column(DateTime)
+    engaged_event_id: Mapped[str | None] = mapped_column(String(36))

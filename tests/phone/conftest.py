@@ -40,6 +40,7 @@ def member_card(uid: bytes, card_id: str) -> Ntag424Dna:
 
 
 def phone_config(catalog: Path | None, **limits: int) -> PhoneConfig:
+    limits = {"points_for_engaging": 25, **limits}
     return PhoneConfig(sun=SunKeys(META, MASTER, SYSTEM_ID, member_url=MEMBER_URL,
                                    product_url=TAG_BASE),
                        issuer_keys=(ISSUER.public_key.hex(),), catalog_dir=catalog, **limits)

@@ -15,15 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, func, select, update
 
+from pos_loyalty.ids import uuid7
 from pos_loyalty.nfc.producturl import TagProof
 from pos_loyalty.server.db import Database
-from pos_loyalty.server.ledger.queries import CENTRAL_TERMINAL
+from pos_loyalty.server.ledger.queries import CENTRAL_TERMINAL, apply_deltas
 from pos_loyalty.store.central_models import (
+    LedgerEvent,
     PhoneCoupon,
     PhoneNps,
     PhoneRegistration,
+    PhoneTagLink,
     PhoneTap,
     SunCounter,
 )
@@ -95,9 +98,29 @@ def raise_counter(db: Database, conn: Connection, uid: str, counter: int,
     return conn.execute(stmt.returning(SunCounter.uid)).first() is not None
 
 
+def _engage(db: Database, conn: Connection, uid: str, sku: str, points: int,
+            now: datetime) -> None:
+    """The points for engaging, once per tag, to the member the till linked it to."""
+    event_id = str(uuid7())
+    link = conn.execute(
+        update(PhoneTagLink)
+        .where(PhoneTagLink.uid == uid, PhoneTagLink.engaged_event_id.is_(None))
+        .values(engaged_event_id=event_id)
+        .returning(PhoneTagLink.member_id, PhoneTagLink.store_id)).first()
+    if link is None:
+        return  # not bought by a member, or engaged already
+    conn.execute(db.insert(LedgerEvent).values(
+        member_id=link.member_id, event_id=event_id, terminal_id=CENTRAL_TERMINAL,
+        store_id=link.store_id, terminal_seq=0, kind="earn", points=points,
+        txn_ref=f"engage {sku} {uid}"[:140], terminal_time=now, received_at=now,
+        offline=False, flags="", status="applied", reason="", review_note=""))
+    apply_deltas(db, conn, {link.member_id: points})
+
+
 def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
-               coupon_percent: int, coupon_days: int) -> Visit:
-    """Record one page opening; a fresh SUN counter makes it genuine and issues the coupon."""
+               coupon_percent: int, coupon_days: int, engage_points: int = 0) -> Visit:
+    """Record one page opening; a fresh SUN counter makes it genuine, issues the coupon and,
+    on the tag's first genuine tap, gives its buyer ``engage_points``."""
     now = db.clock()
 
     def tx(conn: Connection) -> Visit:
@@ -124,6 +147,8 @@ def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
             if made is not None:  # the tag's first genuine tap: nothing else known of it
                 fresh = True
                 coupon = CouponView(made.code, made.percent, made.expires_at, False)
+                if engage_points > 0:
+                    _engage(db, conn, proof.uid, sku, engage_points, now)
             else:
                 coupon = _coupon(conn, proof.uid, now)
         registered, score = (False, None) if fresh or not gets_token else _state(conn, proof.uid)

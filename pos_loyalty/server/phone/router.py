@@ -82,8 +82,11 @@ def _format_date(when: date | datetime, code: str) -> str:
 
 
 def install(app: FastAPI, store: CentralStore, config: PhoneConfig) -> None:
+    from pos_loyalty.server.phone import till
+
     app.state.phone = Phone.build(store, config)
     app.include_router(router)
+    app.include_router(till.router)
     if config.sun is not None and config.sun.member_url is not None:
         # the path the chain's NTAG 424 DNA member cards lead to opens the member's page
         path = urllib.parse.urlsplit(config.sun.member_url).path or "/"
@@ -154,7 +157,8 @@ async def product_page(sku: str, request: Request) -> Response:
     token = secrets.token_urlsafe(24)
     v = await run_in_threadpool(
         queries.record_tap, phone.store, sku, proof, token,
-        coupon_percent=phone.config.coupon_percent, coupon_days=phone.config.coupon_days)
+        coupon_percent=phone.config.coupon_percent, coupon_days=phone.config.coupon_days,
+        engage_points=phone.config.points_for_engaging)
     return _page(phone, request, sku, v, token if v.result in ("genuine", "signed") else None)
 
 

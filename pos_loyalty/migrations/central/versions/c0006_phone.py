@@ -1,4 +1,4 @@
-"""the customer's phone: product tag taps, coupons, registrations, NPS answers, member pages
+"""the customer's phone: tag taps, coupons, registrations, NPS, member pages, tag links
 
 Revision ID: c0006
 Revises: c0005
@@ -78,9 +78,23 @@ def upgrade() -> None:
     )
     op.create_index("ix_member_page_sessions_member_id", "member_page_sessions",
                     ["member_id"])
+    op.create_table(
+        "phone_tag_links",
+        sa.Column("uid", sa.String(length=20), nullable=False),
+        sa.Column("member_id", sa.String(length=64), nullable=False),
+        sa.Column("terminal_id", sa.String(length=64), nullable=False),
+        sa.Column("store_id", sa.String(length=64), nullable=False),
+        sa.Column("txn_ref", sa.String(length=140), nullable=False),
+        sa.Column("linked_at", sa.DateTime(), nullable=False),
+        sa.Column("engaged_event_id", sa.String(length=36), nullable=True),
+        sa.PrimaryKeyConstraint("uid"),
+    )
+    op.create_index("ix_phone_tag_links_member_id", "phone_tag_links", ["member_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_phone_tag_links_member_id", table_name="phone_tag_links")
+    op.drop_table("phone_tag_links")
     op.drop_index("ix_member_page_sessions_member_id", table_name="member_page_sessions")
     op.drop_table("member_page_sessions")
     op.drop_table("phone_nps")
