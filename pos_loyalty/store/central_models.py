@@ -363,6 +363,7 @@ class PhoneTagLink(CentralBase):
     __tablename__ = "phone_tag_links"
 
     uid: Mapped[str] = mapped_column(String(20), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(32))
     member_id: Mapped[str] = mapped_column(String(64), index=True)
     terminal_id: Mapped[str] = mapped_column(String(64))
     store_id: Mapped[str] = mapped_column(String(64))

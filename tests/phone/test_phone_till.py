@@ -11,6 +11,7 @@ from sqlalchemy import select
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna
 from pos_loyalty.store.central_models import LedgerEvent
 from tests.phone.conftest import PhoneLive, product_tag
+from tests.phone.test_phone_member import _sign_in
 from tests.phone.test_phone_pages import tap
 
 UID = bytes.fromhex("04A1B2C3D4E5A0")
@@ -37,7 +38,8 @@ class TestLinks:
         phone.store.add_member("M-1", "Dana", card_id="C-1")
         phone.store.add_member("M-2", "Noa", card_id="C-2")
         auth = _terminal(phone)
-        link = {"uid": UID.hex().upper(), "member_id": "M-1", "txn_ref": "POS-1/77"}
+        link = {"uid": UID.hex().upper(), "sku": "KETTLE-2", "member_id": "M-1",
+                "txn_ref": "POS-1/77"}
         r = httpx.post(phone.url + "/v1/phone/links", headers=auth, json={"links": [
             link, link, {**link, "member_id": "M-2"}, {**link, "member_id": "M-9",
                                                        "uid": "04000000000001"}]})
@@ -53,12 +55,19 @@ class TestLinks:
                                        LedgerEvent.store_id)
                                 .where(LedgerEvent.member_id == "M-1")).all()
         assert [tuple(r) for r in rows] == [("earn", "central", "S-1")]
+        with httpx.Client(base_url=phone.url) as http:
+            assert _sign_in(http, "C-1").status_code == 303
+            products = re.search(r'<ul id="products">(.*?)</ul>', http.get("/m/me").text,
+                                 re.S)
+        assert products is not None and "Kettle K2" in products.group(1)
+        assert "registered" not in products.group(1)
 
     def test_links_need_a_terminal(self, phone: PhoneLive) -> None:
         r = httpx.post(phone.url + "/v1/phone/links", json={"links": []})
         assert r.status_code == 401
         r = httpx.post(phone.url + "/v1/phone/links", headers=_terminal(phone),
-                       json={"links": [{"uid": "zz", "member_id": "M", "txn_ref": "x"}]})
+                       json={"links": [{"uid": "zz", "sku": "A", "member_id": "M",
+                                       "txn_ref": "x"}]})
         assert r.status_code == 422
 
 

@@ -29,6 +29,8 @@ from pos_loyalty.store.central_models import (
     LedgerEvent,
     Member,
     MemberPageSession,
+    PhoneRegistration,
+    PhoneTagLink,
     Tier,
 )
 from pos_loyalty.store.central_models import Program as ProgramRow
@@ -59,6 +61,7 @@ class MemberView:
     recent: tuple[Activity, ...]
     expiring: int = 0  # points whose last day is within the program's warning period
     expiring_on: date | None = None
+    products: tuple[tuple[str, bool], ...] = ()  # (SKU, warranty registered) bought here
 
 
 def _expiring(conn: Connection, member_id: str, balance: int,
@@ -164,6 +167,12 @@ def member_view(db: Database, member_id: str) -> MemberView:
             .where(LedgerEvent.member_id == member_id, LedgerEvent.status == "applied")
             .order_by(LedgerEvent.terminal_time.desc()).limit(RECENT)).all()
         soon, first = _expiring(conn, member_id, int(balance or 0), db.clock().date())
+        products = conn.execute(
+            select(PhoneTagLink.sku, PhoneRegistration.uid.is_not(None))
+            .outerjoin(PhoneRegistration, PhoneRegistration.uid == PhoneTagLink.uid)
+            .where(PhoneTagLink.member_id == member_id)
+            .order_by(PhoneTagLink.linked_at.desc()).limit(RECENT)).all()
     tier_name = (tier[0] or tier[1]) if tier is not None else None
     return MemberView(int(balance or 0), tier_name,
-                      tuple(Activity(r[0], r[1], int(r[2]), r[3]) for r in rows), soon, first)
+                      tuple(Activity(r[0], r[1], int(r[2]), r[3]) for r in rows), soon, first,
+                      tuple((p[0], bool(p[1])) for p in products))

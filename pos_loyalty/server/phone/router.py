@@ -375,6 +375,7 @@ async def member_page(request: Request) -> Response:
              "expire": N_("Points expired")}
     return phone.pages.response(request, "phone/member.html", {
         "view": view, "kinds": kinds, "token": csrf.token(s.csrf_secret, "/m/logout"),
+        "catalog": phone.catalog,
         "errors": None, "notice": None})
 
 

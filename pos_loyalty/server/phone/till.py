@@ -39,6 +39,7 @@ TxnRef = Annotated[str, StringConstraints(min_length=1, max_length=140)]
 @dataclass(frozen=True)
 class LinkIn:
     uid: str
+    sku: str
     member_id: str
     txn_ref: str
 
@@ -58,7 +59,7 @@ def link_tags(db: Database, auth: TerminalAuth, links: list[LinkIn]) -> list[Lin
                 out.append("unknown_member")
                 continue
             made = conn.execute(db.insert(PhoneTagLink).values(
-                uid=link.uid, member_id=link.member_id, terminal_id=auth.terminal_id,
+                uid=link.uid, sku=link.sku, member_id=link.member_id, terminal_id=auth.terminal_id,
                 store_id=auth.store_id, txn_ref=link.txn_ref, linked_at=now,
                 engaged_event_id=None,
             ).on_conflict_do_nothing(index_elements=[PhoneTagLink.uid])
@@ -115,6 +116,7 @@ def redeem_coupon(db: Database, auth: TerminalAuth, code: str, txn_ref: str) -> 
 class LinkCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     uid: Uid
+    sku: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,32}$")]
     member_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     txn_ref: TxnRef
 
@@ -143,7 +145,7 @@ class RedeemPublic(BaseModel):
 @router.post("/v1/phone/links", response_model=LinksPublic, responses=_ERRORS)
 async def push_links(body: LinksCreate, auth: TerminalDep, store: StoreDep) -> LinksPublic:
     """Product tags tapped during members' sales: each tag's buyer, first link wins."""
-    items = [LinkIn(x.uid, x.member_id, x.txn_ref) for x in body.links]
+    items = [LinkIn(x.uid, x.sku, x.member_id, x.txn_ref) for x in body.links]
     return LinksPublic(results=await run_in_threadpool(link_tags, store, auth, items))
 
 

@@ -81,6 +81,7 @@ def upgrade() -> None:
     op.create_table(
         "phone_tag_links",
         sa.Column("uid", sa.String(length=20), nullable=False),
+        sa.Column("sku", sa.String(length=32), nullable=False),
         sa.Column("member_id", sa.String(length=64), nullable=False),
         sa.Column("terminal_id", sa.String(length=64), nullable=False),
         sa.Column("store_id", sa.String(length=64), nullable=False),
