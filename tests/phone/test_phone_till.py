@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna
+from pos_loyalty.server.phone import queries
 from pos_loyalty.store.central_models import LedgerEvent
 from tests.phone.conftest import PhoneLive, product_tag
 from tests.phone.test_phone_member import _sign_in
@@ -49,6 +50,9 @@ class TestLinks:
         for _ in range(3):
             httpx.get(phone.local(tap(tag)))
         assert phone.store.balance("M-1") == 25 and phone.store.balance("M-2") == 0
+        today = phone.store.clock().date()
+        figures = queries.tap_figures(phone.store, today, today)
+        assert [(f.store_id, f.taps, f.genuine) for f in figures] == [("S-1", 3, 3)]
         assert phone.store.ledger_sum("M-1") == 25
         with phone.store.read() as conn:
             rows = conn.execute(select(LedgerEvent.kind, LedgerEvent.terminal_id,

@@ -133,7 +133,10 @@ def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
         tap_id = str(uuid.uuid4())
         conn.execute(db.insert(PhoneTap).values(
             tap_id=tap_id, token_hash=token_hash(token) if gets_token and token else None,
-            sku=sku, uid=proof.uid, result=result, counter=proof.counter, store_id=None,
+            sku=sku, uid=proof.uid, result=result, counter=proof.counter,
+            # the store that sold the item, when a till linked the tag (no extra round trip)
+            store_id=(select(PhoneTagLink.store_id).where(PhoneTagLink.uid == proof.uid)
+                      .scalar_subquery() if proof.uid is not None else None),
             at=now, day=now.date()))
         coupon = None
         fresh = False
