@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from pos_loyalty.nfc.sim.emulator import TagEmulator
@@ -115,6 +116,19 @@ class TestPhone:
         assert page.locator("form").count() == 0
         assert page.inner_text("h1") == "Kettle K2, 1.7 l"  # the content is still there
         _shot(page, "replayed-en")
+        # a till uses the coupon (central's redeem endpoint), a second use is refused, and
+        # the next fresh tap of the tag says the coupon was used
+        _tid, enroll_code = live.store.add_terminal("S-1")
+        auth = {"Authorization": f"Bearer {live.store.enroll(enroll_code).credential}"}
+        first = httpx.post(f"{live.url}/v1/phone/coupons/redeem", headers=auth,
+                           json={"code": code, "txn_ref": "POS-1/1"})
+        second = httpx.post(f"{live.url}/v1/phone/coupons/redeem", headers=auth,
+                            json={"code": code, "txn_ref": "POS-1/2"})
+        assert first.status_code == 200 and second.status_code == 409
+        page.goto(live.local(read_url(rf, tag)))
+        assert page.inner_text("#authenticity") == "Genuine product"
+        assert page.inner_text("#coupon").endswith("This coupon has been used.")
+        assert page.locator("#coupon-code").count() == 0
         assert all(r.startswith(live.url) for r in requested), requested
         ctx.close()
 
