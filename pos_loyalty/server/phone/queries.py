@@ -131,13 +131,13 @@ def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
             result = "genuine" if fresh_counter else "replayed"
         gets_token = result in ("genuine", "signed") and token is not None
         tap_id = str(uuid.uuid4())
-        conn.execute(db.insert(PhoneTap).values(
+        sold_by = conn.execute(db.insert(PhoneTap).values(
             tap_id=tap_id, token_hash=token_hash(token) if gets_token and token else None,
             sku=sku, uid=proof.uid, result=result, counter=proof.counter,
             # the store that sold the item, when a till linked the tag (no extra round trip)
             store_id=(select(PhoneTagLink.store_id).where(PhoneTagLink.uid == proof.uid)
                       .scalar_subquery() if proof.uid is not None else None),
-            at=now, day=now.date()))
+            at=now, day=now.date()).returning(PhoneTap.store_id)).scalar()
         coupon = None
         fresh = False
         if result == "genuine" and proof.uid is not None:
@@ -150,7 +150,7 @@ def record_tap(db: Database, sku: str, proof: TagProof, token: str | None, *,
             if made is not None:  # the tag's first genuine tap: nothing else known of it
                 fresh = True
                 coupon = CouponView(made.code, made.percent, made.expires_at, False)
-                if engage_points > 0:
+                if engage_points > 0 and sold_by is not None:  # a till linked the tag
                     _engage(db, conn, proof.uid, sku, engage_points, now)
             else:
                 coupon = _coupon(conn, proof.uid, now)
