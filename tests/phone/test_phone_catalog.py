@@ -148,3 +148,20 @@ class TestCli:
         assert result.exit_code == 2
         assert "product.toml:2: key 'reorder_url'" in result.output
         assert (tmp_path / "served" / "KETTLE-2").is_dir()
+
+
+class TestMemberUrl:
+    def test_member_cards_need_their_own_path(self, tmp_path: Path) -> None:
+        """A member_url whose path is one of central's pages is refused at start."""
+        from dataclasses import replace
+
+        from pos_loyalty.server.app import create_app
+        from pos_loyalty.server.config import Settings
+        from tests.phone.conftest import phone_config
+
+        config = phone_config(None)
+        assert config.sun is not None
+        bad = replace(config, sun=replace(config.sun, member_url="https://shop.example/m"))
+        url = f"sqlite:///{tmp_path / 'c.db'}"
+        with pytest.raises(ConfigError, match=r"sun\.member_url"):
+            create_app(Settings(db_url=url, phone=bad))

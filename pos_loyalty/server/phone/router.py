@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.catalog.folder import IMAGE_TYPES, Catalog
+from pos_loyalty.errors import ConfigError
 from pos_loyalty.nfc.cardformat import valid_card_id, valid_product
 from pos_loyalty.nfc.diversify import tag_key
 from pos_loyalty.nfc.producturl import TagKeys, prove
@@ -90,6 +91,10 @@ def install(app: FastAPI, store: CentralStore, config: PhoneConfig) -> None:
     if config.sun is not None and config.sun.member_url is not None:
         # the path the chain's NTAG 424 DNA member cards lead to opens the member's page
         path = urllib.parse.urlsplit(config.sun.member_url).path or "/"
+        if path in ("/", "/m", "/m/me", "/m/logout") or path.startswith(("/p/", "/v1/")):
+            raise ConfigError(f"the member cards' URL path {path} is one of central's own "
+                              "pages: give member cards a path of their own (e.g. /m/c)",
+                              path=config.source, key="sun.member_url")
         app.add_api_route(path, member_card_tap, methods=["GET"], include_in_schema=False)
 
 
