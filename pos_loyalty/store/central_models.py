@@ -370,3 +370,17 @@ class PhoneTagLink(CentralBase):
     txn_ref: Mapped[str] = mapped_column(String(140))
     linked_at: Mapped[datetime] = mapped_column(DateTime)
     engaged_event_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class VisitAnswer(CentralBase):
+    """The 0-10 answer about one visit, from the link a receipt carries (one per sale)."""
+
+    __tablename__ = "visit_answers"
+    __table_args__ = (Index("ix_visit_answers_store", "store_id", "answered_at"),)
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text)
+    answered_at: Mapped[datetime] = mapped_column(DateTime)

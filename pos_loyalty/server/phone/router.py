@@ -34,7 +34,7 @@ from pos_loyalty.nfc.producturl import TagKeys, prove
 from pos_loyalty.nfc.sun import SunKeyEntry, check_sun_uri
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import PhoneConfig
-from pos_loyalty.server.phone import members, queries
+from pos_loyalty.server.phone import members, queries, visits
 from pos_loyalty.server.throttle import FailureThrottle
 from pos_loyalty.web import LOCALE_DIR as WEB_LOCALE
 from pos_loyalty.web import csrf
@@ -398,3 +398,68 @@ async def member_logout(request: Request) -> Response:
     response = RedirectResponse("/m", status_code=303)
     response.delete_cookie(MEMBER_COOKIE, path="/m")
     return response
+
+
+# -- one question about a visit (the receipt's link) -------------------------------------------
+
+
+async def _visit_or_404(phone: Phone, request: Request,
+                        link: str) -> visits.Visit | Response:
+    event_id = visits.event_id_of(link)
+    v = await run_in_threadpool(visits.visit, phone.store, event_id) if event_id else None
+    if v is None:
+        return _message(phone, request, 404, N_("Page not found"),
+                        N_("This link is not known yet. Please try again tomorrow."))
+    return v
+
+
+def _visit_page(phone: Phone, request: Request, link: str, v: visits.Visit, *,
+                errors: FormErrors | None = None, notice: str | None = None,
+                status: int = 200) -> Response:
+    action = f"/v/{link}"
+    lang = phone.pages.language(request)
+    return phone.pages.response(request, "phone/visit.html", {
+        "visit": v, "action": action, "token": csrf.token(link, action),
+        "errors": errors or FormErrors(), "values": {},
+        "notice": phone.pages.gettext(lang, notice) if notice else None}, status=status)
+
+
+@router.get("/v/{link}")
+async def visit_question(link: str, request: Request, done: str = "") -> Response:
+    """The receipt's link: one question about this visit."""
+    phone = _phone(request)
+    limited = _limited(phone, request, phone.client_views, _client(request))
+    if limited is not None:
+        return limited
+    got = await _visit_or_404(phone, request, link)
+    if isinstance(got, Response):
+        return got
+    return _visit_page(phone, request, link, got,
+                       notice=N_("Thank you for your answer.") if done else None)
+
+
+@router.post("/v/{link}")
+async def visit_answer(link: str, request: Request) -> Response:
+    phone = _phone(request)
+    limited = _limited(phone, request, phone.client_posts, _client(request))
+    if limited is not None:
+        return limited
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
+    async with request.form(max_files=0, max_fields=20) as form:
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not csrf.valid(link, f"/v/{link}", fields.get(csrf.FIELD)):
+        return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
+    got = await _visit_or_404(phone, request, link)
+    if isinstance(got, Response):
+        return got
+    raw = fields.get("score", "")
+    if not raw.isdigit() or not 0 <= int(raw) <= 10:
+        lang = phone.pages.language(request)
+        message = phone.pages.gettext(lang, N_("Choose a number from 0 to 10"))
+        return _visit_page(phone, request, link, got, errors=FormErrors({"score": message}),
+                           status=400)
+    await run_in_threadpool(visits.answer, phone.store, got, int(raw),
+                            text(fields, "comment", limit=1000))
+    return RedirectResponse(f"/v/{link}?done=1", status_code=303)

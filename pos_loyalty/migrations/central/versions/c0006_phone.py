@@ -91,9 +91,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("uid"),
     )
     op.create_index("ix_phone_tag_links_member_id", "phone_tag_links", ["member_id"])
+    op.create_table(
+        "visit_answers",
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("member_id", sa.String(length=64), nullable=False),
+        sa.Column("store_id", sa.String(length=64), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("answered_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("event_id"),
+    )
+    op.create_index("ix_visit_answers_store", "visit_answers", ["store_id", "answered_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_visit_answers_store", table_name="visit_answers")
+    op.drop_table("visit_answers")
     op.drop_index("ix_phone_tag_links_member_id", table_name="phone_tag_links")
     op.drop_table("phone_tag_links")
     op.drop_index("ix_member_page_sessions_member_id", table_name="member_page_sessions")
