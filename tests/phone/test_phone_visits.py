@@ -15,6 +15,8 @@ from tests.phone.conftest import PhoneLive
 
 TOKEN = re.compile(r'action="(/v/[0-9a-f]{32})" method="post" novalidate>\s*'
                    r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">')
+ACCOUNT = re.compile(r'action="(/v/[0-9a-f]{32}/account)" method="post" novalidate>\s*'
+                     r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">')
 
 
 def _sale(phone: PhoneLive, store_id: str, kind: str = "earn") -> str:
@@ -64,3 +66,17 @@ class TestVisitQuestion:
         _action, token = TOKEN.findall(httpx.get(f"{phone.url}/v/{one}").text)[0]
         r = httpx.post(f"{phone.url}/v/{two}", data={"csrf_token": token, "score": "5"})
         assert r.status_code == 400
+
+    def test_receipt_opens_the_account(self, phone: PhoneLive) -> None:
+        """The receipt's link opens its member's account (30 days); not another's."""
+        phone.store.add_member("M-1", "Dana", card_id="C-1")
+        phone.store.adjust_points("M-1", 7, "welcome")
+        link = _sale(phone, "S-1")
+        with httpx.Client(base_url=phone.url) as http:
+            action, token = ACCOUNT.findall(http.get(f"/v/{link}").text)[0]
+            r = http.post(action, data={"csrf_token": token})
+            assert r.status_code == 303 and r.headers["location"] == "/m/me"
+            assert re.search(r'id="balance">7<', http.get("/m/me").text)
+        with httpx.Client(base_url=phone.url) as http:
+            assert http.post(action, data={"csrf_token": "0" * 64}).status_code == 400
+            assert http.get("/m/me").status_code == 303

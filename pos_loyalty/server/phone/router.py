@@ -16,7 +16,7 @@ import secrets
 import time
 import urllib.parse
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -420,6 +420,7 @@ def _visit_page(phone: Phone, request: Request, link: str, v: visits.Visit, *,
     lang = phone.pages.language(request)
     return phone.pages.response(request, "phone/visit.html", {
         "visit": v, "action": action, "token": csrf.token(link, action),
+        "account_token": csrf.token(link, f"{action}/account"),
         "errors": errors or FormErrors(), "values": {},
         "notice": phone.pages.gettext(lang, notice) if notice else None}, status=status)
 
@@ -463,3 +464,27 @@ async def visit_answer(link: str, request: Request) -> Response:
     await run_in_threadpool(visits.answer, phone.store, got, int(raw),
                             text(fields, "comment", limit=1000))
     return RedirectResponse(f"/v/{link}?done=1", status_code=303)
+
+
+RECEIPT_DAYS = 30  # a receipt's link opens the member's account this long after the sale
+
+
+@router.post("/v/{link}/account")
+async def visit_account(link: str, request: Request) -> Response:
+    """The receipt is something only the buyer holds: it opens their account for a while."""
+    phone = _phone(request)
+    limited = _limited(phone, request, phone.client_posts, _client(request))
+    if limited is not None:
+        return limited
+    async with request.form(max_files=0, max_fields=5) as form:
+        sent = form.get(csrf.FIELD)
+    action = f"/v/{link}/account"
+    if not csrf.valid(link, action, sent if isinstance(sent, str) else None):
+        return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
+    got = await _visit_or_404(phone, request, link)
+    if isinstance(got, Response):
+        return got
+    if got.at < phone.store.clock() - timedelta(days=RECEIPT_DAYS):
+        return _message(phone, request, 403, N_("This receipt is too old"),
+                        N_("Open your account with your card number instead."))
+    return await _signed_in(phone, request, got.member_id)
