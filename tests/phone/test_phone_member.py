@@ -123,3 +123,15 @@ class TestMemberPage:
         assert expiring.group(1).startswith("30 points expire on ")
         assert last_day.strftime("%b") in expiring.group(1) and str(last_day.year) in \
             expiring.group(1)
+
+    def test_progress_to_the_next_reward(self, phone: PhoneLive) -> None:
+        """Under a program with a reward catalogue, the page says how many points the
+        cheapest reward not reached yet needs."""
+        phone.store.set_program("P-1", "rewards", (REPO / "examples/programs/"
+                                                   "14-non-monetary.toml").read_text())
+        phone.store.add_member("M-1", "Dana", card_id="C-1001")
+        phone.store.adjust_points("M-1", 120, "welcome")
+        with httpx.Client(base_url=phone.url) as http:
+            _sign_in(http, "C-1001")
+            page = http.get("/m/me").text
+        assert re.search(r'id="next-reward">180 more points to: Sample box<', page)

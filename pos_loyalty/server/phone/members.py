@@ -62,25 +62,43 @@ class MemberView:
     expiring: int = 0  # points whose last day is within the program's warning period
     expiring_on: date | None = None
     products: tuple[tuple[str, bool], ...] = ()  # (SKU, warranty registered) bought here
+    next_reward: str | None = None  # the cheapest reward the balance does not reach yet
+    points_to_next: int = 0
 
 
-def _expiring(conn: Connection, member_id: str, balance: int,
-              today: date) -> tuple[int, date | None]:
-    """Points soon to expire under the chain-wide program (``store_id`` NULL), if any.
+@dataclass(frozen=True)
+class _ProgramFacts:
+    expiring: int = 0
+    expiring_on: date | None = None
+    next_reward: str | None = None
+    points_to_next: int = 0
 
-    The rules engine's own expiry (newest lots hold the balance); a program central cannot
-    parse shows nothing rather than a wrong figure.
+
+def _program_facts(conn: Connection, member_id: str, balance: int,
+                   today: date) -> _ProgramFacts:
+    """Points soon to expire and the next reward, under the chain-wide program
+    (``store_id`` NULL), if any.
+
+    The rules engine's own expiry (newest lots hold the balance) and redemption terms; a
+    program central cannot parse shows nothing rather than a wrong figure.
     """
     body = conn.execute(select(ProgramRow.body).where(ProgramRow.store_id.is_(None))
                         .order_by(ProgramRow.program_id).limit(1)).scalar()
     if not body:
-        return 0, None
+        return _ProgramFacts()
     try:
         program = parse_program(body)
     except ConfigError:
-        return 0, None
+        return _ProgramFacts()
+    rewards = []
+    if program.redemption is not None:
+        rewards = [(item.points, item.text) for item in program.redemption.catalog]
+        if program.redemption.min_points > 0:
+            rewards.append((program.redemption.min_points, ""))  # money off
+    ahead = sorted(r for r in rewards if r[0] > balance)
+    reward, missing = (ahead[0][1], ahead[0][0] - balance) if ahead else (None, 0)
     if program.expiry.mode == "none":
-        return 0, None
+        return _ProgramFacts(next_reward=reward, points_to_next=missing)
     lots = conn.execute(
         select(func.date(LedgerEvent.terminal_time), func.sum(LedgerEvent.points))
         .where(LedgerEvent.member_id == member_id, LedgerEvent.status == "applied",
@@ -90,7 +108,7 @@ def _expiring(conn: Connection, member_id: str, balance: int,
         PointsLot(d if isinstance(d, date) else date.fromisoformat(str(d)), int(p))
         for d, p in lots))
     _expired, soon, first = expiry_status(view, today, program)
-    return soon, first
+    return _ProgramFacts(soon, first, reward, missing)
 
 
 def member_by_card(db: Database, card_id: str) -> str | None:
@@ -166,7 +184,7 @@ def member_view(db: Database, member_id: str) -> MemberView:
                    LedgerEvent.store_id)
             .where(LedgerEvent.member_id == member_id, LedgerEvent.status == "applied")
             .order_by(LedgerEvent.terminal_time.desc()).limit(RECENT)).all()
-        soon, first = _expiring(conn, member_id, int(balance or 0), db.clock().date())
+        facts = _program_facts(conn, member_id, int(balance or 0), db.clock().date())
         products = conn.execute(
             select(PhoneTagLink.sku, PhoneRegistration.uid.is_not(None))
             .outerjoin(PhoneRegistration, PhoneRegistration.uid == PhoneTagLink.uid)
@@ -174,5 +192,7 @@ def member_view(db: Database, member_id: str) -> MemberView:
             .order_by(PhoneTagLink.linked_at.desc()).limit(RECENT)).all()
     tier_name = (tier[0] or tier[1]) if tier is not None else None
     return MemberView(int(balance or 0), tier_name,
-                      tuple(Activity(r[0], r[1], int(r[2]), r[3]) for r in rows), soon, first,
-                      tuple((p[0], bool(p[1])) for p in products))
+                      tuple(Activity(r[0], r[1], int(r[2]), r[3]) for r in rows),
+                      facts.expiring, facts.expiring_on,
+                      tuple((p[0], bool(p[1])) for p in products),
+                      facts.next_reward, facts.points_to_next)
