@@ -1,4 +1,5 @@
-"""NFC commands: ``sim tag``, ``card issue``, ``card keygen``, ``tag write``, ``doctor``.
+"""NFC commands: ``sim tag``, ``card issue``, ``card keygen``, ``tag write``, ``tag batch
+create``, ``tag check``, ``doctor``.
 
 Registered on the top-level group by :func:`register`. Errors are one line on stderr: exit 2
 for usage and configuration mistakes (bad option, bad script or key file), 1 for everything
@@ -313,4 +314,163 @@ def register(main: click.Group, sim: click.Group) -> None:
         tag_group = click.Group("tag", help="Product tags: write and check them.")
         main.add_command(tag_group)
     tag_group.add_command(tag_write)
+    tag_group.add_command(tag_batch)
+    tag_group.add_command(tag_check)
 
+
+
+# -- tag batch create, tag check ---------------------------------------------------------------
+
+
+def _sun_keys(config_file: str) -> Any:
+    from pos_loyalty.config import load_config
+
+    try:
+        keys = load_config(config_file).sun_keys
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    if keys is None or keys.product_url is None:
+        _fail(f"{config_file}: key 'sun.product_url': the [sun] section with product_url is "
+              "needed", 2)
+    return keys
+
+
+@click.group("batch")
+def tag_batch() -> None:
+    """Many NTAG 424 DNA product tags at once: keys and a personalisation file."""
+
+
+@tag_batch.command("create")
+@click.option("--sku", required=True, help="Product code the tags lead to.")
+@click.option("--count", type=click.IntRange(1, 1_000_000), required=True)
+@click.option("--uids", "uid_file", type=click.File("r"), default=None,
+              help="The tags' UIDs from the supplier's delivery note, one per line (14 hex).")
+@click.option("--simulation", is_flag=True,
+              help="Make random NXP UIDs instead (emulated tags only).")
+@click.option("--config", "config_file", required=True, type=click.Path(dir_okay=False),
+              help="A config file with the chain's [sun] keys and product_url.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
+              help="The personalisation CSV to write (new file, mode 0600: it holds keys).")
+def tag_batch_create(sku: str, count: int, uid_file: Any, simulation: bool,
+                     config_file: str, out_file: str) -> None:
+    """Per-tag diversified keys and the SDM layout of COUNT tags, as CSV for the encoder."""
+    import csv
+    import os
+    import secrets
+
+    from pos_loyalty.nfc.producturl import PERSONALISATION_FIELDS, personalisation
+
+    if not valid_product(sku):
+        _fail(f"invalid --sku {sku!r}: 1-32 of A-Z a-z 0-9 . - _", 2)
+    if (uid_file is None) == (not simulation):
+        _fail("give --uids FILE (real tags) or --simulation (random UIDs), one of them", 2)
+    keys = _sun_keys(config_file)
+    if uid_file is not None:
+        uids: list[bytes] = []
+        for n, line in enumerate(uid_file, 1):
+            text = line.strip().replace(":", "")
+            if not text:
+                continue
+            try:
+                uid = bytes.fromhex(text)
+            except ValueError:
+                uid = b""
+            if len(uid) != 7:
+                _fail(f"{uid_file.name}:{n}: not a 7-byte UID (14 hex digits): {text[:40]!r}", 2)
+            uids.append(uid)
+        if len(set(uids)) != len(uids):
+            _fail(f"{uid_file.name}: a UID appears twice", 2)
+        if len(uids) < count:
+            _fail(f"{uid_file.name} has {len(uids)} UIDs, fewer than --count {count}", 2)
+    else:
+        uids = [b"\x04" + secrets.token_bytes(6) for _ in range(count)]
+    try:
+        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        _fail(f"{out_file} exists: not overwriting a file of keys", 2)
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=PERSONALISATION_FIELDS)
+        writer.writeheader()
+        for uid in uids[:count]:
+            writer.writerow(personalisation(sku, uid, keys))
+    click.echo(f"{count} tags of {sku} in {out_file} (SDM meta read key: the [sun] meta_key; "
+               "file read key per tag in the file)", err=True)
+
+
+@click.command("check")
+@click.argument("url", required=False)
+@click.option("--reader", default=None, help="Read the tag on this nfcpy reader instead.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="A config file with [sun] keys and [cards] issuer_keys to check with.")
+@click.option("--timeout", type=click.FloatRange(0.5, 600), default=10.0, show_default=True)
+def tag_check(url: str | None, reader: str | None, config_file: str | None,
+              timeout: float) -> None:
+    """Say what a product tag's URL (or the tag on a reader) is and whether it verifies.
+
+    The last output line is JSON. Exit 0 when it verifies, 1 when it does not. A SUN
+    counter is checked only by central: a valid MAC here does not say the URL is unused.
+    """
+    from pos_loyalty.config import load_config
+    from pos_loyalty.nfc.producturl import TagKeys, parse_product_url, prove
+
+    if (url is None) == (reader is None):
+        _fail("give a URL or --reader, one of them", 2)
+    sun = None
+    issuer_keys: tuple[str, ...] = ()
+    if config_file is not None:
+        try:
+            cfg = load_config(config_file)
+        except ConfigError as exc:
+            _fail(str(exc), 2)
+        sun, issuer_keys = cfg.sun_keys, cfg.issuer_keys
+    keys = TagKeys.build(sun, issuer_keys)
+    tag_uid = None
+    if reader is not None:
+        url, tag_uid = _read_url(reader, timeout)
+    assert url is not None
+    parsed = parse_product_url(url)
+    if parsed is None:
+        out = {"kind": "other", "verified": False,
+               "reason": "not a product tag URL (https://.../p/<product>?...)"}
+    else:
+        sku, query = parsed
+        proof = prove(sku, query, keys)
+        verified = proof.proof in ("sun", "signed")
+        reason = proof.reason
+        if verified and tag_uid is not None and proof.uid != tag_uid:
+            verified, reason = False, f"copied: the URL belongs to tag {proof.uid}"
+        out = {"kind": {"sun": "ntag424-sun", "signed": "ntag21x-signed"}.get(
+                   proof.proof, "unverified"),
+               "product": sku, "uid": proof.uid, "counter": proof.counter,
+               "verified": verified, "reason": reason}
+    click.echo(f"{out['kind']}: {'verifies' if out['verified'] else 'does NOT verify'}"
+               f"{' - ' + str(out['reason']) if out['reason'] else ''}")
+    click.echo(json.dumps(out))
+    if not out["verified"]:
+        raise click.exceptions.Exit(1)
+
+
+def _read_url(reader: str, timeout: float) -> tuple[str, str]:
+    """The first URI on the tag presented to ``reader``, and the tag's UID (hex)."""
+    import ndef as ndeflib
+
+    from pos_loyalty.nfc.nfcpy_source import open_frontend
+    from pos_loyalty.nfc.provision import _wait_for_tag
+
+    click.echo(f"present the tag to the reader {reader} ...", err=True)
+    try:
+        clf = open_frontend(reader)
+    except ReaderError as exc:
+        _fail(str(exc))
+    try:
+        tag = _wait_for_tag(clf, reader, timeout)
+        uid = bytes(tag.identifier).hex().upper()
+        records = list(tag.ndef.records) if tag.ndef is not None else []
+    except (CardError, ReaderError) as exc:
+        _fail(str(exc))
+    finally:
+        clf.close()
+    for record in records:
+        if isinstance(record, ndeflib.UriRecord):
+            return str(record.iri), uid
+    _fail(f"tag {uid} carries no web link")

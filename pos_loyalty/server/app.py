@@ -156,6 +156,9 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     from pos_loyalty.server import console
 
     console.install(app)
+    from pos_loyalty.server.phone import router as phone
+
+    phone.install(app, central, settings.phone)
     app.mount(web.STATIC_PATH, StaticFiles(directory=web.STATIC_DIR), name="web-static")
 
     @app.get("/", include_in_schema=False)

@@ -838,3 +838,32 @@ def user_password(username: str, password_stdin: bool, db_url: str | None) -> No
         ConsoleAccounts(central).set_password(username, password,
                                                                     actor=_cli_actor())
     click.echo(f"password of {username} changed")
+
+
+@admin.group()
+def catalog() -> None:
+    """The product catalog the phone pages show (see docs/phone.md for the folder format)."""
+
+
+@catalog.command("load")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--into", "target", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="The served catalog folder (default: [catalog] dir of the "
+              "file POS_LOYALTY_PHONE_CONFIG names).")
+def catalog_load(source: Path, target: Path | None) -> None:
+    """Check a catalog folder and make it the one central serves (swapped in whole)."""
+    from pos_loyalty.catalog.folder import install_catalog
+    from pos_loyalty.server.config import load_phone_config
+
+    with cli_errors():
+        if target is None:
+            phone_file = os.environ.get("POS_LOYALTY_PHONE_CONFIG")
+            if not phone_file:
+                raise ConfigError("no --into, and POS_LOYALTY_PHONE_CONFIG is not set",
+                                  key="catalog.dir")
+            target = load_phone_config(phone_file).catalog_dir
+            if target is None:
+                raise ConfigError("no catalog folder configured", path=phone_file,
+                                  key="catalog.dir")
+        products = install_catalog(source, target)
+    click.echo(f"catalog of {len(products)} products now served from {target}")

@@ -320,3 +320,112 @@ class AuditEntry(CentralBase):
     store_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     before: Mapped[str] = mapped_column(Text, default="")  # JSON, "" when nothing was there
     after: Mapped[str] = mapped_column(Text, default="")
+
+
+# -- the customer's phone: product tag taps, coupons, registrations, NPS ----------------------
+
+
+class PhoneTap(CentralBase):
+    """One opening of a product tag's page and what its tag proved (``result``: genuine,
+    signed, replayed, forged, unverified). ``token`` (a secret, in the page's form actions)
+    lets this visit's forms post; only genuine and signed taps get one."""
+
+    __tablename__ = "phone_taps"
+    __table_args__ = (Index("ix_phone_taps_day", "day", "sku"),
+                      Index("ix_phone_taps_uid", "uid"))
+
+    tap_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    sku: Mapped[str] = mapped_column(String(32))
+    uid: Mapped[str | None] = mapped_column(String(20))  # upper-case hex; None if unreadable
+    result: Mapped[str] = mapped_column(String(16))
+    counter: Mapped[int | None] = mapped_column(BigInteger)
+    store_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime)
+    day: Mapped[date] = mapped_column(Date)
+
+
+class PhoneCoupon(CentralBase):
+    """The single-use reorder coupon of one tag, issued on its first genuine tap."""
+
+    __tablename__ = "phone_coupons"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    uid: Mapped[str] = mapped_column(String(20), unique=True)
+    sku: Mapped[str] = mapped_column(String(32))
+    percent: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    redeemed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    redeemed_by: Mapped[str | None] = mapped_column(String(64))  # terminal id
+    redeemed_txn: Mapped[str | None] = mapped_column(String(64))
+
+
+class PhoneRegistration(CentralBase):
+    """A warranty / product registration: one per tagged item."""
+
+    __tablename__ = "phone_registrations"
+
+    uid: Mapped[str] = mapped_column(String(20), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(254))
+    purchased_on: Mapped[date | None] = mapped_column(Date)
+    tap_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PhoneNps(CentralBase):
+    """A 0-10 "how likely are you to recommend us" answer: one per tagged item (the latest)."""
+
+    __tablename__ = "phone_nps"
+
+    uid: Mapped[str] = mapped_column(String(20), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(32))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text)
+    tap_id: Mapped[str] = mapped_column(String(36))
+    answered_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MemberPageSession(CentralBase):
+    """A member signed in to their own page (by card number or a fresh tap of their card)."""
+
+    __tablename__ = "member_page_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    csrf_secret: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PhoneTagLink(CentralBase):
+    """A product tag tapped at a till during a member's sale: the item's buyer.
+
+    ``engaged_event_id``: the central ledger event of the points for engaging, once set the
+    tag earns no more."""
+
+    __tablename__ = "phone_tag_links"
+
+    uid: Mapped[str] = mapped_column(String(20), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(32))
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    txn_ref: Mapped[str] = mapped_column(String(140))
+    linked_at: Mapped[datetime] = mapped_column(DateTime)
+    engaged_event_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class VisitAnswer(CentralBase):
+    """The 0-10 answer about one visit, from the link a receipt carries (one per sale)."""
+
+    __tablename__ = "visit_answers"
+    __table_args__ = (Index("ix_visit_answers_store", "store_id", "answered_at"),)
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text)
+    answered_at: Mapped[datetime] = mapped_column(DateTime)

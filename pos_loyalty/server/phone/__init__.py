@@ -1,0 +1,1 @@
+"""The customer's phone: the page a product tag opens, its forms, and what the brand learns."""

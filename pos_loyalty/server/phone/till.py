@@ -1,0 +1,162 @@
+"""The till's side of product tags, for terminals: link a tag to the sale's member, redeem a
+tag's coupon exactly once across the chain.
+
+``POST /v1/phone/links``: a product tag tapped during a member's sale (terminal credential).
+The first link of a tag wins; the same link again is acknowledged; another member for the
+same tag is reported as a conflict and changes nothing. The linked member then gets the
+points for engaging on the tag's first genuine phone tap (see ``queries.record_tap``).
+
+``POST /v1/phone/coupons/redeem``: one conditional update marks a coupon used, so of two
+tills racing with one code exactly one wins; the same (terminal, transaction) asking again
+gets the same answer (a retried request), anyone else a 409 with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from sqlalchemy import Connection, select, update
+from starlette.concurrency import run_in_threadpool
+
+from pos_loyalty.server.db import Database
+from pos_loyalty.server.deps import StoreDep, TerminalDep
+from pos_loyalty.server.schemas import ErrorPublic
+from pos_loyalty.server.terminals.queries import TerminalAuth
+from pos_loyalty.store.central_models import Member, PhoneCoupon, PhoneTagLink
+
+router = APIRouter(tags=["phone"])
+MAX_LINKS = 100
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorPublic} for code in (401, 403, 404, 409, 413, 422)}
+Uid = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{8,20}$")]
+TxnRef = Annotated[str, StringConstraints(min_length=1, max_length=140)]
+
+
+@dataclass(frozen=True)
+class LinkIn:
+    uid: str
+    sku: str
+    member_id: str
+    txn_ref: str
+
+
+LinkResult = Literal["linked", "known", "conflict", "unknown_member"]
+
+
+def link_tags(db: Database, auth: TerminalAuth, links: list[LinkIn]) -> list[LinkResult]:
+    """Record each tag's buyer (first link wins); one result per link, in order."""
+    now = db.clock()
+
+    def tx(conn: Connection) -> list[LinkResult]:
+        out: list[LinkResult] = []
+        for link in links:
+            if conn.execute(select(Member.member_id).where(
+                    Member.member_id == link.member_id)).first() is None:
+                out.append("unknown_member")
+                continue
+            made = conn.execute(db.insert(PhoneTagLink).values(
+                uid=link.uid, sku=link.sku, member_id=link.member_id, terminal_id=auth.terminal_id,
+                store_id=auth.store_id, txn_ref=link.txn_ref, linked_at=now,
+                engaged_event_id=None,
+            ).on_conflict_do_nothing(index_elements=[PhoneTagLink.uid])
+                .returning(PhoneTagLink.uid)).first()
+            if made is not None:
+                out.append("linked")
+                continue
+            owner = conn.execute(select(PhoneTagLink.member_id)
+                                 .where(PhoneTagLink.uid == link.uid)).scalar()
+            out.append("known" if owner == link.member_id else "conflict")
+        return out
+
+    return db.write(tx)
+
+
+RedeemResult = Literal["redeemed", "already_redeemed", "unknown", "expired"]
+
+
+@dataclass(frozen=True)
+class Redemption:
+    result: RedeemResult
+    percent: int = 0
+    sku: str = ""
+
+
+def redeem_coupon(db: Database, auth: TerminalAuth, code: str, txn_ref: str) -> Redemption:
+    """Use the coupon ``code`` for this terminal's transaction, exactly once chain-wide."""
+    now = db.clock()
+
+    def tx(conn: Connection) -> Redemption:
+        won = conn.execute(
+            update(PhoneCoupon)
+            .where(PhoneCoupon.code == code, PhoneCoupon.redeemed_at.is_(None),
+                   PhoneCoupon.expires_at > now)
+            .values(redeemed_at=now, redeemed_by=auth.terminal_id, redeemed_txn=txn_ref)
+            .returning(PhoneCoupon.percent, PhoneCoupon.sku)).first()
+        if won is not None:
+            return Redemption("redeemed", int(won.percent), won.sku)
+        row = conn.execute(select(PhoneCoupon.percent, PhoneCoupon.sku,
+                                  PhoneCoupon.redeemed_by, PhoneCoupon.redeemed_txn,
+                                  PhoneCoupon.redeemed_at)
+                           .where(PhoneCoupon.code == code)).first()
+        if row is None:
+            return Redemption("unknown")
+        if row.redeemed_at is None:
+            return Redemption("expired")
+        if (row.redeemed_by, row.redeemed_txn) == (auth.terminal_id, txn_ref):
+            return Redemption("redeemed", int(row.percent), row.sku)  # a retried request
+        return Redemption("already_redeemed")
+
+    return db.write(tx)
+
+
+class LinkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    uid: Uid
+    sku: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,32}$")]
+    member_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    txn_ref: TxnRef
+
+
+class LinksCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    links: Annotated[list[LinkCreate], Field(max_length=MAX_LINKS)]
+
+
+class LinksPublic(BaseModel):
+    results: list[LinkResult]
+
+
+class RedeemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    code: Annotated[str, StringConstraints(pattern=r"^[2-9A-Z]{10}$")]
+    txn_ref: TxnRef
+
+
+class RedeemPublic(BaseModel):
+    status: Literal["redeemed"]
+    percent: int
+    sku: str
+
+
+@router.post("/v1/phone/links", response_model=LinksPublic, responses=_ERRORS)
+async def push_links(body: LinksCreate, auth: TerminalDep, store: StoreDep) -> LinksPublic:
+    """Product tags tapped during members' sales: each tag's buyer, first link wins."""
+    items = [LinkIn(x.uid, x.sku, x.member_id, x.txn_ref) for x in body.links]
+    return LinksPublic(results=await run_in_threadpool(link_tags, store, auth, items))
+
+
+@router.post("/v1/phone/coupons/redeem", response_model=RedeemPublic, responses=_ERRORS)
+async def redeem(body: RedeemCreate, auth: TerminalDep, store: StoreDep) -> Any:
+    """Use a tag's reorder coupon in this terminal's transaction (once, chain-wide)."""
+    done = await run_in_threadpool(redeem_coupon, store, auth, body.code, body.txn_ref)
+    if done.result == "redeemed":
+        return RedeemPublic(status="redeemed", percent=done.percent, sku=done.sku)
+    reasons = {"unknown": (404, "no such coupon"), "expired": (409, "coupon expired"),
+               "already_redeemed": (409, "coupon already used")}
+    status, reason = reasons[done.result]
+    title = "not found" if status == 404 else "conflict"
+    return JSONResponse({"error": title, "reason": reason}, status_code=status)

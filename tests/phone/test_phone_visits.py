@@ -1,0 +1,82 @@
+"""The receipt's link: one question about the visit, NPS per store (real HTTP)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from pos_loyalty.ids import uuid7
+from pos_loyalty.server.phone import visits
+from pos_loyalty.store.central_models import LedgerEvent
+from tests.phone.conftest import PhoneLive
+
+TOKEN = re.compile(r'action="(/v/[0-9a-f]{32})" method="post" novalidate>\s*'
+                   r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">')
+ACCOUNT = re.compile(r'action="(/v/[0-9a-f]{32}/account)" method="post" novalidate>\s*'
+                     r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">')
+
+
+def _sale(phone: PhoneLive, store_id: str, kind: str = "earn") -> str:
+    event_id = str(uuid7())
+    now = phone.store.clock()
+
+    def tx(conn: Any) -> None:
+        conn.execute(phone.store.insert(LedgerEvent).values(
+            member_id="M-1", event_id=event_id, terminal_id="T-1", store_id=store_id,
+            terminal_seq=1, kind=kind, points=10, txn_ref="POS-1/1", terminal_time=now,
+            received_at=now, offline=False, flags="", status="applied", reason="",
+            review_note=""))
+
+    phone.store.write(tx)
+    return visits.link_part(event_id)
+
+
+class TestVisitQuestion:
+    def test_answer_once_per_sale_and_nps_per_store(self, phone: PhoneLive) -> None:
+        """A sale's link asks one question; the answer is kept (the latest), the page then
+        thanks; answers make the NPS of each store."""
+        phone.store.add_member("M-1", "Dana", card_id="C-1")
+        links = [_sale(phone, "S-1"), _sale(phone, "S-1"), _sale(phone, "S-2")]
+        for link, score in zip(links, ("10", "3", "9"), strict=True):
+            page = httpx.get(f"{phone.url}/v/{link}")
+            assert page.status_code == 200 and "Dana" not in page.text
+            action, token = TOKEN.findall(page.text)[0]
+            bad = httpx.post(phone.url + action, data={"csrf_token": token, "score": "x"})
+            assert bad.status_code == 400 and 'href="#score"' in bad.text
+            done = httpx.post(phone.url + action, data={"csrf_token": token, "score": score})
+            assert done.status_code == 303
+            shown = httpx.get(phone.url + done.headers["location"])
+            assert f"You answered {score} out of 10" in shown.text
+        now = phone.store.clock()
+        figures = visits.store_nps(phone.store, now - timedelta(days=1), now + timedelta(1))
+        assert [(f.store_id, f.answers, f.nps) for f in figures] == [("S-1", 2, 0),
+                                                                      ("S-2", 1, 100)]
+
+    def test_unknown_links_and_other_events(self, phone: PhoneLive) -> None:
+        """A link of no sale (or of a non-earn event, or not hex) is a 404 page; a post
+        with another link's token is refused."""
+        phone.store.add_member("M-1", "Dana", card_id="C-1")
+        adjust = _sale(phone, "S-1", kind="adjust")
+        for link in (uuid7().hex, adjust, "nothex", "A" * 32):
+            assert httpx.get(f"{phone.url}/v/{link}").status_code == 404, link
+        one, two = _sale(phone, "S-1"), _sale(phone, "S-1")
+        _action, token = TOKEN.findall(httpx.get(f"{phone.url}/v/{one}").text)[0]
+        r = httpx.post(f"{phone.url}/v/{two}", data={"csrf_token": token, "score": "5"})
+        assert r.status_code == 400
+
+    def test_receipt_opens_the_account(self, phone: PhoneLive) -> None:
+        """The receipt's link opens its member's account (30 days); not another's."""
+        phone.store.add_member("M-1", "Dana", card_id="C-1")
+        phone.store.adjust_points("M-1", 7, "welcome")
+        link = _sale(phone, "S-1")
+        with httpx.Client(base_url=phone.url) as http:
+            action, token = ACCOUNT.findall(http.get(f"/v/{link}").text)[0]
+            r = http.post(action, data={"csrf_token": token})
+            assert r.status_code == 303 and r.headers["location"] == "/m/me"
+            assert re.search(r'id="balance">7<', http.get("/m/me").text)
+        with httpx.Client(base_url=phone.url) as http:
+            assert http.post(action, data={"csrf_token": "0" * 64}).status_code == 400
+            assert http.get("/m/me").status_code == 303
