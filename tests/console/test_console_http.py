@@ -209,7 +209,7 @@ class TestHeld:
         users("ada")
         c = client()
         c.sign_in("ada")
-        first, second = (e["event_id"] for e in events)
+        first, second = (str(e["event_id"]) for e in events)
         page = c.http.get("/console/held").text
         assert first in page and "per-event cap" in page
         empty = c.post_form("/console/held", f"/console/held/{first}",

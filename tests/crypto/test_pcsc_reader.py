@@ -338,10 +338,11 @@ class TestTapEvents:
     """The PC/SC reader reports the same TapEvents as the nfcpy reader, through classify()."""
 
     def run_taps(self, env: VirtualPcscStack, cards: list[StorageCard | IsoCard],
-                 **trust: bool) -> list[TapEvent]:
+                 accept_legacy_uid: bool = False) -> list[TapEvent]:
         events: queue.Queue[TapEvent] = queue.Queue()
         stop = threading.Event()
-        reader = Reader(f"pcsc:{env.reader}", trust=demo_trust(**trust), debounce_s=0.0)
+        reader = Reader(f"pcsc:{env.reader}",
+                        trust=demo_trust(accept_legacy_uid=accept_legacy_uid), debounce_s=0.0)
         thread = threading.Thread(target=reader.run, args=(events.put, stop))
         thread.start()
         out = []

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,11 +40,12 @@ def member_card(uid: bytes, card_id: str) -> Ntag424Dna:
                       file_data=pack_file_data({"card": card_id}))
 
 
-def phone_config(catalog: Path | None, **limits: int) -> PhoneConfig:
+def phone_config(catalog: Path | None, **limits: Any) -> PhoneConfig:
     limits = {"points_for_engaging": 25, **limits}
-    return PhoneConfig(sun=SunKeys(META, MASTER, SYSTEM_ID, member_url=MEMBER_URL,
-                                   product_url=TAG_BASE),
-                       issuer_keys=(ISSUER.public_key.hex(),), catalog_dir=catalog, **limits)
+    config = PhoneConfig(sun=SunKeys(META, MASTER, SYSTEM_ID, member_url=MEMBER_URL,
+                                     product_url=TAG_BASE),
+                         issuer_keys=(ISSUER.public_key.hex(),), catalog_dir=catalog)
+    return replace(config, **limits)
 
 
 @dataclass

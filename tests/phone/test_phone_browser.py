@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from nfc_testkit import nfcpy_activate
 
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna
 from tests.conftest import REPO
-from tests.nfc.nfc_testkit import nfcpy_activate
 from tests.phone.conftest import PhoneLive, phone_config, product_tag, start
 
 CHROMIUM = Path("/usr/bin/chromium")

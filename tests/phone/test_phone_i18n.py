@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from pos_loyalty.server.phone.router import HERE as PHONE_DIR
 
 METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+KEYWORDS: dict[str, Any] = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 
 
 def test_every_phone_message_has_a_hebrew_translation() -> None:

@@ -98,8 +98,7 @@ class TestMemberPage:
         from pos_loyalty.rules.expiry import add_months
         from pos_loyalty.store.central_models import Balance, LedgerEvent
 
-        phone.store.set_program("P-1", "expiry", (REPO / "examples/programs/07-expiry.toml")
-                                .read_text())
+        phone.store.publish_program((REPO / "examples/programs/07-expiry.toml").read_text())
         phone.store.add_member("M-1", "Dana", card_id="C-1001")
         now = phone.store.clock()
         earned = now - timedelta(days=345)
@@ -127,8 +126,8 @@ class TestMemberPage:
     def test_progress_to_the_next_reward(self, phone: PhoneLive) -> None:
         """Under a program with a reward catalogue, the page says how many points the
         cheapest reward not reached yet needs."""
-        phone.store.set_program("P-1", "rewards", (REPO / "examples/programs/"
-                                                   "14-non-monetary.toml").read_text())
+        phone.store.publish_program((REPO / "examples/programs/14-non-monetary.toml")
+                                    .read_text())
         phone.store.add_member("M-1", "Dana", card_id="C-1001")
         phone.store.adjust_points("M-1", 120, "welcome")
         with httpx.Client(base_url=phone.url) as http:

@@ -29,7 +29,7 @@ def tap(tag: Ntag424Dna) -> str:
     return url
 
 
-def forms(html: str) -> dict[str, str]:
+def forms(html: str) -> dict[str, tuple[str, str]]:
     return {action.rsplit("/", 1)[1]: (action, token) for action, token in ACTION.findall(html)}
 
 

@@ -114,7 +114,7 @@ def binding_transcript(workdir: Path) -> list[str]:
 
     from pos_loyalty.nfc.events import TapEvent
     from pos_loyalty.pos.codec import encode_frame
-    from pos_loyalty.pos.messages import Message, encode_message, message_from_dict
+    from pos_loyalty.pos.messages import Message, Role, encode_message, message_from_dict
     from pos_loyalty.rules import load_program
     from pos_loyalty.store import LocalStore
     from pos_loyalty.terminal.demo_data import seed_demo_members
@@ -129,7 +129,7 @@ def binding_transcript(workdir: Path) -> list[str]:
 
     def frame(direction: str, msg: Message | None, note: str) -> None:
         assert msg is not None
-        sender = "till" if direction == "T->M" else "terminal"
+        sender: Role = "till" if direction == "T->M" else "terminal"
         wire = encode_frame(Frame("D", seq[direction], encode_message(msg, sender)))
         seq[direction] = (seq[direction] + 1) % 256
         text = wire.decode().replace("\x02", "<STX>").replace("\x03", "<ETX>")

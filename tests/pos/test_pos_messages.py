@@ -18,13 +18,15 @@ from pos_loyalty.pos.messages import (
     BasketItem,
     BasketUpdate,
     PointsAwarded,
+    Role,
     TxnCommit,
+    _Record,
     decode_message,
     encode_message,
     message_from_dict,
 )
 
-ident = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1,
+ident = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1,
                 max_size=64)
 text = st.text(max_size=80)
 money = st.integers(-10**9, 10**9)
@@ -127,7 +129,9 @@ class TestRoundTrip:
         """Each message class checks every one of its fields (none slips through)."""
         from dataclasses import fields
 
-        for cls in {*TERMINAL_MESSAGES.values(), *TILL_MESSAGES.values(), BasketItem}:
+        classes: set[type[_Record]] = {*TERMINAL_MESSAGES.values(), *TILL_MESSAGES.values(),
+                                       BasketItem}
+        for cls in classes:
             assert set(cls.CHECKS) == {f.name for f in fields(cls)}, cls  # type: ignore[arg-type]
 
     def test_every_request_has_replies(self) -> None:
@@ -200,8 +204,9 @@ class TestInvalid:
     @settings(max_examples=300)
     def test_any_payload_gives_message_or_remote_error(self, payload: bytes) -> None:
         """Arbitrary payload bytes decode to a valid message or a RemoteProtocolError."""
-        for side in ("till", "terminal"):
+        sides: tuple[Role, ...] = ("till", "terminal")
+        for side in sides:
             try:
-                decode_message(payload, side)  # type: ignore[arg-type]
+                decode_message(payload, side)
             except RemoteProtocolError as exc:
                 assert exc.reason

@@ -10,7 +10,9 @@ import socket
 import stat
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,9 +46,10 @@ def records() -> Iterator[Records]:
     root.removeHandler(handler)
 
 
-def _server(central_url: str, **limits: int) -> tuple[ServerThread, CentralStore]:
+def _server(central_url: str, **limits: Any) -> tuple[ServerThread, CentralStore]:
     store = CentralStore(central_url)
-    app = create_app(Settings(db_url=central_url, **limits), store=store, migrate=False)
+    settings = replace(Settings(db_url=central_url), **limits)
+    app = create_app(settings, store=store, migrate=False)
     return ServerThread(app).start(), store
 
 

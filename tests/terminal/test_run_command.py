@@ -22,11 +22,10 @@ from pos_loyalty.pos.till import SimulatedTill
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, env: dict[str, str] | None = None,
-        **kw: object) -> subprocess.Popen[str]:
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = env or {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "pos_loyalty", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.fixture
