@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
@@ -132,3 +133,31 @@ def schema_head(which: str) -> str:
     head = ScriptDirectory.from_config(cfg).get_current_head()
     assert head is not None
     return head
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium, driven by Playwright (never a browser Playwright downloads)."""
+
+
+def _browser_unavailable(reason: str) -> None:
+    if os.environ.get("POS_LOYALTY_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser required (POS_LOYALTY_REQUIRE_BROWSER=1) but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the page tests; skipped with the reason when it is missing,
+    unless POS_LOYALTY_REQUIRE_BROWSER=1 (CI) makes that a failure."""
+    if not CHROMIUM.exists():
+        _browser_unavailable(f"{CHROMIUM} is missing (apt-get install chromium; "
+                             "see .ci/browser.sh)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _browser_unavailable("playwright is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield b
+        b.close()
