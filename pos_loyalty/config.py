@@ -82,7 +82,7 @@ _SECTIONS: dict[str, set[str]] = {
     "sync": {"interval_s", "ca_file"},
 }
 
-_BAUDRATES = {9600, 19200, 38400, 57600, 115200, 230400}
+BAUDRATES = {9600, 19200, 38400, 57600, 115200, 230400}
 
 
 def load_config(path: str | Path | None) -> TerminalConfig:
@@ -95,8 +95,8 @@ def load_config(path: str | Path | None) -> TerminalConfig:
         doc.check_keys(section, keys)
     data_dir = doc.get("terminal.data_dir", str, str(default_data_dir()))
     baud = doc.get("serial.baudrate", int, 115200)
-    if baud not in _BAUDRATES:
-        raise doc.error("serial.baudrate", f"must be one of {sorted(_BAUDRATES)}, got {baud}")
+    if baud not in BAUDRATES:
+        raise doc.error("serial.baudrate", f"must be one of {sorted(BAUDRATES)}, got {baud}")
     debounce = doc.get("reader.debounce_s", (int, float), 1.0)
     if debounce < 0:
         raise doc.error("reader.debounce_s", "must not be negative")
@@ -137,7 +137,7 @@ def load_config(path: str | Path | None) -> TerminalConfig:
         accept_legacy_uid=doc.get("cards.accept_legacy_uid", bool, False),
         legacy_uid_redeem=doc.get("cards.legacy_uid_redeem", bool, False),
         simulation=doc.get("cards.simulation", bool, False),
-        sun_keys=_sun_keys(doc),
+        sun_keys=read_sun_keys(doc),
         sync_interval_s=float(sync_interval),
         sync_ca_file=ca_file,
         timezone=timezone,
@@ -152,7 +152,7 @@ def _key_hex(doc: TomlDocument, dotted: str, value: object) -> bytes:
     return bytes.fromhex(value)
 
 
-def _sun_keys(doc: TomlDocument) -> SunKeys | None:
+def read_sun_keys(doc: TomlDocument) -> SunKeys | None:
     """The [sun] section: keys inline or in ``key_file`` (a TOML file only root can read)."""
     section = doc.table("sun")
     if not section:

@@ -322,7 +322,7 @@ def register(main: click.Group, sim: click.Group) -> None:
 # -- tag batch create, tag check ---------------------------------------------------------------
 
 
-def _sun_keys(config_file: str) -> Any:
+def _config_sun_keys(config_file: str) -> Any:
     from pos_loyalty.config import load_config
 
     try:
@@ -364,7 +364,7 @@ def tag_batch_create(sku: str, count: int, uid_file: Any, simulation: bool,
         _fail(f"invalid --sku {sku!r}: 1-32 of A-Z a-z 0-9 . - _", 2)
     if (uid_file is None) == (not simulation):
         _fail("give --uids FILE (real tags) or --simulation (random UIDs), one of them", 2)
-    keys = _sun_keys(config_file)
+    keys = _config_sun_keys(config_file)
     if uid_file is not None:
         uids: list[bytes] = []
         for n, line in enumerate(uid_file, 1):
@@ -455,7 +455,7 @@ def _read_url(reader: str, timeout: float) -> tuple[str, str]:
     import ndef as ndeflib
 
     from pos_loyalty.nfc.nfcpy_source import open_frontend
-    from pos_loyalty.nfc.provision import _wait_for_tag
+    from pos_loyalty.nfc.provision import wait_for_tag
 
     click.echo(f"present the tag to the reader {reader} ...", err=True)
     try:
@@ -463,7 +463,7 @@ def _read_url(reader: str, timeout: float) -> tuple[str, str]:
     except ReaderError as exc:
         _fail(str(exc))
     try:
-        tag = _wait_for_tag(clf, reader, timeout)
+        tag = wait_for_tag(clf, reader, timeout)
         uid = bytes(tag.identifier).hex().upper()
         records = list(tag.ndef.records) if tag.ndef is not None else []
     except (CardError, ReaderError) as exc:

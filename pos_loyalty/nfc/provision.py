@@ -35,7 +35,7 @@ class Provisioned:
     locked: bool
 
 
-def _wait_for_tag(clf: Any, path: str, timeout_s: float) -> Any:
+def wait_for_tag(clf: Any, path: str, timeout_s: float) -> Any:
     deadline = time.monotonic() + timeout_s
     rdwr = {"targets": ["106A"], "on-connect": lambda tag: False, "iterations": 1,
             "beep-on-connect": False}
@@ -99,7 +99,7 @@ def provision(path: str, build: Callable[[bytes], bytes], trust: CardTrust, *,
     """Wait for a tag on ``path``, write ``build(uid)``, verify it with ``trust``, lock it."""
     clf = open_frontend(path)
     try:
-        tag = _wait_for_tag(clf, path, timeout_s)
+        tag = wait_for_tag(clf, path, timeout_s)
         try:
             return _write(tag, build, trust, lock)
         except (nfc.tag.TagCommandError, nfc.clf.CommunicationError) as exc:

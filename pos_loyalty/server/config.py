@@ -81,13 +81,13 @@ _PHONE_SECTIONS = {
 def load_phone_config(path: str | Path) -> PhoneConfig:
     """Read a phone pages' TOML file (``POS_LOYALTY_PHONE_CONFIG``); errors name file,
     line and key."""
-    from pos_loyalty.config import _sun_keys  # the terminal's [sun] reader: same meaning
+    from pos_loyalty.config import read_sun_keys  # the terminal's [sun] reader: same meaning
 
     doc = TomlDocument.load(path)
     doc.check_keys("", set(_PHONE_SECTIONS))
     for name, keys in _PHONE_SECTIONS.items():
         doc.check_keys(name, keys)
-    sun = _sun_keys(doc)
+    sun = read_sun_keys(doc)
     if sun is not None and sun.product_url is None:
         raise doc.error("sun.product_url", "missing: the URL prefix of product tags, up to "
                         "the product code (https://.../p/)")

@@ -12,7 +12,7 @@ from typing import Literal
 
 import click
 
-from pos_loyalty.config import _BAUDRATES, check_card_keys, load_config, with_overrides
+from pos_loyalty.config import BAUDRATES, check_card_keys, load_config, with_overrides
 from pos_loyalty.errors import ConfigError, LoyaltyError
 
 
@@ -22,7 +22,7 @@ from pos_loyalty.errors import ConfigError, LoyaltyError
 @click.option("--serial", help="Serial port of the till, e.g. /dev/ttyUSB0 or /dev/pts/3.")
 @click.option("--reader", help="NFC reader path: usb, tty:USB0:pn532, udp:127.0.0.1:PORT.")
 @click.option("--db", help="Local store URL, e.g. sqlite:///terminal.db.")
-@click.option("--baud", type=click.Choice([str(b) for b in sorted(_BAUDRATES)]),
+@click.option("--baud", type=click.Choice([str(b) for b in sorted(BAUDRATES)]),
               help="Till line speed (default 115200, or serial.baudrate in the config).")
 @click.option("--demo-members", is_flag=True,
               help="Seed the demo members into an empty store (for simulated setups).")
