@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
+
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.pos.messages import Message, message_from_dict
+from pos_loyalty.rules import MemberView
 from pos_loyalty.rules.parse import parse_text
 from pos_loyalty.rules.program import Program
+from pos_loyalty.store.engine_state import encode_state
+from pos_loyalty.store.local import LocalStore
+from pos_loyalty.store.models import Member
 from pos_loyalty.terminal.service import TerminalService
 
 REDEEM_ONLY: Program = parse_text('''
@@ -63,3 +69,12 @@ def ring_up(service: TerminalService, *, card_id: str | None, pos_id: str, txn_i
         if quote["type"] != "quote":
             return quote
     return ask(service, {"type": "txn.commit", "pos_id": pos_id, "txn_id": txn_id})
+
+
+def seed_member_state(store: LocalStore, view: MemberView) -> None:
+    """Give a member the engine state a test starts from (point lots, credits, stamps...),
+    as earlier sales would have left it."""
+    with store.engine.begin() as conn:
+        done = conn.execute(update(Member).where(Member.member_id == view.member_id).values(
+            tier=view.tier, birthday=view.birthday, state=encode_state(view))).rowcount
+    assert done == 1, f"unknown member {view.member_id}"

@@ -212,14 +212,6 @@ class SalesLedger:
             "lifetime_spend": row.lifetime_spend, "visits": row.visits,
             "birthday": row.birthday})
 
-    def set_member_state(self, view: MemberView) -> None:
-        """Overwrite a member's engine state (enrolment, staff credits, tests, migration)."""
-        with write(self.engine, f"saving member {view.member_id}") as conn:
-            done = conn.execute(update(Member).where(Member.member_id == view.member_id).values(
-                tier=view.tier, birthday=view.birthday, state=encode_state(view))).rowcount
-            if not done:
-                raise StoreError(f"unknown member {view.member_id}")
-
     # -- sales ---------------------------------------------------------------------------
 
     def record_sale(

@@ -17,7 +17,7 @@ from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.rules import Credit, PointsLot, in_timezone, parse_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.terminal.service import TerminalService
-from tests.tillsales import ask, tap
+from tests.tillsales import ask, seed_member_state, tap
 
 PROGRAM = """
 [program]
@@ -62,7 +62,7 @@ def service(tmp_path: Path) -> TerminalService:
     store.add_member("M-1", "Ada", card_id="C-1", balance=1000)
     view = store.member_view("M-1")
     assert view is not None
-    store.set_member_state(replace(view, lots=(PointsLot(date(2025, 3, 1), 600),
+    seed_member_state(store, replace(view, lots=(PointsLot(date(2025, 3, 1), 600),
                                                PointsLot(date(2026, 2, 1), 400)),
                                    credits=(Credit("CR-1", 500, reason="late"),)))
     program = in_timezone(parse_program(PROGRAM), "Australia/Sydney")  # [terminal] timezone
@@ -129,7 +129,7 @@ class TestAtTheTill:
         service.store.add_member("M-2", "Bob", card_id="C-2", balance=600)
         view = service.store.member_view("M-2")
         assert view is not None
-        service.store.set_member_state(replace(view, lots=(PointsLot(date(2025, 3, 1), 600),)))
+        seed_member_state(service.store, replace(view, lots=(PointsLot(date(2025, 3, 1), 600),)))
         tap(service, TapEvent(kind="member", uid="04B2", tag_type="NTAG213", card_id="C-2",
                                 verified=True))
         ask(service, basket(5000))

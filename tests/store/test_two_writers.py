@@ -142,7 +142,6 @@ def calls(store: LocalStore) -> dict[str, Callable[[], Any]]:
         "find_by_card": lambda: store.find_by_card("C-1"),
         "find_by_uid": lambda: store.find_by_uid("04AA"),
         "member_view": lambda: store.member_view("M-1"),
-        "set_member_state": lambda: store.set_member_state(view),
         "add_member": lambda: store.add_member("M-2", "B", card_id="C-2"),
         "find_sale": lambda: store.find_sale("P", "1"),
         "sale_record": lambda: store.sale_record("P", "1"),
@@ -167,7 +166,7 @@ def calls(store: LocalStore) -> dict[str, Callable[[], Any]]:
 
 
 METHODS = sorted([
-    "find_by_card", "find_by_uid", "member_view", "set_member_state", "add_member",
+    "find_by_card", "find_by_uid", "member_view", "add_member",
     "find_sale", "sale_record", "find_refund", "members_with_lots", "apply_entries",
     "redeem_facts", "ledger", "member_count", "sync_identity",
     "pending_events", "pending_count", "mark_acked", "pull_cursors", "apply_pull",

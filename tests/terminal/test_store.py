@@ -32,7 +32,7 @@ from pos_loyalty.store.local import RedeemCheck, RedeemFacts, RefundRecord, Sale
 from pos_loyalty.store.models import Base
 from pos_loyalty.terminal.effects import apply_sale
 from tests.conftest import schema_head
-from tests.tillsales import REDEEM_ONLY
+from tests.tillsales import REDEEM_ONLY, seed_member_state
 
 NOW = datetime(2026, 11, 23, 12, 0, 0)
 
@@ -165,13 +165,13 @@ class TestEngineState:
     """The engine's member state is stored beside the columns and read back whole."""
 
     def test_state_round_trips_and_tap_lookup_is_unchanged(self, store: LocalStore) -> None:
-        """What set_member_state writes, member_view reads; find_by_card still sees the columns."""
+        """Engine state as written, member_view reads; find_by_card still sees the columns."""
         view = store.member_view("M-1")
         assert view == MemberView("M-1", balance=100, tier="Gold")
         richer = replace(view, stamps={"coffee": 9}, coupons={"VIP": 1},
                          birthday=date(1990, 6, 13), lots=(PointsLot(date(2026, 1, 2), 40),),
                          claims={"refer": date(2026, 1, 2)}, segments=frozenset({"students"}))
-        store.set_member_state(richer)
+        seed_member_state(store, richer)
         assert store.member_view("M-1") == richer
         rec = store.find_by_card("C-1")
         assert rec is not None and (rec.balance, rec.tier) == (100, "Gold")

@@ -26,6 +26,7 @@ from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.rules import MemberView, PointsLot, Quote
 from pos_loyalty.terminal import daemon as daemon_module
 from pos_loyalty.terminal.daemon import TerminalDaemon
+from tests.tillsales import seed_member_state
 
 ROOT = Path(__file__).resolve().parents[2]
 CAFE = (ROOT / "examples" / "programs" / "cafe.toml").read_text()
@@ -76,7 +77,7 @@ class Till:
         self.store.add_member(member_id, member_id, card_id=card_id, tier=tier, balance=balance)
         view = self.store.member_view(member_id)
         assert view is not None
-        self.store.set_member_state(replace(view, **state))
+        seed_member_state(self.store, replace(view, **state))
 
     def start(self) -> None:
         self.daemon.start()
