@@ -258,12 +258,13 @@ def _show(d: MemberDetail) -> None:
     state = d.status + (" (anonymous: not yet claimed)" if d.anonymous else "")
     if d.merged_into:
         state += f" into {d.merged_into}"
-    click.echo(escape_controls(
-        f"member   {d.member_id}\nname     {d.display_name or '-'}\nemail    "
-        f"{d.email or '-'}\ntier     {d.tier or '-'}\nbirthday "
-        f"{d.birthday.isoformat() if d.birthday else '-'}\nstatus   {state}\nconsent  "
-        f"{d.consent_at.isoformat(timespec='seconds') if d.consent_at else 'no'}\n"
-        f"balance  {d.balance}"))
+    fields = (("member", d.member_id), ("name", d.display_name or "-"),
+              ("email", d.email or "-"), ("tier", d.tier or "-"),
+              ("birthday", d.birthday.isoformat() if d.birthday else "-"), ("status", state),
+              ("consent", d.consent_at.isoformat(timespec="seconds") if d.consent_at else "no"),
+              ("balance", str(d.balance)))
+    for label, value in fields:  # each value escaped, so a name cannot forge a line
+        click.echo(f"{label:<8} {escape_controls(value)}")
     click.echo("cards    " + (", ".join(f"{c.card_id} ({c.status})" for c in d.cards) or "-"))
     if d.history:
         click.echo("history")
@@ -433,10 +434,11 @@ def held_list(store_id: str | None, db_url: str | None) -> None:
     with open_central(db_url) as central, cli_errors():
         rows = central.held(store_id)
     click.echo(f"held events: {len(rows)}")
-    for r in rows:
-        click.echo(escape_controls(
-            f"{r.event_id}\t{r.received_at:%Y-%m-%d %H:%M}\tstore {r.store_id}\tterminal "
-            f"{r.terminal_id}\tmember {r.member_id}\t{r.kind} {r.points:+d}\t{r.reason}"))
+    if rows:
+        click.echo(_table(("EVENT", "RECEIVED (UTC)", "STORE", "TERMINAL", "MEMBER", "KIND",
+                           "POINTS", "REASON"), [
+            (r.event_id, f"{r.received_at:%Y-%m-%d %H:%M}", r.store_id, r.terminal_id,
+             r.member_id, r.kind, f"{r.points:+d}", r.reason) for r in rows]))
 
 
 def _resolve(event_id: str, reason: str, db_url: str | None, *, release: bool) -> None:

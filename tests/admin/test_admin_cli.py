@@ -64,6 +64,8 @@ class TestMembers:
         assert admin.store.get_member("M-1").display_name == "Ann Lee"
         out = admin("member", "show", "M-1").output
         assert "Ann Lee" in out and "C-1 (active)" in out and "balance  0" in out
+        lines = out.splitlines()  # one field a line, no escaped newlines
+        assert "name     Ann Lee" in lines and "tier     -" in lines and "\\n" not in out
 
     def test_duplicates_and_empty_ids_are_one_line_errors(self, admin: Admin) -> None:
         """A taken member id, a taken card, an empty id: one clear line, nothing written."""
