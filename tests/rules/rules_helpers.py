@@ -10,6 +10,29 @@ from pos_loyalty.rules import Basket, BasketLine, Program, parse_program
 
 NOON = datetime(2026, 3, 11, 12, 0)  # a Wednesday
 
+TIERS = """
+    [[rule]]
+    id = "base"
+    kind = "earn"
+    label = "1 pt per 1.00"
+    points = 1
+    per = 100
+    [[rule]]
+    id = "tiers"
+    kind = "tiers"
+    [[rule.levels]]
+    name = "Red"
+    [[rule.levels]]
+    name = "Silver"
+    min_spend = 50000
+    earn_percent = 150
+    [[rule.levels]]
+    name = "Gold"
+    min_spend = 150000
+    earn_percent = 200
+"""
+"""1 pt per 1.00; Red, then Silver (+50%) from 500.00 and Gold (x2) from 1,500.00 spent."""
+
 
 def program(text: str) -> Program:
     """A program from inline TOML."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from rules_helpers import NOON, basket, program
+from rules_helpers import NOON, TIERS, basket, program
 
 from pos_loyalty.rules import DEFAULT_PROGRAM, Credit, MemberView, quote
 
@@ -230,27 +230,7 @@ class TestFreeBaskets:
 class TestTiers:
     """Mechanic 6: Silver +50% points, Gold x2, upgrade when qualifying spend is reached."""
 
-    P = """
-        [[rule]]
-        id = "base"
-        kind = "earn"
-        label = "1 pt per 1.00"
-        points = 1
-        per = 100
-        [[rule]]
-        id = "tiers"
-        kind = "tiers"
-        [[rule.levels]]
-        name = "Red"
-        [[rule.levels]]
-        name = "Silver"
-        min_spend = 50000
-        earn_percent = 150
-        [[rule.levels]]
-        name = "Gold"
-        min_spend = 150000
-        earn_percent = 200
-    """
+    P = TIERS
 
     def test_gold_doubles(self) -> None:
         """Gold x2 on 120.00: 120 base points plus a 'Gold x2: +120 pts' line."""

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from rules_helpers import NOON, basket, program
+from rules_helpers import NOON, TIERS, basket, program
 
 from pos_loyalty.errors import ConfigError, RulesError
 from pos_loyalty.rules import (
@@ -22,27 +22,6 @@ from pos_loyalty.terminal.effects import apply_sale
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "programs"
 
-TIERS = """
-    [[rule]]
-    id = "base"
-    kind = "earn"
-    label = "1 pt per 1.00"
-    points = 1
-    per = 100
-    [[rule]]
-    id = "tiers"
-    kind = "tiers"
-    [[rule.levels]]
-    name = "Red"
-    [[rule.levels]]
-    name = "Silver"
-    min_spend = 50000
-    earn_percent = 150
-    [[rule.levels]]
-    name = "Gold"
-    min_spend = 150000
-    earn_percent = 200
-"""
 
 
 def error_of(text: str) -> ConfigError:
