@@ -24,6 +24,7 @@ from pos_loyalty.ids import uuid7
 from pos_loyalty.rules import LedgerEntry, MemberView, Quote
 from pos_loyalty.store.engine_state import decode_state, encode_state
 from pos_loyalty.store.models import Card, LedgerEvent, Member, Refund, Sale, TerminalState
+from pos_loyalty.store.offers import OfferUse, record_uses
 from pos_loyalty.store.sqlite import read, translated, write
 
 TXN_REF_MAX = 140  # ledger_events.txn_ref here and at central
@@ -217,7 +218,7 @@ class SalesLedger:
     def record_sale(
         self, *, pos_id: str, txn_id: str, member_id: str | None, sale: Quote, now: datetime,
         entries: Sequence[LedgerEntry] = (), member_after: MemberView | None = None,
-        check_redeem: RedeemCheck | None = None,
+        check_redeem: RedeemCheck | None = None, offer_uses: Sequence[OfferUse] = (),
     ) -> SaleResult:
         """Write a sale with its whole quote, its ledger entries and the member's new engine
         state in one transaction; idempotent per (pos_id, txn_id).
@@ -226,7 +227,8 @@ class SalesLedger:
         stand inside this transaction (on an enrolled terminal); if it raises, nothing is
         written and its error reaches the caller. ``entries`` for other members (a
         referrer) move their balance too when they are held here; the ledger carries them
-        to central either way.
+        to central either way. ``offer_uses``: member-bound offers the sale used, marked
+        used in this same transaction.
         """
         with write(self.engine, f"recording sale {pos_id}/{txn_id}") as conn:
             prior = _prior_sale(conn, pos_id, txn_id)
@@ -244,6 +246,7 @@ class SalesLedger:
                 if got is None:
                     raise StoreError(f"unknown member {member_id}")
                 balance_after = got
+                record_uses(conn, offer_uses, now)
             others: dict[str, int] = {}
             for e in entries:
                 if e.member_id != member_id:

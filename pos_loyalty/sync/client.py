@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from pos_loyalty.errors import SyncError
-from pos_loyalty.store import sun_counters
+from pos_loyalty.store import offers, sun_counters
 from pos_loyalty.store.entities import NAMES as ENTITIES
 from pos_loyalty.store.local import LocalStore, PendingEvent
 from pos_loyalty.sync.policy import offset_sample_ms, smooth_offset_ms
@@ -134,6 +134,11 @@ class SyncClient:
     def push_sun_counters(self, counters: list[tuple[str, int]]) -> dict[str, Any]:
         return self._call("POST", "/v1/sun/counters", json={
             "counters": [{"uid": uid, "counter": n} for uid, n in counters]})
+
+    def push_offer_uses(self, uses: list[offers.PendingUse]) -> dict[str, Any]:
+        return self._call("POST", "/v1/offers/uses", json={"uses": [
+            {"issue_id": u.issue_id, "txn_ref": u.txn_ref, "used_at": u.used_at.isoformat(),
+             "discount": u.discount} for u in uses]})
 
     def horizon(self, *, counts: bool = False) -> dict[str, Any]:
         return self._call("GET", "/v1/sync/horizon", params={"counts": counts})
@@ -249,6 +254,7 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
         if len(acked) < len(events):
             raise SyncError("central did not acknowledge every event of the batch")
     push_sun_counters(store, client)
+    push_offer_uses(store, client, report)
     hz = client.horizon(counts=progress is not None)
     until = int(hz["until"])
     totals: dict[str, int] = hz.get("counts") or {}
@@ -279,6 +285,24 @@ def push_sun_counters(store: LocalStore, client: SyncClient) -> None:
         client.push_sun_counters(counters)
         sun_counters.mark_pushed(store.engine, counters)
         if len(counters) < sun_counters.MAX_PUSH:
+            return
+
+
+def push_offer_uses(store: LocalStore, client: SyncClient, report: SyncReport) -> None:
+    """Tell central which offers this terminal's sales used (each counts once chain-wide;
+    a use of an offer already used elsewhere is held there for review)."""
+    while True:
+        uses = offers.unpushed_uses(store.engine)
+        if not uses:
+            return
+        results = client.push_offer_uses(uses).get("results")
+        if not isinstance(results, list) or len(results) != len(uses):
+            raise SyncError("central's answer to the offer uses does not match them")
+        for use, result in zip(uses, results, strict=True):
+            if result in ("conflict", "unknown") and len(report.problems) < 100:
+                report.problems.append(f"offer {use.issue_id}: {result}")
+        offers.mark_pushed(store.engine, [u.issue_id for u in uses])
+        if len(uses) < offers.MAX_PUSH:
             return
 
 

@@ -57,8 +57,10 @@ from pos_loyalty.rules import (
     refund,
 )
 from pos_loyalty.store import LocalStore, MemberRecord, OpenSales, RedeemFacts, SavedSale
+from pos_loyalty.store.offers import HeldOffer
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
+from pos_loyalty.terminal.offers import offer_uses, quote_view
 from pos_loyalty.terminal.session import (
     AT_TILL,
     Binding,
@@ -115,6 +117,7 @@ class TerminalService:
         self.program_version: int | None = None  # central's version of the program, if any
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
+        self._held_offers: dict[str, tuple[HeldOffer, ...]] = {}  # as the last quote saw
         self.open_sales = OpenSales(store.engine)
         self._restore_open_sales()
 
@@ -275,6 +278,7 @@ class TerminalService:
         view = self.store.member_view(txn.member.member_id)
         if view is None:
             raise StoreError(f"member {txn.member.member_id} is no longer in the store")
+        view, self._held_offers[view.member_id] = quote_view(self.store, view, self.clock())
         return view
 
     def _refuse_if_committed(self, pos_id: str, txn_id: str) -> None:
@@ -435,9 +439,11 @@ class TerminalService:
         else:
             change = apply_sale(view, sale, self.program.local(_utc(now)), self.program,
                                 ref=ref)
+            after, uses = offer_uses(change.after, self._held_offers.pop(view.member_id, ()),
+                                     sale, self.program, ref)
             result = self.store.record_sale(  # the redemption is checked in the same write
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
-                entries=change.entries, member_after=change.after,
+                entries=change.entries, member_after=after, offer_uses=uses,
                 check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now))
         self.session.close(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
