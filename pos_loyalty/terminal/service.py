@@ -60,6 +60,7 @@ from pos_loyalty.store import LocalStore, MemberRecord, OpenSales, RedeemFacts, 
 from pos_loyalty.store.offers import HeldOffer
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
+from pos_loyalty.terminal.hints import CashierHints
 from pos_loyalty.terminal.offers import offer_uses, quote_view
 from pos_loyalty.terminal.session import (
     AT_TILL,
@@ -118,6 +119,7 @@ class TerminalService:
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
         self._held_offers: dict[str, tuple[HeldOffer, ...]] = {}  # as the last quote saw
+        self.hints = CashierHints(store.engine)  # the cashier's line at a tap
         self.open_sales = OpenSales(store.engine)
         self._restore_open_sales()
 
@@ -204,10 +206,12 @@ class TerminalService:
             self._unverified.discard(member.member_id)
         else:
             self._unverified.add(member.member_id)
+        hint = self.hints.line(member.member_id, self.program.local(_utc(self.clock())).date())
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
         return MemberIdentified(member.card_id, member.member_id, member.display_name,
                                 member.tier, member.balance,
-                                tuple(self.standing_discounts(member)), round(tap_ms, 3))
+                                tuple(self.standing_discounts(member)), round(tap_ms, 3),
+                                hint)
 
     def _lookup(self, tap: TapEvent) -> MemberRecord | None:
         if tap.card_id:
