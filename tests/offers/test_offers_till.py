@@ -161,3 +161,29 @@ def _uses(t: TerminalHandle) -> list[Any]:
     with t.local.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE member_offers SET pushed = 0 WHERE status = 'used'")
     return offers.unpushed_uses(t.local.engine)
+
+
+class TestUsesEndpoint:
+    def test_bad_requests_get_4xx_and_change_nothing(self, central: Central,
+                                                    terminals: TerminalFactory) -> None:
+        """No credential: 401; a malformed body: 422 naming the field; an unknown offer is
+        answered ``unknown``; none of it touches an issued offer."""
+        import httpx
+
+        central.store.add_member("M-1", "Ann", card_id="C-1")
+        issue(central)
+        t = terminals("S1")
+        url = central.url + "/v1/offers/uses"
+        use = {"issue_id": "nope", "txn_ref": "P/T1", "used_at": "2026-11-30T10:00:00Z",
+               "discount": 100}
+        assert httpx.post(url, json={"uses": [use]}).status_code == 401
+        auth = {"Authorization": f"Bearer {t.credential}"}
+        for bad in ({"uses": [{**use, "discount": -1}]}, {"uses": [{**use, "extra": 1}]},
+                    {"uses": "x"}, {"uses": [{**use, "used_at": "yesterday"}]},
+                    {"uses": [use] * 501}):
+            r = httpx.post(url, json=bad, headers=auth)
+            assert r.status_code == 422, (bad, r.text)
+            assert r.json()["reason"]
+        r = httpx.post(url, json={"uses": [use]}, headers=auth)
+        assert r.status_code == 200 and r.json()["results"] == ["unknown"]
+        assert offer_row(central).status == "live"
