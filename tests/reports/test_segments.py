@@ -72,7 +72,8 @@ class TestStage:
         """Day by day, a member's stage rank never falls unless they were lapsed between."""
         rules = StageRules(lapse_days=lapse, regular_visits=regular,
                            loyal_visits=regular + extra, loyal_span_days=lapse * 2)
-        visits, day = [], D0
+        visits: list[date] = []
+        day = D0
         for g in gaps:
             day += timedelta(days=g)
             if not visits or day != visits[-1]:

@@ -96,7 +96,7 @@ def period_spend(db: Database, *, since: date, until: date,
     if stores:
         stmt = stmt.where(s.store_id.in_(list(stores)))
     with db.read() as conn:
-        return {m: int(v or 0) for m, v in conn.execute(stmt)}
+        return {str(m): int(v or 0) for m, v in conn.execute(stmt)}
 
 
 def member_insight(db: Database, *, today: date, rules: StageRules = DEFAULT_RULES,
