@@ -876,3 +876,32 @@ def catalog_load(source: Path, target: Path | None) -> None:
                                   key="catalog.dir")
         products = install_catalog(source, target)
     click.echo(f"catalog of {len(products)} products now served from {target}")
+
+
+@click.command("chain")
+@click.option("--stores", type=click.IntRange(1, 999), default=5, show_default=True)
+@click.option("--members", type=click.IntRange(0, 10_000_000), default=1000,
+              show_default=True)
+@click.option("--days", type=click.IntRange(1, 3660), default=365, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="The same seed makes the same chain.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default="2026-11-30",
+              show_default=True, help="The last day of sales.")
+@db_option
+def sim_chain(stores: int, members: int, days: int, seed: int, end: datetime,
+              db_url: str | None) -> None:
+    """Generate a synthetic chain into an empty central database: members with habits,
+    a year of sales and refunds, points, NPS answers and tag taps (for reports, benches
+    and the demo)."""
+    import time
+
+    from pos_loyalty.insight.chain import ChainSpec
+    from pos_loyalty.server.sales.bulk import write_chain
+
+    began = time.monotonic()
+    spec = ChainSpec(stores=stores, members=members, days=days, seed=seed, end=end.date())
+    with open_central(db_url) as central, cli_errors():
+        counts = write_chain(central, spec, lambda c: click.echo(
+            f"  {c['members']} members, {c['sales']} sales...", err=True))
+    click.echo(f"generated in {time.monotonic() - began:.1f} s: " + ", ".join(
+        f"{n} {table}" for table, n in counts.items()))
