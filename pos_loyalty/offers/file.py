@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pos_loyalty.errors import ConfigError
-from pos_loyalty.offers.targets import Bought, Target
+from pos_loyalty.insight.segments import SEGMENTS, STAGES
+from pos_loyalty.offers.targets import Bought, Target, norm
 from pos_loyalty.rules.kinds import Coupon
 from pos_loyalty.rules.program import Program
 from pos_loyalty.rules.toml import Ctx, Table, hint
@@ -148,29 +149,35 @@ def _offer(t: Table) -> Offer:
     return offer
 
 
+SEGMENT_NAMES = (*(name for name, _cond in SEGMENTS), "lapsed_regular")
+"""The RFM segments of the insight reports, and "lapsed regular"."""
+STAGE_NAMES = tuple(STAGES)
+
+
+def _names(t: Table, one: str, many: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    names = t.strings(many) + ((t.string(one, ""),) if t.has(one) else ())
+    for name in names:
+        if norm(name) not in known:
+            key = one if t.has(one) else many
+            raise t.error(key, f"unknown {one} {name!r}{hint(norm(name), known)}; one of "
+                               f"{', '.join(known)}")
+    return names
+
+
 def _target(t: Table) -> Target:
-    segments = t.strings("segments") + ((t.string("segment", ""),) if t.has("segment") else ())
-    stages = t.strings("stages") + ((t.string("stage", ""),) if t.has("stage") else ())
+    segments = _names(t, "segment", "segments", SEGMENT_NAMES)
+    stages = _names(t, "stage", "stages", STAGE_NAMES)
     birthday = t.string("birthday", "")
     t.need(birthday in ("", "this month"), "birthday", "must be \"this month\"")
     bought = None
     b = t.table("bought")
     if b is not None:
-        attrs = b.table("attributes")
-        pairs: tuple[tuple[str, str], ...] = ()
-        if attrs is not None:
-            for k, v in attrs.data.items():
-                if not isinstance(v, str | int) or isinstance(v, bool):
-                    raise attrs.error(k, f"must be a string or a number, got {v!r}")
-                pairs += ((k, str(v)),)
-            attrs.used.update(attrs.data)
-        bought = Bought(b.string("category", ""), pairs,
+        bought = Bought(b.string("category", ""), b.string("sku", ""),
                         b.integer("days", 90, minimum=1, maximum=3650))
-        b.need(bool(bought.category or bought.attributes), "category",
-               "say what was bought: a category, attributes, or both")
+        b.need(bool(bought.category or bought.sku), "category",
+               "say what was bought: a category, a SKU pattern, or both")
         b.done()
-    target = Target(tuple(s for s in segments if s), tuple(s for s in stages if s), bought,
-                    birthday == "this month")
+    target = Target(segments, stages, bought, birthday == "this month")
     t.need(not target.empty, "segment", "a target needs at least one condition: segment, "
            "stage, bought or birthday")
     t.done()

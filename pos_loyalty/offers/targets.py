@@ -9,19 +9,19 @@ nobody, so a file cannot blast the whole base by leaving the target out). Facts 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
+from fnmatch import fnmatchcase
 
 
 @dataclass(frozen=True)
 class Purchase:
-    """One basket line of a member's sale at central: the shop's day, the item, its category
-    and the item's attributes (``size = "10"``)."""
+    """One basket line of a member's sale at central: the day, the item (SKU) and its
+    category, as the till sent them."""
 
     day: date
     sku: str
     category: str = ""
-    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,15 @@ class MemberFacts:
 
 @dataclass(frozen=True)
 class Bought:
-    """"Bought ``category`` (with these attributes) in the last ``days`` days" (an empty
-    category: any item with the attributes)."""
+    """"Bought ``category`` [an item whose SKU matches ``sku``] in the last ``days`` days".
+
+    Sizes, colours and other attributes of an item are part of its SKU (``DRESS-G10``), the
+    only item detail central keeps, so an attribute is a glob over the SKU (``*-G10``);
+    either may be empty, not both. Both compare case-blind.
+    """
 
     category: str = ""
-    attributes: tuple[tuple[str, str], ...] = ()
+    sku: str = ""
     days: int = 90
 
 
@@ -68,30 +72,37 @@ class Target:
             return False
         if self.segments and not in_segments(m.segments, self.segments):
             return False
-        if self.stages and m.stage not in self.stages:
+        if self.stages and norm(m.stage or "none") not in {norm(s) for s in self.stages}:
             return False
         if self.bought is not None and not bought(m.purchases, self.bought, today):
             return False
         return not (self.birthday_this_month and not birthday_in_month(m.birthday, today))
 
 
+def norm(name: str) -> str:
+    """A segment or stage name as the insight module spells it: "Lapsed regular" ->
+    "lapsed_regular"."""
+    return "_".join(name.casefold().replace("-", " ").split())
+
+
 def in_segments(held: Iterable[str], wanted: Sequence[str]) -> bool:
-    """The member is in at least one wanted segment (names compared case-blind)."""
-    have = {s.casefold() for s in held}
-    return any(w.casefold() in have for w in wanted)
+    """The member is in at least one wanted segment (names compared by :func:`norm`)."""
+    have = {norm(s) for s in held}
+    return any(norm(w) in have for w in wanted)
 
 
 def bought(purchases: Iterable[Purchase], rule: Bought, today: date) -> bool:
-    """A purchase of the category, with every attribute, on a day within the window
+    """A purchase of the category, with a matching SKU, on a day within the window
     (``today`` and the ``days - 1`` days before it)."""
     since = today - timedelta(days=rule.days - 1)
     want = rule.category.casefold()
+    pattern = rule.sku.casefold()
     for p in purchases:
         if not since <= p.day <= today:
             continue
         if want and p.category.casefold() != want:
             continue
-        if all(p.attributes.get(k, "").casefold() == v.casefold() for k, v in rule.attributes):
+        if not pattern or fnmatchcase(p.sku.casefold(), pattern):
             return True
     return False
 

@@ -909,6 +909,22 @@ def offers_run(file: Path, dry_run: bool, show_members: bool, db_url: str | None
                    f"issued, {rep.expired} expired offers closed")
 
 
+@offers_group.command("lines")
+@click.argument("file", type=FILE)
+@db_option
+def offers_lines(file: Path, db_url: str | None) -> None:
+    """Recompute every member's cashier's line by the [cashier] rules of FILE."""
+    from pos_loyalty.offers.file import load_offers
+    from pos_loyalty.server.offers.lines import member_visits, refresh_lines
+
+    with open_central(db_url) as central, cli_errors(file_given=True):
+        rules = load_offers(file).cashier
+        today = central.clock().date()
+        written = refresh_lines(central, rules,
+                                member_visits(central, today, rules.history_days), today)
+    click.echo(f"cashier's lines: {written} changed")
+
+
 @report.command("offers")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Only offers issued on or after this day.")

@@ -34,7 +34,8 @@ class TestFile:
         assert [o.id for o in f.offers] == ["winback", "girls-10", "birthday"]
         girls = f.offers[1]
         assert girls.target.bought is not None
-        assert girls.target.bought.attributes == (("size", "10"),)
+        assert girls.target.bought.sku == "*-G10"
+        assert f.offers[0].target.segments == ("lapsed regular",)
         assert (girls.cap_times, girls.cap_days, girls.valid_days) == (1, 60, 21)
         assert f.cashier.birthday and f.cashier.welcome_back and f.cashier.usually_buys
 
@@ -50,6 +51,11 @@ class TestFile:
         assert "key 'offer[0].target.bought.category'" in error(
             OK.replace('birthday = "this month"', 'bought = { days = 30 }'))
         assert "offers.toml:1: TOML syntax" in error("[[offer]\n")
+        msg = error(OK.replace('birthday = "this month"', 'segment = "lapsed regulars"'))
+        assert "offers.toml:6: key 'offer[0].target.segment': unknown segment" in msg
+        assert "did you mean 'lapsed_regular'" in msg
+        assert "unknown stage" in error(OK.replace('birthday = "this month"',
+                                                   'stages = ["regular", "vip"]'))
 
     def test_coupon_must_be_a_member_coupon_of_every_live_program(self) -> None:
         """The code must be a bound = "member" coupon rule; a near miss is hinted."""

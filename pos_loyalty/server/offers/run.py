@@ -11,18 +11,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from pos_loyalty.errors import ConfigError
 from pos_loyalty.ids import uuid7
 from pos_loyalty.offers.file import OffersFile
-from pos_loyalty.offers.targets import MemberFacts, Target
+from pos_loyalty.offers.targets import Bought, MemberFacts, Purchase, Target
 from pos_loyalty.offers.targets import select as select_members
 from pos_loyalty.rules.parse import parse_text
 from pos_loyalty.rules.program import Program
 from pos_loyalty.server.db import Database
 from pos_loyalty.server.offers import queries
-from pos_loyalty.store.central_models import Member
+from pos_loyalty.server.sales.insight import member_insight
+from pos_loyalty.store.central_models import Member, SaleLine
 from pos_loyalty.store.central_models import Program as ProgramRow
 
 
@@ -64,24 +65,63 @@ def live_programs(db: Database) -> list[tuple[str, Program]]:
 
 
 class MemberFactsSource:
-    """Member facts for targeting, read once per run: members (active only, birthday month
-    and day); sales-based facts come from the ``sales`` package when a target needs them."""
+    """Member facts for targeting, each kind read once per run and only when a target needs
+    it: active claimed members (with their birthday's month and day), every member's stage
+    and segments (:func:`pos_loyalty.server.sales.insight.member_insight`), and the
+    purchases a ``bought`` condition looks at (``sale_lines``, narrowed in SQL by category
+    and window)."""
 
     def __init__(self, db: Database, today: date) -> None:
         self.db = db
         self.today = today
-        self._members: list[MemberFacts] | None = None
+        self._members: dict[str, date | None] | None = None
+        self._insight: dict[str, tuple[str, frozenset[str]]] | None = None
 
-    def for_target(self, target: Target) -> list[MemberFacts]:
-        if target.needs_sales:
-            raise ConfigError("targets over sales (segment, stage, bought) need the sales "
-                              "central keeps; this central has none yet")
+    def members(self) -> dict[str, date | None]:
         if self._members is None:
             with self.db.read() as conn:
                 rows = conn.execute(select(Member.member_id, Member.birthday).where(
                     Member.status == "active", Member.anonymous.is_(False))).all()
-            self._members = [MemberFacts(str(m), b) for m, b in rows]
+            self._members = {str(m): b for m, b in rows}
         return self._members
+
+    def insight(self) -> dict[str, tuple[str, frozenset[str]]]:
+        """member -> (stage, segments: the RFM segment, and lapsed_regular when so)."""
+        if self._insight is None:
+            self._insight = {
+                i.member_id: (i.stage, frozenset({i.rfm.segment} |
+                                                 ({"lapsed_regular"} if i.lapsed_regular
+                                                  else set())))
+                for i in member_insight(self.db, today=self.today)}
+        return self._insight
+
+    def purchases(self, rule: Bought) -> dict[str, list[Purchase]]:
+        since = self.today - timedelta(days=rule.days - 1)
+        line = SaleLine
+        stmt = select(line.member_id, line.terminal_time, line.sku, line.category).where(
+            line.kind == "sale", line.member_id.is_not(None),
+            line.terminal_time >= datetime.combine(since, datetime.min.time()),
+            line.terminal_time < datetime.combine(self.today + timedelta(days=1),
+                                                  datetime.min.time()))
+        if rule.category:
+            stmt = stmt.where(func.lower(line.category) == rule.category.casefold())
+        out: dict[str, list[Purchase]] = {}
+        with self.db.read() as conn:
+            for member_id, at, sku, category in conn.execute(stmt):
+                out.setdefault(str(member_id), []).append(
+                    Purchase(at.date(), str(sku), str(category or "")))
+        return out
+
+    def for_target(self, target: Target) -> list[MemberFacts]:
+        members = self.members()
+        insight = self.insight() if (target.stages or target.segments) else {}
+        bought = self.purchases(target.bought) if target.bought is not None else {}
+        out = []
+        for member_id, birthday in members.items():
+            stage, segments = insight.get(member_id, ("none", frozenset()))
+            out.append(MemberFacts(member_id, birthday, stage, segments,
+                                   tuple(bought.get(member_id, ()))))
+        return out
 
 
 def run_offers(db: Database, offers: OffersFile, *, dry_run: bool, actor: str,
