@@ -931,7 +931,8 @@ def offers_lines(file: Path, db_url: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @db_option
 def report_offers(since: datetime | None, as_json: bool, db_url: str | None) -> None:
-    """Take-up and cost of each offer: issued, used, expired, discount given."""
+    """Take-up and cost of each offer: issued, used, expired, discount given, and what
+    the sales that used it were paid (central's sales)."""
     from pos_loyalty.server.offers import queries as offer_q
 
     with open_central(db_url) as central, cli_errors():
@@ -943,9 +944,9 @@ def report_offers(since: datetime | None, as_json: bool, db_url: str | None) -> 
     rows: list[tuple[str, ...]] = [
         (f.offer_id, str(f.issued), str(f.used), f"{f.take_up_pct:.1f}%", str(f.expired),
          str(f.live), _money(f.discount), _money(f.discount // f.used if f.used else 0),
-         str(f.reuses)) for f in figures]
+         _money(f.revenue), str(f.reuses)) for f in figures]
     click.echo(_table(("offer", "issued", "used", "take-up", "expired", "live", "discount",
-                       "per use", "reused"), rows))
+                       "per use", "paid", "reused"), rows))
 
 
 def _money(minor: int) -> str:

@@ -122,10 +122,10 @@ class TestSegmentOffer:
         assert bob["quote"]["discount_total"] == 0
         sync(t)
         figures = queries.figures(central.store, central.store.clock())
-        assert [(f.offer_id, f.issued, f.used, f.discount) for f in figures] == \
-            [("winback", 1, 1, 500)]
+        assert [(f.offer_id, f.issued, f.used, f.discount, f.revenue) for f in figures] == \
+            [("winback", 1, 1, 500, 1500)]
         out = runner.invoke(report, ["offers", "--db", central.db_url])
         assert out.exit_code == 0, out.output
         assert out.output.splitlines()[1].split() == \
-            ["winback", "1", "1", "100.0%", "0", "0", "5.00", "5.00", "0"]
+            ["winback", "1", "1", "100.0%", "0", "0", "5.00", "5.00", "15.00", "0"]
         assert sale(till, "C-1", "A10")["quote"]["discount_total"] == 0  # used once

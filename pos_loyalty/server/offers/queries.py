@@ -20,7 +20,13 @@ from sqlalchemy import Connection, and_, case, func, select, update
 from pos_loyalty.ids import uuid7
 from pos_loyalty.server.db import Database
 from pos_loyalty.server.terminals.queries import TerminalAuth
-from pos_loyalty.store.central_models import AuditEntry, CashierLine, IssuedOffer, ReviewItem
+from pos_loyalty.store.central_models import (
+    AuditEntry,
+    CashierLine,
+    IssuedOffer,
+    ReviewItem,
+    SaleRecord,
+)
 
 MAX_USES = 500  # per push
 REVIEW_NS = uuid.UUID("6f1d0a52-6c51-4a4e-9a55-0f6e3b1f7c21")  # review item ids of reuses
@@ -137,7 +143,9 @@ def _review(db: Database, conn: Connection, auth: TerminalAuth, u: UseIn, member
 @dataclass(frozen=True)
 class OfferFigures:
     """Take-up and cost of one offer: issued, used, expired (incl. past their end while
-    still live), live, the discount its uses gave (minor units) and uses reported twice."""
+    still live), live, the discount its uses gave (minor units, as the till's quote computed
+    it), what the sales that used it were paid (central's sales, minor units: ``revenue``)
+    and uses reported twice (``reuses``, held for review)."""
 
     offer_id: str
     issued: int
@@ -145,6 +153,7 @@ class OfferFigures:
     expired: int
     live: int
     discount: int
+    revenue: int
     reuses: int
 
     @property
@@ -154,29 +163,34 @@ class OfferFigures:
 
 def figures(db: Database, now: datetime, since: datetime | None = None) -> list[OfferFigures]:
     """Every offer's figures over the offers issued since ``since`` (all when None)."""
-    gone = and_(IssuedOffer.status == "live", IssuedOffer.expires_at <= now)
-    is_used = IssuedOffer.status == "used"
-    is_expired = (IssuedOffer.status == "expired") | gone
+    o = IssuedOffer
+    gone = and_(o.status == "live", o.expires_at <= now)
     stmt = select(
-        IssuedOffer.offer_id, func.count(),
-        func.sum(case((is_used, 1), else_=0)),
-        func.sum(case((is_expired, 1), else_=0)),
-        func.coalesce(func.sum(IssuedOffer.discount), 0),
-    ).group_by(IssuedOffer.offer_id).order_by(IssuedOffer.offer_id)
-    reuse = select(IssuedOffer.offer_id, func.count()).join(
-        ReviewItem, and_(ReviewItem.event_id == IssuedOffer.issue_id,
-                         ReviewItem.kind == "offer_reuse")).group_by(IssuedOffer.offer_id)
+        o.offer_id, func.count(), func.sum(case((o.status == "used", 1), else_=0)),
+        func.sum(case(((o.status == "expired") | gone, 1), else_=0)),
+        func.coalesce(func.sum(o.discount), 0),
+    ).group_by(o.offer_id).order_by(o.offer_id)
+    reuse = select(o.offer_id, func.count()).join(
+        ReviewItem, and_(ReviewItem.event_id == o.issue_id,
+                         ReviewItem.kind == "offer_reuse")).group_by(o.offer_id)
+    paid = select(o.offer_id, func.coalesce(func.sum(SaleRecord.paid_total), 0)).join(
+        SaleRecord, and_(SaleRecord.kind == "sale", SaleRecord.terminal_id == o.used_terminal,
+                         SaleRecord.pos_id + "/" + SaleRecord.txn_id == o.used_txn)
+    ).where(o.status == "used").group_by(o.offer_id)
     if since is not None:
-        stmt = stmt.where(IssuedOffer.issued_at >= since)
-        reuse = reuse.where(IssuedOffer.issued_at >= since)
+        stmt = stmt.where(o.issued_at >= since)
+        reuse = reuse.where(o.issued_at >= since)
+        paid = paid.where(o.issued_at >= since)
     with db.read() as conn:
         rows = conn.execute(stmt).all()
-        reuses = {str(o): int(n) for o, n in conn.execute(reuse).all()}
+        reuses = {str(k): int(n) for k, n in conn.execute(reuse).all()}
+        revenue = {str(k): int(n) for k, n in conn.execute(paid).all()}
     out = []
     for offer_id, n, used, expired, discount in rows:
         used, expired = int(used or 0), int(expired or 0)
         out.append(OfferFigures(str(offer_id), int(n), used, expired, int(n) - used - expired,
-                                int(discount), reuses.get(str(offer_id), 0)))
+                                int(discount), revenue.get(str(offer_id), 0),
+                                reuses.get(str(offer_id), 0)))
     return out
 
 
