@@ -289,6 +289,8 @@ class TerminalService:
         view = self.store.member_view(txn.member.member_id)
         if view is None:
             raise StoreError(f"member {txn.member.member_id} is no longer in the store")
+        if len(self._held_offers) >= STANDING_CACHE_MAX:  # a commit re-reads its own
+            self._held_offers.clear()
         view, self._held_offers[view.member_id] = quote_view(self.store, view, self.clock())
         return view
 

@@ -8,6 +8,7 @@ import pytest
 
 from pos_loyalty.errors import ConfigError
 from pos_loyalty.offers.file import load_offers, parse_offers
+from pos_loyalty.rules import load_program
 from pos_loyalty.rules.parse import parse_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,8 @@ class TestFile:
         assert f.offers[0].target.segments == ("lapsed regular",)
         assert (girls.cap_times, girls.cap_days, girls.valid_days) == (1, 60, 21)
         assert f.cashier.birthday and f.cashier.welcome_back and f.cashier.usually_buys
+        program = load_program(ROOT / "examples" / "offers-program.toml")
+        f.check_coupons([("examples/offers-program.toml", program)])  # the pair fits
 
     def test_errors_name_line_and_key(self) -> None:
         assert "offers.toml:5: key 'offer[0].cap.times'" in error(
