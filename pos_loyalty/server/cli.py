@@ -655,24 +655,31 @@ def program_diff(old: int, new: int, db_url: str | None) -> None:
 
 @program.command("dry-run")
 @click.argument("file", type=FILE)
-@click.option("--sales", "sales_file", type=FILE, required=True,
-              help="Past sales (CSV or JSON lines, as `pos-loyalty rules replay` reads).")
+@click.option("--sales", "sales_file", type=FILE, default=None,
+              help="Past sales (CSV or JSON lines, as `pos-loyalty rules replay` reads); "
+              "without it, the sales terminals pushed to central (needs --days).")
 @click.option("--days", type=click.IntRange(1), default=None,
               help="Only the sales of the last N days.")
 @click.option("--store", "store_id", default=None, help="Compare with this store's live "
-              "program (default: the chain's).")
+              "program (default: the chain's); with central's sales, only this store's.")
 @db_option
-def program_dry_run(file: Path, sales_file: Path, days: int | None, store_id: str | None,
-                    db_url: str | None) -> None:
+def program_dry_run(file: Path, sales_file: Path | None, days: int | None,
+                    store_id: str | None, db_url: str | None) -> None:
     """Replay past sales under FILE and under the live program: points, discounts, cost."""
     from pos_loyalty.rules.cli import render_replay
 
-    fmt: Any = "jsonl" if sales_file.suffix in (".jsonl", ".json") else "csv"
+    if sales_file is None and days is None:
+        raise click.UsageError("give --sales FILE, or --days N to replay central's sales")
     text = _read_program(file)
-    with open_central(db_url) as central, cli_errors(file_given=True), \
-            sales_file.open(encoding="utf-8") as f:
-        run = central.dry_run_program(text, f, fmt, days=days, store_id=store_id,
-                                      source=str(file), sales_source=str(sales_file))
+    with open_central(db_url) as central, cli_errors(file_given=True):
+        if sales_file is None:
+            run = central.dry_run_program(text, None, days=days, store_id=store_id,
+                                          source=str(file))
+        else:
+            fmt: Any = "jsonl" if sales_file.suffix in (".jsonl", ".json") else "csv"
+            with sales_file.open(encoding="utf-8") as f:
+                run = central.dry_run_program(text, f, fmt, days=days, store_id=store_id,
+                                              source=str(file), sales_source=str(sales_file))
     live = f"version {run.live_version}" if run.live_version else "the built-in program"
     click.echo(f"dry run of {file} against {live} over {run.candidate.sales} sales")
     click.echo(render_replay(run.candidate, run.live))
@@ -749,6 +756,92 @@ def report_reconcile(db_url: str | None, as_json: bool, include_resolved: bool) 
     for r in rep.review:
         click.echo(escape_controls(f"  {r.kind}: event {r.event_id} terminal {r.terminal_id} "
                                    f"store {r.store_id}: {r.detail}"))
+
+
+OWNER_REPORTS = ("customers", "stages", "segments", "lapsed", "nps", "liability", "cost",
+                 "settlement", "tags", "all")
+
+
+def _owner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options: list[Any] = [
+        click.option("--format", "fmt", type=click.Choice(["text", "csv", "html"]),
+                     default="text", show_default=True),
+        click.option("--store", "stores", multiple=True,
+                     help="Only this store (repeat for several)."),
+        click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                     help="First day (default: 364 days before --until)."),
+        click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                     help="Last day (default: today, UTC)."),
+        click.option("--after", "lapsed_after", type=click.IntRange(1), default=None,
+                     help="lapsed: not seen for more than this many days (default 90)."),
+        click.option("--own-return-rate", type=click.FloatRange(0, 1), default=0.25,
+                     show_default=True, help="cost: share of repeat visits that would "
+                     "happen without the program."),
+        click.option("--limit", type=click.IntRange(1, 100_000), default=200,
+                     show_default=True, help="lapsed: longest call list."),
+        click.option("--lang", type=click.Choice(["en", "he"]), default="en",
+                     show_default=True, help="html: the page's language."),
+        click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="Write to this file instead of standard output."),
+        db_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def report_owner(name: str, fmt: str, stores: tuple[str, ...], since: datetime | None,
+                 until: datetime | None, lapsed_after: int | None, own_return_rate: float,
+                 limit: int, lang: str, output: Path | None, db_url: str | None) -> None:
+    """The owner's reports over central's sales (see docs/reports.md)."""
+    from pos_loyalty.insight import render
+    from pos_loyalty.server.sales import reports
+
+    opts = reports.Options(since=since.date() if since else None,
+                           until=until.date() if until else None, stores=stores,
+                           lapsed_after_days=lapsed_after, own_return_rate=own_return_rate,
+                           limit=limit)
+    names = reports.NAMES if name == "all" else (name,)
+    with open_central(db_url) as central, cli_errors():
+        built = reports.build_all(central, opts, names)
+    if fmt == "text":
+        out = render.text(built)
+    elif fmt == "csv":
+        out = render.csv_text(built)
+    else:
+        from pos_loyalty.server.console.pages.reports import standalone_html
+
+        out = standalone_html(built, lang)
+    if output is None:
+        click.echo(out, nl=not out.endswith("\n"))
+    else:
+        output.write_text(out, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+OWNER_HELP = {
+    "customers": "Repeat-customer rate, frequency, recency, spend per member, members' share.",
+    "stages": "Members by journey stage (first visit, one-off, repeat, regular, loyal).",
+    "segments": "Members by RFM segment.",
+    "lapsed": "Lapsed regulars as a call list, with last stores and favourite categories.",
+    "nps": "Net Promoter Score over time, per store and product, with comments.",
+    "liability": "Outstanding points, their value, redemption rate and expiry schedule.",
+    "cost": "Program cost against the extra revenue from members, per rule.",
+    "settlement": "Coalition partners' settlement totals.",
+    "tags": "Product tag taps and first-tap rate per product.",
+    "all": "Every owner report in one.",
+}
+
+
+def _register_owner_report(name: str) -> None:
+    @report.command(name, help=OWNER_HELP[name] + " See docs/reports.md.")
+    @_owner_options
+    def command(**kw: Any) -> None:
+        report_owner(name, **kw)
+
+
+for _name in OWNER_REPORTS:
+    _register_owner_report(_name)
 
 
 @admin.group()
@@ -869,3 +962,33 @@ def catalog_load(source: Path, target: Path | None) -> None:
                                   key="catalog.dir")
         products = install_catalog(source, target)
     click.echo(f"catalog of {len(products)} products now served from {target}")
+
+
+@click.command("chain")
+@click.option("--stores", type=click.IntRange(1, 999), default=5, show_default=True)
+@click.option("--members", type=click.IntRange(0, 10_000_000), default=1000,
+              show_default=True)
+@click.option("--days", type=click.IntRange(1, 3660), default=365, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="The same seed makes the same chain.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default="2026-11-30",
+              show_default=True, help="The last day of sales.")
+@db_option
+def sim_chain(stores: int, members: int, days: int, seed: int, end: datetime,
+              db_url: str | None) -> None:
+    """Generate a synthetic chain into an empty central database: members with habits,
+    a year of sales and refunds, points, NPS answers and tag taps (for reports, benches
+    and the demo)."""
+    import time
+
+    from pos_loyalty.insight.chain import PROGRAM, ChainSpec
+    from pos_loyalty.server.sales.bulk import write_chain
+
+    began = time.monotonic()
+    spec = ChainSpec(stores=stores, members=members, days=days, seed=seed, end=end.date())
+    with open_central(db_url) as central, cli_errors():
+        counts = write_chain(central, spec, lambda c: click.echo(
+            f"  {c['members']} members, {c['sales']} sales...", err=True))
+        central.publish_program(PROGRAM, note="sim chain")
+    click.echo(f"generated in {time.monotonic() - began:.1f} s: " + ", ".join(
+        f"{n} {table}" for table, n in counts.items()))
