@@ -101,3 +101,34 @@ class TestOverThePty:
         store.apply_pull("cashier_lines", ("member_id", "line", "birthday"),
                          [["M-1001", "", False]], f"2:{stamp}", datetime(2026, 1, 1))
         assert "hint" not in run.tap("C-1001", member_card("C-1001"))
+
+
+class TestProtocolDoc:
+    def test_section_6_5_frame_is_what_the_terminal_sends(self, tmp_path: Path) -> None:
+        """The example frame of docs/pos-protocol.md 6.5 is a real terminal's answer to
+        Ada's tap on Monday 30 November 2026, her birthday (4 December) on Friday."""
+        from pos_loyalty.nfc.events import TapEvent
+        from pos_loyalty.pos.codec import Frame, encode_frame
+        from pos_loyalty.pos.messages import encode_message
+        from pos_loyalty.store import LocalStore
+        from pos_loyalty.terminal.demo_data import seed_demo_members
+        from pos_loyalty.terminal.service import TerminalService
+
+        store = LocalStore(f"sqlite:///{tmp_path / 'doc.db'}")
+        try:
+            seed_demo_members(store)
+            store.apply_pull("cashier_lines", ("member_id", "line", "birthday"),
+                             [["M-1001", "usually buys oat milk", True]], "1:a",
+                             datetime(2026, 11, 30))
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE members SET birthday = '2000-12-04' "
+                                     "WHERE member_id = 'M-1001'")
+            service = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 9, 30))
+            msg = service.on_tap(TapEvent("member", "04A1B2C3D4E5F6", "NTAG213",
+                                          card_id="C-1001", verified=True))
+        finally:
+            store.close()
+        wire = encode_frame(Frame("D", 0, encode_message(msg, "terminal")))
+        line = "M->T  " + wire.decode().replace("\x02", "<STX>").replace("\x03", "<ETX>")
+        doc = (Path(__file__).parents[2] / "docs" / "pos-protocol.md").read_text("utf-8")
+        assert line in doc.splitlines()
