@@ -301,12 +301,20 @@ def push_sun_counters(store: LocalStore, client: SyncClient) -> None:
 
 def push_offer_uses(store: LocalStore, client: SyncClient, report: SyncReport) -> None:
     """Tell central which offers this terminal's sales used (each counts once chain-wide;
-    a use of an offer already used elsewhere is held there for review)."""
+    a use of an offer already used elsewhere is held there for review). A batch central
+    refuses (or a central without offers) keeps the uses queued and never stops the
+    ledger push or the pull."""
     while True:
         uses = offers.unpushed_uses(store.engine)
         if not uses:
             return
-        results = client.push_offer_uses(uses).get("results")
+        try:
+            results = client.push_offer_uses(uses).get("results")
+        except SyncError as exc:
+            if exc.status in (404, 413, 422):  # this batch or an older central, not the link:
+                report.problems.append(f"offer uses not pushed: {exc}")  # kept for later
+                return
+            raise
         if not isinstance(results, list) or len(results) != len(uses):
             raise SyncError("central's answer to the offer uses does not match them")
         for use, result in zip(uses, results, strict=True):

@@ -187,3 +187,27 @@ class TestUsesEndpoint:
         r = httpx.post(url, json={"uses": [use]}, headers=auth)
         assert r.status_code == 200 and r.json()["results"] == ["unknown"]
         assert offer_row(central).status == "live"
+
+    def test_a_refused_batch_stays_queued_and_never_stops_the_round(
+            self, central: Central, terminals: TerminalFactory) -> None:
+        """Central refusing the offer uses (422) is reported, the uses stay queued, and the
+        ledger push and the pull of the round still happen."""
+        from pos_loyalty.store import offers
+
+        program = parse_text(PROGRAM)
+        central.store.add_member("M-1", "Ann", card_id="C-1")
+        issue(central)
+        t = terminals("S1")
+        sync(t)
+        till = TerminalService(t.local, program)
+        assert sell(till, "T1")["discount_total"] == 500
+        assert commit(till, "T1")["type"] == "points.awarded"
+        with t.local.engine.begin() as conn:  # a use central cannot accept
+            conn.exec_driver_sql("UPDATE member_offers SET discount = -1")
+        central.store.add_member("M-2", "Bob", card_id="C-2")
+        report = sync(t)
+        assert report.pending_after == 0 and report.pulled["members"] == 1
+        assert [p.split(":")[0] for p in report.problems] == ["offer uses not pushed"]
+        assert "422" in report.problems[0]
+        assert [u.issue_id for u in offers.unpushed_uses(t.local.engine)] != []
+        assert offer_row(central).status == "live"
