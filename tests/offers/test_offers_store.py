@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pos_loyalty.errors import StoreError
 from pos_loyalty.rules import MemberView
@@ -70,3 +72,32 @@ class TestMerge:
         assert used == (a,) and state.coupons == {"WB": 1, "X": 2}
         state, used = settle_offers(view, [a, b], [])
         assert used == () and state.coupons == own.coupons
+
+
+codes = st.sampled_from(["WB", "BDAY", "X"])
+held = st.lists(st.builds(stored.HeldOffer, issue_id=st.uuids().map(str), code=codes,
+                          expires_at=st.just(NOW)), max_size=5)
+
+
+class TestMergeProperties:
+    @given(st.dictionaries(codes, st.integers(1, 3)), held, st.lists(codes, max_size=4))
+    def test_settle_undoes_the_merge(self, own: dict[str, int], offers: list[stored.HeldOffer],
+                                     used: list[str]) -> None:
+        """Whatever a sale used: each used code takes an offer before an own coupon, no
+        offer twice; the stored coupons are the own ones less what the sale took from them,
+        never an offer's."""
+        view = with_offers(MemberView(member_id="M", coupons=own), offers)
+        after = dict(view.coupons)
+        spent = []
+        for c in used:  # a sale uses only what the member holds
+            if after.get(c, 0) > 0:
+                after[c] -= 1
+                spent.append(c)
+        state, taken = settle_offers(MemberView(member_id="M", coupons=after), offers, spent)
+        assert len({o.issue_id for o in taken}) == len(taken)
+        for code in set(own) | {o.code for o in offers}:
+            n_offers = sum(1 for o in offers if o.code == code)
+            uses = spent.count(code)
+            from_offers = sum(1 for o in taken if o.code == code)
+            assert from_offers == min(uses, n_offers)
+            assert state.coupons.get(code, 0) == own.get(code, 0) - (uses - from_offers)
