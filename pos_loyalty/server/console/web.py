@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from pos_loyalty.rules.model import money
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
 from pos_loyalty.server.console.accounts import ConsoleAccounts, Principal, Session
@@ -43,7 +44,7 @@ class Console:
         self.settings = settings
         self.accounts = ConsoleAccounts(store)
         self.pages = Pages([HERE / "templates"], Catalogs([HERE / "locale", WEB_LOCALE]),
-                           globals={"home_url": f"{PREFIX}/"})
+                           globals={"home_url": f"{PREFIX}/", "money": money})
         self.login_throttle = FailureThrottle(settings.enroll_failures, settings.enroll_window_s)
 
 
@@ -72,6 +73,7 @@ class Fields:
 
     values: dict[str, list[str]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
+    filenames: dict[str, str] = field(default_factory=dict)  # as the browser named them
 
     def get(self, name: str, limit: int = 200) -> str:
         got = self.values.get(name)
@@ -98,6 +100,7 @@ async def read_fields(request: Request) -> Fields:
                         raise PageError(413, f"A file may be at most {MAX_UPLOAD} bytes.")
                     if data:
                         out.files[name] = data
+                        out.filenames[name] = (value.filename or name)[:200]
                 else:
                     out.values.setdefault(name, []).append(value)
     except (ValueError, KeyError, AssertionError) as exc:  # multipart parser refusals

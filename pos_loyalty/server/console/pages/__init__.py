@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from pos_loyalty.server.console.pages import audit, auth, held, home, members, stores, users
+from pos_loyalty.server.console.pages import (
+    audit,
+    auth,
+    held,
+    home,
+    members,
+    programs,
+    stores,
+    users,
+)
 
-ROUTERS = [auth.router, home.router, stores.router, held.router, members.router,
-           users.router, audit.router]
+# one line per page module: other pages append here
+ROUTERS = [
+    auth.router,
+    home.router,
+    stores.router,
+    held.router,
+    members.router,
+    programs.router,
+    users.router,
+    audit.router,
+]
