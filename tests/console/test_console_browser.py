@@ -7,18 +7,28 @@ POS_LOYALTY_REQUIRE_BROWSER=1 (CI), where that is a failure.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pos_loyalty.nfc.sim.cards import member_card
+from pos_loyalty.nfc.sim.emulator import TagEmulator
+from pos_loyalty.pos.pty import PtyBridge
+from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.console.accounts import ConsoleAccounts
-from pos_loyalty.sync.client import SyncClient
+from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.web import csrf
-from tests.conftest import REPO
+from tests.conftest import REPO, Central, TerminalFactory
 from tests.console.conftest import PASSWORD
 
 ARTIFACTS = REPO / "tests" / ".artifacts" / "console"
@@ -174,3 +184,104 @@ class TestHebrew:
         assert box is not None and box["x"] > DESKTOP["width"] / 2  # starts on the right
         _shot(page, "home-hebrew")
         ctx.close()
+
+
+TRIPLE = '[program]\nname = "Triple"\n\n[[rule]]\nid = "base"\nkind = "earn"\n' \
+         'label = "3 pts per 1.00"\npoints = 3\nper = 100\n'
+BASKET = [{"sku": "A", "qty": 1, "unit_price": 1000, "category": "x"}]
+
+
+def _quote(till: SimulatedTill, rf: TagEmulator, txn: str) -> dict[str, Any]:
+    """Tap member card C-1 at the running daemon, send a basket of 10.00: its quote."""
+    rf.present(member_card("C-1"))
+    got = till.next_message({"member.identified", "member.unknown", "card.refused"},
+                            timeout=20)
+    assert got["type"] == "member.identified", got
+    rf.remove()
+    return till.send_basket(txn, BASKET)
+
+
+class TestProgramRollout:
+    def test_admin_publishes_a_program_after_its_dry_run_and_the_till_quotes_it(
+            self, browser: Any, live: Live, tmp_path: Path) -> None:
+        """A daemon (`pos-loyalty run`, its own process, a real pty to the reference till,
+        nfcpy over udp) enrolled in S-A quotes 10 points under the built-in program. The
+        admin uploads a 3-points program and a sales file, reads the diff and the dry run,
+        publishes: the next quotes carry Triple v1 and 30 points, with no restart."""
+        live.store.add_member("M-1", "Ann", card_id="C-1")
+        factory = TerminalFactory(Central(live.url, str(live.store.engine.url), live.store),
+                                  tmp_path)
+        t = factory("S-A", name="terminal")
+        with SyncClient(t.server_url, t.credential) as client:
+            assert run_sync(t.local, client).ok
+        db = str(t.local.engine.url)
+        factory.close()
+        cfg = tmp_path / "terminal.toml"
+        cfg.write_text(f'[terminal]\ndata_dir = "{tmp_path}"\n[sync]\ninterval_s = 0.3\n')
+        program_file = tmp_path / "triple.toml"
+        program_file.write_text(TRIPLE)
+        day = (live.store.clock() - timedelta(days=1)).isoformat()
+        sales_file = tmp_path / "sales.csv"
+        sales_file.write_text("txn_id,time,sku,qty,unit_price,category,member_id\n"
+                              f"T1,{day},A,1,1000,x,M-1\nT2,{day},B,1,2000,x,M-1\n")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with TagEmulator() as rf, PtyBridge() as bridge:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pos_loyalty", "run", "--simulation", "--config",
+                 str(cfg), "--serial", bridge.terminal_path, "--reader",
+                 f"udp:127.0.0.1:{rf.port}", "--db", db],
+                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                with SimulatedTill(bridge.till_path, pos_id="POS-1") as till:
+                    till.wait_link_up(timeout=30)
+                    before = _quote(till, rf, "T1")
+                    assert before["points_total"] == 10, before
+                    till.commit("T1")
+
+                    ctx = browser.new_context(viewport=DESKTOP)
+                    page = ctx.new_page()
+                    _sign_in(page, live, "ada")
+                    page.click("nav >> text=Programs")
+                    assert "Built-in: 1 point per 1.00" in page.inner_text("#live")
+                    assert "only after its dry run" in page.inner_text("main")
+                    page.set_input_files("#program_file", str(program_file))
+                    page.set_input_files("#sales_file", str(sales_file))
+                    page.click("text=Check and dry run")
+                    assert page.inner_text("h1") == "Check a program"
+                    assert "The program Triple is valid" in page.inner_text("#valid")
+                    changes = page.inner_text("#changes")  # against the built-in program
+                    assert "name 'Default points' -> 'Triple'" in changes
+                    assert "new rule 3 pts per 1.00: earn 3 pts per 1.00" in changes
+                    total = page.locator("#dry-run tr.total td").all_inner_texts()
+                    # 30.00 of past sales: 90 points new beside 30 live, cost +0.60
+                    assert total[:3] == ["Total", "90", "30"] and total[-1] == "+0.60", total
+                    _shot(page, "program-dry-run")
+                    page.fill("#note", "triple points week")
+                    page.click("text=Publish this program")
+                    page.wait_for_url(f"{live.url}/console/programs?done=published")
+                    assert "The program is published." in page.inner_text(".notice")
+                    row = page.locator("#live tr", has_text="The whole chain").inner_text()
+                    assert "Triple" in row and "1" in row
+                    _shot(page, "program-published")
+                    ctx.close()
+
+                    deadline = time.monotonic() + 30
+                    n = 2
+                    while True:
+                        after = _quote(till, rf, f"T{n}")
+                        if after.get("program") == {"name": "Triple", "version": 1} \
+                                or time.monotonic() > deadline:
+                            break
+                        till.void(f"T{n}")
+                        n += 1
+                        time.sleep(0.3)
+                    assert after.get("program") == {"name": "Triple", "version": 1}, after
+                    assert after["points_total"] == 30, after
+                proc.send_signal(signal.SIGTERM)
+                _out, err = proc.communicate(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        assert proc.returncode == 0, err
+        assert "program now Triple v1" in err

@@ -89,7 +89,7 @@ class TestCheck:
         c.sign_in("ada")
         page = check(c, program("Two", 2), sales(central), as_file=True)
         assert page.status_code == 200, page.text
-        assert "The program Two is valid: 1 rules." in page.text
+        assert "The program Two is valid (rules: 1)." in page.text
         assert "Against version 1 (One), live for the whole chain." in page.text
         assert "earn rate 1 -&gt; 2 pts per 1.00" in page.text
         table = page.text[page.text.index('id="dry-run"'):]
