@@ -263,7 +263,6 @@ class TestProgramRollout:
                     row = page.locator("#live tr", has_text="The whole chain").inner_text()
                     assert "Triple" in row and "1" in row
                     _shot(page, "program-published")
-                    ctx.close()
 
                     deadline = time.monotonic() + 30
                     n = 2
@@ -277,6 +276,19 @@ class TestProgramRollout:
                         time.sleep(0.3)
                     assert after.get("program") == {"name": "Triple", "version": 1}, after
                     assert after["points_total"] == 30, after
+                    # the fleet page shows the program the terminal reports it runs
+                    deadline = time.monotonic() + 30
+                    while live.store.terminal_health(t.terminal_id).program_version != 1 \
+                            and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                    page.set_viewport_size(PHONE)
+                    page.click("nav >> text=Fleet health")
+                    terminal = page.inner_text(f"#terminal-{t.terminal_id}")
+                    assert "Triple v1" in terminal and "in contact" in terminal, terminal
+                    _shot(page, "fleet-phone")
+                    width = page.evaluate("document.documentElement.scrollWidth")
+                    assert width <= PHONE["width"] + 1
+                    ctx.close()
                 proc.send_signal(signal.SIGTERM)
                 _out, err = proc.communicate(timeout=30)
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pos_loyalty.server.console.pages import (
     audit,
     auth,
+    fleet,
     held,
     home,
     members,
@@ -21,6 +22,7 @@ ROUTERS = [
     held.router,
     members.router,
     programs.router,
+    fleet.router,
     users.router,
     audit.router,
 ]
