@@ -238,3 +238,17 @@ class TestRoles:
         assert "Bees" not in c.http.get(PAGE).text
         assert c.http.get(f"{PAGE}/1").status_code == 404
         assert c.http.get(f"{PAGE}/nope").status_code == 404
+
+
+class TestHebrew:
+    def test_programs_and_fleet_pages_in_hebrew(self, central: Central, users: UserFactory,
+                                                client: Clients) -> None:
+        """A Hebrew browser gets the new pages right to left, in Hebrew."""
+        users("ada")
+        c = client()
+        c.sign_in("ada")
+        he = {"Accept-Language": "he-IL,he;q=0.9"}
+        page = c.http.get(PAGE, headers=he).text
+        assert 'dir="rtl"' in page and "<h1>תוכניות</h1>" in page and "פעילה עכשיו" in page
+        fleet = c.http.get("/console/fleet", headers=he).text
+        assert "<h1>מצב המסופים</h1>" in fleet and "מסופים: 0." in fleet
