@@ -31,6 +31,7 @@ NOTICES = {"adjusted": N_("The points are adjusted and the ledger has the reason
            "claimed": N_("The member is claimed: name and consent are kept."),
            "merged": N_("The members are merged: cards and points moved to this member.")}
 HISTORY = 50  # ledger rows on a member's page
+SEARCH_LIMIT = 50  # members a search shows (bench/bench_member_search.py measures this)
 
 
 def _page(view: View, *, errors: FormErrors | None = None,
@@ -38,7 +39,7 @@ def _page(view: View, *, errors: FormErrors | None = None,
     query = view.request.query_params.get("q", "").strip()[:64]
     return view.render("console/members_basic.html", {
         "errors": errors, "values": values or {}, "q": query,
-        "found": view.store.search_members(query, limit=50) if query else None,
+        "found": view.store.search_members(query, limit=SEARCH_LIMIT) if query else None,
         "can_change": view.principal.can_change_members,
         "notice": None if errors else view.notice(NOTICES)}, status=status, nav="members")
 
