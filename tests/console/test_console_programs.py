@@ -4,12 +4,16 @@ the roles' limits; the audit log."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from pos_loyalty.server.console.accounts import AccountError
 from tests.conftest import Central
 from tests.console.conftest import ConsoleClient, UserFactory, form_tokens
 
@@ -252,3 +256,33 @@ class TestHebrew:
         assert 'dir="rtl"' in page and "<h1>תוכניות</h1>" in page and "פעילה עכשיו" in page
         fleet = c.http.get("/console/fleet", headers=he).text
         assert "<h1>מצב המסופים</h1>" in fleet and "מסופים: 0." in fleet
+
+
+class TestOutsideBytes:
+    @settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(program_bytes=st.one_of(st.binary(max_size=300),
+                                   st.text(max_size=300).map(str.encode),
+                                   st.sampled_from([b"[program\n", b"[[rule]]\nkind = 1\n",
+                                                    b"\xff\xfe", b"[program]\nname = 3\n"])),
+           sales_bytes=st.one_of(st.binary(max_size=300),
+                                 st.text(max_size=300).map(str.encode),
+                                 st.sampled_from([b"txn_id,time,sku,qty,unit_price,category\n"
+                                                  b"T,2026-01-01,A,-1,x,c\n",
+                                                  b'{"txn_id": 1}\n', b"{", b"\x00"])))
+    def test_any_uploaded_files_get_a_page_never_a_server_error(
+            self, central: Central, users: UserFactory, client: Clients,
+            program_bytes: bytes, sales_bytes: bytes) -> None:
+        """Whatever bytes come as the program file and the sales file, the answer is the
+        check page (200, or 400 with the errors), never a 5xx, and nothing is published."""
+        with contextlib.suppress(AccountError):  # made by the first example
+            users("ada")
+        c = client()
+        c.sign_in("ada")
+        token = form_tokens(c.http.get(PAGE).text)[CHECK]
+        r = c.http.post(CHECK, data={"csrf_token": token, "body": ""}, files={
+            "program_file": ("p.toml", program_bytes, "application/toml"),
+            "sales_file": ("s.csv", sales_bytes, "text/csv")})
+        assert r.status_code in (200, 400), r.text[:500]
+        assert "Check a program" in r.text
+        assert central.store.program_versions() == []
