@@ -297,3 +297,34 @@ class TestProgramRollout:
                     proc.communicate()
         assert proc.returncode == 0, err
         assert "program now Triple v1" in err
+
+
+class TestMembersOnAPhone:
+    def test_manager_finds_a_member_and_replaces_a_lost_card(self, browser: Any,
+                                                             live: Live) -> None:
+        """On a phone-sized screen a store manager searches by name, opens the member,
+        replaces the lost card: the page then shows the old card blocked, the new one
+        active and the same balance; nothing is wider than the screen."""
+        live.store.add_member("M-7", "Dana Levi", card_id="C-70")
+        live.store.adjust_points("M-7", 120, "welcome")
+        ctx = browser.new_context(viewport=PHONE)
+        page = ctx.new_page()
+        _sign_in(page, live, "mia")
+        page.click("nav >> text=Members")
+        page.fill("#q", "dana")
+        page.click("text=Search")
+        assert "Dana Levi" in page.inner_text("#found")
+        page.click("#found >> text=M-7")
+        assert page.inner_text("h1") == "Member M-7"
+        assert page.inner_text("#balance") == "120"
+        page.select_option("#lost_card", "C-70")
+        page.fill("#new_card", "C-71")
+        page.click("text=Block and replace")
+        assert "the new card carries the balance" in page.inner_text(".notice")
+        cards = page.inner_text("#cards")
+        assert "C-70\tblocked" in cards and "C-71\tactive" in cards, cards
+        assert page.inner_text("#balance") == "120"
+        _shot(page, "member-phone")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"] + 1
+        ctx.close()
