@@ -185,8 +185,13 @@ class TestPublish:
         page = check(c, program("Later", 3), sales(central))
         hidden = {k: unescape(v) for k, v in publish_form(page.text).items()}
         at = (central.store.clock() + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
-        bad = c.http.post(PUBLISH, data={**hidden, "stores": "S-A", "at": "tomorrow"})
-        assert bad.status_code == 400 and "2026-12-01 06:00" in bad.text
+        bad = c.http.post(PUBLISH, data={**hidden, "stores": "S-A", "at": "tomorrow",
+                                         "note": "later"})
+        assert bad.status_code == 400 and 'href="#at"' in bad.text
+        assert "2026-12-01 06:00 (UTC)" in bad.text  # the error, beside the field
+        assert 'value="tomorrow"' in bad.text and 'value="later"' in bad.text
+        assert 'value="S-A" checked' in bad.text
+        hidden = {k: unescape(v) for k, v in publish_form(bad.text).items()}  # again
         done = c.http.post(PUBLISH, data={**hidden, "stores": "S-A", "at": at})
         assert done.headers["location"] == f"{PAGE}?done=scheduled"
         (v,) = central.store.program_versions()
@@ -213,7 +218,8 @@ class TestRoles:
         assert 'value="S-A"' in page.text
         assert 'name="stores" type="checkbox" value="S-B"' not in page.text
         hidden = {k: unescape(v) for k, v in publish_form(page.text).items()}
-        assert c.http.post(PUBLISH, data=hidden).status_code == 403
+        none = c.http.post(PUBLISH, data=hidden)  # the whole chain is not theirs to choose
+        assert none.status_code == 400 and 'href="#stores"' in none.text
         assert c.http.post(PUBLISH, data={**hidden, "stores": "S-B"}).status_code == 403
         assert central.store.program_versions() == []
         ok = c.http.post(PUBLISH, data={**hidden, "stores": "S-A"})

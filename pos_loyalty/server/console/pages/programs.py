@@ -214,14 +214,18 @@ def publish(view: PostedDep) -> Response:
         raise PageError(400, view._("A program is published only after a dry run of that "
                                     "same text. Check it again with a sales file."))
     stores = tuple(sorted(set(view.fields.getlist("stores"))))
-    if not can_publish_to(view, stores):
+    errors = FormErrors()
+    if not stores and not view.principal.is_admin:
+        errors.add("stores", view._("Choose at least one of your stores."))
+    elif not can_publish_to(view, stores):
         raise PageError(403, view._("You cannot make changes in this store.") if stores
                         else view._("Only an administrator can publish to the whole chain."))
-    errors = FormErrors()
-    at = _at(view, view.fields.get("at", 40), errors)
-    if errors:
-        raise PageError(400, errors.items()[0][1])
+    raw_at = view.fields.get("at", 40)
+    at = _at(view, raw_at, errors)
     note = view.fields.get("note", 200)
+    if errors:
+        return _publish_again(view, text, errors, {"stores": stores, "at": raw_at,
+                                                   "note": note})
     try:
         v = view.store.publish_program(text, stores=stores, at=at, note=note,
                                        source="program")
@@ -231,6 +235,22 @@ def publish(view: PostedDep) -> Response:
                store_id=v.stores[0] if len(v.stores) == 1 else None,
                after=_summary(v))
     return redirect(PAGE, "published" if v.live else "scheduled")
+
+
+def _publish_again(view: View, text: str, errors: FormErrors,
+                   values: dict[str, Any]) -> HTMLResponse:
+    """The publish form once more, with its errors and what was typed (the text keeps the
+    proof of its dry run)."""
+    try:
+        name = programs.validate(text, "program").name
+    except ConfigError:
+        name = ""
+    stores = visible_stores(view)
+    return view.render("console/program_publish.html", {
+        "errors": errors, "values": values, "text": text, "program_name": name,
+        "proof": dry_run_proof(view, text), "chain_ok": view.principal.is_admin,
+        "publish_stores": [s for s in stores if view.principal.can_change_store(s)]},
+        status=400, nav="programs")
 
 
 def _summary(v: VersionRow) -> dict[str, Any]:
