@@ -49,7 +49,7 @@ main.add_command(nfc_tag)
 register_nfc(main, sim)  # after any other "tag" group is added: "tag write" joins it
 
 # -- central server and sync: server, db, admin, enroll, report ------------------------
-from pos_loyalty.server.cli import admin, db, report, server  # noqa: E402
+from pos_loyalty.server.cli import admin, db, report, server, sim_chain  # noqa: E402
 from pos_loyalty.sync.cli import enroll  # noqa: E402
 
 main.add_command(server)
@@ -57,3 +57,4 @@ main.add_command(db)
 main.add_command(admin)
 main.add_command(enroll)
 main.add_command(report)
+sim.add_command(sim_chain)

@@ -32,6 +32,8 @@ from pos_loyalty.server.health import router as health
 from pos_loyalty.server.ledger import router as ledger
 from pos_loyalty.server.members import router as members
 from pos_loyalty.server.programs import router as programs
+from pos_loyalty.server.sales import router as sales
+from pos_loyalty.server.sales.schemas import SalesPushCreate
 from pos_loyalty.server.schemas import PushCreate
 from pos_loyalty.server.sun import router as sun
 from pos_loyalty.server.sync import router as sync
@@ -109,11 +111,12 @@ def _complete_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = FastAPI.openapi(app)
-            schema = PushCreate.model_json_schema(ref_template="#/components/schemas/{model}")
             components = doc.setdefault("components", {}).setdefault("schemas", {})
-            for name, sub in schema.pop("$defs", {}).items():
-                components.setdefault(name, sub)
-            components["PushCreate"] = schema
+            for model in (PushCreate, SalesPushCreate):
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in schema.pop("$defs", {}).items():
+                    components.setdefault(name, sub)
+                components[model.__name__] = schema
             app.openapi_schema = doc
         return app.openapi_schema
 
@@ -147,7 +150,7 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     app.state.settings = settings
     app.state.enroll_throttle = FailureThrottle(settings.enroll_failures,
                                                 settings.enroll_window_s)
-    for module in (health, enroll, ledger, sync, sun, members, programs):
+    for module in (health, enroll, ledger, sync, sun, members, programs, sales):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)

@@ -23,6 +23,7 @@ from pos_loyalty.server.members import queries as members
 from pos_loyalty.server.programs import queries as programs
 from pos_loyalty.server.review import queries as review
 from pos_loyalty.server.review.queries import HeldRow, IntegrityRow, ReconcileReport
+from pos_loyalty.server.sales import queries as sales
 from pos_loyalty.server.stores import queries as stores
 from pos_loyalty.server.sync import queries as sync
 from pos_loyalty.server.sync.queries import ENTITIES, PullPage, parse_cursor
@@ -78,6 +79,9 @@ class CentralStore(Database):
     balance = ledger.balance
     ledger_sum = ledger.ledger_sum
     ledger_count = ledger.ledger_count
+    # sales pushed by terminals (reports and replays only, never balances)
+    push_sales = sales.push
+    central_baskets = sales.central_baskets
     # store policies
     policy = stores.policy
     set_policy = stores.set_policy

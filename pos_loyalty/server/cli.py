@@ -655,24 +655,31 @@ def program_diff(old: int, new: int, db_url: str | None) -> None:
 
 @program.command("dry-run")
 @click.argument("file", type=FILE)
-@click.option("--sales", "sales_file", type=FILE, required=True,
-              help="Past sales (CSV or JSON lines, as `pos-loyalty rules replay` reads).")
+@click.option("--sales", "sales_file", type=FILE, default=None,
+              help="Past sales (CSV or JSON lines, as `pos-loyalty rules replay` reads); "
+              "without it, the sales terminals pushed to central (needs --days).")
 @click.option("--days", type=click.IntRange(1), default=None,
               help="Only the sales of the last N days.")
 @click.option("--store", "store_id", default=None, help="Compare with this store's live "
-              "program (default: the chain's).")
+              "program (default: the chain's); with central's sales, only this store's.")
 @db_option
-def program_dry_run(file: Path, sales_file: Path, days: int | None, store_id: str | None,
-                    db_url: str | None) -> None:
+def program_dry_run(file: Path, sales_file: Path | None, days: int | None,
+                    store_id: str | None, db_url: str | None) -> None:
     """Replay past sales under FILE and under the live program: points, discounts, cost."""
     from pos_loyalty.rules.cli import render_replay
 
-    fmt: Any = "jsonl" if sales_file.suffix in (".jsonl", ".json") else "csv"
+    if sales_file is None and days is None:
+        raise click.UsageError("give --sales FILE, or --days N to replay central's sales")
     text = _read_program(file)
-    with open_central(db_url) as central, cli_errors(file_given=True), \
-            sales_file.open(encoding="utf-8") as f:
-        run = central.dry_run_program(text, f, fmt, days=days, store_id=store_id,
-                                      source=str(file), sales_source=str(sales_file))
+    with open_central(db_url) as central, cli_errors(file_given=True):
+        if sales_file is None:
+            run = central.dry_run_program(text, None, days=days, store_id=store_id,
+                                          source=str(file))
+        else:
+            fmt: Any = "jsonl" if sales_file.suffix in (".jsonl", ".json") else "csv"
+            with sales_file.open(encoding="utf-8") as f:
+                run = central.dry_run_program(text, f, fmt, days=days, store_id=store_id,
+                                              source=str(file), sales_source=str(sales_file))
     live = f"version {run.live_version}" if run.live_version else "the built-in program"
     click.echo(f"dry run of {file} against {live} over {run.candidate.sales} sales")
     click.echo(render_replay(run.candidate, run.live))
@@ -869,3 +876,32 @@ def catalog_load(source: Path, target: Path | None) -> None:
                                   key="catalog.dir")
         products = install_catalog(source, target)
     click.echo(f"catalog of {len(products)} products now served from {target}")
+
+
+@click.command("chain")
+@click.option("--stores", type=click.IntRange(1, 999), default=5, show_default=True)
+@click.option("--members", type=click.IntRange(0, 10_000_000), default=1000,
+              show_default=True)
+@click.option("--days", type=click.IntRange(1, 3660), default=365, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="The same seed makes the same chain.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), default="2026-11-30",
+              show_default=True, help="The last day of sales.")
+@db_option
+def sim_chain(stores: int, members: int, days: int, seed: int, end: datetime,
+              db_url: str | None) -> None:
+    """Generate a synthetic chain into an empty central database: members with habits,
+    a year of sales and refunds, points, NPS answers and tag taps (for reports, benches
+    and the demo)."""
+    import time
+
+    from pos_loyalty.insight.chain import ChainSpec
+    from pos_loyalty.server.sales.bulk import write_chain
+
+    began = time.monotonic()
+    spec = ChainSpec(stores=stores, members=members, days=days, seed=seed, end=end.date())
+    with open_central(db_url) as central, cli_errors():
+        counts = write_chain(central, spec, lambda c: click.echo(
+            f"  {c['members']} members, {c['sales']} sales...", err=True))
+    click.echo(f"generated in {time.monotonic() - began:.1f} s: " + ", ".join(
+        f"{n} {table}" for table, n in counts.items()))

@@ -24,6 +24,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -429,3 +430,70 @@ class VisitAnswer(CentralBase):
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text)
     answered_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# -- sales pushed by terminals: the baskets behind the ledger, for reports only -------------
+
+
+class SaleRecord(CentralBase):
+    """A sale, refund or void as a terminal summarised it: the terminal's word, which feeds
+    reports and the program dry run, never a balance.
+
+    One row per (terminal, pos, txn, kind, refund id); a refund's money and quantities are
+    stored negative so that sums over sales and refunds give net figures; a void (a basket
+    quoted then dropped) keeps its basket but counts in no revenue.
+    """
+
+    __tablename__ = "sales"
+    __table_args__ = (
+        UniqueConstraint("terminal_id", "pos_id", "txn_id", "kind", "refund_id",
+                         name="uq_sales_key"),
+        Index("ix_sales_time", "terminal_time"),
+        Index("ix_sales_store_time", "store_id", "terminal_time"),
+        Index("ix_sales_member_time", "member_id", "terminal_time"),
+    )
+
+    sale_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUIDv7 by central
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))  # sale / refund / void
+    pos_id: Mapped[str] = mapped_column(String(64))
+    txn_id: Mapped[str] = mapped_column(String(64))
+    refund_id: Mapped[str] = mapped_column(String(64), default="")
+    member_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    terminal_time: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    flags: Mapped[str] = mapped_column(String(40), default="")  # future, clock
+    basket_total: Mapped[int] = mapped_column(BigInteger)
+    discount_total: Mapped[int] = mapped_column(BigInteger)
+    paid_total: Mapped[int] = mapped_column(BigInteger)
+    points_earned: Mapped[int] = mapped_column(BigInteger)
+    points_redeemed: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)  # net change to the member's balance
+    coupons: Mapped[str] = mapped_column(Text, default="")  # codes used, comma-separated
+    body_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the record as pushed
+
+
+class SaleLine(CentralBase):
+    """One basket line of a :class:`SaleRecord`, with the record's member, store and time
+    copied in so reports group lines without a join."""
+
+    __tablename__ = "sale_lines"
+    __table_args__ = (
+        PrimaryKeyConstraint("sale_id", "line_no"),
+        Index("ix_sale_lines_time", "terminal_time"),
+        Index("ix_sale_lines_member", "member_id", "category"),
+    )
+
+    sale_id: Mapped[str] = mapped_column(String(36))
+    line_no: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))
+    store_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    terminal_time: Mapped[datetime] = mapped_column(DateTime)
+    sku: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64), default="")
+    qty: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    discount: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from pos_loyalty.errors import StoreError
 from pos_loyalty.ids import uuid7
-from pos_loyalty.rules import LedgerEntry, MemberView, Quote
+from pos_loyalty.rules import Basket, LedgerEntry, MemberView, Quote
+from pos_loyalty.store import sale_outbox
 from pos_loyalty.store.engine_state import decode_state, encode_state
 from pos_loyalty.store.models import Card, LedgerEvent, Member, Refund, Sale, TerminalState
 from pos_loyalty.store.sqlite import read, translated, write
@@ -217,7 +218,7 @@ class SalesLedger:
     def record_sale(
         self, *, pos_id: str, txn_id: str, member_id: str | None, sale: Quote, now: datetime,
         entries: Sequence[LedgerEntry] = (), member_after: MemberView | None = None,
-        check_redeem: RedeemCheck | None = None,
+        check_redeem: RedeemCheck | None = None, basket: Basket | None = None,
     ) -> SaleResult:
         """Write a sale with its whole quote, its ledger entries and the member's new engine
         state in one transaction; idempotent per (pos_id, txn_id).
@@ -226,7 +227,8 @@ class SalesLedger:
         stand inside this transaction (on an enrolled terminal); if it raises, nothing is
         written and its error reaches the caller. ``entries`` for other members (a
         referrer) move their balance too when they are held here; the ledger carries them
-        to central either way.
+        to central either way. The sale's summary for central (:mod:`.sale_outbox`, with
+        the categories of ``basket``) is queued in the same transaction.
         """
         with write(self.engine, f"recording sale {pos_id}/{txn_id}") as conn:
             prior = _prior_sale(conn, pos_id, txn_id)
@@ -251,12 +253,17 @@ class SalesLedger:
             for other, pts in sorted(others.items()):
                 _write_member(conn, other, pts, None)
             _write_entries(conn, entries, now)
+            lines = [] if basket is None else [
+                {"sku": ln.sku, "category": ln.category} for ln in basket.lines]
             conn.execute(insert(Sale).values(
                 pos_id=pos_id, txn_id=txn_id, member_id=member_id,
                 basket_total=sale.basket_total, discount_total=sale.discount_total,
                 points=points, balance_after=balance_after, committed_at=now,
-                detail=json.dumps({"summary": sale.summary, "quote": sale.to_dict()},
-                                  sort_keys=True)))
+                detail=json.dumps({"summary": sale.summary, "quote": sale.to_dict(),
+                                   "basket": lines}, sort_keys=True)))
+            sale_outbox.add(conn, sale_outbox.sale_body(
+                pos_id=pos_id, txn_id=txn_id, member_id=member_id, quote=sale, basket=basket,
+                points=points, now=now), now)
         return SaleResult(pos_id, txn_id, member_id, points, balance_after)
 
     def redeem_facts(self, member_id: str) -> RedeemFacts | None:
@@ -322,6 +329,16 @@ class SalesLedger:
                 if balance_after is None:
                     raise StoreError(f"unknown member {member_id}")
             _write_entries(conn, entries, now)
+            sale_detail = conn.execute(select(Sale.detail).where(
+                Sale.pos_id == pos_id, Sale.txn_id == txn_id)).scalar_one_or_none()
+            try:
+                stored = json.loads(sale_detail or "{}")
+            except ValueError:
+                stored = {}
+            sale_outbox.add(conn, sale_outbox.refund_body(
+                pos_id=pos_id, txn_id=txn_id, refund_id=refund_id, member_id=member_id,
+                sale_detail=stored if isinstance(stored, dict) else {}, returned=returned,
+                detail=detail or {}, points=points, now=now), now)
             conn.execute(insert(Refund).values(
                 pos_id=pos_id, txn_id=txn_id, refund_id=refund_id, member_id=member_id,
                 points=points, balance_after=balance_after,

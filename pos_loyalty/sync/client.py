@@ -25,6 +25,7 @@ from pos_loyalty.store import sun_counters
 from pos_loyalty.store.entities import NAMES as ENTITIES
 from pos_loyalty.store.local import LocalStore, PendingEvent
 from pos_loyalty.sync.policy import offset_sample_ms, smooth_offset_ms
+from pos_loyalty.sync.sales import push_sales
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -135,6 +136,12 @@ class SyncClient:
         return self._call("POST", "/v1/sun/counters", json={
             "counters": [{"uid": uid, "counter": n} for uid, n in counters]})
 
+    def push_sales(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Sale, refund and void summaries (see :mod:`pos_loyalty.sync.sales`)."""
+        return self._call("POST", "/v1/sales/push", content=json.dumps(
+            {"records": records}, separators=(",", ":")),
+            headers={"Content-Type": "application/json"})
+
     def horizon(self, *, counts: bool = False) -> dict[str, Any]:
         return self._call("GET", "/v1/sync/horizon", params={"counts": counts})
 
@@ -192,6 +199,9 @@ class SyncReport:
     pulled: dict[str, int] = field(default_factory=dict)
     clock_offset_ms: int | None = None
     pending_after: int = 0
+    sales_pushed: int = 0  # sale summaries central answered this round
+    sales_conflicts: int = 0
+    sales_error: str | None = None  # central refused a batch of them (kept, sent again)
 
 
 def run_sync(store: LocalStore, client: SyncClient, *, batch: int = 1000, page: int = 5000,
@@ -249,6 +259,7 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
         if len(acked) < len(events):
             raise SyncError("central did not acknowledge every event of the batch")
     push_sun_counters(store, client)
+    push_sales(store, client, report)
     hz = client.horizon(counts=progress is not None)
     until = int(hz["until"])
     totals: dict[str, int] = hz.get("counts") or {}

@@ -56,7 +56,14 @@ from pos_loyalty.rules import (
     quote,
     refund,
 )
-from pos_loyalty.store import LocalStore, MemberRecord, OpenSales, RedeemFacts, SavedSale
+from pos_loyalty.store import (
+    LocalStore,
+    MemberRecord,
+    OpenSales,
+    RedeemFacts,
+    SavedSale,
+    sale_outbox,
+)
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
 from pos_loyalty.terminal.session import (
@@ -431,13 +438,13 @@ class TerminalService:
         ref = f"{pos_id}/{txn_id}"
         if txn.member is None:
             result = self.store.record_sale(pos_id=pos_id, txn_id=txn_id, member_id=None,
-                                            sale=sale, now=now)
+                                            sale=sale, now=now, basket=txn.basket)
         else:
             change = apply_sale(view, sale, self.program.local(_utc(now)), self.program,
                                 ref=ref)
             result = self.store.record_sale(  # the redemption is checked in the same write
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
-                entries=change.entries, member_after=change.after,
+                entries=change.entries, member_after=change.after, basket=txn.basket,
                 check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now))
         self.session.close(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
@@ -451,8 +458,13 @@ class TerminalService:
         if self.store.find_sale(pos_id, txn_id) is not None:
             return error_message("committed", f"transaction {txn_id} is committed; "
                                  "use refund to reverse it", msg)
+        open_txn = self.session.find(pos_id, txn_id)
         voided = self.session.void(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
+        if open_txn is not None and open_txn.basket is not None:  # central's reports see it
+            sale_outbox.record_void(self.store.engine, sale_outbox.void_body(
+                pos_id=pos_id, txn_id=txn_id, member_id=voided.member_id if voided else None,
+                basket=open_txn.basket, now=self.clock()), self.clock())
         log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
         return TxnStatus(pos_id, txn_id, "voided" if voided is not None else "unknown", 0,
                          voided.balance if voided is not None else None)
@@ -496,6 +508,8 @@ class TerminalService:
             member_after=change.after if stored.member_id else None,
             spend_reversed=result.spend_reversed, now=self.clock(),
             detail={"text": result.text, "money_refund": result.money_refund,
+                    "points_reversed": result.points_reversed,
+                    "points_recredited": result.points_recredited,
                     "deducted": result.deducted, "points_owed": result.points_owed,
                     "stamps": dict(result.stamps)})
         reply = self._awarded(pos_id, txn_id, record.member_id, record.points,

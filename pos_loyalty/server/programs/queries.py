@@ -278,15 +278,27 @@ class DryRun:
     rows: tuple[Difference, ...]
 
 
-def dry_run(db: Database, text: str, sales: Iterable[str], fmt: SalesFormat, *,
-            days: int | None = None, store_id: str | None = None,
+def dry_run(db: Database, text: str, sales: Iterable[str] | None, fmt: SalesFormat = "csv",
+            *, days: int | None = None, store_id: str | None = None,
             source: str = "<program>", sales_source: str = "sales") -> DryRun:
     """Replay past sales (the last ``days`` days of them, by central's clock) under the
-    candidate and under the version live for ``store_id`` (the built-in program if none)."""
+    candidate and under the version live for ``store_id`` (the built-in program if none).
+
+    ``sales`` None: the baskets central holds (the sales terminals pushed, net of refunds,
+    of ``store_id`` only when given), which needs ``days``.
+    """
     candidate = validate(text, source)
     live_row = live_for(db, store_id)
     live = validate(live_row.body, f"version {live_row.version}") if live_row \
         else DEFAULT_PROGRAM
+    if sales is None:
+        if days is None:
+            raise Refused("a dry run over central's sales needs a number of days", status=422)
+        from pos_loyalty.server.sales.queries import central_baskets
+
+        past = list(central_baskets(db, days=days, stores=(store_id,) if store_id else ()))
+        new, old = replay(past, candidate), replay(past, live)
+        return DryRun(new, old, live_row.version if live_row else None, compare(new, old))
     past = list(parse_sales(sales, fmt, candidate, source=sales_source))
     if days is not None:
         since = db.clock() - timedelta(days=days)

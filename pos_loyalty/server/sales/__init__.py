@@ -1,0 +1,1 @@
+"""Sales at central: what terminals push about their baskets, and what reports read."""

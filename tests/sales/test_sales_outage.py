@@ -1,0 +1,151 @@
+"""Sale summaries through an outage and a kill -9: each reaches central exactly once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from pos_loyalty.migrations import upgrade_terminal
+from pos_loyalty.rules import DEFAULT_PROGRAM
+from pos_loyalty.server.app import create_app
+from pos_loyalty.server.central import CentralStore
+from pos_loyalty.server.config import Settings
+from pos_loyalty.server.runner import ServerThread
+from pos_loyalty.store import sale_outbox
+from pos_loyalty.store.central_models import SaleLine, SaleRecord
+from pos_loyalty.store.local import LocalStore
+from pos_loyalty.sync.client import SyncClient, run_sync
+from pos_loyalty.sync.worker import SyncWorker
+from pos_loyalty.terminal.service import TerminalService
+from tests.conftest import REPO, Central, TerminalFactory
+from tests.tillsales import ring_up
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(cond: object, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def counts(store: CentralStore, terminal_id: str) -> tuple[int, int, int]:
+    """(sale records, distinct txn ids, lines) central holds for a terminal."""
+    with store.read() as conn:
+        n, txns = conn.execute(select(func.count(), func.count(SaleRecord.txn_id.distinct()))
+                               .where(SaleRecord.terminal_id == terminal_id)).one()
+        lines = conn.execute(select(func.count()).select_from(SaleLine).join(
+            SaleRecord, SaleRecord.sale_id == SaleLine.sale_id).where(
+            SaleRecord.terminal_id == terminal_id)).scalar_one()
+    return int(n), int(txns), int(lines)
+
+
+def test_sales_made_while_central_is_down_arrive_once(central_url: str,
+                                                      tmp_path: Path) -> None:
+    """500 sales during an outage: the worker pushes every summary once when central is
+    back, and the ledger with them."""
+    store = CentralStore(central_url)
+    port = _free_port()
+    store.add_member("M1", "Ann", card_id="C1")
+    tid, code = store.add_terminal("S1")
+    app = create_app(Settings(db_url=central_url), store=store, migrate=False)
+    local_url = f"sqlite:///{tmp_path / 'terminal.db'}"
+    upgrade_terminal(local_url)
+    local = LocalStore(local_url)
+    url = f"http://127.0.0.1:{port}"
+    with ServerThread(app, port=port), SyncClient(url) as anon:
+        answer = anon.enroll(code)
+        local.set_enrollment(server_url=url, terminal_id=tid, store_id="S1",
+                             credential=answer["credential"])
+        with SyncClient(url, answer["credential"]) as c:
+            run_sync(local, c)
+    worker = SyncWorker(local, url, answer["credential"], interval_s=0.2,
+                        backoff_base_s=0.05, backoff_cap_s=0.3, jitter=lambda: 1.0)
+    service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 11, 1, 9))
+    worker.start()
+    try:
+        for i in range(500):
+            ring_up(service, card_id="C1" if i % 2 else None, pos_id="POS-1",
+                    txn_id=f"T{i}", total=100 + i)
+            worker.trigger()
+        assert sale_outbox.unpushed_count(local.engine) == 500
+        with ServerThread(app, port=port):
+            _wait(lambda: sale_outbox.unpushed_count(local.engine) == 0
+                  and local.pending_count() == 0)
+    finally:
+        worker.stop()
+    assert counts(store, tid) == (500, 500, 500)
+    with store.read() as conn:
+        total = conn.execute(select(func.sum(SaleRecord.basket_total))).scalar_one()
+    assert total == sum(100 + i for i in range(500))
+    local.close()
+    store.close()
+
+
+CHILD = r"""
+import sys
+from datetime import datetime
+from pos_loyalty.rules import DEFAULT_PROGRAM
+from pos_loyalty.store.local import LocalStore
+from pos_loyalty.sync.worker import SyncWorker
+from pos_loyalty.terminal.service import TerminalService
+from tests.tillsales import ask, ring_up
+url, server, cred, start, total = sys.argv[1:6]
+local = LocalStore(url)
+worker = SyncWorker(local, server, cred, interval_s=0.02, batch=50)
+service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 11, 1))
+worker.start()
+for i in range(int(start), int(total)):
+    status = ask(service, {"type": "txn.status", "pos_id": "POS-1", "txn_id": f"T{i}"})
+    if status["state"] != "committed":
+        reply = ring_up(service, card_id="C1", pos_id="POS-1", txn_id=f"T{i}", total=100)
+        assert reply["type"] == "points.awarded", reply
+    worker.trigger()
+    print(i, flush=True)
+worker.stop()
+"""
+
+
+@pytest.mark.parametrize("central_url", ["postgresql"], indirect=True)
+@pytest.mark.timeout(600)
+def test_sigkill_during_sales_and_pushes_stores_each_sale_once(
+        central: Central, terminals: TerminalFactory) -> None:
+    """A terminal killed with SIGKILL at random moments: every sale at central once."""
+    central.store.add_member("M1", "Ann", card_id="C1")
+    t = terminals()
+    with SyncClient(t.server_url, t.credential) as c:
+        run_sync(t.local, c)
+    total, start = 400, 0
+    rng = random.Random(15)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    args = [sys.executable, "-c", CHILD, t.local.url, t.server_url, t.credential]
+    for _ in range(3):
+        child = subprocess.Popen([*args, str(start), str(total)], stdout=subprocess.PIPE,
+                                 text=True, env=env)
+        time.sleep(rng.uniform(1.0, 2.5))
+        child.send_signal(signal.SIGKILL)
+        out, _ = child.communicate()
+        done = [int(x) for x in out.split()]
+        start = done[-1] if done else start
+    subprocess.run([*args, str(start), str(total)], capture_output=True, text=True,
+                   env=env, check=True)
+    with SyncClient(t.server_url, t.credential) as c:
+        report = run_sync(t.local, c)
+    assert report.ok and sale_outbox.unpushed_count(t.local.engine) == 0
+    assert counts(central.store, t.terminal_id) == (total, total, total)
