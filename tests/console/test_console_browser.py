@@ -14,7 +14,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -206,8 +205,9 @@ class TestProgramRollout:
             self, browser: Any, live: Live, tmp_path: Path) -> None:
         """A daemon (`pos-loyalty run`, its own process, a real pty to the reference till,
         nfcpy over udp) enrolled in S-A quotes 10 points under the built-in program. The
-        admin uploads a 3-points program and a sales file, reads the diff and the dry run,
-        publishes: the next quotes carry Triple v1 and 30 points, with no restart."""
+        admin uploads a 3-points program, reads the diff and the dry run over the chain's
+        last 30 days of sales (the sale just made, pushed by the daemon), publishes: the
+        next quotes carry Triple v1 and 30 points, with no restart."""
         live.store.add_member("M-1", "Ann", card_id="C-1")
         factory = TerminalFactory(Central(live.url, str(live.store.engine.url), live.store),
                                   tmp_path)
@@ -220,10 +220,6 @@ class TestProgramRollout:
         cfg.write_text(f'[terminal]\ndata_dir = "{tmp_path}"\n[sync]\ninterval_s = 0.3\n')
         program_file = tmp_path / "triple.toml"
         program_file.write_text(TRIPLE)
-        day = (live.store.clock() - timedelta(days=1)).isoformat()
-        sales_file = tmp_path / "sales.csv"
-        sales_file.write_text("txn_id,time,sku,qty,unit_price,category,member_id\n"
-                              f"T1,{day},A,1,1000,x,M-1\nT2,{day},B,1,2000,x,M-1\n")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with TagEmulator() as rf, PtyBridge() as bridge:
             proc = subprocess.Popen(
@@ -237,6 +233,10 @@ class TestProgramRollout:
                     before = _quote(till, rf, "T1")
                     assert before["points_total"] == 10, before
                     till.commit("T1")
+                    deadline = time.monotonic() + 30  # the sale reaches central's baskets
+                    while not list(live.store.central_baskets(days=30)) \
+                            and time.monotonic() < deadline:
+                        time.sleep(0.2)
 
                     ctx = browser.new_context(viewport=DESKTOP)
                     page = ctx.new_page()
@@ -245,16 +245,17 @@ class TestProgramRollout:
                     assert "Built-in: 1 point per 1.00" in page.inner_text("#live")
                     assert "only after its dry run" in page.inner_text("main")
                     page.set_input_files("#program_file", str(program_file))
-                    page.set_input_files("#sales_file", str(sales_file))
                     page.click("text=Check and dry run")
                     assert page.inner_text("h1") == "Check a program"
                     assert "The program Triple is valid" in page.inner_text("#valid")
                     changes = page.inner_text("#changes")  # against the built-in program
                     assert "name 'Default points' -> 'Triple'" in changes
                     assert "new rule 3 pts per 1.00: earn 3 pts per 1.00" in changes
+                    assert page.inner_text("#dry-run-source").startswith(
+                        "Sales of the last 30 days (the whole chain) replayed: 1,")
                     total = page.locator("#dry-run tr.total td").all_inner_texts()
-                    # 30.00 of past sales: 90 points new beside 30 live, cost +0.60
-                    assert total[:3] == ["Total", "90", "30"] and total[-1] == "+0.60", total
+                    # the 10.00 sale the till just made: 30 points new beside 10 live
+                    assert total[:3] == ["Total", "30", "10"] and total[-1] == "+0.20", total
                     _shot(page, "program-dry-run")
                     page.fill("#note", "triple points week")
                     page.click("text=Publish this program")

@@ -5,6 +5,8 @@ the roles' limits; the audit log."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -13,9 +15,12 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pos_loyalty.rules import DEFAULT_PROGRAM
 from pos_loyalty.server.console.accounts import AccountError
-from tests.conftest import Central
+from pos_loyalty.terminal.service import TerminalService
+from tests.conftest import Central, TerminalFactory
 from tests.console.conftest import ConsoleClient, UserFactory, form_tokens
+from tests.sales.test_sales_push import sell, sync
 
 Clients = Callable[[], ConsoleClient]
 PAGE = "/console/programs"
@@ -104,18 +109,52 @@ class TestCheck:
         assert cells[-1] == "+0.20"  # 20 more points at 1.00 per 100 points
         assert f'action="{PUBLISH}"' in page.text
 
-    def test_without_sales_no_publish_form(self, central: Central, users: UserFactory,
-                                           client: Clients) -> None:
-        """A valid program without a sales file gets its diff, the sales field's error and
-        the reason there is no publish form."""
+    def test_without_a_file_the_dry_run_replays_central_sales(
+            self, central: Central, terminals: TerminalFactory, users: UserFactory,
+            client: Clients) -> None:
+        """Sales made at a terminal (TerminalService, pushed by its sync client) are what
+        the dry run replays when no file is given: those of the last N days, of the store
+        chosen or the whole chain; a bad number of days is an error beside its field."""
+        central.store.add_member("M-1", "Ann", card_id="C1")
+        now = central.store.clock()
+        for store, n, age in (("S-A", 2, 1), ("S-B", 1, 1), ("S-A", 1, 40)):
+            t = terminals(store)
+            sync(t)
+            service = TerminalService(t.local, DEFAULT_PROGRAM,
+                                      clock=functools.partial(operator.sub, now,
+                                                              timedelta(days=age)))
+            for i in range(n):
+                sell(service, f"T{i}", lines=[{"sku": "A", "qty": 1, "unit_price": 1000,
+                                               "category": "x"}])
+            sync(t)
         users("ada")
         c = client()
         c.sign_in("ada")
-        page = check(c, program("Two", 2))
-        assert page.status_code == 400
-        assert 'href="#sales_file"' in page.text
-        assert "Publishing follows a dry run" in page.text
-        assert f'action="{PUBLISH}"' not in page.text
+
+        def dry_run(**fields: str) -> tuple[str, list[str]]:
+            token = form_tokens(c.http.get(PAGE).text)[CHECK]
+            r = c.http.post(CHECK, data={"csrf_token": token, "body": program("Two", 2),
+                                         **fields}, files={"none": ("", b"", "x")})
+            assert r.status_code == 200, r.text
+            said = re.search(r'<p id="dry-run-source">(.*?)</p>', r.text)
+            total = re.search(r'<tr class="total"><td>Total</td>(.*?)</tr>', r.text, re.S)
+            assert said is not None and total is not None
+            return said.group(1), re.findall(r'<td class="num">([^<]*)</td>', total.group(1))
+
+        said, cells = dry_run()
+        assert said.startswith("Sales of the last 30 days (the whole chain) replayed: 3,")
+        assert cells[:2] == ["60", "30"]
+        said, cells = dry_run(store="S-A", days="60")
+        assert said.startswith("Sales of the last 60 days (S-A) replayed: 3,")
+        assert cells[:2] == ["60", "30"]
+        said, cells = dry_run(store="S-A")
+        assert said.startswith("Sales of the last 30 days (S-A) replayed: 2,")
+        assert cells[:2] == ["40", "20"]
+        token = form_tokens(c.http.get(PAGE).text)[CHECK]
+        bad = c.http.post(CHECK, data={"csrf_token": token, "body": program("Two", 2),
+                                       "days": "0"}, files={"none": ("", b"", "x")})
+        assert bad.status_code == 400 and 'href="#days"' in bad.text
+        assert f'action="{PUBLISH}"' not in bad.text
 
     def test_bad_sales_file_names_its_line(self, central: Central, users: UserFactory,
                                            client: Clients) -> None:

@@ -2,6 +2,8 @@
 errors, its diff in words and a dry run against the live program, then publish (now or at a
 time, to the chain or chosen stores) and roll back to any earlier version.
 
+The dry run replays the last N days (30 unless told) of the sales terminals pushed to
+central, of the chosen store or the whole chain, or an uploaded sales file instead.
 Publishing is refused unless this session was shown a dry run of that exact text: the
 check page hands the publish form a proof, an HMAC of the text's SHA-256 under the session's
 CSRF secret, which only a page rendered with the dry run's figures carries.
@@ -29,6 +31,8 @@ from pos_loyalty.web.i18n import N_
 router = APIRouter(prefix=PREFIX)
 PAGE = f"{PREFIX}/programs"
 MAX_PROGRAM = 256 * 1024
+DAYS = 30  # central's sales a dry run replays unless told otherwise
+MAX_DAYS = 366
 NOTICES = {"published": N_("The program is published. Terminals take it up at their next "
                            "sync, never in the middle of a sale."),
            "scheduled": N_("The program is scheduled. Terminals take it up at its start time."),
@@ -111,11 +115,10 @@ def version_page(view: ViewDep, number: str) -> HTMLResponse:
 
 
 def _sales(view: View, errors: FormErrors) -> tuple[list[str], SalesFormat, str] | None:
-    """The uploaded sales file as lines, its format (by name, else by its first byte)."""
+    """An uploaded sales file as lines and its format (by its first byte); None when no
+    file came (the dry run then replays central's own sales)."""
     data = view.fields.files.get("sales_file")
     if data is None:
-        errors.add("sales_file", view._("Choose a file of past sales (CSV or JSON lines) "
-                                        "for the dry run"))
         return None
     try:
         text = data.decode("utf-8-sig")
@@ -125,6 +128,15 @@ def _sales(view: View, errors: FormErrors) -> tuple[list[str], SalesFormat, str]
     name = view.fields.filenames.get("sales_file", "sales")
     fmt: SalesFormat = "jsonl" if text.lstrip().startswith("{") else "csv"
     return text.splitlines(), fmt, name
+
+
+def _days(view: View, errors: FormErrors) -> int:
+    """How many days of central's sales the dry run replays (30 when left empty)."""
+    raw = view.fields.get("days", 10) or str(DAYS)
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+        errors.add("days", view._("Enter a number of days from 1 to 366"))
+        return DAYS
+    return int(raw)
 
 
 def _candidate(view: View, errors: FormErrors) -> str:
@@ -166,6 +178,7 @@ def check(view: PostedDep) -> Response:
             errors.add("body", str(exc))
             error_line = exc.line
     sales = _sales(view, errors)
+    days = _days(view, errors)
     live_row = view.store.live_program(store_id or None)
     changes: list[str] = []
     run: DryRun | None = None
@@ -173,17 +186,21 @@ def check(view: PostedDep) -> Response:
         live = programs.validate(live_row.body, f"version {live_row.version}") \
             if live_row else DEFAULT_PROGRAM
         changes = programs.diff(live, program)
-        if sales is not None:
-            lines, fmt, name = sales
-            try:
+        try:
+            if sales is not None:
+                lines, fmt, name = sales
                 run = view.store.dry_run_program(text, lines, fmt, store_id=store_id or None,
                                                  source="program", sales_source=name)
-            except LoyaltyError as exc:
-                errors.add("sales_file", str(exc))
+            elif not errors:
+                run = view.store.dry_run_program(text, None, days=days,
+                                                 store_id=store_id or None, source="program")
+        except LoyaltyError as exc:
+            errors.add("sales_file", str(exc))
     return view.render("console/program_check.html", {
         "errors": errors or None, "text": text, "lines": text.splitlines(),
         "error_line": error_line, "program": program, "changes": changes, "run": run,
-        "live_row": live_row, "store_id": store_id, "stores": stores,
+        "live_row": live_row, "store_id": store_id, "stores": stores, "days": days,
+        "from_file": sales is not None,
         "publish_stores": [s for s in stores if view.principal.can_change_store(s)],
         "chain_ok": view.principal.is_admin,
         "proof": dry_run_proof(view, text) if run is not None else "",
