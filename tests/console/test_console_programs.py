@@ -301,6 +301,11 @@ class TestHebrew:
         assert 'dir="rtl"' in page and "<h1>תוכניות</h1>" in page and "פעילה עכשיו" in page
         fleet = c.http.get("/console/fleet", headers=he).text
         assert "<h1>מצב המסופים</h1>" in fleet and "מסופים: 0." in fleet
+        c.http.headers.update(he)
+        checked = check(c, program("Two", 2))
+        assert checked.status_code == 200, checked.text
+        assert "התוכנית Two תקינה (כללים: 1)." in checked.text
+        assert "מכירות של 30 הימים האחרונים (כל הרשת) שהורצו מחדש: 0" in checked.text
 
 
 class TestOutsideBytes:
