@@ -44,10 +44,13 @@ def text_of(raw: str) -> str:
     return raw.replace("\r\n", "\n").replace("\r", "\n").strip() + "\n"
 
 
+def _proof_name(text: str) -> str:
+    return f"dry-run:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
 def dry_run_proof(view: View, text: str) -> str:
     """What the publish form carries once a dry run of ``text`` has been shown."""
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return csrf.token(view.session.csrf_secret, f"dry-run:{digest}")
+    return csrf.token(view.session.csrf_secret, _proof_name(text))
 
 
 def visible_stores(view: View) -> list[str]:
@@ -225,8 +228,7 @@ def publish(view: PostedDep) -> Response:
     view.need_member_rights()
     got = view.fields.values.get("body")
     text = text_of(got[0] if got else "")
-    if not csrf.valid(view.session.csrf_secret,
-                      f"dry-run:{hashlib.sha256(text.encode()).hexdigest()}",
+    if not csrf.valid(view.session.csrf_secret, _proof_name(text),
                       view.fields.get("proof", 64)):
         raise PageError(400, view._("A program is published only after a dry run of that "
                                     "same text. Check it again with a sales file."))
