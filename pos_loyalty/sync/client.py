@@ -24,6 +24,7 @@ from pos_loyalty.errors import SyncError
 from pos_loyalty.store import sun_counters
 from pos_loyalty.store.entities import NAMES as ENTITIES
 from pos_loyalty.store.local import LocalStore, PendingEvent
+from pos_loyalty.sync.phone import push_phone
 from pos_loyalty.sync.policy import offset_sample_ms, smooth_offset_ms
 
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -58,6 +59,7 @@ class SyncClient:
 
     def __init__(self, base_url: str, credential: str | None = None, *,
                  timeout: float = 30.0, ca_file: str | None = None) -> None:
+        """``timeout`` bounds each request; connecting takes at most 5 s of it."""
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         self.base_url = base_url.rstrip("/")
         verify = tls_context(ca_file) if self.base_url.startswith("https://") else True
@@ -66,7 +68,7 @@ class SyncClient:
         transport = httpx.HTTPTransport(verify=verify, socket_options=[
             (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
-                                  timeout=httpx.Timeout(timeout, connect=5.0))
+                                  timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)))
         self.last_offset_sample: int | None = None
 
     def close(self) -> None:
@@ -134,6 +136,14 @@ class SyncClient:
     def push_sun_counters(self, counters: list[tuple[str, int]]) -> dict[str, Any]:
         return self._call("POST", "/v1/sun/counters", json={
             "counters": [{"uid": uid, "counter": n} for uid, n in counters]})
+
+    def push_links(self, links: list[dict[str, str]]) -> dict[str, Any]:
+        """Product tags linked to buyers at this terminal (``/v1/phone/links``)."""
+        return self._call("POST", "/v1/phone/links", json={"links": links})
+
+    def redeem_coupon(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Use a product tag's reorder coupon (``/v1/phone/coupons/redeem``)."""
+        return self._call("POST", "/v1/phone/coupons/redeem", json=body)
 
     def horizon(self, *, counts: bool = False) -> dict[str, Any]:
         return self._call("GET", "/v1/sync/horizon", params={"counts": counts})
@@ -249,6 +259,10 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
         if len(acked) < len(events):
             raise SyncError("central did not acknowledge every event of the batch")
     push_sun_counters(store, client)
+    for problem in push_phone(store.engine, client):  # tag links, offline coupons
+        report.conflicts += 1
+        if len(report.problems) < 100:
+            report.problems.append(problem)
     hz = client.horizon(counts=progress is not None)
     until = int(hz["until"])
     totals: dict[str, int] = hz.get("counts") or {}

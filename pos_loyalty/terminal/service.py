@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+from pos_loyalty.config import PhoneTill
 from pos_loyalty.errors import LoyaltyError, RulesError, StoreError
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.pos.messages import (
@@ -27,11 +28,13 @@ from pos_loyalty.pos.messages import (
     UNSET,
     BasketUpdate,
     CardRefused,
+    CouponPresent,
     Error,
     MemberIdentified,
     MemberUnknown,
     Message,
     PointsAwarded,
+    ProductTapped,
     QuoteItem,
     QuoteReply,
     RedeemRequest,
@@ -58,6 +61,7 @@ from pos_loyalty.rules import (
 )
 from pos_loyalty.store import LocalStore, MemberRecord, OpenSales, RedeemFacts, SavedSale
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
+from pos_loyalty.terminal.coupons import CouponDesk
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
 from pos_loyalty.terminal.session import (
     AT_TILL,
@@ -67,6 +71,7 @@ from pos_loyalty.terminal.session import (
     Tapped,
     TillSession,
 )
+from pos_loyalty.terminal.tags import TagDesk
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,7 @@ class TerminalService:
         self, store: LocalStore, program: Program = DEFAULT_PROGRAM, *,
         clock: Callable[[], datetime] = _utcnow,
         offline_policy: OfflinePolicy | None = None, legacy_uid_redeem: bool = False,
+        phone: PhoneTill | None = None, ca_file: str | None = None,
     ) -> None:
         self.store = store
         # members last identified by a tap that proved nothing (a legacy UID-only card):
@@ -116,6 +122,11 @@ class TerminalService:
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
         self.open_sales = OpenSales(store.engine)
+        self.phone = phone or PhoneTill()
+        self.tags = TagDesk(store, lambda: self.clock())
+        self.coupons = CouponDesk(store, lambda: self.clock(),
+                                  lambda now: self.program.local(_utc(now)).date(),
+                                  self.phone, ca_file=ca_file)
         self._restore_open_sales()
 
     def _restore_open_sales(self) -> None:
@@ -178,6 +189,8 @@ class TerminalService:
                      reply.member_id, reply.balance)
         elif isinstance(reply, CardRefused):
             log.info("tap: card %s refused: %s", tap.card_id or tap.uid, reply.reason)
+        elif isinstance(reply, ProductTapped):
+            log.info("tap: product tag %s: %s", reply.uid, reply.text)
         else:
             log.info("tap: card %s unknown: %s", reply.card_id, reply.reason)
 
@@ -186,7 +199,7 @@ class TerminalService:
         if tap.kind == "refused":
             return CardRefused(tap.uid, tap.reason or "card not accepted")
         if tap.kind == "product":
-            return CardRefused(tap.uid, "this is a product tag, not a member card")
+            return self.tags.on_product(tap, self.session)
         try:
             member = self._lookup(tap)
         except StoreError as exc:
@@ -244,6 +257,8 @@ class TerminalService:
                     return self._on_basket(msg)
                 case RedeemRequest():
                     return self._on_redeem(msg)
+                case CouponPresent():
+                    return self._on_coupon(msg)
                 case TxnCommit():
                     return self._on_commit(msg)
                 case TxnVoid():
@@ -284,7 +299,8 @@ class TerminalService:
 
     def _quote_txn(self, txn: OpenTxn, view: MemberView, now: datetime) -> Quote:
         assert txn.basket is not None
-        basket = replace(txn.basket, redeem_points=txn.redeem_points)
+        basket = replace(txn.basket, redeem_points=txn.redeem_points,
+                         coupons=self.coupons.for_txn(txn.pos_id, txn.txn_id))
         got = quote(view, basket, _utc(now), self.program)
         if txn.member is None:  # nobody earns: quote no points rather than award none
             got = replace(got, lines=tuple(ln for ln in got.lines if ln.kind != "points"),
@@ -318,7 +334,7 @@ class TerminalService:
         self._keep(txn, reply)
         return reply
 
-    def _open(self, msg: RedeemRequest, what: str) -> OpenTxn:
+    def _open(self, msg: RedeemRequest | CouponPresent, what: str) -> OpenTxn:
         pos_id, txn_id = msg.pos_id, msg.txn_id
         self._refuse_if_committed(pos_id, txn_id)
         txn = self.session.find(pos_id, txn_id)
@@ -356,6 +372,18 @@ class TerminalService:
             raise Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
         self._check_offline(self.store.redeem_facts(view.member_id), decision.points, now)
         txn.redeem_points = requested
+        txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
+        reply = self._quote_message(txn)
+        self._keep(txn, reply)
+        return reply
+
+    def _on_coupon(self, msg: CouponPresent) -> QuoteReply:
+        """A product tag's coupon for the sale: taken once (terminal/coupons.py), then the
+        sale is quoted again with it."""
+        txn = self._open(msg, "presenting a coupon")
+        self.coupons.present(txn, msg.code)
+        now = self.clock()
+        view = self._view(txn)
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
         reply = self._quote_message(txn)
         self._keep(txn, reply)

@@ -1,0 +1,179 @@
+"""A product tag tapped at the till links the item to its buyer, end to end.
+
+Nothing mocked: the emulated NTAG 424 DNA and member card answer nfcpy's reader over its udp
+driver, the terminal daemon and the reference till talk protocol v1 over a real pty pair,
+central is a live uvicorn server reached over HTTP, and the customer's phone reads the tag
+with nfcpy too (a second emulator) before opening its URL on central.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from nfc_testkit import nfcpy_activate
+from sqlalchemy import select
+
+from pos_loyalty.config import SunKeys, TerminalConfig
+from pos_loyalty.migrations import upgrade_central, upgrade_terminal
+from pos_loyalty.nfc.sim.base import EmulatedTag
+from pos_loyalty.nfc.sim.cards import member_card
+from pos_loyalty.nfc.sim.emulator import TagEmulator
+from pos_loyalty.nfc.sim.type4 import Ntag424Dna
+from pos_loyalty.pos.pty import PtyBridge
+from pos_loyalty.pos.till import SimulatedTill
+from pos_loyalty.store import LocalStore
+from pos_loyalty.store import phone as phone_store
+from pos_loyalty.store.central_models import PhoneTagLink
+from pos_loyalty.sync.client import SyncClient
+from pos_loyalty.terminal.daemon import TerminalDaemon
+from tests.conftest import REPO
+from tests.phone.conftest import (
+    MASTER,
+    META,
+    SYSTEM_ID,
+    TAG_BASE,
+    PhoneLive,
+    phone_config,
+    product_tag,
+    start,
+)
+
+TAP_ANSWERS = {"member.identified", "member.unknown", "card.refused", "product.tapped"}
+KETTLE = {"sku": "KETTLE-2", "qty": 1, "unit_price": 4990, "category": "kitchen"}
+
+
+@dataclass
+class Shop:
+    """Central, one enrolled terminal daemon on simulated RF and a till on a pty."""
+
+    central: PhoneLive
+    daemon: TerminalDaemon
+    till: SimulatedTill
+    rf: TagEmulator
+
+    def tap(self, tag: EmulatedTag) -> dict[str, Any]:
+        """Present a tag at the terminal's reader until the till hears about it."""
+        time.sleep(0.4)  # the previous tag has just left: let nfcpy's presence check see it
+        self.rf.present(tag)
+        try:
+            return self.till.next_message(TAP_ANSWERS, timeout=10.0)
+        finally:
+            self.rf.remove()
+
+    def sync(self) -> None:
+        assert self.daemon.sync is not None
+        report = self.daemon.sync.sync_once()
+        assert report.ok, report.error
+
+
+def make_terminal(central: PhoneLive, tmp_path: Path, rf: TagEmulator, bridge: PtyBridge,
+                  store_id: str = "S-1") -> TerminalDaemon:
+    """An enrolled terminal whose reader trusts the test chain's SUN product keys."""
+    db_url = f"sqlite:///{tmp_path / 'terminal.db'}"
+    upgrade_terminal(db_url)
+    _tid, code = central.store.add_terminal(store_id)
+    with SyncClient(central.url) as anon:
+        answer = anon.enroll(code)
+    local = LocalStore(db_url)
+    local.set_enrollment(server_url=central.url, terminal_id=answer["terminal_id"],
+                         store_id=answer["store_id"], credential=answer["credential"])
+    local.close()
+    config = TerminalConfig(
+        terminal_id="T-SHOP", data_dir=tmp_path, reader_path=f"udp:127.0.0.1:{rf.port}",
+        debounce_s=0.0, serial_port=bridge.terminal_path, db_url=db_url, simulation=True,
+        sun_keys=SunKeys(META, MASTER, SYSTEM_ID, product_url=TAG_BASE),
+        sync_interval_s=3600.0)
+    return TerminalDaemon(config)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[Shop]:
+    url = f"sqlite:///{tmp_path / 'central.db'}"
+    upgrade_central(url)
+    catalog = tmp_path / "catalog"
+    shutil.copytree(REPO / "examples" / "catalog", catalog)
+    for central in start(url, phone_config(catalog)):
+        central.store.add_member("M-1", "Dana Levi", card_id="C-1")
+        with TagEmulator() as rf, PtyBridge() as bridge:
+            daemon = make_terminal(central, tmp_path, rf, bridge)
+            thread = threading.Thread(target=daemon.run, name="terminal", daemon=True)
+            till = SimulatedTill(bridge.till_path, pos_id="POS-1")
+            shop = Shop(central, daemon, till, rf)
+            daemon.start()
+            thread.start()
+            till.start()
+            try:
+                till.wait_link_up(10.0)
+                shop.sync()  # the member and card reach the terminal
+                yield shop
+            finally:
+                till.close()
+                daemon.stop()
+                thread.join(timeout=10)
+
+
+def phone_reads(tag: Ntag424Dna) -> str:
+    """The customer's phone reads the tag (nfcpy on an emulator of its own): the URL now."""
+    with TagEmulator() as phone_rf:
+        url = nfcpy_activate(phone_rf, tag, lambda t: str(t.ndef.records[0].iri))
+    assert isinstance(url, str)
+    return url
+
+
+class TestLinkAtTheTill:
+    def test_link_then_phone_tap_earns_points_at_the_terminal(self, shop: Shop) -> None:
+        """A member's sale, the product tag tapped: product.tapped names the member and the
+        sale; after a sync round central has the link; the buyer's genuine phone tap on the
+        tag's URL earns the points for engaging, and the next round's pulled balance at the
+        terminal includes them."""
+        ident = shop.tap(member_card("C-1"))
+        assert (ident["type"], ident["member_id"], ident["balance"]) == (
+            "member.identified", "M-1", 0)
+        quote = shop.till.send_basket("T-1", [KETTLE], member_id="M-1")
+        assert quote["type"] == "quote" and quote["points_total"] == 49
+        tag = product_tag(bytes.fromhex("04AB12CD34EF56"))
+        tapped = shop.tap(tag)
+        assert tapped == {"type": "product.tapped", "uid": "04AB12CD34EF56",
+                          "sku": "KETTLE-2", "linked": True, "member_id": "M-1",
+                          "pos_id": "POS-1", "txn_id": "T-1",
+                          "text": "product KETTLE-2 registered to Dana Levi"}
+        awarded = shop.till.commit("T-1")
+        assert (awarded["points"], awarded["balance_after"]) == (49, 49)
+        assert phone_store.link_status(shop.daemon.store.engine) == [
+            ("04AB12CD34EF56", "M-1", "pending")]  # kept before central heard of it
+
+        shop.sync()
+        assert phone_store.link_status(shop.daemon.store.engine) == [
+            ("04AB12CD34EF56", "M-1", "linked")]
+        with shop.central.store.read() as conn:
+            link = conn.execute(select(PhoneTagLink.member_id, PhoneTagLink.store_id,
+                                       PhoneTagLink.txn_ref)).one()
+        assert tuple(link) == ("M-1", "S-1", "POS-1/T-1")
+
+        page = httpx.get(shop.central.local(phone_reads(tag)))
+        assert page.status_code == 200 and "Genuine product" in page.text
+        assert shop.central.store.balance("M-1") == 49 + 25  # the sale, then engaging
+
+        shop.sync()
+        assert shop.daemon.store.find_by_card("C-1").balance == 49 + 25  # type: ignore[union-attr]
+        again = shop.tap(member_card("C-1"))
+        assert again["balance"] == 49 + 25
+
+    def test_product_tag_without_a_member(self, shop: Shop) -> None:
+        """A product tag on a sale without a member is answered, not refused: not linked,
+        saying why; nothing is kept for central."""
+        quote = shop.till.send_basket("T-9", [KETTLE], member_id=None)
+        assert quote["member_id"] is None
+        tapped = shop.tap(product_tag(bytes.fromhex("04AB12CD34EF57")))
+        assert tapped["type"] == "product.tapped"
+        assert (tapped["linked"], tapped["member_id"], tapped["txn_id"]) == (False, None, None)
+        assert "no member on the sale" in tapped["text"]
+        assert phone_store.link_status(shop.daemon.store.engine) == []
