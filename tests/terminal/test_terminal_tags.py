@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,11 @@ class Shop:
         finally:
             self.rf.remove()
 
+    def tap_member(self, card_id: str) -> dict[str, Any]:
+        ident = self.tap(member_card(card_id))
+        assert ident["type"] == "member.identified", ident
+        return ident
+
     def sync(self) -> None:
         assert self.daemon.sync is not None
         report = self.daemon.sync.sync_once()
@@ -75,9 +81,10 @@ class Shop:
 
 
 def make_terminal(central: PhoneLive, tmp_path: Path, rf: TagEmulator, bridge: PtyBridge,
-                  store_id: str = "S-1") -> TerminalDaemon:
+                  store_id: str = "S-1", name: str = "terminal") -> TerminalDaemon:
     """An enrolled terminal whose reader trusts the test chain's SUN product keys."""
-    db_url = f"sqlite:///{tmp_path / 'terminal.db'}"
+    (tmp_path / name).mkdir()
+    db_url = f"sqlite:///{tmp_path / name / 'terminal.db'}"
     upgrade_terminal(db_url)
     _tid, code = central.store.add_terminal(store_id)
     with SyncClient(central.url) as anon:
@@ -87,37 +94,55 @@ def make_terminal(central: PhoneLive, tmp_path: Path, rf: TagEmulator, bridge: P
                          store_id=answer["store_id"], credential=answer["credential"])
     local.close()
     config = TerminalConfig(
-        terminal_id="T-SHOP", data_dir=tmp_path, reader_path=f"udp:127.0.0.1:{rf.port}",
+        terminal_id="T-SHOP", data_dir=tmp_path / name, reader_path=f"udp:127.0.0.1:{rf.port}",
         debounce_s=0.0, serial_port=bridge.terminal_path, db_url=db_url, simulation=True,
         sun_keys=SunKeys(META, MASTER, SYSTEM_ID, product_url=TAG_BASE),
         sync_interval_s=3600.0)
     return TerminalDaemon(config)
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[Shop]:
+@contextmanager
+def open_shop(central: PhoneLive, tmp_path: Path, store_id: str = "S-1",
+              pos_id: str = "POS-1") -> Iterator[Shop]:
+    """A running terminal daemon (its own emulator and pty) and a till, synced once."""
+    with TagEmulator() as rf, PtyBridge() as bridge:
+        daemon = make_terminal(central, tmp_path, rf, bridge, store_id, name=pos_id)
+        thread = threading.Thread(target=daemon.run, name="terminal", daemon=True)
+        till = SimulatedTill(bridge.till_path, pos_id=pos_id)
+        shop = Shop(central, daemon, till, rf)
+        daemon.start()
+        thread.start()
+        till.start()
+        try:
+            till.wait_link_up(10.0)
+            shop.sync()  # the members and cards reach the terminal
+            yield shop
+        finally:
+            till.close()
+            daemon.stop()
+            thread.join(timeout=10)
+
+
+def central_server(tmp_path: Path) -> Iterator[PhoneLive]:
+    """Central on SQLite with the phone pages (the example catalog) and member M-1."""
     url = f"sqlite:///{tmp_path / 'central.db'}"
     upgrade_central(url)
     catalog = tmp_path / "catalog"
     shutil.copytree(REPO / "examples" / "catalog", catalog)
-    for central in start(url, phone_config(catalog)):
-        central.store.add_member("M-1", "Dana Levi", card_id="C-1")
-        with TagEmulator() as rf, PtyBridge() as bridge:
-            daemon = make_terminal(central, tmp_path, rf, bridge)
-            thread = threading.Thread(target=daemon.run, name="terminal", daemon=True)
-            till = SimulatedTill(bridge.till_path, pos_id="POS-1")
-            shop = Shop(central, daemon, till, rf)
-            daemon.start()
-            thread.start()
-            till.start()
-            try:
-                till.wait_link_up(10.0)
-                shop.sync()  # the member and card reach the terminal
-                yield shop
-            finally:
-                till.close()
-                daemon.stop()
-                thread.join(timeout=10)
+    for live in start(url, phone_config(catalog)):
+        live.store.add_member("M-1", "Dana Levi", card_id="C-1")
+        yield live
+
+
+@pytest.fixture
+def phone_central(tmp_path: Path) -> Iterator[PhoneLive]:
+    yield from central_server(tmp_path)
+
+
+@pytest.fixture
+def shop(phone_central: PhoneLive, tmp_path: Path) -> Iterator[Shop]:
+    with open_shop(phone_central, tmp_path) as one:
+        yield one
 
 
 def phone_reads(tag: Ntag424Dna) -> str:

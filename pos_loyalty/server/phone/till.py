@@ -180,7 +180,7 @@ class RedeemPublic(BaseModel):
     status: Literal["redeemed", "conflict"]
     percent: int
     sku: str
-    reason: str = ""
+    reason: str | None = None  # a conflict's
 
 
 @router.post("/v1/phone/links", response_model=LinksPublic, responses=_ERRORS)
@@ -190,7 +190,8 @@ async def push_links(body: LinksCreate, auth: TerminalDep, store: StoreDep) -> L
     return LinksPublic(results=await run_in_threadpool(link_tags, store, auth, items))
 
 
-@router.post("/v1/phone/coupons/redeem", response_model=RedeemPublic, responses=_ERRORS)
+@router.post("/v1/phone/coupons/redeem", response_model=RedeemPublic, responses=_ERRORS,
+             response_model_exclude_none=True)
 async def redeem(body: RedeemCreate, auth: TerminalDep, store: StoreDep) -> Any:
     """Use a tag's reorder coupon in this terminal's transaction (once, chain-wide)."""
     skus = frozenset(body.skus) if body.skus is not None else None
