@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pos_loyalty.store.models import Base, Sale
+from pos_loyalty.store.models import Base, LedgerEvent, Sale
 from pos_loyalty.store.sqlite import read, write
 
 MAX_PUSH = 100  # links per push request (central's limit)
@@ -200,3 +200,12 @@ def mark_coupon(engine: Engine, code: str, status: str, detail: str) -> None:
     with write(engine, "recording central's answer on a coupon") as conn:
         conn.execute(update(TagCoupon).where(TagCoupon.code == code)
                      .values(status=status, detail=detail[:2000]))
+
+
+def earn_event_id(engine: Engine, member_id: str, txn_ref: str) -> str | None:
+    """The id of a sale's earn event (what the receipt's visit link names), if it earned."""
+    with read(engine, "reading a sale's earn event") as conn:
+        got = conn.execute(select(LedgerEvent.event_id).where(
+            LedgerEvent.member_id == member_id, LedgerEvent.txn_ref == txn_ref,
+            LedgerEvent.kind == "earn")).scalar()
+    return None if got is None else str(got)

@@ -72,6 +72,7 @@ from pos_loyalty.terminal.session import (
     TillSession,
 )
 from pos_loyalty.terminal.tags import TagDesk
+from pos_loyalty.terminal.visit import visit_link
 
 log = logging.getLogger(__name__)
 
@@ -430,8 +431,8 @@ class TerminalService:
         pos_id, txn_id = msg.pos_id, msg.txn_id
         prior = self.store.find_sale(pos_id, txn_id)
         if prior is not None:
-            return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
-                                 prior.balance_after, True)
+            return self._with_visit(self._awarded(pos_id, txn_id, prior.member_id,
+                                                  prior.points, prior.balance_after, True))
         txn = self.session.find(pos_id, txn_id)
         if txn is not None and txn.basket is not None and txn.quote is None:
             raise Refused("refused", f"the terminal restarted and the points of sale {txn_id} "
@@ -471,8 +472,15 @@ class TerminalService:
         self.open_sales.drop(pos_id, txn_id)
         log.info("commit %s/%s: %+d pts to %s, balance %s", pos_id, txn_id, result.points,
                  txn.member or "no member", result.balance_after if txn.member else "-")
-        return self._awarded(pos_id, txn_id, result.member_id, result.points,
-                             result.balance_after, result.repeated)
+        return self._with_visit(self._awarded(pos_id, txn_id, result.member_id,
+                                              result.points, result.balance_after,
+                                              result.repeated))
+
+    def _with_visit(self, awarded: PointsAwarded) -> PointsAwarded:
+        """A member's sale: points.awarded with the receipt's visit link (terminal/visit.py)."""
+        url = visit_link(self.store, self.phone.visit_url, awarded.pos_id, awarded.txn_id,
+                         awarded.member_id)
+        return awarded if url is None else replace(awarded, visit_url=url)
 
     def _on_void(self, msg: TxnVoid) -> TxnStatus | Error:
         pos_id, txn_id = msg.pos_id, msg.txn_id

@@ -8,12 +8,14 @@ with nfcpy too (a second emulator) before opening its URL on central.
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import pytest
 from nfc_testkit import nfcpy_activate
 from sqlalchemy import select
 
-from pos_loyalty.config import SunKeys, TerminalConfig
+from pos_loyalty.config import PhoneTill, SunKeys, TerminalConfig
 from pos_loyalty.migrations import upgrade_central, upgrade_terminal
 from pos_loyalty.nfc.sim.base import EmulatedTag
 from pos_loyalty.nfc.sim.cards import member_card
@@ -30,6 +32,7 @@ from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
+from pos_loyalty.server.phone import visits
 from pos_loyalty.store import LocalStore
 from pos_loyalty.store import phone as phone_store
 from pos_loyalty.store.central_models import PhoneTagLink
@@ -47,6 +50,7 @@ from tests.phone.conftest import (
     start,
 )
 
+VISIT_URL = "https://shop.example/v/"
 TAP_ANSWERS = {"member.identified", "member.unknown", "card.refused", "product.tapped"}
 KETTLE = {"sku": "KETTLE-2", "qty": 1, "unit_price": 4990, "category": "kitchen"}
 
@@ -97,7 +101,7 @@ def make_terminal(central: PhoneLive, tmp_path: Path, rf: TagEmulator, bridge: P
         terminal_id="T-SHOP", data_dir=tmp_path / name, reader_path=f"udp:127.0.0.1:{rf.port}",
         debounce_s=0.0, serial_port=bridge.terminal_path, db_url=db_url, simulation=True,
         sun_keys=SunKeys(META, MASTER, SYSTEM_ID, product_url=TAG_BASE),
-        sync_interval_s=3600.0)
+        sync_interval_s=3600.0, phone=PhoneTill(visit_url=VISIT_URL))
     return TerminalDaemon(config)
 
 
@@ -202,3 +206,31 @@ class TestLinkAtTheTill:
         assert (tapped["linked"], tapped["member_id"], tapped["txn_id"]) == (False, None, None)
         assert "no member on the sale" in tapped["text"]
         assert phone_store.link_status(shop.daemon.store.engine) == []
+
+
+class TestVisitLink:
+    def test_receipt_link_answers_the_visit_question(self, shop: Shop) -> None:
+        """points.awarded of a member's sale carries the https link to its visit page; once
+        synced, following it (plain HTTP through the proxy's path) asks the question and
+        takes the answer, counted for the terminal's store; a sale without a member has
+        no link."""
+        shop.tap_member("C-1")
+        shop.till.send_basket("T-1", [KETTLE], member_id="M-1")
+        awarded = shop.till.commit("T-1")
+        url = awarded["visit_url"]
+        assert re.fullmatch(r"https://shop\.example/v/[0-9a-f]{32}", url), url
+        assert shop.till.commit("T-1")["visit_url"] == url  # the repeated answer too
+        shop.sync()
+        page = httpx.get(shop.central.local(url))
+        assert page.status_code == 200 and "Dana" not in page.text
+        action, token = re.findall(r'action="(/v/[0-9a-f]{32})" method="post" novalidate>\s*'
+                                   r'<input type="hidden" name="csrf_token" '
+                                   r'value="([0-9a-f]{64})">', page.text)[0]
+        done = httpx.post(shop.central.url + action, data={"csrf_token": token, "score": "9"})
+        assert done.status_code == 303
+        now = shop.central.store.clock()
+        figures = visits.store_nps(shop.central.store, now - timedelta(days=1),
+                                   now + timedelta(days=1))
+        assert [(f.store_id, f.answers, f.nps) for f in figures] == [("S-1", 1, 100)]
+        shop.till.send_basket("T-2", [KETTLE], member_id=None)
+        assert "visit_url" not in shop.till.commit("T-2")
