@@ -197,3 +197,28 @@ class TestOffline:
         finally:
             service.coupons.close()
             store.close()
+
+
+class TestConfig:
+    def test_phone_section_read_and_errors_named(self, tmp_path: Path) -> None:
+        """[phone] sets the visit link base and the offline bounds; a plain-HTTP link or a
+        bound out of range names file, line and key."""
+        from pos_loyalty.config import load_config
+        from pos_loyalty.errors import ConfigError
+
+        path = tmp_path / "terminal.toml"
+        path.write_text('[phone]\nvisit_url = "https://shop.example/v/"\n'
+                        "offline_coupons_per_day = 0\noffline_coupon_max = 500\n")
+        assert load_config(path).phone == PhoneTill("https://shop.example/v/", 0, 10, 500)
+        for text, key, line in (
+                ('[phone]\nvisit_url = "http://shop.example/v/"\n', "phone.visit_url", 2),
+                ("[phone]\n\noffline_coupon_percent = 101\n", "phone.offline_coupon_percent",
+                 3),
+                ('[phone]\noffline_coupons_per_day = "5"\n', "phone.offline_coupons_per_day",
+                 2),
+                ("[phone]\nvisit = 1\n", "phone.visit", 2)):
+            path.write_text(text)
+            with pytest.raises(ConfigError) as info:
+                load_config(path)
+            assert (info.value.key, info.value.line) == (key, line), text
+            assert str(info.value).startswith(f"{path}:{line}: key '{key}'")
