@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from pos_loyalty.server.console.pages import audit, auth, held, home, members, stores, users
+from pos_loyalty.server.console.pages import (
+    audit,
+    auth,
+    catalog,
+    held,
+    home,
+    members,
+    stores,
+    users,
+)
 
 ROUTERS = [auth.router, home.router, stores.router, held.router, members.router,
-           users.router, audit.router]
+           users.router, audit.router, catalog.router]
