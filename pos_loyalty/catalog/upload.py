@@ -42,7 +42,8 @@ def _members(archive: zipfile.ZipFile) -> list[tuple[PurePosixPath, zipfile.ZipI
             raise ConfigError("a path outside the catalog", path=name)
         if stat.S_ISLNK(info.external_attr >> 16):
             raise ConfigError("links are not allowed in a catalog", path=name)
-        if info.is_dir() or any(p.startswith(".") or p == "__MACOSX" for p in path.parts):
+        if info.is_dir() or not path.parts or \
+                any(p.startswith(".") or p == "__MACOSX" for p in path.parts):
             continue
         total += info.file_size
         if total > MAX_UNPACKED:

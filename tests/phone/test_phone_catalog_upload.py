@@ -9,14 +9,19 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from pos_loyalty.catalog.upload import load_upload
+from pos_loyalty.errors import ConfigError
 from pos_loyalty.server.console.accounts import ConsoleAccounts
 from tests.conftest import REPO
 from tests.phone.conftest import PhoneLive, phone_config, start
@@ -113,3 +118,43 @@ class TestCatalogUpload:
         assert ">MUG-1</a>" in listed and f">{kettle.name}</a>" not in listed
         with signed_in(live, "boss", "manager") as http:
             assert http.get("/console/catalog").status_code == 403
+
+
+class TestUploadFuzz:
+    @given(data=st.binary(max_size=2000))
+    @settings(max_examples=200, deadline=None)
+    def test_any_bytes_are_a_catalog_or_a_clear_error(self, data: bytes) -> None:
+        """Whatever is uploaded, load_upload serves it or raises ConfigError; the served
+        folder is untouched by a failure."""
+        with tempfile.TemporaryDirectory() as tmp:
+            served = Path(tmp) / "served"
+            shutil.copytree(EXAMPLE, served)
+            before = sorted(p.name for p in served.iterdir())
+            with pytest.raises(ConfigError):
+                load_upload(data, served, sku="X-1")
+            assert sorted(p.name for p in served.iterdir()) == before
+
+    @given(entries=st.lists(st.tuples(
+        st.sampled_from(["product.toml", "about.md", "about.he.md", "a.png", "X-1/product.toml",
+                         "catalog/X-1/product.toml", "X-1/a.png", "../product.toml", "/abs",
+                         "X-1/../../p", "X-1/sub/product.toml", ".hidden"])
+        | st.text(st.sampled_from("abAB./_-\\:"), min_size=1, max_size=20),
+        st.sampled_from([b'name = "Mug"\n', b'name = 7\n', b"# about\n", b"\xff\xfe"])
+        | st.binary(max_size=200)), min_size=1, max_size=6, unique_by=lambda e: e[0]),
+        sku=st.sampled_from(["", "X-1"]))
+    @settings(max_examples=200, deadline=None)
+    def test_any_zip_is_a_catalog_or_a_clear_error(self, entries: list[tuple[str, bytes]],
+                                                   sku: str) -> None:
+        """Zips of odd names and contents are served or refused with ConfigError, and never
+        write outside the staging folder."""
+        with tempfile.TemporaryDirectory() as tmp:
+            served = Path(tmp) / "sub" / "served"
+            shutil.copytree(EXAMPLE, served)
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w") as z:
+                for name, body in entries:
+                    z.writestr(name, body)
+            with suppress(ConfigError):  # refused, saying why, or served
+                load_upload(out.getvalue(), served, sku=sku or None)
+            assert {p.name for p in Path(tmp).iterdir()} == {"sub"}
+            assert {p.name for p in (Path(tmp) / "sub").iterdir()} == {"served"}
