@@ -38,18 +38,15 @@ def product_sku(tap: TapEvent) -> str | None:
 
 
 def sale_for_tag(session: TillSession) -> OpenTxn | None:
-    """The open sale a product tap belongs to: the newest one with a member, preferring the
-    member at the till (a tap names no sale; one till has one sale open at a time)."""
+    """The open sale a product tap belongs to (a tap names no sale): the newest sale of the
+    member at the till, None if they have none yet (never someone else's); with nobody at
+    the till (after a restart), the newest sale that has a member."""
     with_member = [t for t in session.txns.values() if t.member is not None]
-    if not with_member:
-        return None
     at_till = session.member
     if at_till is not None:
-        theirs = [t for t in with_member if t.member is not None
-                  and t.member.member_id == at_till.member_id]
-        if theirs:
-            return theirs[-1]
-    return with_member[-1]
+        with_member = [t for t in with_member if t.member is not None
+                       and t.member.member_id == at_till.member_id]
+    return with_member[-1] if with_member else None
 
 
 class TagDesk:

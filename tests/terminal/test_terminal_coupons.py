@@ -19,7 +19,13 @@ from sqlalchemy import select
 
 from pos_loyalty.config import PhoneTill
 from pos_loyalty.migrations import upgrade_terminal
-from pos_loyalty.pos.messages import BasketItem, BasketUpdate, CouponPresent, TxnCommit
+from pos_loyalty.pos.messages import (
+    BasketItem,
+    BasketUpdate,
+    CouponPresent,
+    TxnCommit,
+    TxnStatusRequest,
+)
 from pos_loyalty.server.review.queries import reconcile
 from pos_loyalty.store import LocalStore
 from pos_loyalty.store import phone as phone_store
@@ -222,3 +228,43 @@ class TestConfig:
                 load_config(path)
             assert (info.value.key, info.value.line) == (key, line), text
             assert str(info.value).startswith(f"{path}:{line}: key '{key}'")
+
+
+class TestRestart:
+    def test_open_sale_keeps_its_coupon_across_a_restart(self, phone_central: PhoneLive,
+                                                         tmp_path: Path) -> None:
+        """A sale quoted with a confirmed coupon, then the terminal restarts: the sale is
+        still open with the same total, its commit keeps the discount, and the coupon is
+        not asked of central again (it stays this sale's)."""
+        central = phone_central
+        code = coupon_from_phone(central, "04AA000000C005")
+        url = f"sqlite:///{tmp_path / 'restart.db'}"
+        upgrade_terminal(url)
+        store = LocalStore(url)
+        _tid, enroll = central.store.add_terminal("S-1")
+        with SyncClient(central.url) as anon:
+            answer = anon.enroll(enroll)
+        store.set_enrollment(server_url=central.url, terminal_id=answer["terminal_id"],
+                             store_id="S-1", credential=answer["credential"])
+        lines = (BasketItem("KETTLE-2", 1, 4990, "kitchen"),)
+        first = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 0))
+        try:
+            first.on_message(BasketUpdate("POS-1", "T-1", lines, None))
+            quoted = first.on_message(CouponPresent("POS-1", "T-1", code))
+            assert quoted is not None and quoted.TYPE == "quote"
+        finally:
+            first.coupons.close()
+        again = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 1))
+        try:
+            status = again.on_message(TxnStatusRequest("POS-1", "T-1"))
+            assert status is not None and status.to_dict()["state"] == "open"
+            requoted = again.on_message(BasketUpdate("POS-1", "T-1", lines, None))
+            assert requoted is not None
+            assert requoted.to_dict()["total_due"] == quoted.to_dict()["total_due"] == 4491
+            assert again.on_message(TxnCommit("POS-1", "T-1")).TYPE == "points.awarded"  # type: ignore[union-attr]
+        finally:
+            again.coupons.close()
+            store.close()
+        with central.store.read() as conn:
+            assert conn.execute(select(PhoneCoupon.redeemed_txn)
+                                .where(PhoneCoupon.code == code)).scalar_one() == "POS-1/T-1"

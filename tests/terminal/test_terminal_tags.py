@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from pos_loyalty.config import PhoneTill, SunKeys, TerminalConfig
 from pos_loyalty.migrations import upgrade_central, upgrade_terminal
+from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.sim.base import EmulatedTag
 from pos_loyalty.nfc.sim.cards import member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
@@ -38,6 +39,8 @@ from pos_loyalty.store import phone as phone_store
 from pos_loyalty.store.central_models import PhoneTagLink
 from pos_loyalty.sync.client import SyncClient
 from pos_loyalty.terminal.daemon import TerminalDaemon
+from pos_loyalty.terminal.session import TillSession
+from pos_loyalty.terminal.tags import product_sku, sale_for_tag
 from tests.conftest import REPO
 from tests.phone.conftest import (
     MASTER,
@@ -234,3 +237,41 @@ class TestVisitLink:
         assert [(f.store_id, f.answers, f.nps) for f in figures] == [("S-1", 1, 100)]
         shop.till.send_basket("T-2", [KETTLE], member_id=None)
         assert "visit_url" not in shop.till.commit("T-2")
+
+
+class TestWhichSale:
+    def test_member_at_the_till_wins_then_the_newest_sale_with_a_member(self) -> None:
+        """A product tap names no sale: the member at the till's newest sale takes it (none
+        yet: no link, never someone else's sale); with nobody at the till (a restart), the
+        newest sale that has a member; sales without one never do."""
+        session = TillSession()
+        dana = session.identify("M-1", "Dana", 0)
+        first = session.open_txn("POS-1", "T-1")
+        session.bind(first, "M-1")
+        assert sale_for_tag(session) is first
+        session.identify("M-2", "Noa", 0)  # Noa at the till, her sale not rung up yet
+        assert sale_for_tag(session) is None
+        second = session.open_txn("POS-1", "T-2")
+        session.bind(second, "M-2")
+        assert sale_for_tag(session) is second
+        session.member = dana
+        assert sale_for_tag(session) is first
+        session.member = None
+        assert sale_for_tag(session) is second
+        session.close("POS-1", "T-1")
+        session.close("POS-1", "T-2")
+        nobody = session.open_txn("POS-1", "T-3")
+        session.bind(nobody, None)
+        assert sale_for_tag(session) is None
+
+    def test_product_code_from_the_tag(self) -> None:
+        """The code is the SUN file's sku, the signed token's product, else the URL's last
+        part; anything central would refuse is no code."""
+        def tap(product: dict[str, str]) -> TapEvent:
+            return TapEvent("product", "04AB12CD34EF56", "Type4ATag", product=product,
+                            verified=True)
+
+        assert product_sku(tap({"sku": "KETTLE-2", "url": "https://x/p/OTHER"})) == "KETTLE-2"
+        assert product_sku(tap({"product": "MUG-1", "url": "https://x/p/MUG-1?u=1"})) == "MUG-1"
+        assert product_sku(tap({"url": "https://x/p/PAN-3?picc_data=00"})) == "PAN-3"
+        assert product_sku(tap({"sku": "bad code!"})) is None
