@@ -31,14 +31,16 @@ from pos_loyalty.nfc.sim.base import EmulatedTag
 from pos_loyalty.nfc.sim.cards import member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.nfc.sim.type4 import Ntag424Dna
+from pos_loyalty.pos.messages import BasketItem, BasketUpdate, ProductTapped
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.server.phone import visits
 from pos_loyalty.store import LocalStore
 from pos_loyalty.store import phone as phone_store
 from pos_loyalty.store.central_models import PhoneTagLink
-from pos_loyalty.sync.client import SyncClient
+from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.terminal.daemon import TerminalDaemon
+from pos_loyalty.terminal.service import TerminalService
 from pos_loyalty.terminal.session import TillSession
 from pos_loyalty.terminal.tags import product_sku, sale_for_tag
 from tests.conftest import REPO
@@ -275,3 +277,48 @@ class TestWhichSale:
         assert product_sku(tap({"product": "MUG-1", "url": "https://x/p/MUG-1?u=1"})) == "MUG-1"
         assert product_sku(tap({"url": "https://x/p/PAN-3?picc_data=00"})) == "PAN-3"
         assert product_sku(tap({"sku": "bad code!"})) is None
+
+
+class TestLinkConflict:
+    def test_second_buyer_is_a_conflict_kept_once(self, phone_central: PhoneLive,
+                                                  tmp_path: Path) -> None:
+        """The same tag tapped in two members' sales at two terminals: the first link wins
+        at central; the other terminal's round reports one conflict, keeps it marked for
+        review and never sends it again."""
+        central = phone_central
+        central.store.add_member("M-2", "Noa", card_id="C-2")
+        tag = TapEvent("product", "04AB12CD34EF99", "Type4ATag", verified=True,
+                       product={"sku": "KETTLE-2", "url": TAG_BASE + "KETTLE-2?x"})
+        stores: list[LocalStore] = []
+        reports = []
+        try:
+            for name, card, member in (("a", "C-1", "M-1"), ("b", "C-2", "M-2")):
+                url = f"sqlite:///{tmp_path / f'{name}.db'}"
+                upgrade_terminal(url)
+                store = LocalStore(url)
+                stores.append(store)
+                _tid, code = central.store.add_terminal("S-1")
+                with SyncClient(central.url) as anon:
+                    answer = anon.enroll(code)
+                store.set_enrollment(server_url=central.url, terminal_id=answer["terminal_id"],
+                                     store_id="S-1", credential=answer["credential"])
+                with SyncClient(central.url, answer["credential"]) as client:
+                    run_sync(store, client)  # the members reach the terminal
+                    service = TerminalService(store)
+                    service.on_tap(TapEvent("member", "04A1B2C3D4E5F6", "NTAG213",
+                                            card_id=card, verified=True))
+                    service.on_message(BasketUpdate("POS-1", "T-1", (
+                        BasketItem("KETTLE-2", 1, 4990, "kitchen"),), member))
+                    tapped = service.on_tap(tag)
+                    assert isinstance(tapped, ProductTapped) and tapped.linked
+                    reports.append(run_sync(store, client))
+                    reports.append(run_sync(store, client))
+                    service.coupons.close()
+        finally:
+            for store in stores:
+                store.close()
+        assert [r.conflicts for r in reports] == [0, 0, 1, 0]
+        assert "tag 04AB12CD34EF99 (KETTLE-2): conflict" in reports[2].problems[0]
+        with central.store.read() as conn:
+            owner = conn.execute(select(PhoneTagLink.member_id)).scalar_one()
+        assert owner == "M-1"
