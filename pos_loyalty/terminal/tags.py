@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import Callable
 from datetime import datetime
 
+from pos_loyalty.errors import StoreError
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.pos.messages import ProductTapped
 from pos_loyalty.store import LocalStore
@@ -67,9 +68,15 @@ class TagDesk:
                                  f"product {sku}: no member on the sale, not linked (tap "
                                  "the member card and ring up the sale first)")
         member = txn.member
-        fresh = phone_store.record_link(
-            self.store.engine, uid=tap.uid, sku=sku, member_id=member.member_id,
-            txn_ref=fit_ref(f"{txn.pos_id}/{txn.txn_id}"), now=self.clock())
+        try:
+            fresh = phone_store.record_link(
+                self.store.engine, uid=tap.uid, sku=sku, member_id=member.member_id,
+                txn_ref=fit_ref(f"{txn.pos_id}/{txn.txn_id}"), now=self.clock())
+        except StoreError as exc:
+            log.error("product tag %s not linked: %s", tap.uid, exc)
+            return ProductTapped(tap.uid, sku, False, None, txn.pos_id, txn.txn_id,
+                                 f"product {sku}: the loyalty store is unavailable, not "
+                                 "linked: please tap it again")
         log.info("product tag %s (%s) linked to %s on %s/%s%s", tap.uid, sku,
                  member.member_id, txn.pos_id, txn.txn_id, "" if fresh else " (again)")
         return ProductTapped(tap.uid, sku, True, member.member_id, txn.pos_id, txn.txn_id,

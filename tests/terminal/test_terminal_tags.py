@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.terminal.daemon import TerminalDaemon
 from pos_loyalty.terminal.service import TerminalService
 from pos_loyalty.terminal.session import TillSession
-from pos_loyalty.terminal.tags import product_sku, sale_for_tag
+from pos_loyalty.terminal.tags import TagDesk, product_sku, sale_for_tag
 from tests.conftest import REPO
 from tests.phone.conftest import (
     MASTER,
@@ -279,7 +279,7 @@ class TestWhichSale:
         assert product_sku(tap({"sku": "bad code!"})) is None
 
 
-class TestLinkConflict:
+class TestLinkProblems:
     def test_second_buyer_is_a_conflict_kept_once(self, phone_central: PhoneLive,
                                                   tmp_path: Path) -> None:
         """The same tag tapped in two members' sales at two terminals: the first link wins
@@ -322,3 +322,21 @@ class TestLinkConflict:
         with central.store.read() as conn:
             owner = conn.execute(select(PhoneTagLink.member_id)).scalar_one()
         assert owner == "M-1"
+
+    def test_store_failure_is_answered_not_raised(self, tmp_path: Path) -> None:
+        """The store failing while a link is written: product.tapped says so (not linked,
+        tap again), never an exception on the tap path."""
+        store = LocalStore(f"sqlite:///{tmp_path / 't.db'}")
+        try:
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql("DROP TABLE tag_links")
+            session = TillSession()
+            session.identify("M-1", "Dana", 0)
+            session.bind(session.open_txn("POS-1", "T-1"), "M-1")
+            tag = TapEvent("product", "04AB12CD34EF56", "Type4ATag", verified=True,
+                           product={"sku": "KETTLE-2"})
+            got = TagDesk(store, lambda: datetime(2026, 11, 30)).on_product(tag, session)
+        finally:
+            store.close()
+        assert (got.linked, got.txn_id) == (False, "T-1")
+        assert "store is unavailable" in got.text
