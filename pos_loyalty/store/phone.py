@@ -8,9 +8,12 @@ pushed to central by the sync worker (:mod:`pos_loyalty.sync.phone`), like ledge
   ``conflict``, ``unknown_member``). A conflict (the tag's first link is someone else's) is
   kept for review and never sent again.
 * ``tag_coupons``: a coupon code used in a sale here. ``confirmed``: central marked it used
-  before the till was answered; ``offline``: accepted while central was unreachable (within
-  :class:`OfflineCoupons` bounds), ``pending`` until pushed once its sale is committed, then
-  ``redeemed`` or ``conflict`` (central keeps a review item for store IT).
+  before the till was answered; accepted offline (``offline`` true, within the ``[phone]``
+  bounds): ``pending`` until pushed once its sale is committed, then ``redeemed`` or
+  ``conflict`` (central keeps a review item for store IT). A sale that does not use its
+  coupon (voided, or the product taken off the basket) gives it back: an offline one is
+  forgotten (never pushed), a confirmed one is ``releasing`` until central has it back,
+  then forgotten too, and the code can be used again.
 
 Every database error leaves as StoreError.
 """
@@ -31,6 +34,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     exists,
     func,
     select,
@@ -209,3 +213,17 @@ def earn_event_id(engine: Engine, member_id: str, txn_ref: str) -> str | None:
             LedgerEvent.member_id == member_id, LedgerEvent.txn_ref == txn_ref,
             LedgerEvent.kind == "earn")).scalar()
     return None if got is None else str(got)
+
+
+def coupons_to_release(engine: Engine, limit: int = MAX_PUSH) -> list[UsedCoupon]:
+    """Coupons central holds for a sale of ours that did not use them (to give back)."""
+    with read(engine, "reading coupons to give back") as conn:
+        rows = conn.execute(select(*_COUPON_COLUMNS).where(TagCoupon.status == "releasing")
+                            .order_by(TagCoupon.accepted_at).limit(limit)).all()
+    return [UsedCoupon(*r) for r in rows]
+
+
+def forget_coupon(engine: Engine, code: str) -> None:
+    """Drop a coupon a sale gave back, so that the code can be used in another sale."""
+    with write(engine, "forgetting a coupon") as conn:
+        conn.execute(delete(TagCoupon).where(TagCoupon.code == code))

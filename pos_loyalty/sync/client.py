@@ -145,6 +145,10 @@ class SyncClient:
         """Use a product tag's reorder coupon (``/v1/phone/coupons/redeem``)."""
         return self._call("POST", "/v1/phone/coupons/redeem", json=body)
 
+    def release_coupon(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Give back a coupon a sale took and did not use (``/v1/phone/coupons/release``)."""
+        return self._call("POST", "/v1/phone/coupons/release", json=body)
+
     def horizon(self, *, counts: bool = False) -> dict[str, Any]:
         return self._call("GET", "/v1/sync/horizon", params={"counts": counts})
 

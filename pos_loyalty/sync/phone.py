@@ -1,4 +1,5 @@
-"""The sync round's push of what the till did with product tags: links and offline coupons.
+"""The sync round's push of what the till did with product tags: links, offline coupons and
+coupons given back by sales that did not use them.
 
 Like ledger events, each is kept in the terminal's store until central answers it, and a
 definite answer ends it: ``conflict`` (another buyer linked the tag first, a coupon used
@@ -27,13 +28,17 @@ class PhoneCalls(Protocol):
 
     def redeem_coupon(self, body: dict[str, Any]) -> dict[str, Any]: ...
 
+    def release_coupon(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
 
 def push_phone(engine: Engine, client: PhoneCalls) -> list[str]:
     """Push pending tag links and committed offline coupons; the conflicts, one line each.
 
     Raises SyncError when central is unreachable or refuses (the rest stays pending).
     """
-    return push_links(engine, client) + push_offline_coupons(engine, client)
+    problems = push_links(engine, client) + push_offline_coupons(engine, client)
+    release_unused_coupons(engine, client)
+    return problems
 
 
 def push_links(engine: Engine, client: PhoneCalls) -> list[str]:
@@ -85,3 +90,20 @@ def push_offline_coupons(engine: Engine, client: PhoneCalls) -> list[str]:
             problems.append(text)
         if len(coupons) < phone_store.MAX_PUSH:
             return problems
+
+
+def release_unused_coupons(engine: Engine, client: PhoneCalls) -> None:
+    """Give back to central the coupons our sales took and did not use (voided ones)."""
+    while True:
+        coupons = phone_store.coupons_to_release(engine)
+        if not coupons:
+            return
+        for c in coupons:
+            answer = client.release_coupon({
+                "code": c.code, "txn_ref": phone_store.coupon_ref(c.pos_id, c.txn_id)})
+            if answer.get("status") not in ("released", "not_held"):
+                raise SyncError(f"central answered the release of {c.code} with "
+                                f"{answer.get('status')!r}")
+            phone_store.forget_coupon(engine, c.code)
+        if len(coupons) < phone_store.MAX_PUSH:
+            return

@@ -73,9 +73,16 @@ class CouponDesk:
     def present(self, txn: OpenTxn, code: str) -> phone_store.UsedCoupon:
         """Take ``code`` for the open sale ``txn`` or raise Refused saying why."""
         known = phone_store.coupon(self.store.engine, code)
+        if known is not None and known.status == "releasing":
+            self._release(known)  # central must have it back before it is used again
+            known = phone_store.coupon(self.store.engine, code)
         if known is not None:
             if (known.pos_id, known.txn_id) == (txn.pos_id, txn.txn_id):
                 return known  # presented again for the same sale
+            if known.status == "releasing":
+                raise Refused("refused", f"coupon {code} was given back by sale "
+                              f"{known.txn_id} and central cannot be reached to free it: "
+                              "try again later")
             raise Refused("refused", f"coupon {code} was already used at this terminal "
                           f"(sale {known.txn_id})")
         assert txn.basket is not None
@@ -101,6 +108,31 @@ class CouponDesk:
         log.info("coupon %s confirmed by central for %s/%s: %d%% off %s", code, txn.pos_id,
                  txn.txn_id, used.percent, used.sku)
         return used
+
+    def settle(self, pos_id: str, txn_id: str, used: set[str]) -> None:
+        """The sale is over (committed, or voided with ``used`` empty): give back each of
+        its coupons it did not use, so that the customer keeps it."""
+        for c in phone_store.coupons_of(self.store.engine, pos_id, txn_id):
+            if c.code in used or c.status not in ("confirmed", "pending"):
+                continue
+            if c.offline:  # central never heard of it: never report it
+                phone_store.forget_coupon(self.store.engine, c.code)
+                continue
+            phone_store.mark_coupon(self.store.engine, c.code, "releasing", "not used")
+            self._release(c)
+
+    def _release(self, c: phone_store.UsedCoupon) -> None:
+        """Ask central to free a coupon our sale did not use (left ``releasing`` for the
+        sync round when central cannot be reached now)."""
+        try:
+            self._central().release_coupon({
+                "code": c.code, "txn_ref": phone_store.coupon_ref(c.pos_id, c.txn_id)})
+        except (SyncError, Refused) as exc:
+            log.warning("coupon %s not given back yet (sync will): %s", c.code, exc)
+            return
+        phone_store.forget_coupon(self.store.engine, c.code)
+        log.info("coupon %s given back: sale %s/%s did not use it", c.code, c.pos_id,
+                 c.txn_id)
 
     def _offline(self, txn: OpenTxn, code: str, now: datetime,
                  why: str) -> phone_store.UsedCoupon:

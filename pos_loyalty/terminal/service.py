@@ -470,11 +470,22 @@ class TerminalService:
                 check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now))
         self.session.close(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
+        self._settle_coupons(pos_id, txn_id, sale)
         log.info("commit %s/%s: %+d pts to %s, balance %s", pos_id, txn_id, result.points,
                  txn.member or "no member", result.balance_after if txn.member else "-")
         return self._with_visit(self._awarded(pos_id, txn_id, result.member_id,
                                               result.points, result.balance_after,
                                               result.repeated))
+
+    def _settle_coupons(self, pos_id: str, txn_id: str, sale: Quote | None) -> None:
+        """A sale over (``sale`` None: voided) gives back the coupons it did not use; the
+        sale stands whatever happens here (a failure is retried by the sync round)."""
+        used = {ln.rule.removeprefix("coupon:") for ln in sale.lines
+                if ln.rule.startswith("coupon:")} if sale is not None else set()
+        try:
+            self.coupons.settle(pos_id, txn_id, used)
+        except StoreError as exc:
+            log.error("coupons of %s/%s not settled: %s", pos_id, txn_id, exc)
 
     def _with_visit(self, awarded: PointsAwarded) -> PointsAwarded:
         """A member's sale: points.awarded with the receipt's visit link (terminal/visit.py)."""
@@ -489,6 +500,7 @@ class TerminalService:
                                  "use refund to reverse it", msg)
         voided = self.session.void(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
+        self._settle_coupons(pos_id, txn_id, None)
         log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
         return TxnStatus(pos_id, txn_id, "voided" if voided is not None else "unknown", 0,
                          voided.balance if voided is not None else None)

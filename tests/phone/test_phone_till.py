@@ -140,3 +140,25 @@ class TestCoupon:
         assert [(r.event_id, r.store_id) for r in review] == [(code, "S-2")]
         long_ref = httpx.post(url, headers=till, json={"code": code, "txn_ref": "x" * 65})
         assert long_ref.status_code == 422
+
+    def test_release_only_by_the_sale_that_holds_it(self, phone: PhoneLive) -> None:
+        """Only the terminal and sale that took a coupon can give it back; then anyone can
+        use it; giving back again changes nothing."""
+        code = _coupon(phone, product_tag(UID))
+        till, other = _terminal(phone), _terminal(phone, "S-2")
+        url = phone.url + "/v1/phone/coupons"
+        assert httpx.post(url + "/redeem", headers=till,
+                          json={"code": code, "txn_ref": "POS-1/1"}).status_code == 200
+        for who, ref in ((other, "POS-1/1"), (till, "POS-1/2")):
+            r = httpx.post(url + "/release", headers=who, json={"code": code, "txn_ref": ref})
+            assert r.json() == {"status": "not_held"}
+        assert httpx.post(url + "/redeem", headers=other,
+                          json={"code": code, "txn_ref": "POS-9/1"}).status_code == 409
+        r = httpx.post(url + "/release", headers=till, json={"code": code, "txn_ref": "POS-1/1"})
+        assert r.json() == {"status": "released"}
+        r = httpx.post(url + "/release", headers=till, json={"code": code, "txn_ref": "POS-1/1"})
+        assert r.json() == {"status": "not_held"}
+        assert httpx.post(url + "/redeem", headers=other,
+                          json={"code": code, "txn_ref": "POS-9/1"}).status_code == 200
+        assert httpx.post(url + "/release", json={"code": code,
+                                                  "txn_ref": "x"}).status_code == 401

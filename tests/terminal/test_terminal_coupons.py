@@ -25,6 +25,7 @@ from pos_loyalty.pos.messages import (
     CouponPresent,
     TxnCommit,
     TxnStatusRequest,
+    TxnVoid,
 )
 from pos_loyalty.server.review.queries import reconcile
 from pos_loyalty.store import LocalStore
@@ -268,3 +269,91 @@ class TestRestart:
         with central.store.read() as conn:
             assert conn.execute(select(PhoneCoupon.redeemed_txn)
                                 .where(PhoneCoupon.code == code)).scalar_one() == "POS-1/T-1"
+
+
+def enrolled(central: PhoneLive, tmp_path: Path, name: str) -> tuple[LocalStore, str]:
+    """A terminal store enrolled with central: (the store, its credential)."""
+    url = f"sqlite:///{tmp_path / f'{name}.db'}"
+    upgrade_terminal(url)
+    store = LocalStore(url)
+    _tid, enroll = central.store.add_terminal("S-1")
+    with SyncClient(central.url) as anon:
+        answer = anon.enroll(enroll)
+    store.set_enrollment(server_url=central.url, terminal_id=answer["terminal_id"],
+                         store_id="S-1", credential=answer["credential"])
+    return store, str(answer["credential"])
+
+
+def held_by(central: PhoneLive, code: str) -> str | None:
+    with central.store.read() as conn:
+        got = conn.execute(select(PhoneCoupon.redeemed_txn)
+                           .where(PhoneCoupon.code == code)).scalar_one()
+    return None if got is None else str(got)
+
+
+class TestGivenBack:
+    KETTLE = (BasketItem("KETTLE-2", 1, 4990, "kitchen"),)
+    MUG = (BasketItem("MUG-1", 1, 1200, "kitchen"),)
+
+    def test_void_and_unused_coupons_are_given_back(self, phone_central: PhoneLive,
+                                                    tmp_path: Path) -> None:
+        """A voided sale gives its coupon back to central at once, and the code then works
+        in another sale; a sale committed after its product was taken off the basket gives
+        its coupon back too; a used one stays used."""
+        central = phone_central
+        code = coupon_from_phone(central, "04AA000000C006")
+        store, _cred = enrolled(central, tmp_path, "t")
+        service = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 0))
+        try:
+            service.on_message(BasketUpdate("POS-1", "T-1", self.KETTLE, None))
+            service.on_message(CouponPresent("POS-1", "T-1", code))
+            assert held_by(central, code) == "POS-1/T-1"
+            service.on_message(TxnVoid("POS-1", "T-1"))
+            assert held_by(central, code) is None
+            assert phone_store.coupon(store.engine, code) is None
+
+            service.on_message(BasketUpdate("POS-1", "T-2", self.KETTLE, None))
+            assert service.on_message(CouponPresent("POS-1", "T-2", code)).TYPE == "quote"  # type: ignore[union-attr]
+            service.on_message(BasketUpdate("POS-1", "T-2", self.MUG, None))  # kettle off
+            service.on_message(TxnCommit("POS-1", "T-2"))
+            assert held_by(central, code) is None
+
+            service.on_message(BasketUpdate("POS-1", "T-3", self.KETTLE, None))
+            service.on_message(CouponPresent("POS-1", "T-3", code))
+            service.on_message(TxnCommit("POS-1", "T-3"))
+            assert held_by(central, code) == "POS-1/T-3"
+            assert phone_store.coupon(store.engine, code).status == "confirmed"  # type: ignore[union-attr]
+        finally:
+            service.coupons.close()
+            store.close()
+
+    def test_give_back_waits_for_central(self, phone_central: PhoneLive,
+                                         tmp_path: Path) -> None:
+        """A void while central is out of reach keeps the coupon marked to give back; the
+        next sync round gives it back; an offline coupon of a voided sale is never sent."""
+        central = phone_central
+        code = coupon_from_phone(central, "04AA000000C007")
+        store, cred = enrolled(central, tmp_path, "t")
+        ident = store.sync_identity()
+        service = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 0))
+        try:
+            service.on_message(BasketUpdate("POS-1", "T-1", self.KETTLE, None))
+            service.on_message(CouponPresent("POS-1", "T-1", code))
+            store.set_enrollment(server_url=f"http://127.0.0.1:{closed_port()}",
+                                 terminal_id=ident.terminal_id, store_id="S-1",
+                                 credential=cred)
+            service.on_message(BasketUpdate("POS-1", "T-2", self.KETTLE, None))
+            service.on_message(CouponPresent("POS-1", "T-2", "ABCDEFGHJK"))  # offline
+            service.on_message(TxnVoid("POS-1", "T-1"))
+            service.on_message(TxnVoid("POS-1", "T-2"))
+            assert phone_store.coupon(store.engine, code).status == "releasing"  # type: ignore[union-attr]
+            assert phone_store.coupon(store.engine, "ABCDEFGHJK") is None
+            assert held_by(central, code) == "POS-1/T-1"
+            with SyncClient(central.url, cred) as client:
+                report = run_sync(store, client)
+            assert report.ok and report.conflicts == 0
+            assert held_by(central, code) is None
+            assert phone_store.coupon(store.engine, code) is None
+        finally:
+            service.coupons.close()
+            store.close()

@@ -8,7 +8,9 @@ points for engaging on the tag's first genuine phone tap (see ``queries.record_t
 
 ``POST /v1/phone/coupons/redeem``: one conditional update marks a coupon used, so of two
 tills racing with one code exactly one wins; the same (terminal, transaction) asking again
-gets the same answer (a retried request), anyone else a 409 with the reason. A till that
+gets the same answer (a retried request), anyone else a 409 with the reason. A sale that
+took a coupon and did not use it (voided) gives it back with ``/v1/phone/coupons/release``.
+A till that
 names its basket's products (``skus``) has a coupon for another product refused (409)
 without using it. A coupon a terminal accepted while central was unreachable arrives later
 with ``offline``: it is redeemed if it still can be, else central cannot refuse what the
@@ -148,6 +150,21 @@ def redeem_coupon(db: Database, auth: TerminalAuth, code: str, txn_ref: str, *,
     return db.write(tx)
 
 
+def release_coupon(db: Database, auth: TerminalAuth, code: str, txn_ref: str) -> bool:
+    """Give back a coupon this terminal's sale took and did not use (voided, or its product
+    taken off the basket): it can be used again. False when that sale does not hold it
+    (never taken, released already, or another's): nothing changes."""
+
+    def tx(conn: Connection) -> bool:
+        done = conn.execute(update(PhoneCoupon).where(
+            PhoneCoupon.code == code, PhoneCoupon.redeemed_by == auth.terminal_id,
+            PhoneCoupon.redeemed_txn == txn_ref).values(
+            redeemed_at=None, redeemed_by=None, redeemed_txn=None)).rowcount
+        return bool(done)
+
+    return db.write(tx)
+
+
 class LinkCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     uid: Uid
@@ -174,6 +191,16 @@ class RedeemCreate(BaseModel):
     txn_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
     skus: Annotated[list[Sku], Field(max_length=200)] | None = None
     offline: bool = False
+
+
+class ReleaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    code: Annotated[str, StringConstraints(pattern=r"^[2-9A-Z]{10}$")]
+    txn_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ReleasePublic(BaseModel):
+    status: Literal["released", "not_held"]
 
 
 class RedeemPublic(BaseModel):
@@ -209,3 +236,10 @@ async def redeem(body: RedeemCreate, auth: TerminalDep, store: StoreDep) -> Any:
     status = 404 if done.result == "unknown" else 409
     title = "not found" if status == 404 else "conflict"
     return JSONResponse({"error": title, "reason": reason}, status_code=status)
+
+
+@router.post("/v1/phone/coupons/release", response_model=ReleasePublic, responses=_ERRORS)
+async def release(body: ReleaseCreate, auth: TerminalDep, store: StoreDep) -> ReleasePublic:
+    """A coupon this terminal's sale took but did not use is free again (idempotent)."""
+    done = await run_in_threadpool(release_coupon, store, auth, body.code, body.txn_ref)
+    return ReleasePublic(status="released" if done else "not_held")
