@@ -5,6 +5,7 @@ from __future__ import annotations
 from pos_loyalty.server.console.pages import (
     audit,
     auth,
+    catalog,
     held,
     home,
     members,
@@ -14,4 +15,4 @@ from pos_loyalty.server.console.pages import (
 )
 
 ROUTERS = [auth.router, home.router, stores.router, held.router, members.router,
-           users.router, audit.router, reports.router]
+           users.router, audit.router, reports.router, catalog.router]
