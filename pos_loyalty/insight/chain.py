@@ -68,6 +68,29 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 Rows = dict[str, list[tuple[Any, ...]]]
 
+PROGRAM = """\
+# The generated chain's program: what its sales earned and redeemed.
+[program]
+name = "Chain points"
+
+[[rule]]
+id = "base"
+kind = "earn"
+label = "1 pt per 1.00"
+points = 1
+per = 100
+
+[redemption]
+points = 100
+value = 100
+min_points = 100
+max_percent = 100
+
+[expiry]
+mode = "rolling"
+months = 12
+"""
+
 
 @dataclass(frozen=True)
 class ChainSpec:

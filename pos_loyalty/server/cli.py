@@ -758,6 +758,92 @@ def report_reconcile(db_url: str | None, as_json: bool, include_resolved: bool) 
                                    f"store {r.store_id}: {r.detail}"))
 
 
+OWNER_REPORTS = ("customers", "stages", "segments", "lapsed", "nps", "liability", "cost",
+                 "settlement", "tags", "all")
+
+
+def _owner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options: list[Any] = [
+        click.option("--format", "fmt", type=click.Choice(["text", "csv", "html"]),
+                     default="text", show_default=True),
+        click.option("--store", "stores", multiple=True,
+                     help="Only this store (repeat for several)."),
+        click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                     help="First day (default: 364 days before --until)."),
+        click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None,
+                     help="Last day (default: today, UTC)."),
+        click.option("--after", "lapsed_after", type=click.IntRange(1), default=None,
+                     help="lapsed: not seen for more than this many days (default 90)."),
+        click.option("--own-return-rate", type=click.FloatRange(0, 1), default=0.25,
+                     show_default=True, help="cost: share of repeat visits that would "
+                     "happen without the program."),
+        click.option("--limit", type=click.IntRange(1, 100_000), default=200,
+                     show_default=True, help="lapsed: longest call list."),
+        click.option("--lang", type=click.Choice(["en", "he"]), default="en",
+                     show_default=True, help="html: the page's language."),
+        click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+                     default=None, help="Write to this file instead of standard output."),
+        db_option,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def report_owner(name: str, fmt: str, stores: tuple[str, ...], since: datetime | None,
+                 until: datetime | None, lapsed_after: int | None, own_return_rate: float,
+                 limit: int, lang: str, output: Path | None, db_url: str | None) -> None:
+    """The owner's reports over central's sales (see docs/reports.md)."""
+    from pos_loyalty.insight import render
+    from pos_loyalty.server.sales import reports
+
+    opts = reports.Options(since=since.date() if since else None,
+                           until=until.date() if until else None, stores=stores,
+                           lapsed_after_days=lapsed_after, own_return_rate=own_return_rate,
+                           limit=limit)
+    names = reports.NAMES if name == "all" else (name,)
+    with open_central(db_url) as central, cli_errors():
+        built = reports.build_all(central, opts, names)
+    if fmt == "text":
+        out = render.text(built)
+    elif fmt == "csv":
+        out = render.csv_text(built)
+    else:
+        from pos_loyalty.server.console.pages.reports import standalone_html
+
+        out = standalone_html(built, lang)
+    if output is None:
+        click.echo(out, nl=not out.endswith("\n"))
+    else:
+        output.write_text(out, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+OWNER_HELP = {
+    "customers": "Repeat-customer rate, frequency, recency, spend per member, members' share.",
+    "stages": "Members by journey stage (first visit, one-off, repeat, regular, loyal).",
+    "segments": "Members by RFM segment.",
+    "lapsed": "Lapsed regulars as a call list, with last stores and favourite categories.",
+    "nps": "Net Promoter Score over time, per store and product, with comments.",
+    "liability": "Outstanding points, their value, redemption rate and expiry schedule.",
+    "cost": "Program cost against the extra revenue from members, per rule.",
+    "settlement": "Coalition partners' settlement totals.",
+    "tags": "Product tag taps and first-tap rate per product.",
+    "all": "Every owner report in one.",
+}
+
+
+def _register_owner_report(name: str) -> None:
+    @report.command(name, help=OWNER_HELP[name] + " See docs/reports.md.")
+    @_owner_options
+    def command(**kw: Any) -> None:
+        report_owner(name, **kw)
+
+
+for _name in OWNER_REPORTS:
+    _register_owner_report(_name)
+
+
 @admin.group()
 def user() -> None:
     """Console accounts: add the first administrator, list, disable, reset a password."""
@@ -895,7 +981,7 @@ def sim_chain(stores: int, members: int, days: int, seed: int, end: datetime,
     and the demo)."""
     import time
 
-    from pos_loyalty.insight.chain import ChainSpec
+    from pos_loyalty.insight.chain import PROGRAM, ChainSpec
     from pos_loyalty.server.sales.bulk import write_chain
 
     began = time.monotonic()
@@ -903,5 +989,6 @@ def sim_chain(stores: int, members: int, days: int, seed: int, end: datetime,
     with open_central(db_url) as central, cli_errors():
         counts = write_chain(central, spec, lambda c: click.echo(
             f"  {c['members']} members, {c['sales']} sales...", err=True))
+        central.publish_program(PROGRAM, note="sim chain")
     click.echo(f"generated in {time.monotonic() - began:.1f} s: " + ", ".join(
         f"{n} {table}" for table, n in counts.items()))

@@ -28,6 +28,7 @@ from pos_loyalty.web.i18n import N_, Catalogs
 from pos_loyalty.web.pages import Pages
 
 HERE = Path(__file__).resolve().parent
+INSIGHT = HERE.parents[1] / "insight"  # the owner's report pages: templates and catalog
 COOKIE = "pl_console"
 PRE_COOKIE = "pl_console_pre"  # CSRF secret of the sign-in form, before any session
 PREFIX = "/console"
@@ -46,7 +47,8 @@ class Console:
         self.store = store
         self.settings = settings
         self.accounts = ConsoleAccounts(store)
-        self.pages = Pages([HERE / "templates"], Catalogs([HERE / "locale", WEB_LOCALE]),
+        self.pages = Pages([HERE / "templates", INSIGHT / "templates"],
+                           Catalogs([HERE / "locale", INSIGHT / "locale", WEB_LOCALE]),
                            globals={"home_url": f"{PREFIX}/", "money": money})
         self.login_throttle = FailureThrottle(settings.enroll_failures, settings.enroll_window_s)
 

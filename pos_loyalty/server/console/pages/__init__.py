@@ -5,11 +5,13 @@ from __future__ import annotations
 from pos_loyalty.server.console.pages import (
     audit,
     auth,
+    catalog,
     fleet,
     held,
     home,
     members,
     programs,
+    reports,
     stores,
     users,
 )
@@ -25,4 +27,6 @@ ROUTERS = [
     fleet.router,
     users.router,
     audit.router,
+    reports.router,
+    catalog.router,
 ]
