@@ -495,7 +495,7 @@ def cost(db: Database, opts: Options, p: Period) -> Report:
         ("Return on cost", Percent(up.extra_revenue / total_cost if total_cost else 0)),
         ("Average member sale", Money(up.member_basket)),
         ("Average other sale", Money(up.anonymous_basket))],
-        tables=[Table(f"Cost per rule (replay of {rep.sales} of the period's sales)",
+        tables=[Table("Cost per rule (replay of the period's sales)",
                       ("Rule", "Sales", "Points", "Discounts", "Perks", "Cost in replay",
                        "Share", "Share of program cost"), rows, "rules")],
         charts=[Chart("bar", "Cost per rule", [r.rule for r in rep.rules],
@@ -505,7 +505,8 @@ def cost(db: Database, opts: Options, p: Period) -> Report:
                "members' repeat visits at the average other sale, times the share of "
                "returning members above the "
                f"{Percent(opts.own_return_rate)} who would come back anyway; the split per "
-               "rule replays a sample of the period's baskets under the live program."])
+               f"rule replays {rep.sales} of the period's member baskets under the live "
+               "program."])
 
 
 def _sample(db: Database, opts: Options, p: Period) -> list[Any]:
