@@ -259,6 +259,17 @@ class TestOthers:
         r = reports.build(chain, "settlement", OPTS)
         assert not r.tables and "not a coalition" in r.notes[0]
 
+    def test_settlement_of_a_coalition(self, chain: CentralStore) -> None:
+        """S1 issued 10+20+29+40-10 = 89 points and took 25 as money; S2 issued 15. At 100
+        pts = 1.00 and a 2% fee: S1 owes 89 + fee 2 (1.78 rounded), is owed 25: net -66;
+        S2 owes 15, fee 0 (0.30 rounded): net -15."""
+        chain.publish_program(PROGRAM.replace('name = "Test points"', 'name = "Town"')
+                              + '[coalition]\nname = "Town"\nfee = 2\n'
+                              '[[coalition.partners]]\nmerchant_id = "S1"\nname = "One"\n'
+                              '[[coalition.partners]]\nmerchant_id = "S2"\nname = "Two"\n')
+        assert table(chain, "settlement", "partners") == [
+            ("S1", "One", 89, 25, 89, 25, 2, -66), ("S2", "Two", 15, 0, 15, 0, 0, -15)]
+
     def test_tags(self, chain: CentralStore) -> None:
         """3 taps, 2 first taps: 66.7%; SERUM 1 of 2 with an NPS of 100."""
         f = figures(chain, "tags")
