@@ -28,9 +28,11 @@ fixed cut points (:data:`RFM_CUTS`), then named by the first matching row of
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from functools import cache
 from typing import Literal
 
 Stage = Literal["none", "lapsed", "first_visit", "one_off", "repeat", "regular", "loyal"]
@@ -183,6 +185,7 @@ def _meets(cond: str, scores: dict[str, int]) -> bool:
     return True
 
 
+@cache
 def segment_of(r: int, f: int, m: int) -> str:
     scores = {"R": r, "F": f, "M": m}
     return next(name for name, cond in SEGMENTS if _meets(cond, scores))
@@ -191,10 +194,10 @@ def segment_of(r: int, f: int, m: int) -> str:
 def rfm(visits: Sequence[date], spend: int, today: date, period_days: int = 365) -> Rfm | None:
     """RFM of a member on ``today``: ``visits`` sorted days, ``spend`` their net spend in the
     ``period_days`` up to ``today``; None for a member with no visit."""
-    seen = [v for v in visits if v <= today]
+    seen = visits if not visits or visits[-1] <= today else [v for v in visits if v <= today]
     if not seen:
         return None
     recency = (today - seen[-1]).days
-    frequency = sum(1 for v in seen if (today - v).days < period_days)
+    frequency = len(seen) - bisect_left(seen, today - timedelta(days=period_days - 1))
     r, f, m = score_recency(recency), score_frequency(frequency), score_monetary(spend)
     return Rfm(recency, frequency, spend, r, f, m, segment_of(r, f, m))

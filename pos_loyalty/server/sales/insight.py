@@ -75,10 +75,11 @@ def member_insight(db: Database, *, today: date, rules: StageRules = DEFAULT_RUL
     if stores:
         stmt = stmt.where(s.store_id.in_(list(stores)))
     with db.read() as conn:
-        rows = conn.execution_options(stream_results=True, yield_per=20_000).execute(stmt)
+        result = conn.execution_options(stream_results=True, yield_per=20_000).execute(stmt)
         current: str | None = None
         days: list[date] = []
         spend = 0
+        rows = (row for part in result.partitions() for row in part)
         for member_id, raw_day, kind, paid in rows:
             if member_id != current:
                 if days:
