@@ -7,11 +7,13 @@ The methods are written down in docs/reports.md; every figure has a hand-compute
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import median
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import case, func, literal, literal_column, select, text
 
@@ -46,6 +48,7 @@ from pos_loyalty.store.central_models import (
     VisitAnswer,
 )
 
+T = TypeVar("T")
 NAMES = ("customers", "stages", "segments", "lapsed", "nps", "liability", "cost",
          "settlement", "tags")
 REPLAY_SAMPLE = 2000
@@ -95,12 +98,31 @@ def period_of(db: Database, opts: Options) -> Period:
 
 
 class Context:
-    """What several reports of one build share, computed once: every member's insight."""
+    """What several reports of one build share, computed once: every member's insight, the
+    period's revenue, the held points, the replay sample. With a thread pool, the parts that
+    are one long SQL query start at once in the pool (SQLite and PostgreSQL run them while
+    Python folds the member pass: two cores, both busy)."""
 
     def __init__(self, db: Database, opts: Options, p: Period) -> None:
         self.db, self.opts, self.p = db, opts, p
         self._members: list[MemberInsight] | None = None
+        self._parts: dict[str, Future[Any]] = {}
         self.revenue: dict[tuple[str, bool, str], tuple[int, int]] | None = None
+
+    def prefetch(self, pool: Executor, names: Sequence[str]) -> None:
+        """Start the SQL-heavy parts the reports ``names`` will need."""
+        if "liability" in names:
+            self._parts["held"] = pool.submit(held_lots, self.db)
+        if "cost" in names:
+            self._parts["sample"] = pool.submit(_sample_ids, self.db, self.opts, self.p)
+        if "customers" in names or "cost" in names:
+            self._parts["revenue"] = pool.submit(_revenue, self)
+
+    def part(self, name: str, compute: Callable[[], T]) -> T:
+        """A prefetched part's result, or computed now."""
+        started = self._parts.pop(name, None)
+        result: T = started.result() if started is not None else compute()
+        return result
 
     @property
     def members(self) -> list[MemberInsight]:
@@ -184,6 +206,9 @@ def _visits(ctx: Context) -> Visits:
 def _revenue(ctx: Context) -> dict[tuple[str, bool, str], tuple[int, int]]:
     """(month, is member, kind) -> (records, net paid) over the period: one scan of the
     covering time index, shared by the reports of a build."""
+    if ctx.revenue is None and "revenue" in ctx._parts and \
+            threading.current_thread() is threading.main_thread():
+        ctx.revenue = ctx.part("revenue", lambda: _revenue(ctx))
     if ctx.revenue is None:
         db, opts, p = ctx.db, ctx.opts, ctx.p
         s = SaleRecord
@@ -435,7 +460,7 @@ def liability(ctx: Context) -> Report:
         notes.append(f"Points do not expire under {program.name}.")
     else:
         by_month: dict[str, int] = {}
-        for earned_on, pts in held_lots(db):
+        for earned_on, pts in ctx.part("held", lambda: held_lots(db)):
             last = lot_expires(earned_on, program.expiry)
             key = "never" if last is None else f"{last.year:04d}-{last.month:02d}"
             by_month[key] = by_month.get(key, 0) + pts
@@ -507,7 +532,9 @@ def cost(ctx: Context) -> Report:
     other_discounts = max(0, discounts - redeemed_money)
     points_cost = program.rate.liability(pts_earned)
     total_cost = other_discounts + points_cost
-    sample = _sample(db, opts, p)
+    ids = ctx.part("sample", lambda: _sample_ids(db, opts, p))
+    sample = list(central_baskets(db, days=p.days, stores=opts.stores, now=p.hi,
+                                  sale_ids=ids))
     rep = replay(sample, program)
     rule_costs = [r.cost for r in rep.rules]
     rows: list[tuple[Any, ...]] = []
@@ -539,17 +566,15 @@ def cost(ctx: Context) -> Report:
                "program."])
 
 
-def _sample(db: Database, opts: Options, p: Period) -> list[Any]:
-    """The period's member baskets (net of refunds), at most REPLAY_SAMPLE of them: all when
-    there are fewer, else a random sample drawn by the database."""
+def _sample_ids(db: Database, opts: Options, p: Period) -> list[str]:
+    """At most REPLAY_SAMPLE of the period's member sales: all when there are fewer, else a
+    random sample drawn by the database."""
     s = SaleRecord
     stmt = _stores(_in_period(select(s.sale_id).where(
         s.kind == "sale", s.member_id.is_not(None)), s.terminal_time, p), s.store_id, opts)
     with db.read() as conn:
-        ids = list(conn.execute(stmt.order_by(func.random()).limit(REPLAY_SAMPLE))
-                   .scalars())
-    return list(central_baskets(db, days=p.days, stores=opts.stores, now=p.hi,
-                                sale_ids=ids))
+        return [str(x) for x in conn.execute(
+            stmt.order_by(func.random()).limit(REPLAY_SAMPLE)).scalars()]
 
 
 # -- settlement, tags -------------------------------------------------------------------------
@@ -641,7 +666,11 @@ def store_ids(db: Database) -> list[str]:
 
 def build_all(db: Database, opts: Options | None = None,
               names: Sequence[str] = NAMES) -> list[Report]:
-    """Several reports over one shared pass of the members."""
+    """Several reports over one shared pass of the members (long queries in parallel)."""
     opts = opts or Options()
     ctx = Context(db, opts, period_of(db, opts))
-    return [build(db, n, opts, ctx) for n in names]
+    if len(names) == 1:
+        return [build(db, names[0], opts, ctx)]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="report") as pool:
+        ctx.prefetch(pool, names)
+        return [build(db, n, opts, ctx) for n in names]
