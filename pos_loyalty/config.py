@@ -42,6 +42,23 @@ class SunKeys:
 
 
 @dataclass(frozen=True)
+class PhoneTill:
+    """The ``[phone]`` section: what the till does with the customer's phone.
+
+    ``visit_url``: central's public https address up to the visit page (``.../v/``); each
+    member's sale then tells the till a short link to its one question. Reorder coupons
+    taken while central is unreachable: at most ``offline_coupons_per_day`` per terminal
+    and shop day, each ``offline_coupon_percent`` off one unit of the dearest item and at
+    most ``offline_coupon_max`` minor units (0 coupons: none offline).
+    """
+
+    visit_url: str | None = None
+    offline_coupons_per_day: int = 5
+    offline_coupon_percent: int = 10
+    offline_coupon_max: int = 2000
+
+
+@dataclass(frozen=True)
 class TerminalConfig:
     """Everything the terminal daemon needs to start."""
 
@@ -61,6 +78,7 @@ class TerminalConfig:
     sync_interval_s: float = 10.0
     sync_ca_file: str | None = None  # PEM CA(s) to verify central with (else the system's)
     timezone: str = ""  # IANA name of the shop's zone; wins over the program's
+    phone: PhoneTill = PhoneTill()
     source: str = "<defaults>"
     cards_line: int | None = None  # where [cards] issuer_keys is (or would be) in the file
 
@@ -80,6 +98,8 @@ _SECTIONS: dict[str, set[str]] = {
             "product_url"},
     # where central is and the credential come from `pos-loyalty enroll`, kept in the store
     "sync": {"interval_s", "ca_file"},
+    "phone": {"visit_url", "offline_coupons_per_day", "offline_coupon_percent",
+              "offline_coupon_max"},
 }
 
 BAUDRATES = {9600, 19200, 38400, 57600, 115200, 230400}
@@ -141,9 +161,28 @@ def load_config(path: str | Path | None) -> TerminalConfig:
         sync_interval_s=float(sync_interval),
         sync_ca_file=ca_file,
         timezone=timezone,
+        phone=read_phone(doc),
         source=doc.path,
         cards_line=key_line(doc.text, "cards.issuer_keys") or key_line(doc.text, "cards"),
     )
+
+
+def read_phone(doc: TomlDocument) -> PhoneTill:
+    """The [phone] section (defaults when it is missing)."""
+    url = doc.get("phone.visit_url", str, None)
+    if url is not None and (not url.startswith("https://") or len(url) > 200):
+        raise doc.error("phone.visit_url", "must be an https:// address (central's public "
+                        "one, ending before the sale's code, e.g. https://shop.example/v/)")
+    values = {}
+    for key, top in (("offline_coupons_per_day", 1000), ("offline_coupon_percent", 100),
+                     ("offline_coupon_max", 10**9)):
+        value = doc.get(f"phone.{key}", int, getattr(PhoneTill, key))
+        if not 0 <= value <= top:
+            raise doc.error(f"phone.{key}", f"must be a whole number 0..{top}")
+        values[key] = value
+    if values["offline_coupon_percent"] == 0:
+        raise doc.error("phone.offline_coupon_percent", "must be 1..100")
+    return PhoneTill(visit_url=url, **values)
 
 
 def _key_hex(doc: TomlDocument, dotted: str, value: object) -> bytes:

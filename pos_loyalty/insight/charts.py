@@ -53,6 +53,11 @@ def svg(chart: Chart, *, rtl: bool = False) -> str:
         c.add(name, list(reversed(values)) if rtl else values)
     raw = c.render(is_unicode=True)
     out = _COMMENT.sub("", _SCRIPT.sub("", raw))
+    # the browser decodes "&gt;" in an SVG style before it hashes it for the CSP; write the
+    # CSS as it will be read (pygal's CSS holds no "<" or "&" of its own)
+    out = _STYLE.sub(lambda m: m.group(0).replace("&gt;", ">"), out)
+    # the (script-driven) tooltip layer's one style attribute, as a presentation attribute
+    out = out.replace('style="opacity: 0"', 'opacity="0"')
     return out.replace("<svg ", f'<svg role="img" aria-label="{_attr(chart.title)}" ', 1)
 
 

@@ -28,9 +28,11 @@ fixed cut points (:data:`RFM_CUTS`), then named by the first matching row of
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from functools import cache
 from typing import Literal
 
 Stage = Literal["none", "lapsed", "first_visit", "one_off", "repeat", "regular", "loyal"]
@@ -84,33 +86,35 @@ def _run_stage(run: Sequence[date], total: int, rules: StageRules) -> Stage:
     return "repeat"
 
 
-def stage(visits: Sequence[date], today: date, rules: StageRules = DEFAULT_RULES) -> Stage:
-    """The member's stage on ``today`` from their visit days (sorted, distinct; visits
-    after ``today`` are ignored)."""
-    seen = [v for v in visits if v <= today]
-    if not seen:
-        return "none"
-    since = (today - seen[-1]).days
+@dataclass(frozen=True)
+class Profile:
+    """A member on a day: stage, the stage their last visit left them in, lapsed regular."""
+
+    stage: Stage
+    stage_before: Stage
+    lapsed_regular: bool
+    days_since: int | None
+
+
+def profile(visits: Sequence[date], today: date, rules: StageRules = DEFAULT_RULES, *,
+            lapsed_after_days: int | None = None) -> Profile:
+    """The member's stage on ``today`` from their visit days (sorted, distinct; visits after
+    ``today`` are ignored), what it was at their last visit, and whether they are a lapsed
+    regular: regular or loyal at their last visit and not seen for more than
+    ``lapsed_after_days`` (default: the rules' ``lapse_days``)."""
+    if visits and visits[-1] > today:
+        visits = [v for v in visits if v <= today]
+    if not visits:
+        return Profile("none", "none", False, None)
+    before = _run_stage(current_run(visits, rules.lapse_days), len(visits), rules)
+    since = (today - visits[-1]).days
+    now: Stage = before
     if since > rules.lapse_days:
-        return "lapsed"
-    got = _run_stage(current_run(seen, rules.lapse_days), len(seen), rules)
-    if got == "first_visit" and since > rules.one_off_days:
-        return "one_off"
-    return got
-
-
-def stage_at_last_visit(visits: Sequence[date], rules: StageRules = DEFAULT_RULES) -> Stage:
-    """What the member had become by their last visit (what a lapse interrupted)."""
-    return stage(visits, visits[-1], rules) if visits else "none"
-
-
-def lapsed_regular(visits: Sequence[date], today: date, after_days: int,
-                   rules: StageRules = DEFAULT_RULES) -> bool:
-    """Regular or loyal at their last visit, and not seen for more than ``after_days``."""
-    seen = [v for v in visits if v <= today]
-    if not seen or (today - seen[-1]).days <= after_days:
-        return False
-    return stage_at_last_visit(seen, rules) in ("regular", "loyal")
+        now = "lapsed"
+    elif before == "first_visit" and since > rules.one_off_days:
+        now = "one_off"
+    after = rules.lapse_days if lapsed_after_days is None else lapsed_after_days
+    return Profile(now, before, since > after and before in ("regular", "loyal"), since)
 
 
 # -- RFM --------------------------------------------------------------------------------
@@ -181,6 +185,7 @@ def _meets(cond: str, scores: dict[str, int]) -> bool:
     return True
 
 
+@cache
 def segment_of(r: int, f: int, m: int) -> str:
     scores = {"R": r, "F": f, "M": m}
     return next(name for name, cond in SEGMENTS if _meets(cond, scores))
@@ -189,10 +194,10 @@ def segment_of(r: int, f: int, m: int) -> str:
 def rfm(visits: Sequence[date], spend: int, today: date, period_days: int = 365) -> Rfm | None:
     """RFM of a member on ``today``: ``visits`` sorted days, ``spend`` their net spend in the
     ``period_days`` up to ``today``; None for a member with no visit."""
-    seen = [v for v in visits if v <= today]
+    seen = visits if not visits or visits[-1] <= today else [v for v in visits if v <= today]
     if not seen:
         return None
     recency = (today - seen[-1]).days
-    frequency = sum(1 for v in seen if (today - v).days < period_days)
+    frequency = len(seen) - bisect_left(seen, today - timedelta(days=period_days - 1))
     r, f, m = score_recency(recency), score_frequency(frequency), score_monetary(spend)
     return Rfm(recency, frequency, spend, r, f, m, segment_of(r, f, m))

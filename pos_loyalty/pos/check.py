@@ -29,6 +29,8 @@ from pos_loyalty.pos.messages import decode_message, encode_message, message_fro
 
 Status = Literal["PASS", "FAIL", "SKIP"]
 CHECK_ID = "POS-CHECK"
+CHECK_COUPON = "CHECK23456"
+"""The coupon code the checker asks the cashier to present (any till that takes codes)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ class ConformanceChecker:
         self._frame_checks(w)
         self._sale_checks(w)
         self._binding_checks(w)
+        self._phone_checks(w)
         self._result("sends only well-formed frames", not w.damaged,
                      "; ".join(sorted(set(w.damaged)))[:300])
 
@@ -404,6 +407,55 @@ class ConformanceChecker:
                      "" if cancelled or not redeemed else "no redeem.request with points 0")
         self._result("takes a member off with basket.update member_id null (6.4)",
                      taken_off or None, "" if taken_off else "not seen")
+
+    # -- product tags, coupons, the receipt's link (section 6.5) --------------------------
+
+    def _phone_checks(self, w: _Wire) -> None:
+        """A product tap notice is taken; the cashier presents a coupon code on a sale and
+        commits it; points.awarded with the receipt's visit link is taken."""
+        ok = self._send_message(w, {
+            "type": "product.tapped", "uid": "04C0FFEE0000AA", "sku": f"{CHECK_ID}-ITEM",
+            "linked": False, "member_id": None, "pos_id": None, "txn_id": None,
+            "text": "conformance check, please ignore"})
+        self._result("ACKs product.tapped (6.5)", ok)
+        wait = self.sale_wait
+        self.say(f"present the coupon code {CHECK_COUPON} on a sale (add an item first), "
+                 f"then commit the sale, waiting up to {wait:g} s ...")
+        presented: bool | None = None
+        awarded: bool | None = None
+        detail = "no coupon.present"
+        for _ in range(10):
+            msg = self._next_request(w, wait)
+            if msg is None:
+                break
+            mtype = msg["type"]
+            if mtype == "error":
+                continue  # a till before 6.5 may call product.tapped invalid
+            if mtype == "coupon.present":
+                presented = msg["code"] == CHECK_COUPON
+                detail = f"code {msg['code']!r}"
+                quote = self._quote(msg, None)
+                quote["lines"] = [{"program": CHECK_ID, "kind": "discount", "value": 0,
+                                   "text": f"coupon {msg['code']}: conformance check"}]
+                self._send_message(w, quote)
+            elif mtype == "txn.commit":
+                awarded = self._send_message(w, {
+                    "type": "points.awarded", "pos_id": msg["pos_id"],
+                    "txn_id": msg["txn_id"], "member_id": None, "points": 0,
+                    "balance_before": None, "balance_after": None, "repeated": False,
+                    "visit_url": "https://shop.example/v/0193f1c2a4b87d3e9c1f5a2b3c4d5e6f"})
+                break
+            elif mtype in ("basket.update", "redeem.request"):
+                self._send_message(w, self._quote(msg, None))
+            else:
+                self._send_message(w, {"type": "txn.status", "pos_id": msg["pos_id"],
+                                       "txn_id": msg["txn_id"], "state": "unknown",
+                                       "points": 0, "balance_after": None})
+        self._result("presents a coupon code with coupon.present (6.5)", presented,
+                     detail if presented is not None else "not seen (a till without "
+                     "coupons)")
+        self._result("ACKs points.awarded carrying a visit_url (6.5)", awarded,
+                     "" if awarded is not None else "no commit")
 
     def _message(self, frame: Frame) -> dict[str, Any] | None:
         try:

@@ -18,7 +18,7 @@ from typing import Any
 from pos_loyalty.errors import LoyaltyError, SerialLinkError
 from pos_loyalty.pos.till import SimulatedTill
 
-UNPROMPTED = {"member.identified", "member.unknown", "card.refused"}
+UNPROMPTED = {"member.identified", "member.unknown", "card.refused", "product.tapped"}
 
 HELP = """\
 commands (one per line, # for comments):
@@ -31,6 +31,8 @@ commands (one per line, # for comments):
                                  none takes the member off; the basket is sent again
   redeem POINTS                  redeem points on the current sale (0 cancels)
   unredeem                       cancel the redemption on the current sale
+  coupon CODE                    the customer's reorder coupon (from a product tag's
+                                 page) on the current sale: checked with central, once
   commit                         commit the current sale (the next line starts a new one)
   void [TXN]                     void a sale (default: current)
   refund TXN REFUND_ID SKU:QTY...  refund lines of a committed sale
@@ -82,6 +84,8 @@ def describe(msg: dict[str, Any]) -> str:
         return f"unknown card {msg['card_id']}: {msg['reason']}"
     if t == "card.refused":
         return f"card refused ({msg['uid']}): {msg['reason']}"
+    if t == "product.tapped":
+        return f"product {msg['sku']} ({msg['uid']}): {msg['text']}"
     if t == "quote":
         lines = "".join(f"\n     {ln['kind']:8} {ln['value']:>7}  {ln['text']}"
                         for ln in msg["lines"])
@@ -93,7 +97,8 @@ def describe(msg: dict[str, Any]) -> str:
         rep = " (repeated, nothing changed)" if msg["repeated"] else ""
         balance = ("no member" if msg["balance_after"] is None else
                    f"balance {msg['balance_before']} -> {msg['balance_after']}")
-        return f"points {msg['txn_id']}: {msg['points']:+d}, {balance}{rep}"
+        visit = f"\n     receipt link: {msg['visit_url']}" if msg.get("visit_url") else ""
+        return f"points {msg['txn_id']}: {msg['points']:+d}, {balance}{rep}{visit}"
     if t == "txn.status":
         return (f"status {msg['txn_id']}: {msg['state']}, points {msg['points']}, "
                 f"balance {msg['balance_after']}")
@@ -273,6 +278,11 @@ class TillConsole:
 
     def _cmd_unredeem(self, args: list[str]) -> None:
         self._cmd_redeem(["0"])
+
+    def _cmd_coupon(self, args: list[str]) -> None:
+        code = args[0].upper()
+        self.out(f"-> coupon {code} on {self.txn_id}")
+        self._reply(self.till.present_coupon(self.txn_id, code))
 
     def _cmd_commit(self, args: list[str]) -> None:
         member_id = self.member["member_id"] if self.member else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Final, Literal, TypeVar
@@ -152,6 +153,21 @@ def _program_tag(v: Any, path: str) -> None:
         raise _Invalid(path, "must have exactly the fields name and version")
     _TEXT(v["name"], f"{path}.name")
     _opt(_int(1, MAX_POINTS))(v["version"], f"{path}.version")
+
+
+_COUPON_RE: Final = re.compile(r"[2-9A-Z]{10}")
+"""A product tag's reorder coupon code as the phone page shows it (no 0/O, 1/I)."""
+
+
+def _coupon_code(v: Any, path: str) -> None:
+    if not isinstance(v, str) or not _COUPON_RE.fullmatch(v):
+        raise _Invalid(path, "must be 10 characters of 2-9 and A-Z (a coupon code)")
+
+
+def _https_url(v: Any, path: str) -> None:
+    _str()(v, path)
+    if not v.startswith("https://"):
+        raise _Invalid(path, "must be an https:// URL")
 
 
 def _member_binding(v: Any, path: str) -> None:
@@ -346,6 +362,26 @@ class CardRefused(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class ProductTapped(Message):
+    """A genuine product tag (our signed NTAG21x or NTAG 424 DNA SUN) was tapped: linked to
+    the member of the open sale ``pos_id``/``txn_id`` (``linked`` true), or not, with
+    ``text`` saying why, for the cashier. Never an error: a product tag is no member card."""
+
+    uid: str
+    sku: str
+    linked: bool
+    member_id: str | None
+    pos_id: str | None
+    txn_id: str | None
+    text: str
+    TYPE: ClassVar[str] = "product.tapped"
+    SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
+    CHECKS: ClassVar[Mapping[str, Check]] = {
+        "uid": _IDENT, "sku": _IDENT, "linked": _bool, "member_id": _opt(_IDENT),
+        "pos_id": _opt(_IDENT), "txn_id": _opt(_IDENT), "text": _str(nonempty=True)}
+
+
+@dataclass(frozen=True, slots=True)
 class QuoteReply(Message):
     """The answer to basket.update and redeem.request, for ``member_id`` (None: nobody)."""
 
@@ -384,12 +420,16 @@ class PointsAwarded(Message):
     balance_after: int | None
     repeated: bool
     deducted: int | None = None
+    visit_url: str | None = None
+    """A member's sale (not a refund): the https short link to the one question about this
+    visit, for the receipt or a QR code (optional: only when central's address is set)."""
     TYPE: ClassVar[str] = "points.awarded"
     SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
-    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"deducted"})
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"deducted", "visit_url"})
     CHECKS: ClassVar[Mapping[str, Check]] = {
         **_TXN, "member_id": _opt(_IDENT), "points": _INT, "balance_before": _opt(_INT),
-        "balance_after": _opt(_INT), "repeated": _bool, "deducted": _opt(_INT)}
+        "balance_after": _opt(_INT), "repeated": _bool, "deducted": _opt(_INT),
+        "visit_url": _opt(_https_url)}
 
 
 TxnState = Literal["unknown", "open", "committed", "voided", "refunded"]
@@ -458,6 +498,19 @@ class RedeemRequest(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class CouponPresent(Message):
+    """The customer shows a product tag's reorder coupon (from the phone page) for an open
+    sale: the terminal confirms it with central, once chain-wide, and quotes again."""
+
+    pos_id: str
+    txn_id: str
+    code: str
+    TYPE: ClassVar[str] = "coupon.present"
+    SENDERS: ClassVar[frozenset[Role]] = _TILL
+    CHECKS: ClassVar[Mapping[str, Check]] = {**_TXN, "code": _coupon_code}
+
+
+@dataclass(frozen=True, slots=True)
 class TxnCommit(Message):
     """The sale is paid: award its points (once, however often it is repeated)."""
 
@@ -505,24 +558,25 @@ class TxnStatusRequest(Message):
     CHECKS: ClassVar[Mapping[str, Check]] = _TXN
 
 
-TillRequest = BasketUpdate | RedeemRequest | TxnCommit | TxnVoid | RefundRequest | \
-    TxnStatusRequest
+TillRequest = BasketUpdate | RedeemRequest | CouponPresent | TxnCommit | TxnVoid | \
+    RefundRequest | TxnStatusRequest
 TerminalReply = QuoteReply | PointsAwarded | TxnStatus | Error
-TerminalNotice = MemberIdentified | MemberUnknown | CardRefused
+TerminalNotice = MemberIdentified | MemberUnknown | CardRefused | ProductTapped
 
 TERMINAL_MESSAGES: Final[dict[str, type[Message]]] = {
-    cls.TYPE: cls for cls in (MemberIdentified, MemberUnknown, CardRefused, QuoteReply,
-                              PointsAwarded, TxnStatus, Error)}
+    cls.TYPE: cls for cls in (MemberIdentified, MemberUnknown, CardRefused, ProductTapped,
+                              QuoteReply, PointsAwarded, TxnStatus, Error)}
 """Messages the terminal sends to the till, by type."""
 
 TILL_MESSAGES: Final[dict[str, type[Message]]] = {
-    cls.TYPE: cls for cls in (BasketUpdate, RedeemRequest, TxnCommit, TxnVoid, RefundRequest,
-                              TxnStatusRequest, Error)}
+    cls.TYPE: cls for cls in (BasketUpdate, RedeemRequest, CouponPresent, TxnCommit, TxnVoid,
+                              RefundRequest, TxnStatusRequest, Error)}
 """Messages the till sends to the terminal, by type (every request names pos_id, txn_id)."""
 
 REPLIES: Final[dict[str, frozenset[str]]] = {
     "basket.update": frozenset({"quote", "error"}),
     "redeem.request": frozenset({"quote", "error"}),
+    "coupon.present": frozenset({"quote", "error"}),
     "txn.commit": frozenset({"points.awarded", "error"}),
     "txn.void": frozenset({"txn.status", "error"}),
     "refund": frozenset({"points.awarded", "error"}),
@@ -584,9 +638,9 @@ def encode_message(message: Message, sender: Role) -> bytes:
 
 __all__ = [
     "REPLIES", "TERMINAL_MESSAGES", "TILL_MESSAGES", "UNSET", "BasketItem", "BasketUpdate",
-    "CardRefused", "Error", "MemberIdentified", "MemberUnknown", "Message", "PointsAwarded",
-    "QuoteItem", "QuoteReply", "RedeemRequest", "RefundRequest", "ReturnItem", "Role",
-    "TerminalNotice", "TerminalReply", "TillRequest", "TxnCommit", "TxnStatus",
-    "TxnStatusRequest", "TxnVoid", "Unset", "decode_message", "encode_message",
-    "message_from_dict", "schema_for",
+    "CardRefused", "CouponPresent", "Error", "MemberIdentified", "MemberUnknown", "Message",
+    "PointsAwarded", "ProductTapped", "QuoteItem", "QuoteReply", "RedeemRequest",
+    "RefundRequest", "ReturnItem", "Role", "TerminalNotice", "TerminalReply", "TillRequest",
+    "TxnCommit", "TxnStatus", "TxnStatusRequest", "TxnVoid", "Unset", "decode_message",
+    "encode_message", "message_from_dict", "schema_for",
 ]

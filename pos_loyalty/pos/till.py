@@ -144,6 +144,10 @@ class SimulatedTill:
         """redeem.request -> the new quote; 0 points cancels the redemption."""
         return self._txn("redeem.request", txn_id, points=points)
 
+    def present_coupon(self, txn_id: str, code: str) -> dict[str, Any]:
+        """coupon.present -> the quote with the coupon's line (or error, saying why)."""
+        return self._txn("coupon.present", txn_id, code=code)
+
     def commit(self, txn_id: str) -> dict[str, Any]:
         """txn.commit -> points.awarded (or error); repeating it returns the same answer."""
         return self._txn("txn.commit", txn_id)

@@ -11,6 +11,7 @@ from pos_loyalty.rules.game import DrawResult, draw, seed_commitment, verify_dra
 from pos_loyalty.rules.model import (
     Basket,
     BasketLine,
+    ConfirmedCoupon,
     Credit,
     LedgerEntry,
     LineEffect,
@@ -52,6 +53,7 @@ __all__ = [
     "DEFAULT_PROGRAM",
     "Basket",
     "BasketLine",
+    "ConfirmedCoupon",
     "Credit",
     "Difference",
     "DrawResult",

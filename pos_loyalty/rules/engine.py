@@ -267,6 +267,30 @@ def _discount(rule: Rule, sale: Sale, amt: list[int], idx: list[int]) -> Applied
     return rule.discount(sale, amt, idx, sub)
 
 
+def tag_coupons(sale: Sale, program: Program) -> None:
+    """Product tag coupons confirmed for the sale: each takes its percent off one unit of
+    its product (offline: of the dearest unit), after the program's own discounts and
+    outside their cap (the coupon was promised by the phone page and is already used)."""
+    n = len(sale.lines)
+    for c in sale.basket.coupons:
+        units = [(sale.rem[i] // sale.lines[i].qty, -i) for i in range(n)
+                 if (c.sku is None or sale.sku_of[i] == c.sku) and sale.rem[i] > 0]
+        if not units:
+            continue
+        unit, neg_i = max(units)
+        i = -neg_i
+        value = half_up(unit * c.percent, 100)
+        if c.max_value is not None:
+            value = min(value, c.max_value)
+        if value <= 0:
+            continue
+        sale.rem[i] -= value
+        label = f"coupon {c.code}: {c.percent}% off one {sale.sku_of[i]}"
+        sale.qlines.append(QuoteLine(program.name, "discount", value,
+                                     f"{label}: -{money(value)}", f"coupon:{c.code}",
+                                     label=label))
+
+
 # -- 3. redemption ----------------------------------------------------------------------
 
 
@@ -352,8 +376,8 @@ def settling(sale: Sale, program: Program) -> None:
         rule.settle(sale)
 
 
-STAGES: tuple[Stage, ...] = (choose, discounts, redemption, earning, multipliers, rewards,
-                             settling)
+STAGES: tuple[Stage, ...] = (choose, discounts, tag_coupons, redemption, earning,
+                             multipliers, rewards, settling)
 """The quote's stages, in order."""
 
 

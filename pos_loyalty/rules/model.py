@@ -54,16 +54,36 @@ class BasketLine:
 
 
 @dataclass(frozen=True)
+class ConfirmedCoupon:
+    """A product tag's reorder coupon the terminal has already taken for this sale (central
+    marked it used, or the offline bounds let it through): ``percent`` off one unit of
+    ``sku`` (None: of the dearest item, as offline), at most ``max_value`` minor units."""
+
+    code: str
+    percent: int
+    sku: str | None = None
+    max_value: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.percent <= 100:
+            raise RulesError(f"coupon {self.code}: percent must be 1..100, got {self.percent}")
+        if self.max_value is not None and self.max_value < 0:
+            raise RulesError(f"coupon {self.code}: max_value must not be negative")
+
+
+@dataclass(frozen=True)
 class Basket:
     """What the till is about to sell, as the till sent it.
 
     ``redeem_points`` is what the till asked to redeem (``redeem.request``); the engine
-    grants at most what the program allows and says why in the quote.
+    grants at most what the program allows and says why in the quote. ``coupons`` are
+    product tag coupons already confirmed for this sale (the engine only applies them).
     """
 
     lines: tuple[BasketLine, ...]
     merchant_id: str = ""
     redeem_points: int = 0
+    coupons: tuple[ConfirmedCoupon, ...] = ()
 
     def __post_init__(self) -> None:
         if self.redeem_points < 0:

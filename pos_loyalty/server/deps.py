@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -49,24 +50,36 @@ TerminalDep = Annotated[TerminalAuth, Depends(current_terminal)]
 
 
 def require_admin(
+    request: Request,
     settings: SettingsDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> str:
-    """The admin API's caller: ``Authorization: Bearer <POS_LOYALTY_ADMIN_TOKEN>``.
+) -> Iterator[str]:
+    """The admin API's caller: ``Authorization: Bearer <POS_LOYALTY_ADMIN_TOKEN>``, or a
+    signed-in console user's session cookie (roles as in the console; see
+    :func:`pos_loyalty.server.console.web.api_caller`).
 
-    Returns who it is, for the audit trail of the changes it makes. With no token
-    configured the admin API is off (403): there is no default key. The console's
-    per-user sessions and roles replace this dependency.
+    Yields who it is. A change a console user made is written to the audit log once the
+    route has done it. With no token configured, token access is off (403): there is no
+    default key.
     """
-    if not settings.admin_token:
-        raise AuthError("the admin API is off: set POS_LOYALTY_ADMIN_TOKEN on the server",
-                        status=403)
+    from pos_loyalty.server.console.web import api_caller, audit_api
+
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
+    if settings.admin_token and scheme.lower() == "bearer" and hmac.compare_digest(
             hashlib.sha256(token.strip().encode()).digest(),
             hashlib.sha256(settings.admin_token.encode()).digest()):
-        raise AuthError("invalid or missing admin token")
-    return "admin-token"
+        yield "admin-token"
+        return
+    principal = None if authorization else api_caller(request)
+    if principal is not None:
+        yield principal.username
+        if request.method not in ("GET", "HEAD"):
+            audit_api(request, principal)
+        return
+    if not settings.admin_token:
+        raise AuthError("the admin API is off: set POS_LOYALTY_ADMIN_TOKEN on the server "
+                        "or sign in to the console", status=403)
+    raise AuthError("invalid or missing admin token")
 
 
 AdminDep = Annotated[str, Depends(require_admin)]

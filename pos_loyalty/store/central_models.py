@@ -495,9 +495,13 @@ class SaleRecord(CentralBase):
     __table_args__ = (
         UniqueConstraint("terminal_id", "pos_id", "txn_id", "kind", "refund_id",
                          name="uq_sales_key"),
-        Index("ix_sales_time", "terminal_time"),
+        # covers the reports' scans of a period (no table lookup per sale)
+        Index("ix_sales_time", "terminal_time", "kind", "store_id", "member_id",
+              "paid_total"),
         Index("ix_sales_store_time", "store_id", "terminal_time"),
-        Index("ix_sales_member_time", "member_id", "terminal_time"),
+        # covers the member pass of the reports (kind, store and money read from the index)
+        Index("ix_sales_member_time", "member_id", "terminal_time", "kind", "store_id",
+              "paid_total"),
     )
 
     sale_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUIDv7 by central

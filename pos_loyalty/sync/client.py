@@ -24,6 +24,7 @@ from pos_loyalty.errors import SyncError
 from pos_loyalty.store import offers, sun_counters
 from pos_loyalty.store.entities import NAMES as ENTITIES
 from pos_loyalty.store.local import LocalStore, PendingEvent
+from pos_loyalty.sync.phone import push_phone
 from pos_loyalty.sync.policy import offset_sample_ms, smooth_offset_ms
 from pos_loyalty.sync.sales import push_sales
 
@@ -59,6 +60,7 @@ class SyncClient:
 
     def __init__(self, base_url: str, credential: str | None = None, *,
                  timeout: float = 30.0, ca_file: str | None = None) -> None:
+        """``timeout`` bounds each request; connecting takes at most 5 s of it."""
         headers = {"Authorization": f"Bearer {credential}"} if credential else {}
         self.base_url = base_url.rstrip("/")
         verify = tls_context(ca_file) if self.base_url.startswith("https://") else True
@@ -67,7 +69,7 @@ class SyncClient:
         transport = httpx.HTTPTransport(verify=verify, socket_options=[
             (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self._http = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
-                                  timeout=httpx.Timeout(timeout, connect=5.0))
+                                  timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)))
         self.last_offset_sample: int | None = None
 
     def close(self) -> None:
@@ -146,6 +148,18 @@ class SyncClient:
         return self._call("POST", "/v1/offers/uses", json={"uses": [
             {"issue_id": u.issue_id, "txn_ref": u.txn_ref, "used_at": u.used_at.isoformat(),
              "discount": u.discount} for u in uses]})
+
+    def push_links(self, links: list[dict[str, str]]) -> dict[str, Any]:
+        """Product tags linked to buyers at this terminal (``/v1/phone/links``)."""
+        return self._call("POST", "/v1/phone/links", json={"links": links})
+
+    def redeem_coupon(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Use a product tag's reorder coupon (``/v1/phone/coupons/redeem``)."""
+        return self._call("POST", "/v1/phone/coupons/redeem", json=body)
+
+    def release_coupon(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Give back a coupon a sale took and did not use (``/v1/phone/coupons/release``)."""
+        return self._call("POST", "/v1/phone/coupons/release", json=body)
 
     def horizon(self, *, counts: bool = False) -> dict[str, Any]:
         return self._call("GET", "/v1/sync/horizon", params={"counts": counts})
@@ -266,6 +280,10 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
     push_sun_counters(store, client)
     push_sales(store, client, report)
     push_offer_uses(store, client, report)
+    for problem in push_phone(store.engine, client):  # tag links, offline coupons
+        report.conflicts += 1
+        if len(report.problems) < 100:
+            report.problems.append(problem)
     hz = client.horizon(counts=progress is not None)
     until = int(hz["until"])
     totals: dict[str, int] = hz.get("counts") or {}

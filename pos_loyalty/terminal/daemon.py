@@ -127,7 +127,8 @@ class TerminalDaemon:
                                    config.sync_interval_s, ca_file=config.sync_ca_file,
                                    status=self._status)
         self.service = TerminalService(self.store, program,
-                                       legacy_uid_redeem=config.legacy_uid_redeem)
+                                       legacy_uid_redeem=config.legacy_uid_redeem,
+                                       phone=config.phone, ca_file=config.sync_ca_file)
         # the program central published for this store, once pulled, replaces the file's
         self._next_follow = 0.0
         self.programs = ProgramFollower(self.store, ActiveProgram(
@@ -275,6 +276,7 @@ class TerminalDaemon:
                 self.sync.stop()
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
+            self.service.coupons.close()
             self.sun_counters.close()
             self.store.close()
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
+from pos_loyalty.config import PhoneTill
 from pos_loyalty.errors import LoyaltyError, RulesError, StoreError
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.pos.messages import (
@@ -27,11 +28,13 @@ from pos_loyalty.pos.messages import (
     UNSET,
     BasketUpdate,
     CardRefused,
+    CouponPresent,
     Error,
     MemberIdentified,
     MemberUnknown,
     Message,
     PointsAwarded,
+    ProductTapped,
     QuoteItem,
     QuoteReply,
     RedeemRequest,
@@ -66,6 +69,7 @@ from pos_loyalty.store import (
 )
 from pos_loyalty.store.offers import HeldOffer
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
+from pos_loyalty.terminal.coupons import CouponDesk
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
 from pos_loyalty.terminal.hints import CashierHints
 from pos_loyalty.terminal.offers import offer_uses, quote_view
@@ -77,6 +81,8 @@ from pos_loyalty.terminal.session import (
     Tapped,
     TillSession,
 )
+from pos_loyalty.terminal.tags import TagDesk
+from pos_loyalty.terminal.visit import visit_link
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,7 @@ class TerminalService:
         self, store: LocalStore, program: Program = DEFAULT_PROGRAM, *,
         clock: Callable[[], datetime] = _utcnow,
         offline_policy: OfflinePolicy | None = None, legacy_uid_redeem: bool = False,
+        phone: PhoneTill | None = None, ca_file: str | None = None,
     ) -> None:
         self.store = store
         # members last identified by a tap that proved nothing (a legacy UID-only card):
@@ -128,6 +135,11 @@ class TerminalService:
         self._held_offers: dict[str, tuple[HeldOffer, ...]] = {}  # as the last quote saw
         self.hints = CashierHints(store.engine)  # the cashier's line at a tap
         self.open_sales = OpenSales(store.engine)
+        self.phone = phone or PhoneTill()
+        self.tags = TagDesk(store, lambda: self.clock())
+        self.coupons = CouponDesk(store, lambda: self.clock(),
+                                  lambda now: self.program.local(_utc(now)).date(),
+                                  self.phone, ca_file=ca_file)
         self._restore_open_sales()
 
     def _restore_open_sales(self) -> None:
@@ -190,6 +202,8 @@ class TerminalService:
                      reply.member_id, reply.balance)
         elif isinstance(reply, CardRefused):
             log.info("tap: card %s refused: %s", tap.card_id or tap.uid, reply.reason)
+        elif isinstance(reply, ProductTapped):
+            log.info("tap: product tag %s: %s", reply.uid, reply.text)
         else:
             log.info("tap: card %s unknown: %s", reply.card_id, reply.reason)
 
@@ -198,7 +212,7 @@ class TerminalService:
         if tap.kind == "refused":
             return CardRefused(tap.uid, tap.reason or "card not accepted")
         if tap.kind == "product":
-            return CardRefused(tap.uid, "this is a product tag, not a member card")
+            return self.tags.on_product(tap, self.session)
         try:
             member = self._lookup(tap)
         except StoreError as exc:
@@ -258,6 +272,8 @@ class TerminalService:
                     return self._on_basket(msg)
                 case RedeemRequest():
                     return self._on_redeem(msg)
+                case CouponPresent():
+                    return self._on_coupon(msg)
                 case TxnCommit():
                     return self._on_commit(msg)
                 case TxnVoid():
@@ -301,7 +317,8 @@ class TerminalService:
 
     def _quote_txn(self, txn: OpenTxn, view: MemberView, now: datetime) -> Quote:
         assert txn.basket is not None
-        basket = replace(txn.basket, redeem_points=txn.redeem_points)
+        basket = replace(txn.basket, redeem_points=txn.redeem_points,
+                         coupons=self.coupons.for_txn(txn.pos_id, txn.txn_id))
         got = quote(view, basket, _utc(now), self.program)
         if txn.member is None:  # nobody earns: quote no points rather than award none
             got = replace(got, lines=tuple(ln for ln in got.lines if ln.kind != "points"),
@@ -335,7 +352,7 @@ class TerminalService:
         self._keep(txn, reply)
         return reply
 
-    def _open(self, msg: RedeemRequest, what: str) -> OpenTxn:
+    def _open(self, msg: RedeemRequest | CouponPresent, what: str) -> OpenTxn:
         pos_id, txn_id = msg.pos_id, msg.txn_id
         self._refuse_if_committed(pos_id, txn_id)
         txn = self.session.find(pos_id, txn_id)
@@ -373,6 +390,18 @@ class TerminalService:
             raise Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
         self._check_offline(self.store.redeem_facts(view.member_id), decision.points, now)
         txn.redeem_points = requested
+        txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
+        reply = self._quote_message(txn)
+        self._keep(txn, reply)
+        return reply
+
+    def _on_coupon(self, msg: CouponPresent) -> QuoteReply:
+        """A product tag's coupon for the sale: taken once (terminal/coupons.py), then the
+        sale is quoted again with it."""
+        txn = self._open(msg, "presenting a coupon")
+        self.coupons.present(txn, msg.code)
+        now = self.clock()
+        view = self._view(txn)
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
         reply = self._quote_message(txn)
         self._keep(txn, reply)
@@ -419,8 +448,8 @@ class TerminalService:
         pos_id, txn_id = msg.pos_id, msg.txn_id
         prior = self.store.find_sale(pos_id, txn_id)
         if prior is not None:
-            return self._awarded(pos_id, txn_id, prior.member_id, prior.points,
-                                 prior.balance_after, True)
+            return self._with_visit(self._awarded(pos_id, txn_id, prior.member_id,
+                                                  prior.points, prior.balance_after, True))
         txn = self.session.find(pos_id, txn_id)
         if txn is not None and txn.basket is not None and txn.quote is None:
             raise Refused("refused", f"the terminal restarted and the points of sale {txn_id} "
@@ -461,10 +490,28 @@ class TerminalService:
                 check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now))
         self.session.close(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
+        self._settle_coupons(pos_id, txn_id, sale)
         log.info("commit %s/%s: %+d pts to %s, balance %s", pos_id, txn_id, result.points,
                  txn.member or "no member", result.balance_after if txn.member else "-")
-        return self._awarded(pos_id, txn_id, result.member_id, result.points,
-                             result.balance_after, result.repeated)
+        return self._with_visit(self._awarded(pos_id, txn_id, result.member_id,
+                                              result.points, result.balance_after,
+                                              result.repeated))
+
+    def _settle_coupons(self, pos_id: str, txn_id: str, sale: Quote | None) -> None:
+        """A sale over (``sale`` None: voided) gives back the coupons it did not use; the
+        sale stands whatever happens here (a failure is retried by the sync round)."""
+        used = {ln.rule.removeprefix("coupon:") for ln in sale.lines
+                if ln.rule.startswith("coupon:")} if sale is not None else set()
+        try:
+            self.coupons.settle(pos_id, txn_id, used)
+        except StoreError as exc:
+            log.error("coupons of %s/%s not settled: %s", pos_id, txn_id, exc)
+
+    def _with_visit(self, awarded: PointsAwarded) -> PointsAwarded:
+        """A member's sale: points.awarded with the receipt's visit link (terminal/visit.py)."""
+        url = visit_link(self.store, self.phone.visit_url, awarded.pos_id, awarded.txn_id,
+                         awarded.member_id)
+        return awarded if url is None else replace(awarded, visit_url=url)
 
     def _on_void(self, msg: TxnVoid) -> TxnStatus | Error:
         pos_id, txn_id = msg.pos_id, msg.txn_id
@@ -478,6 +525,7 @@ class TerminalService:
             sale_outbox.record_void(self.store.engine, sale_outbox.void_body(
                 pos_id=pos_id, txn_id=txn_id, member_id=voided.member_id if voided else None,
                 basket=open_txn.basket, now=self.clock()), self.clock())
+        self._settle_coupons(pos_id, txn_id, None)
         log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
         return TxnStatus(pos_id, txn_id, "voided" if voided is not None else "unknown", 0,
                          voided.balance if voided is not None else None)

@@ -7,6 +7,11 @@ POS_LOYALTY_REQUIRE_BROWSER=1 (CI), where that is a failure.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +19,15 @@ from typing import Any
 
 import pytest
 
+from pos_loyalty.nfc.sim.cards import member_card
+from pos_loyalty.nfc.sim.emulator import TagEmulator
+from pos_loyalty.pos.pty import PtyBridge
+from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.console.accounts import ConsoleAccounts
-from pos_loyalty.sync.client import SyncClient
+from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.web import csrf
-from tests.conftest import REPO
+from tests.conftest import REPO, Central, TerminalFactory
 from tests.console.conftest import PASSWORD
 
 ARTIFACTS = REPO / "tests" / ".artifacts" / "console"
@@ -173,4 +182,150 @@ class TestHebrew:
         box = nav.bounding_box()
         assert box is not None and box["x"] > DESKTOP["width"] / 2  # starts on the right
         _shot(page, "home-hebrew")
+        ctx.close()
+
+
+TRIPLE = '[program]\nname = "Triple"\n\n[[rule]]\nid = "base"\nkind = "earn"\n' \
+         'label = "3 pts per 1.00"\npoints = 3\nper = 100\n'
+BASKET = [{"sku": "A", "qty": 1, "unit_price": 1000, "category": "x"}]
+
+
+def _quote(till: SimulatedTill, rf: TagEmulator, txn: str) -> dict[str, Any]:
+    """Tap member card C-1 at the running daemon, send a basket of 10.00: its quote."""
+    rf.present(member_card("C-1"))
+    got = till.next_message({"member.identified", "member.unknown", "card.refused"},
+                            timeout=20)
+    assert got["type"] == "member.identified", got
+    rf.remove()
+    return till.send_basket(txn, BASKET)
+
+
+class TestProgramRollout:
+    def test_admin_publishes_a_program_after_its_dry_run_and_the_till_quotes_it(
+            self, browser: Any, live: Live, tmp_path: Path) -> None:
+        """A daemon (`pos-loyalty run`, its own process, a real pty to the reference till,
+        nfcpy over udp) enrolled in S-A quotes 10 points under the built-in program. The
+        admin uploads a 3-points program, reads the diff and the dry run over the chain's
+        last 30 days of sales (the sale just made, pushed by the daemon), publishes: the
+        next quotes carry Triple v1 and 30 points, with no restart."""
+        live.store.add_member("M-1", "Ann", card_id="C-1")
+        factory = TerminalFactory(Central(live.url, str(live.store.engine.url), live.store),
+                                  tmp_path)
+        t = factory("S-A", name="terminal")
+        with SyncClient(t.server_url, t.credential) as client:
+            assert run_sync(t.local, client).ok
+        db = str(t.local.engine.url)
+        factory.close()
+        cfg = tmp_path / "terminal.toml"
+        cfg.write_text(f'[terminal]\ndata_dir = "{tmp_path}"\n[sync]\ninterval_s = 0.3\n')
+        program_file = tmp_path / "triple.toml"
+        program_file.write_text(TRIPLE)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        with TagEmulator() as rf, PtyBridge() as bridge:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pos_loyalty", "run", "--simulation", "--config",
+                 str(cfg), "--serial", bridge.terminal_path, "--reader",
+                 f"udp:127.0.0.1:{rf.port}", "--db", db],
+                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                with SimulatedTill(bridge.till_path, pos_id="POS-1") as till:
+                    till.wait_link_up(timeout=30)
+                    before = _quote(till, rf, "T1")
+                    assert before["points_total"] == 10, before
+                    till.commit("T1")
+                    deadline = time.monotonic() + 30  # the sale reaches central's baskets
+                    while not list(live.store.central_baskets(days=30)) \
+                            and time.monotonic() < deadline:
+                        time.sleep(0.2)
+
+                    ctx = browser.new_context(viewport=DESKTOP)
+                    page = ctx.new_page()
+                    _sign_in(page, live, "ada")
+                    page.click("nav >> text=Programs")
+                    assert "Built-in: 1 point per 1.00" in page.inner_text("#live")
+                    assert "only after its dry run" in page.inner_text("main")
+                    page.set_input_files("#program_file", str(program_file))
+                    page.click("text=Check and dry run")
+                    assert page.inner_text("h1") == "Check a program"
+                    assert "The program Triple is valid" in page.inner_text("#valid")
+                    changes = page.inner_text("#changes")  # against the built-in program
+                    assert "name 'Default points' -> 'Triple'" in changes
+                    assert "new rule 3 pts per 1.00: earn 3 pts per 1.00" in changes
+                    assert page.inner_text("#dry-run-source").startswith(
+                        "Sales of the last 30 days (the whole chain) replayed: 1,")
+                    total = page.locator("#dry-run tr.total td").all_inner_texts()
+                    # the 10.00 sale the till just made: 30 points new beside 10 live
+                    assert total[:3] == ["Total", "30", "10"] and total[-1] == "+0.20", total
+                    _shot(page, "program-dry-run")
+                    page.fill("#note", "triple points week")
+                    page.click("text=Publish this program")
+                    page.wait_for_url(f"{live.url}/console/programs?done=published")
+                    assert "The program is published." in page.inner_text(".notice")
+                    row = page.locator("#live tr", has_text="The whole chain").inner_text()
+                    assert "Triple" in row and "1" in row
+                    _shot(page, "program-published")
+
+                    deadline = time.monotonic() + 30
+                    n = 2
+                    while True:
+                        after = _quote(till, rf, f"T{n}")
+                        if after.get("program") == {"name": "Triple", "version": 1} \
+                                or time.monotonic() > deadline:
+                            break
+                        till.void(f"T{n}")
+                        n += 1
+                        time.sleep(0.3)
+                    assert after.get("program") == {"name": "Triple", "version": 1}, after
+                    assert after["points_total"] == 30, after
+                    # the fleet page shows the program the terminal reports it runs
+                    deadline = time.monotonic() + 30
+                    while live.store.terminal_health(t.terminal_id).program_version != 1 \
+                            and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                    page.set_viewport_size(PHONE)
+                    page.click("nav >> text=Fleet health")
+                    terminal = page.inner_text(f"#terminal-{t.terminal_id}")
+                    assert "Triple v1" in terminal and "in contact" in terminal, terminal
+                    _shot(page, "fleet-phone")
+                    width = page.evaluate("document.documentElement.scrollWidth")
+                    assert width <= PHONE["width"] + 1
+                    ctx.close()
+                proc.send_signal(signal.SIGTERM)
+                _out, err = proc.communicate(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        assert proc.returncode == 0, err
+        assert "program now Triple v1" in err
+
+
+class TestMembersOnAPhone:
+    def test_manager_finds_a_member_and_replaces_a_lost_card(self, browser: Any,
+                                                             live: Live) -> None:
+        """On a phone-sized screen a store manager searches by name, opens the member,
+        replaces the lost card: the page then shows the old card blocked, the new one
+        active and the same balance; nothing is wider than the screen."""
+        live.store.add_member("M-7", "Dana Levi", card_id="C-70")
+        live.store.adjust_points("M-7", 120, "welcome")
+        ctx = browser.new_context(viewport=PHONE)
+        page = ctx.new_page()
+        _sign_in(page, live, "mia")
+        page.click("nav >> text=Members")
+        page.fill("#q", "dana")
+        page.click("text=Search")
+        assert "Dana Levi" in page.inner_text("#found")
+        page.click("#found >> text=M-7")
+        assert page.inner_text("h1") == "Member M-7"
+        assert page.inner_text("#balance") == "120"
+        page.select_option("#lost_card", "C-70")
+        page.fill("#new_card", "C-71")
+        page.click("text=Block and replace")
+        assert "the new card carries the balance" in page.inner_text(".notice")
+        cards = page.inner_text("#cards")
+        assert "C-70\tblocked" in cards and "C-71\tactive" in cards, cards
+        assert page.inner_text("#balance") == "120"
+        _shot(page, "member-phone")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"] + 1
         ctx.close()

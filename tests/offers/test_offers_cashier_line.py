@@ -104,8 +104,8 @@ class TestOverThePty:
 
 
 class TestProtocolDoc:
-    def test_section_6_5_frame_is_what_the_terminal_sends(self, tmp_path: Path) -> None:
-        """The example frame of docs/pos-protocol.md 6.5 is a real terminal's answer to
+    def test_section_6_6_frame_is_what_the_terminal_sends(self, tmp_path: Path) -> None:
+        """The example frame of docs/pos-protocol.md 6.6 is a real terminal's answer to
         Ada's tap on Monday 30 November 2026, her birthday (4 December) on Friday."""
         from pos_loyalty.nfc.events import TapEvent
         from pos_loyalty.pos.codec import Frame, encode_frame

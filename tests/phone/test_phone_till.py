@@ -112,3 +112,53 @@ class TestCoupon:
         page = httpx.get(phone.local(tap(tag)))
         assert "Genuine product" in page.text
         assert "This coupon has been used." in page.text and "coupon-code" not in page.text
+
+    def test_other_product_and_offline_conflict(self, phone: PhoneLive) -> None:
+        """A till naming its basket's products cannot use a coupon for another product (it
+        stays free); an offline use of a used code is answered conflict with one review
+        item however often it is pushed; a reference longer than central keeps is 422."""
+        from pos_loyalty.server.review.queries import reconcile
+
+        code = _coupon(phone, product_tag(UID))
+        till = _terminal(phone)
+        url = phone.url + "/v1/phone/coupons/redeem"
+        other = httpx.post(url, headers=till, json={"code": code, "txn_ref": "POS-1/1",
+                                                    "skus": ["MUG-1"]})
+        assert other.status_code == 409
+        assert other.json()["reason"] == "coupon for product KETTLE-2, which is not in this sale"
+        used = httpx.post(url, headers=till, json={"code": code, "txn_ref": "POS-1/1",
+                                                   "skus": ["MUG-1", "KETTLE-2"]})
+        assert used.status_code == 200
+        late = _terminal(phone, "S-2")
+        for _ in range(2):
+            answer = httpx.post(url, headers=late, json={"code": code, "txn_ref": "POS-7/3",
+                                                         "offline": True})
+            assert answer.status_code == 200
+            assert answer.json() == {"status": "conflict", "percent": 10, "sku": "KETTLE-2",
+                                     "reason": "coupon already used"}
+        review = [r for r in reconcile(phone.store).review if r.kind == "coupon"]
+        assert [(r.event_id, r.store_id) for r in review] == [(code, "S-2")]
+        long_ref = httpx.post(url, headers=till, json={"code": code, "txn_ref": "x" * 65})
+        assert long_ref.status_code == 422
+
+    def test_release_only_by_the_sale_that_holds_it(self, phone: PhoneLive) -> None:
+        """Only the terminal and sale that took a coupon can give it back; then anyone can
+        use it; giving back again changes nothing."""
+        code = _coupon(phone, product_tag(UID))
+        till, other = _terminal(phone), _terminal(phone, "S-2")
+        url = phone.url + "/v1/phone/coupons"
+        assert httpx.post(url + "/redeem", headers=till,
+                          json={"code": code, "txn_ref": "POS-1/1"}).status_code == 200
+        for who, ref in ((other, "POS-1/1"), (till, "POS-1/2")):
+            r = httpx.post(url + "/release", headers=who, json={"code": code, "txn_ref": ref})
+            assert r.json() == {"status": "not_held"}
+        assert httpx.post(url + "/redeem", headers=other,
+                          json={"code": code, "txn_ref": "POS-9/1"}).status_code == 409
+        r = httpx.post(url + "/release", headers=till, json={"code": code, "txn_ref": "POS-1/1"})
+        assert r.json() == {"status": "released"}
+        r = httpx.post(url + "/release", headers=till, json={"code": code, "txn_ref": "POS-1/1"})
+        assert r.json() == {"status": "not_held"}
+        assert httpx.post(url + "/redeem", headers=other,
+                          json={"code": code, "txn_ref": "POS-9/1"}).status_code == 200
+        assert httpx.post(url + "/release", json={"code": code,
+                                                  "txn_ref": "x"}).status_code == 401

@@ -197,6 +197,7 @@ class TestPosCheck:
                 "member B tapped": ["=M-CHECK-B", "commit", "member M-CHECK-B", "commit"],
                 "member C tapped": ["=M-CHECK-C", "line C 1 5.00"],
                 "redeem points": ["redeem 100", "unredeem", "member none"],
+                "present the coupon code": ["line K 1 10.00", "coupon check23456", "commit"],
             }
 
             def cashier() -> None:
@@ -209,7 +210,7 @@ class TestPosCheck:
                                     tapped(cmd[1:])
                                 else:
                                     console.execute(cmd)
-                            if key == "redeem points":
+                            if key == "present the coupon code":
                                 return
 
             worker = threading.Thread(target=cashier, daemon=True)
@@ -222,6 +223,7 @@ class TestPosCheck:
         assert failed == [], "\n".join(said + shown)
         assert len(results) >= 20
         assert any("member_changed" in line for line in shown)
+        assert any("receipt link: https://shop.example/v/" in line for line in shown)
 
     @pytest.mark.timeout(120)
     def test_broken_till_fails_with_exit_1(self) -> None:

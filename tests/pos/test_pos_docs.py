@@ -163,8 +163,132 @@ class TestBindingExample:
         assert got == want
 
 
-if __name__ == "__main__":  # regenerate the section 6.4 example
+# -- section 6.5: product tags and coupons, through a live central -------------------------
+
+COUPON = "7KQ2M4X9TB"
+BEANS = [{"sku": "BEANS", "qty": 1, "unit_price": 1000, "category": "retail"}]
+PHONE_STEPS: list[tuple[str, dict[str, Any] | str, str]] = [
+    ("product", "04C0FFEE000001", "a product tag tapped with no member's sale open: not linked"),
+    ("tap", "C-1001", "Ada taps"),
+    ("till", {"type": "basket.update", "pos_id": "POS-1", "txn_id": "T-3001",
+              "member_id": "M-1001", "lines": BEANS}, "her sale"),
+    ("product", "04C0FFEE000001", "the product's tag tapped: the item is now Ada's"),
+    ("till", {"type": "coupon.present", "pos_id": "POS-1", "txn_id": "T-3001",
+              "code": COUPON}, "she shows the reorder coupon from the product's page"),
+    ("till", {"type": "txn.commit", "pos_id": "POS-1", "txn_id": "T-3001"}, ""),
+    ("till", {"type": "basket.update", "pos_id": "POS-1", "txn_id": "T-3002",
+              "member_id": None, "lines": BEANS}, "another sale"),
+    ("till", {"type": "coupon.present", "pos_id": "POS-1", "txn_id": "T-3002",
+              "code": COUPON}, "the same code again: refused (at another till: "
+                               "'coupon ... refused: coupon already used')"),
+]
+
+
+class Transcript:
+    """Frames as the codec makes them, numbered per direction, for the spec."""
+
+    def __init__(self) -> None:
+        self.seq = {"T->M": 0, "M->T": 0}
+        self.lines: list[str] = []
+
+    def frame(self, direction: str, msg: Any, note: str) -> None:
+        from pos_loyalty.pos.codec import encode_frame
+        from pos_loyalty.pos.messages import Role, encode_message
+
+        assert msg is not None
+        sender: Role = "till" if direction == "T->M" else "terminal"
+        wire = encode_frame(Frame("D", self.seq[direction], encode_message(msg, sender)))
+        self.seq[direction] = (self.seq[direction] + 1) % 256
+        self.lines.append(f"{direction}  " + wire.decode().replace("\x02", "<STX>")
+                          .replace("\x03", "<ETX>"))
+        if note:
+            self.lines.append(f"      # {note}")
+
+
+def phone_transcript(workdir: Path) -> list[str]:
+    """The section 6.5 example: a real TerminalService enrolled with a live central (its
+    coupon made with a fixed code), framed by the codec. Printed by ``python -m
+    tests.pos.test_pos_docs``."""
+    from datetime import datetime
+
+    from pos_loyalty.migrations import upgrade_central, upgrade_terminal
+    from pos_loyalty.nfc.events import TapEvent
+    from pos_loyalty.pos.messages import message_from_dict
+    from pos_loyalty.rules import load_program
+    from pos_loyalty.server.app import create_app
+    from pos_loyalty.server.central import CentralStore
+    from pos_loyalty.server.config import PhoneConfig, Settings
+    from pos_loyalty.server.runner import ServerThread
+    from pos_loyalty.store import LocalStore
+    from pos_loyalty.store.central_models import PhoneCoupon
+    from pos_loyalty.sync.client import SyncClient
+    from pos_loyalty.terminal.demo_data import seed_demo_members
+    from pos_loyalty.terminal.service import TerminalService
+
+    central_url = f"sqlite:///{workdir / 'central.db'}"
+    upgrade_central(central_url)
+    central = CentralStore(central_url)
+    central.write(lambda conn: conn.execute(central.insert(PhoneCoupon).values(
+        code=COUPON, uid="04C0FFEE000001", sku="BEANS", percent=10,
+        issued_at=datetime(2026, 3, 1), expires_at=datetime(2099, 1, 1), redeemed_at=None,
+        redeemed_by=None, redeemed_txn=None)))
+    _tid, code = central.add_terminal("S-1")
+    app = create_app(Settings(db_url=central_url, phone=PhoneConfig()), store=central,
+                     migrate=False)
+    local_url = f"sqlite:///{workdir / 'doc.db'}"
+    upgrade_terminal(local_url)
+    store = LocalStore(local_url)
+    seed_demo_members(store)
+    program = load_program(DOC.parents[1] / "examples" / "programs" / "cafe.toml")
+    out = Transcript()
+    try:
+        with ServerThread(app) as srv:
+            with SyncClient(srv.url) as anon:
+                answer = anon.enroll(code)
+            store.set_enrollment(server_url=srv.url, terminal_id=answer["terminal_id"],
+                                 store_id="S-1", credential=answer["credential"])
+            service = TerminalService(store, program,
+                                      clock=lambda: datetime(2026, 3, 2, 9, 30))
+            try:
+                for kind, what, note in PHONE_STEPS:
+                    if kind == "tap":
+                        assert isinstance(what, str)
+                        out.frame("M->T", service.on_tap(TapEvent(
+                            "member", "04A1B2C3D4E5F6", "NTAG213", card_id=what,
+                            verified=True)), note)
+                    elif kind == "product":
+                        assert isinstance(what, str)
+                        out.frame("M->T", service.on_tap(TapEvent(
+                            "product", what, "Type4ATag", verified=True, product={
+                                "sku": "BEANS", "url": "https://shop.example/p/BEANS?..."})),
+                            note)
+                    else:
+                        assert isinstance(what, dict)
+                        request = message_from_dict(what, "till", remote=False)
+                        out.frame("T->M", request, note)
+                        out.frame("M->T", service.on_message(request), "")
+            finally:
+                service.coupons.close()
+    finally:
+        store.close()
+        central.close()
+    return out.lines
+
+
+class TestPhoneExample:
+    def test_section_6_5_is_what_the_terminal_answers(self, tmp_path: Path) -> None:
+        """The product tag and coupon transcript in the spec is replayed through a real
+        terminal service and a live central: every frame is what they produce."""
+        want = phone_transcript(tmp_path)
+        start = TEXT.index(want[0])
+        got = TEXT[start:].splitlines()[:len(want)]
+        assert got == want
+
+
+if __name__ == "__main__":  # regenerate the section 6.4 and 6.5 examples
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         print("\n".join(binding_transcript(Path(tmp))))
+        print()
+        print("\n".join(phone_transcript(Path(tmp))))

@@ -51,9 +51,14 @@ TERMINAL = dict([
         "program": text, "kind": st.sampled_from(["discount", "points", "redeem"]),
         "value": money, "text": text}), max_size=5),
         discount_total=money, points_total=money, total_due=money, summary=text),
-    msg("points.awarded", **txn, member_id=opt_ident, points=money,
-        balance_before=st.none() | money, balance_after=st.none() | money,
-        repeated=st.booleans()),
+    ("points.awarded", st.fixed_dictionaries(
+        {"type": st.just("points.awarded"), **txn, "member_id": opt_ident, "points": money,
+         "balance_before": st.none() | money, "balance_after": st.none() | money,
+         "repeated": st.booleans()},
+        optional={"visit_url": st.from_regex(r"https://[a-z.]{1,30}/v/[0-9a-f]{32}",
+                                             fullmatch=True)})),
+    msg("product.tapped", uid=ident, sku=ident, linked=st.booleans(), member_id=opt_ident,
+        pos_id=opt_ident, txn_id=opt_ident, text=st.text(min_size=1, max_size=80)),
     msg("txn.status", **txn,
         state=st.sampled_from(["unknown", "open", "committed", "voided", "refunded"]),
         points=money, balance_after=st.none() | money),
@@ -65,6 +70,7 @@ TILL = dict([
         "category": st.text(max_size=64)}), max_size=5)),
     msg("basket.update", **txn, member_id=opt_ident, lines=st.just([])),
     msg("redeem.request", **txn, points=st.integers(0, 10**9)),
+    msg("coupon.present", **txn, code=st.from_regex(r"[2-9A-Z]{10}", fullmatch=True)),
     msg("txn.commit", **txn),
     msg("txn.void", **txn),
     msg("refund", **txn, refund_id=ident, lines=st.lists(
@@ -173,6 +179,12 @@ class TestInvalid:
         (b'{"type":"refund","pos_id":"P","txn_id":"T","refund_id":"R","lines":[]}',
          "'lines' must not be empty"),
         (b'{"type":"txn.commit","pos_id":"P","txn_id":"T","x":NaN}', "NaN is not valid JSON"),
+        (b'{"type":"coupon.present","pos_id":"P","txn_id":"T","code":"ABCDEFGH10"}',
+         "coupon.present: field 'code' must be 10 characters of 2-9 and A-Z"),
+        (b'{"type":"coupon.present","pos_id":"P","txn_id":"T","code":"abcdefghjk"}',
+         "field 'code' must be 10 characters"),
+        (b'{"type":"coupon.present","pos_id":"P","txn_id":"T"}',
+         "coupon.present: field 'code' is missing"),
     ])
     def test_remote_errors_name_the_problem(self, payload: bytes, reason: str) -> None:
         """Bad payloads from the till raise RemoteProtocolError with a precise reason."""
@@ -192,6 +204,14 @@ class TestInvalid:
             message_from_dict({"type": "points.awarded", "pos_id": "P", "txn_id": "T",
                                "member_id": None, "points": 1, "balance_before": 0,
                                "balance_after": 1}, "terminal", remote=False)
+
+    def test_visit_url_is_https_only(self) -> None:
+        """points.awarded's visit link is an https:// address or absent, never plain HTTP."""
+        base = {"type": "points.awarded", "pos_id": "P", "txn_id": "T", "member_id": "M",
+                "points": 1, "balance_before": 0, "balance_after": 1, "repeated": False}
+        with pytest.raises(RemoteProtocolError, match="'visit_url' must be an https:// URL"):
+            message_from_dict({**base, "visit_url": "http://shop.example/v/ab"}, "terminal")
+        assert "visit_url" not in message_from_dict(base, "terminal").to_dict()
 
     def test_direction_enforced(self) -> None:
         """A till cannot send a quote and a terminal cannot send a basket."""

@@ -25,12 +25,9 @@ from sqlalchemy import insert
 
 from pos_loyalty.insight.report import (
     Money,
-    expiry_schedule,
     nps,
-    outstanding_lots,
     uplift,
 )
-from pos_loyalty.rules.program import Expiry
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.ledger.queries import EventIn
 from pos_loyalty.server.sales import reports
@@ -222,13 +219,17 @@ class TestLiability:
         assert table(chain, "liability", "expiry") == [
             ("2027-01", 30, 30), ("2027-02", 5, 5), ("2027-03", 44, 44)]
 
-    def test_lots_spend_oldest_first_and_repay_an_overdraft(self) -> None:
-        a, b, c = date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)
-        assert outstanding_lots([(a, 10), (b, 20), (c, -15)]) == [(b, 15)]
-        assert outstanding_lots([(a, 10), (b, -30), (c, 50)]) == [(c, 30)]
-        rule = Expiry(mode="rolling", months=1)
-        assert expiry_schedule([(a, 3), (date(2026, 1, 2), 4)], rule) == {
-            date(2026, 2, 1): 3, date(2026, 2, 2): 4}
+    def test_spent_points_leave_the_newest_gains_held(self, chain: CentralStore) -> None:
+        """Cat spends her 5 points, then earns 4: she holds those 4, earned 03-31."""
+        tid, _ = chain.add_terminal("S1")
+        chain.push(TerminalAuth(tid, "S1"), [
+            EventIn("00000000-0000-7000-8000-000000000100", tid, 1, "C", "redeem", -5,
+                    "P1/C2", d(3, 30, 12)),
+            EventIn("00000000-0000-7000-8000-000000000101", tid, 2, "C", "earn", 4,
+                    "P1/C3", d(3, 31))], clock_offset_ms=0)
+        assert chain.balance("C") == 4
+        assert [r for r in reports.held_lots(chain) if r[0] >= date(2026, 3, 27)] == [
+            (date(2026, 3, 31), 4)]
 
 
 class TestCost:
@@ -257,6 +258,17 @@ class TestOthers:
     def test_settlement_needs_a_coalition(self, chain: CentralStore) -> None:
         r = reports.build(chain, "settlement", OPTS)
         assert not r.tables and "not a coalition" in r.notes[0]
+
+    def test_settlement_of_a_coalition(self, chain: CentralStore) -> None:
+        """S1 issued 10+20+29+40-10 = 89 points and took 25 as money; S2 issued 15. At 100
+        pts = 1.00 and a 2% fee: S1 owes 89 + fee 2 (1.78 rounded), is owed 25: net -66;
+        S2 owes 15, fee 0 (0.30 rounded): net -15."""
+        chain.publish_program(PROGRAM.replace('name = "Test points"', 'name = "Town"')
+                              + '[coalition]\nname = "Town"\nfee = 2\n'
+                              '[[coalition.partners]]\nmerchant_id = "S1"\nname = "One"\n'
+                              '[[coalition.partners]]\nmerchant_id = "S2"\nname = "Two"\n')
+        assert table(chain, "settlement", "partners") == [
+            ("S1", "One", 89, 25, 89, 25, 2, -66), ("S2", "Two", 15, 0, 15, 0, 0, -15)]
 
     def test_tags(self, chain: CentralStore) -> None:
         """3 taps, 2 first taps: 66.7%; SERUM 1 of 2 with an NPS of 100."""

@@ -8,14 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pos_loyalty.insight.segments import (
-    RANK,
-    StageRules,
-    lapsed_regular,
-    rfm,
-    segment_of,
-    stage,
-)
+from pos_loyalty.insight.segments import RANK, Stage, StageRules, profile, rfm, segment_of
+
+
+def stage(visits: list[date], today: date, rules: StageRules | None = None) -> Stage:
+    return profile(visits, today, rules or StageRules()).stage
+
+
+def lapsed_regular(visits: list[date], today: date, after: int) -> bool:
+    return profile(visits, today, lapsed_after_days=after).lapsed_regular
 
 D0 = date(2026, 1, 1)
 

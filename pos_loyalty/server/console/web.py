@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from pos_loyalty.rules.model import money
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
 from pos_loyalty.server.console.accounts import ConsoleAccounts, Principal, Session
@@ -31,6 +32,9 @@ INSIGHT = HERE.parents[1] / "insight"  # the owner's report pages: templates and
 COOKIE = "pl_console"
 PRE_COOKIE = "pl_console_pre"  # CSRF secret of the sign-in form, before any session
 PREFIX = "/console"
+API_PATH = "/v1/admin/"  # the admin API also takes the session, by a cookie of its own
+API_COOKIE = "pl_console_api"  # the same token as COOKIE, sent only to API_PATH
+API_HEADER = "X-Console-Api"  # a change through the API by session needs it (CSRF defence)
 MAX_FIELDS = 200
 MAX_FILES = 2  # a program and a sales file
 MAX_UPLOAD = 4 * 1024 * 1024  # a program or sales file
@@ -45,7 +49,7 @@ class Console:
         self.accounts = ConsoleAccounts(store)
         self.pages = Pages([HERE / "templates", INSIGHT / "templates"],
                            Catalogs([HERE / "locale", INSIGHT / "locale", WEB_LOCALE]),
-                           globals={"home_url": f"{PREFIX}/"})
+                           globals={"home_url": f"{PREFIX}/", "money": money})
         self.login_throttle = FailureThrottle(settings.enroll_failures, settings.enroll_window_s)
 
 
@@ -74,6 +78,7 @@ class Fields:
 
     values: dict[str, list[str]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
+    filenames: dict[str, str] = field(default_factory=dict)  # as the browser named them
 
     def get(self, name: str, limit: int = 200) -> str:
         got = self.values.get(name)
@@ -100,6 +105,7 @@ async def read_fields(request: Request) -> Fields:
                         raise PageError(413, f"A file may be at most {MAX_UPLOAD} bytes.")
                     if data:
                         out.files[name] = data
+                        out.filenames[name] = (value.filename or name)[:200]
                 else:
                     out.values.setdefault(name, []).append(value)
     except (ValueError, KeyError, AssertionError) as exc:  # multipart parser refusals
@@ -214,6 +220,44 @@ def error_page(request: Request, status: int, message: str) -> Response:
         "title": title, "message": message, "user": session.principal if session else None,
         "nav": "", "errors": None, "notice": None,
         "csrf": lambda action: csrf.token(secret, action)}, status=status)
+
+
+def api_caller(request: Request) -> Principal | None:
+    """The console user behind an admin API request's session cookie (None: no cookie).
+
+    Same roles as the console: an administrator may do anything, a read-only user only
+    read; a store manager is refused, as the admin API is not scoped to stores. A change
+    (any method but GET/HEAD) also needs the ``X-Console-Api`` header, which no other
+    site's page can add without a CORS preflight this server never allows.
+    """
+    from pos_loyalty.errors import AuthError
+
+    token = request.cookies.get(API_COOKIE)
+    console: Console | None = getattr(request.app.state, "console", None)
+    if not token or console is None:
+        return None
+    session = console.accounts.session(token)
+    if session is None:
+        raise AuthError("the console session has ended: sign in again")
+    p = session.principal
+    reading = request.method in ("GET", "HEAD")
+    if not (p.is_admin or (p.role == "readonly" and reading)):
+        raise AuthError(f"a {p.role} console user cannot "
+                        f"{'read' if reading else 'change'} this through the admin API",
+                        status=403)
+    if not reading and request.headers.get(API_HEADER) != "1":
+        raise AuthError(f"a change through the admin API by console session needs the "
+                        f"header {API_HEADER}: 1", status=403)
+    return p
+
+
+def audit_api(request: Request, principal: Principal) -> None:
+    """One audit row for a change made through the admin API by a console user."""
+    console: Console = request.app.state.console
+    route = request.scope.get("route")
+    template = getattr(route, "path", request.url.path)
+    console.accounts.audit(principal.username, f"api {request.method} {template}",
+                           request.url.path, after=dict(request.query_params) or None)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, update
 
 from pos_loyalty.errors import ConfigError
 from pos_loyalty.rules.expiry import expiry_status
@@ -64,6 +64,7 @@ class MemberView:
     products: tuple[tuple[str, bool], ...] = ()  # (SKU, warranty registered) bought here
     next_reward: str | None = None  # the cheapest reward the balance does not reach yet
     points_to_next: int = 0
+    anonymous: bool = False  # a card-first member nobody has claimed yet
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,23 @@ def member_by_card_tap(db: Database, uid: str, counter: int,
     return db.write(tx)
 
 
+def claim(db: Database, member_id: str, name: str, email: str) -> bool:
+    """The holder of a card-first (anonymous) card makes it theirs: name, e-mail (may be
+    empty) and consent, in one conditional update; False when it was claimed already
+    (nothing changes: a member's details are never overwritten from this page)."""
+    now = db.clock()
+
+    def tx(conn: Connection) -> bool:
+        done = conn.execute(update(Member).where(
+            Member.member_id == member_id, Member.anonymous.is_(True),
+            Member.status == "active").values(
+            display_name=name, name_key=name.lower(), email=email, consent_at=now,
+            anonymous=False, change_xid=db.stamp(conn))).rowcount
+        return bool(done)
+
+    return db.write(tx)
+
+
 def start_session(db: Database, member_id: str) -> tuple[str, datetime]:
     """A new session for ``member_id``: (cookie token, expiry). Expired ones are dropped."""
     token = secrets.token_urlsafe(32)
@@ -176,7 +194,8 @@ def member_view(db: Database, member_id: str) -> MemberView:
     with db.read() as conn:
         balance = conn.execute(select(Balance.balance)
                                .where(Balance.member_id == member_id)).scalar()
-        tier = conn.execute(select(Tier.name, Member.tier).select_from(Member)
+        tier = conn.execute(select(Tier.name, Member.tier, Member.anonymous)
+                            .select_from(Member)
                             .outerjoin(Tier, Tier.tier_id == Member.tier)
                             .where(Member.member_id == member_id)).first()
         rows = conn.execute(
@@ -195,4 +214,5 @@ def member_view(db: Database, member_id: str) -> MemberView:
                       tuple(Activity(r[0], r[1], int(r[2]), r[3]) for r in rows),
                       facts.expiring, facts.expiring_on,
                       tuple((p[0], bool(p[1])) for p in products),
-                      facts.next_reward, facts.points_to_next)
+                      facts.next_reward, facts.points_to_next,
+                      bool(tier[2]) if tier is not None else False)

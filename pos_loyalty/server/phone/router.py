@@ -47,6 +47,7 @@ log = logging.getLogger("pos_loyalty.server.phone")
 router = APIRouter(include_in_schema=False)
 MAX_FORM_BYTES = 4096
 _EMAIL_MAX = 254
+_MEMBER_EMAIL_MAX = 200  # what a member's record holds
 
 
 @dataclass
@@ -374,14 +375,65 @@ async def member_page(request: Request) -> Response:
     s = await run_in_threadpool(members.session, phone.store, request.cookies.get(MEMBER_COOKIE))
     if s is None:
         return RedirectResponse("/m", status_code=303)
+    lang = phone.pages.language(request)
+    notice = (phone.pages.gettext(lang, N_("Thank you: this card is now yours."))
+              if request.query_params.get("done") == "claimed" else None)
+    return await _member_page(phone, request, s, notice=notice)
+
+
+async def _member_page(phone: Phone, request: Request, s: members.MemberSession, *,
+                       notice: str | None = None, errors: FormErrors | None = None,
+                       values: dict[str, str] | None = None, status: int = 200) -> Response:
     view = await run_in_threadpool(members.member_view, phone.store, s.member_id)
     kinds = {"earn": N_("Points earned"), "redeem": N_("Points spent"),
              "reversal": N_("Points returned"), "adjust": N_("Correction"),
              "expire": N_("Points expired")}
     return phone.pages.response(request, "phone/member.html", {
         "view": view, "kinds": kinds, "token": csrf.token(s.csrf_secret, "/m/logout"),
+        "claim_token": csrf.token(s.csrf_secret, "/m/claim"), "values": values or {},
         "catalog": phone.catalog,
-        "errors": None, "notice": None})
+        "errors": errors or FormErrors(), "notice": notice}, status=status)
+
+
+@router.post("/m/claim")
+async def member_claim(request: Request) -> Response:
+    """A card-first card's holder (signed in with its number or a fresh tap of it) makes
+    it theirs: name, optional e-mail, consent to be kept on file."""
+    phone = _phone(request)
+    limited = _limited(phone, request, phone.client_posts, _client(request))
+    if limited is not None:
+        return limited
+    s = await run_in_threadpool(members.session, phone.store, request.cookies.get(MEMBER_COOKIE))
+    if s is None:
+        return RedirectResponse("/m", status_code=303)
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
+    async with request.form(max_files=0, max_fields=10) as form:
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not csrf.valid(s.csrf_secret, "/m/claim", fields.get(csrf.FIELD)):
+        return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
+    name = text(fields, "name")
+    email = text(fields, "email", limit=_MEMBER_EMAIL_MAX + 1)
+    errors = FormErrors()
+    if not name:
+        errors.add("name", N_("Enter your name"))
+    if email:
+        local, at, domain = email.partition("@")
+        if not (local and at and "." in domain) or len(email) > _MEMBER_EMAIL_MAX \
+                or " " in email:
+            errors.add("email", N_("Enter an e-mail address like name@example.com"))
+    if fields.get("consent") != "yes":
+        errors.add("consent", N_("Tick the box to agree, or leave the card as it is"))
+    if errors:
+        lang = phone.pages.language(request)
+        translated = FormErrors({k: phone.pages.gettext(lang, m) for k, m in errors.items()})
+        return await _member_page(phone, request, s, errors=translated, status=400,
+                                  values={"name": name, "email": email})
+    if not await run_in_threadpool(members.claim, phone.store, s.member_id, name, email):
+        return _message(phone, request, 409, N_("This card is already yours"),
+                        N_("Its details can be changed at the till."))
+    return RedirectResponse("/m/me?done=claimed", status_code=303)
 
 
 @router.post("/m/logout")

@@ -1,9 +1,10 @@
-"""Every member's journey stage and RFM segment, computed from central's sales.
+"""Every member's journey stage, RFM segment and visits, computed from central's sales.
 
-Two passes over the ``sales`` table, each one indexed aggregate: the distinct visit days of
-every member (streamed in member order, so a chain's members never sit in memory at once
-with their days) and every member's net spend in the period. The rules themselves are the
-pure :mod:`pos_loyalty.insight.segments`.
+One pass: the members' sales and refunds up to the day, streamed in (member, time) order
+straight from a covering index (``ix_sales_member_time``: no sort, no table lookup), each
+member's rows folded into visit days and spend as they go by, so a chain's members never sit
+in memory with their history. The rules themselves are the pure
+:mod:`pos_loyalty.insight.segments`.
 """
 
 from __future__ import annotations
@@ -13,18 +14,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, cast, func, select
+from sqlalchemy import Date, String, cast, func, select
 
-from pos_loyalty.insight.segments import (
-    DEFAULT_RULES,
-    Rfm,
-    Stage,
-    StageRules,
-    lapsed_regular,
-    rfm,
-    stage,
-    stage_at_last_visit,
-)
+from pos_loyalty.insight.segments import DEFAULT_RULES, Rfm, Stage, StageRules, profile, rfm
 from pos_loyalty.server.db import Database
 from pos_loyalty.store.central_models import SaleRecord
 
@@ -43,11 +35,13 @@ class MemberInsight:
     stage_before: Stage    # the stage at the last visit (what a lapse interrupted)
     lapsed_regular: bool
     rfm: Rfm
+    period_visits: int = 0           # days with a sale in the report's period
+    period_last: date | None = None  # the last of them
 
 
 def day_of(db: Database, column: Any) -> Any:
-    """The calendar day of a timestamp column, in SQL (SQLite returns it as text)."""
-    return cast(column, Date) if db.is_pg else func.date(column)
+    """The calendar day of a timestamp column, in SQL (SQLite: its ISO text's date part)."""
+    return cast(column, Date) if db.is_pg else func.substr(cast(column, String), 1, 10)
 
 
 def as_date(value: Any) -> date:
@@ -55,63 +49,62 @@ def as_date(value: Any) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    return date.fromisoformat(str(value))
+    return date.fromisoformat(str(value)[:10])
 
 
-def visit_days(db: Database, *, until: date, stores: Sequence[str] = ()
-               ) -> Iterator[tuple[str, list[date]]]:
-    """(member, sorted visit days up to ``until``) for every member with a sale, in member
-    order, streamed."""
-    s = SaleRecord
-    day = day_of(db, s.terminal_time)
-    stmt = (select(s.member_id, day).where(
-        s.kind == "sale", s.member_id.is_not(None),
-        s.terminal_time < datetime.combine(until + timedelta(days=1), datetime.min.time()))
-        .group_by(s.member_id, day).order_by(s.member_id, day))
-    if stores:
-        stmt = stmt.where(s.store_id.in_(list(stores)))
-    with db.read() as conn:
-        rows = conn.execution_options(stream_results=True, yield_per=10_000).execute(stmt)
-        current: str | None = None
-        days: list[date] = []
-        for member_id, d in rows:
-            if member_id != current:
-                if current is not None:
-                    yield current, days
-                current, days = member_id, []
-            days.append(as_date(d))
-        if current is not None:
-            yield current, days
-
-
-def period_spend(db: Database, *, since: date, until: date,
-                 stores: Sequence[str] = ()) -> dict[str, int]:
-    """Each member's net spend (paid, less refunds) on the days ``since``..``until``."""
-    s = SaleRecord
-    stmt = (select(s.member_id, func.sum(s.paid_total)).where(
-        s.kind.in_(REVENUE_KINDS), s.member_id.is_not(None),
-        s.terminal_time >= datetime.combine(since, datetime.min.time()),
-        s.terminal_time < datetime.combine(until + timedelta(days=1), datetime.min.time()))
-        .group_by(s.member_id))
-    if stores:
-        stmt = stmt.where(s.store_id.in_(list(stores)))
-    with db.read() as conn:
-        return {str(m): int(v or 0) for m, v in conn.execute(stmt)}
+def _midnight(d: date) -> datetime:
+    return datetime.combine(d, datetime.min.time())
 
 
 def member_insight(db: Database, *, today: date, rules: StageRules = DEFAULT_RULES,
                    lapsed_after_days: int | None = None, period_days: int = 365,
-                   stores: Sequence[str] = ()) -> Iterator[MemberInsight]:
-    """Stage, lapsed-regular flag and RFM of every member with a sale, on ``today``.
+                   since: date | None = None, stores: Sequence[str] = ()
+                   ) -> Iterator[MemberInsight]:
+    """Stage, lapsed-regular flag, RFM (over the ``period_days`` up to ``today``) and the
+    visits since ``since`` of every member with a sale up to ``today``.
 
     ``lapsed_after_days`` defaults to the rules' ``lapse_days``.
     """
     after = rules.lapse_days if lapsed_after_days is None else lapsed_after_days
-    spend = period_spend(db, since=today - timedelta(days=period_days - 1), until=today,
-                         stores=stores)
-    for member_id, days in visit_days(db, until=today, stores=stores):
-        scored = rfm(days, spend.get(member_id, 0), today, period_days)
-        assert scored is not None  # every member here has a visit
-        yield MemberInsight(member_id, len(days), days[0], days[-1],
-                            stage(days, today, rules), stage_at_last_visit(days, rules),
-                            lapsed_regular(days, today, after, rules), scored)
+    rfm_since = today - timedelta(days=period_days - 1)
+    s = SaleRecord
+    stmt = (select(s.member_id, day_of(db, s.terminal_time), s.kind, s.paid_total)
+            .where(s.member_id.is_not(None), s.kind.in_(REVENUE_KINDS),
+                   s.terminal_time < _midnight(today + timedelta(days=1)))
+            .order_by(s.member_id, s.terminal_time))
+    if stores:
+        stmt = stmt.where(s.store_id.in_(list(stores)))
+    with db.read() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=20_000).execute(stmt)
+        current: str | None = None
+        days: list[date] = []
+        spend = 0
+        rows = (row for part in result.partitions() for row in part)
+        for member_id, raw_day, kind, paid in rows:
+            if member_id != current:
+                if days:
+                    yield _insight(current or "", days, spend, today, rules, after,
+                                   period_days, since)
+                current, days, spend = member_id, [], 0
+            d = raw_day if isinstance(raw_day, date) else date.fromisoformat(raw_day)
+            if d >= rfm_since:
+                spend += int(paid)
+            if kind == "sale" and (not days or days[-1] != d):
+                days.append(d)
+        if days:
+            yield _insight(current or "", days, spend, today, rules, after, period_days,
+                           since)
+
+
+def _insight(member_id: str, days: list[date], spend: int, today: date, rules: StageRules,
+             after: int, period_days: int, since: date | None) -> MemberInsight:
+    scored = rfm(days, spend, today, period_days)
+    assert scored is not None  # days is not empty
+    got = profile(days, today, rules, lapsed_after_days=after)
+    last: date | None = days[-1]
+    n = len(days)
+    if since is not None and days[0] < since:
+        in_period = [d for d in days if d >= since]
+        n, last = len(in_period), (in_period[-1] if in_period else None)
+    return MemberInsight(member_id, len(days), days[0], days[-1], got.stage,
+                         got.stage_before, got.lapsed_regular, scored, n, last)

@@ -138,11 +138,13 @@ def _push_tx(db: Database, conn: Connection, auth: TerminalAuth,
 
 
 def central_baskets(db: Database, *, days: int, stores: Sequence[str] = (),
-                    now: datetime | None = None) -> Iterator[PastSale]:
+                    now: datetime | None = None,
+                    sale_ids: Sequence[str] | None = None) -> Iterator[PastSale]:
     """The sales of the last ``days`` days (terminal time, by central's clock), each as the
     basket the rules engine replays: net of the units refunded since, a sale refunded whole
     left out, voids never in. The member is taken with their tier as central holds it now.
-    Streams: a year of a chain's sales never sits in memory at once.
+    Streams: a year of a chain's sales never sits in memory at once. ``sale_ids``: only
+    these sales (a sample).
     """
     since = (now or db.clock()) - timedelta(days=days)
     returned = _returned_units(db, since, stores)
@@ -155,25 +157,37 @@ def central_baskets(db: Database, *, days: int, stores: Sequence[str] = (),
             .order_by(s.terminal_time, s.sale_id, ln.line_no))
     if stores:
         stmt = stmt.where(s.store_id.in_(list(stores)))
+    if sale_ids is not None:  # by primary key, a chunk at a time
+        picked = sorted(sale_ids)
+        chunks = [stmt.where(s.sale_id.in_(picked[i:i + 500]))
+                  for i in range(0, len(picked), 500)]
+    else:
+        chunks = [stmt]
     with db.read() as conn:
-        rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
-        current: str | None = None
-        head: Any = None
-        basket: list[BasketLine] = []
-        for r in rows:
-            if r.sale_id != current:
-                if current is not None and basket:
-                    yield _past(head, basket)
-                current, head, basket = r.sale_id, r, []
-            back = returned.get((r.terminal_id, r.pos_id, r.txn_id, r.sku), 0)
-            qty = int(r.qty)
-            keep = qty - min(back, qty)
-            if back:
-                returned[(r.terminal_id, r.pos_id, r.txn_id, r.sku)] = back - (qty - keep)
-            if keep > 0:
-                basket.append(BasketLine(r.sku, keep, int(r.amount) // qty, r.category))
-        if current is not None and basket:
-            yield _past(head, basket)
+        for chunk in chunks:
+            yield from _fold(conn.execution_options(stream_results=True, yield_per=5000)
+                             .execute(chunk), returned)
+
+
+def _fold(rows: Any, returned: dict[tuple[str, str, str, str], int]) -> Iterator[PastSale]:
+    """Basket lines (ordered by sale) into past sales, less the units returned since."""
+    current: str | None = None
+    head: Any = None
+    basket: list[BasketLine] = []
+    for r in rows:
+        if r.sale_id != current:
+            if current is not None and basket:
+                yield _past(head, basket)
+            current, head, basket = r.sale_id, r, []
+        back = returned.get((r.terminal_id, r.pos_id, r.txn_id, r.sku), 0)
+        qty = int(r.qty)
+        keep = qty - min(back, qty)
+        if back:
+            returned[(r.terminal_id, r.pos_id, r.txn_id, r.sku)] = back - (qty - keep)
+        if keep > 0:
+            basket.append(BasketLine(r.sku, keep, int(r.amount) // qty, r.category))
+    if current is not None and basket:
+        yield _past(head, basket)
 
 
 def _past(head: Any, lines: list[BasketLine]) -> PastSale:

@@ -7,13 +7,15 @@ The methods are written down in docs/reports.md; every figure has a hand-compute
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from statistics import median
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import case, func, literal, literal_column, select
+from sqlalchemy import case, func, literal, literal_column, select, text
 
 from pos_loyalty.insight.report import (
     Chart,
@@ -21,19 +23,18 @@ from pos_loyalty.insight.report import (
     Percent,
     Report,
     Table,
-    expiry_schedule,
     nps_of_counts,
-    outstanding_lots,
     shares,
     uplift,
 )
 from pos_loyalty.insight.segments import SEGMENTS, STAGES, StageRules
 from pos_loyalty.rules import DEFAULT_PROGRAM
+from pos_loyalty.rules.expiry import lot_expires
 from pos_loyalty.rules.program import Program
 from pos_loyalty.rules.replay import replay
 from pos_loyalty.rules.settlement import PartnerActivity, settle
 from pos_loyalty.server.db import Database, Refused
-from pos_loyalty.server.sales.insight import as_date, day_of, member_insight
+from pos_loyalty.server.sales.insight import MemberInsight, as_date, member_insight
 from pos_loyalty.server.sales.queries import central_baskets
 from pos_loyalty.store.central_models import (
     Balance,
@@ -47,9 +48,10 @@ from pos_loyalty.store.central_models import (
     VisitAnswer,
 )
 
+T = TypeVar("T")
 NAMES = ("customers", "stages", "segments", "lapsed", "nps", "liability", "cost",
          "settlement", "tags")
-REPLAY_SAMPLE = 5000
+REPLAY_SAMPLE = 2000
 
 
 @dataclass(frozen=True)
@@ -95,20 +97,59 @@ def period_of(db: Database, opts: Options) -> Period:
     return Period(since, until)
 
 
-def build(db: Database, name: str, opts: Options | None = None) -> Report:
+class Context:
+    """What several reports of one build share, computed once: every member's insight, the
+    period's revenue, the held points, the replay sample. With a thread pool, the parts that
+    are one long SQL query start at once in the pool (SQLite and PostgreSQL run them while
+    Python folds the member pass: two cores, both busy)."""
+
+    def __init__(self, db: Database, opts: Options, p: Period) -> None:
+        self.db, self.opts, self.p = db, opts, p
+        self._members: list[MemberInsight] | None = None
+        self._parts: dict[str, Future[Any]] = {}
+        self.revenue: dict[tuple[str, bool, str], tuple[int, int]] | None = None
+
+    def prefetch(self, pool: Executor, names: Sequence[str]) -> None:
+        """Start the SQL-heavy parts the reports ``names`` will need."""
+        if "liability" in names:
+            self._parts["held"] = pool.submit(held_lots, self.db)
+        if "cost" in names:
+            self._parts["sample"] = pool.submit(_sample_ids, self.db, self.opts, self.p)
+        if "customers" in names or "cost" in names:
+            self._parts["revenue"] = pool.submit(_revenue, self)
+
+    def part(self, name: str, compute: Callable[[], T]) -> T:
+        """A prefetched part's result, or computed now."""
+        started = self._parts.pop(name, None)
+        result: T = started.result() if started is not None else compute()
+        return result
+
+    @property
+    def members(self) -> list[MemberInsight]:
+        if self._members is None:
+            self._members = list(member_insight(
+                self.db, today=self.p.until, rules=self.opts.rules,
+                lapsed_after_days=self.opts.lapsed_after_days or self.opts.rules.lapse_days,
+                since=self.p.since, stores=self.opts.stores))
+        return self._members
+
+
+def build(db: Database, name: str, opts: Options | None = None,
+          ctx: Context | None = None) -> Report:
     """The report ``name`` (one of :data:`NAMES`)."""
     opts = opts or Options()
     builder = BUILDERS.get(name)
     if builder is None:
         raise Refused(f"no report {name!r}; reports are {', '.join(NAMES)}", status=404)
-    return builder(db, opts, period_of(db, opts))
+    p = period_of(db, opts)
+    return builder(ctx if ctx is not None else Context(db, opts, p))
 
 
 def _month(db: Database, column: Any) -> Any:
     # the format is SQL text, not a parameter: PostgreSQL groups by it only if it is
     if db.is_pg:
         return func.to_char(column, literal_column("'YYYY-MM'"))
-    return func.strftime(literal_column("'%Y-%m'"), column)
+    return func.substr(column, 1, 7)  # SQLite keeps the ISO text: its first 7 characters
 
 
 def _in_period(stmt: Any, column: Any, p: Period) -> Any:
@@ -147,50 +188,58 @@ class Visits:
     recency: list[int]
 
 
-def _visits(db: Database, opts: Options, p: Period) -> Visits:
-    s = SaleRecord
-    day = day_of(db, s.terminal_time)
-    stmt = select(s.member_id, func.count(day.distinct()), func.max(s.terminal_time)).where(
-        s.kind == "sale", s.member_id.is_not(None)).group_by(s.member_id)
-    stmt = _stores(_in_period(stmt, s.terminal_time, p), s.store_id, opts)
+def _visits(ctx: Context) -> Visits:
+    """Members who bought in the period, their visits and days since their last one."""
     members = visits = repeat = repeat_visits = 0
     recency: list[int] = []
-    with db.read() as conn:
-        for _, n, last in conn.execute(stmt):
-            members += 1
-            visits += int(n)
-            repeat += int(n) >= 2
-            repeat_visits += int(n) - 1
-            recency.append((p.until - as_date(last)).days)
+    for m in ctx.members:
+        if not m.period_visits or m.period_last is None:
+            continue
+        members += 1
+        visits += m.period_visits
+        repeat += m.period_visits >= 2
+        repeat_visits += m.period_visits - 1
+        recency.append((ctx.p.until - m.period_last).days)
     return Visits(members, visits, repeat, repeat_visits, recency)
 
 
-def _revenue(db: Database, opts: Options, p: Period) -> dict[tuple[bool, str], tuple[int, int]]:
-    """(is member, kind) -> (records, net paid) over the period."""
-    s = SaleRecord
-    is_member = case((s.member_id.is_(None), literal(0)), else_=literal(1))
-    stmt = select(is_member, s.kind, func.count(), func.sum(s.paid_total)).where(
-        s.kind.in_(("sale", "refund"))).group_by(is_member, s.kind)
-    stmt = _stores(_in_period(stmt, s.terminal_time, p), s.store_id, opts)
-    with db.read() as conn:
-        return {(bool(m), k): (int(n), int(v or 0)) for m, k, n, v in conn.execute(stmt)}
+def _revenue(ctx: Context) -> dict[tuple[str, bool, str], tuple[int, int]]:
+    """(month, is member, kind) -> (records, net paid) over the period: one scan of the
+    covering time index, shared by the reports of a build."""
+    if ctx.revenue is None and "revenue" in ctx._parts and \
+            threading.current_thread() is threading.main_thread():
+        ctx.revenue = ctx.part("revenue", lambda: _revenue(ctx))
+    if ctx.revenue is None:
+        db, opts, p = ctx.db, ctx.opts, ctx.p
+        s = SaleRecord
+        month = _month(db, s.terminal_time)
+        is_member = case((s.member_id.is_(None), literal(0)), else_=literal(1))
+        stmt = select(month, is_member, s.kind, func.count(), func.sum(s.paid_total)).where(
+            s.kind.in_(("sale", "refund"))).group_by(month, is_member, s.kind)
+        stmt = _stores(_in_period(stmt, s.terminal_time, p), s.store_id, opts)
+        with db.read() as conn:
+            ctx.revenue = {(str(mo), bool(m), k): (int(n), int(v or 0))
+                           for mo, m, k, n, v in conn.execute(stmt)}
+    return ctx.revenue
 
 
-def customers(db: Database, opts: Options, p: Period) -> Report:
-    v = _visits(db, opts, p)
-    rev = _revenue(db, opts, p)
+def _totals(ctx: Context) -> dict[tuple[bool, str], tuple[int, int]]:
+    out: dict[tuple[bool, str], tuple[int, int]] = {}
+    for (_, m, k), (n, v) in _revenue(ctx).items():
+        a, b = out.get((m, k), (0, 0))
+        out[(m, k)] = (a + n, b + v)
+    return out
+
+
+def customers(ctx: Context) -> Report:
+    p = ctx.p
+    v = _visits(ctx)
+    rev = _totals(ctx)
     member_rev = sum(x[1] for (m, _), x in rev.items() if m)
     total_rev = sum(x[1] for x in rev.values())
-    s = SaleRecord
-    month = _month(db, s.terminal_time)
-    is_member = case((s.member_id.is_(None), literal(0)), else_=literal(1))
-    stmt = select(month, is_member, func.sum(s.paid_total)).where(
-        s.kind.in_(("sale", "refund"))).group_by(month, is_member)
-    stmt = _stores(_in_period(stmt, s.terminal_time, p), s.store_id, opts)
     by_month: dict[str, list[int]] = {m: [0, 0] for m in _months(p)}
-    with db.read() as conn:
-        for m, member, total in conn.execute(stmt):
-            by_month.setdefault(str(m), [0, 0])[int(member)] += int(total or 0)
+    for (mo, member, _), (_, total) in _revenue(ctx).items():
+        by_month.setdefault(mo, [0, 0])[int(member)] += total
     months = sorted(by_month)
     rows: list[tuple[Any, ...]] = [
         (m, Money(by_month[m][1]), Money(by_month[m][0]),
@@ -216,10 +265,11 @@ def customers(db: Database, opts: Options, p: Period) -> Report:
 # -- stages, segments, lapsed ------------------------------------------------------------------
 
 
-def stages(db: Database, opts: Options, p: Period) -> Report:
+def stages(ctx: Context) -> Report:
+    p = ctx.p
     counts = dict.fromkeys(STAGES, 0)
     counts.pop("none")
-    for m in member_insight(db, today=p.until, rules=opts.rules, stores=opts.stores):
+    for m in ctx.members:
         counts[m.stage] += 1
     total = sum(counts.values())
     names = list(counts)
@@ -233,10 +283,11 @@ def stages(db: Database, opts: Options, p: Period) -> Report:
         notes=["Stages follow the rules in docs/reports.md (a visit is a day with a sale)."])
 
 
-def segments(db: Database, opts: Options, p: Period) -> Report:
+def segments(ctx: Context) -> Report:
+    p = ctx.p
     names = [n for n, _ in SEGMENTS]
     acc = {n: [0, 0, 0] for n in names}  # members, visits, spend
-    for m in member_insight(db, today=p.until, rules=opts.rules, stores=opts.stores):
+    for m in ctx.members:
         row = acc[m.rfm.segment]
         row[0] += 1
         row[1] += m.rfm.frequency
@@ -260,11 +311,10 @@ def segments(db: Database, opts: Options, p: Period) -> Report:
                          "docs/reports.md, over the 365 days up to the report's day."])
 
 
-def lapsed(db: Database, opts: Options, p: Period) -> Report:
+def lapsed(ctx: Context) -> Report:
+    db, opts, p = ctx.db, ctx.opts, ctx.p
     after = opts.lapsed_after_days or opts.rules.lapse_days
-    found = [m for m in member_insight(db, today=p.until, rules=opts.rules,
-                                       lapsed_after_days=after, stores=opts.stores)
-             if m.lapsed_regular]
+    found = [m for m in ctx.members if m.lapsed_regular]
     found.sort(key=lambda m: (-m.visits, m.member_id))
     listed = found[:opts.limit]
     ids = [m.member_id for m in listed]
@@ -314,7 +364,8 @@ def _nps_counts(db: Database, stmt: Any) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(stmt)]
 
 
-def nps_report(db: Database, opts: Options, p: Period) -> Report:
+def nps_report(ctx: Context) -> Report:
+    db, opts, p = ctx.db, ctx.opts, ctx.p
     va, pn = VisitAnswer, PhoneNps
 
     def counts(score: Any) -> tuple[Any, Any, Any]:
@@ -387,7 +438,8 @@ def _comments(db: Database, opts: Options, p: Period) -> list[tuple[Any, ...]]:
 # -- liability ---------------------------------------------------------------------------------
 
 
-def liability(db: Database, opts: Options, p: Period) -> Report:
+def liability(ctx: Context) -> Report:
+    db, p = ctx.db, ctx.p
     program = live_program(db)
     with db.read() as conn:
         outstanding = int(conn.execute(select(func.coalesce(func.sum(Balance.balance), 0))
@@ -408,16 +460,16 @@ def liability(db: Database, opts: Options, p: Period) -> Report:
         notes.append(f"Points do not expire under {program.name}.")
     else:
         by_month: dict[str, int] = {}
-        for lots in _member_lots(db):
-            for last, pts in expiry_schedule(lots, program.expiry).items():
-                key = "never" if last is None else f"{last.year:04d}-{last.month:02d}"
-                by_month[key] = by_month.get(key, 0) + pts
+        for earned_on, pts in ctx.part("held", lambda: held_lots(db)):
+            last = lot_expires(earned_on, program.expiry)
+            key = "never" if last is None else f"{last.year:04d}-{last.month:02d}"
+            by_month[key] = by_month.get(key, 0) + pts
         for k in sorted(by_month):
             rows.append((k, by_month[k], Money(program.rate.liability(by_month[k]))))
         labels = sorted(by_month)
         values = [float(by_month[k]) for k in labels]
-        notes.append("The schedule spends each member's oldest points first, as the till "
-                     "does; a month is when the points' last valid day falls.")
+        notes.append("A balance is held by the member's newest points (the till spends the "
+                     "oldest first); a month is when their last valid day falls.")
     return Report("liability", "Points liability", str(p), figures=[
         ("Outstanding points", outstanding),
         ("Their value", Money(program.rate.liability(outstanding))),
@@ -431,29 +483,32 @@ def liability(db: Database, opts: Options, p: Period) -> Report:
         notes=notes)
 
 
-def _member_lots(db: Database) -> Any:
-    """Each member's outstanding lots, from the applied ledger in member and time order."""
-    le = LedgerEvent
-    stmt = (select(le.member_id, le.terminal_time, le.points).where(le.status == "applied")
-            .order_by(le.member_id, le.terminal_time, le.event_id))
+def held_lots(db: Database) -> list[tuple[date, int]]:
+    """Outstanding points by the day they were earned, chain-wide: each positive balance is
+    held by the member's newest gains (the oldest were spent first), found in SQL with a
+    running sum over each member's gains, newest first. Newest by event id: a UUIDv7, made
+    from the clock of whoever wrote the event, so in the ledger's own key order (no sort)."""
+    sql = text("""
+        WITH gains AS (
+            SELECT l.member_id, {day} AS day, l.points, b.balance,
+                   SUM(l.points) OVER (PARTITION BY l.member_id ORDER BY l.event_id DESC)
+                       AS newer
+            FROM ledger_events l JOIN balances b ON b.member_id = l.member_id
+            WHERE l.status = 'applied' AND l.points > 0 AND b.balance > 0)
+        SELECT day, SUM(CASE WHEN newer <= balance THEN points
+                             ELSE balance - (newer - points) END)
+        FROM gains WHERE newer - points < balance GROUP BY day ORDER BY day
+    """.format(day="CAST(l.terminal_time AS DATE)" if db.is_pg
+               else "substr(l.terminal_time, 1, 10)"))
     with db.read() as conn:
-        rows = conn.execution_options(stream_results=True, yield_per=20_000).execute(stmt)
-        current: str | None = None
-        events: list[tuple[date, int]] = []
-        for member, when, pts in rows:
-            if member != current:
-                if events:
-                    yield outstanding_lots(events)
-                current, events = member, []
-            events.append((when.date(), int(pts)))
-        if events:
-            yield outstanding_lots(events)
+        return [(as_date(d), int(n)) for d, n in conn.execute(sql)]
 
 
 # -- cost ---------------------------------------------------------------------------------------
 
 
-def cost(db: Database, opts: Options, p: Period) -> Report:
+def cost(ctx: Context) -> Report:
+    db, opts, p = ctx.db, ctx.opts, ctx.p
     program = live_program(db)
     s = SaleRecord
     stmt = _stores(_in_period(select(
@@ -464,8 +519,8 @@ def cost(db: Database, opts: Options, p: Period) -> Report:
         s.store_id, opts)
     with db.read() as conn:
         _, pts_earned, pts_redeemed, discounts = (int(x) for x in conn.execute(stmt).one())
-    rev = _revenue(db, opts, p)
-    v = _visits(db, opts, p)
+    rev = _totals(ctx)
+    v = _visits(ctx)
     m_sales, m_rev = rev.get((True, "sale"), (0, 0))
     a_sales, a_rev = rev.get((False, "sale"), (0, 0))
     up = uplift(members=v.members, repeat_members=v.repeat_members,
@@ -477,7 +532,9 @@ def cost(db: Database, opts: Options, p: Period) -> Report:
     other_discounts = max(0, discounts - redeemed_money)
     points_cost = program.rate.liability(pts_earned)
     total_cost = other_discounts + points_cost
-    sample = _sample(db, opts, p)
+    ids = ctx.part("sample", lambda: _sample_ids(db, opts, p))
+    sample = list(central_baskets(db, days=p.days, stores=opts.stores, now=p.hi,
+                                  sale_ids=ids))
     rep = replay(sample, program)
     rule_costs = [r.cost for r in rep.rules]
     rows: list[tuple[Any, ...]] = []
@@ -495,7 +552,7 @@ def cost(db: Database, opts: Options, p: Period) -> Report:
         ("Return on cost", Percent(up.extra_revenue / total_cost if total_cost else 0)),
         ("Average member sale", Money(up.member_basket)),
         ("Average other sale", Money(up.anonymous_basket))],
-        tables=[Table(f"Cost per rule (replay of {rep.sales} of the period's sales)",
+        tables=[Table("Cost per rule (replay of the period's sales)",
                       ("Rule", "Sales", "Points", "Discounts", "Perks", "Cost in replay",
                        "Share", "Share of program cost"), rows, "rules")],
         charts=[Chart("bar", "Cost per rule", [r.rule for r in rep.rules],
@@ -505,28 +562,26 @@ def cost(db: Database, opts: Options, p: Period) -> Report:
                "members' repeat visits at the average other sale, times the share of "
                "returning members above the "
                f"{Percent(opts.own_return_rate)} who would come back anyway; the split per "
-               "rule replays a sample of the period's baskets under the live program."])
+               f"rule replays {rep.sales} of the period's member baskets under the live "
+               "program."])
 
 
-def _sample(db: Database, opts: Options, p: Period) -> list[Any]:
-    """At most REPLAY_SAMPLE of the period's member baskets, evenly spread."""
+def _sample_ids(db: Database, opts: Options, p: Period) -> list[str]:
+    """At most REPLAY_SAMPLE of the period's member sales: all when there are fewer, else a
+    random sample drawn by the database."""
     s = SaleRecord
-    stmt = _stores(_in_period(select(func.count()).where(
+    stmt = _stores(_in_period(select(s.sale_id).where(
         s.kind == "sale", s.member_id.is_not(None)), s.terminal_time, p), s.store_id, opts)
     with db.read() as conn:
-        n = int(conn.execute(stmt).scalar_one())
-    step = max(1, n // REPLAY_SAMPLE)
-    out = []
-    for i, sale in enumerate(central_baskets(db, days=p.days, stores=opts.stores, now=p.hi)):
-        if sale.member.member_id and i % step == 0 and sale.when < p.hi:
-            out.append(sale)
-    return out
+        return [str(x) for x in conn.execute(
+            stmt.order_by(func.random()).limit(REPLAY_SAMPLE)).scalars()]
 
 
 # -- settlement, tags -------------------------------------------------------------------------
 
 
-def settlement(db: Database, opts: Options, p: Period) -> Report:
+def settlement(ctx: Context) -> Report:
+    db, p = ctx.db, ctx.p
     program = live_program(db)
     if program.coalition is None:
         return Report("settlement", "Partner settlement", str(p),
@@ -560,7 +615,8 @@ def settlement(db: Database, opts: Options, p: Period) -> Report:
                "their value."])
 
 
-def tags(db: Database, opts: Options, p: Period) -> Report:
+def tags(ctx: Context) -> Report:
+    db, opts, p = ctx.db, ctx.opts, ctx.p
     t = PhoneTap
     genuine = func.sum(case((t.result == "genuine", 1), else_=0))
     stmt = _stores(select(t.sku, func.count(), genuine).where(
@@ -594,7 +650,7 @@ def tags(db: Database, opts: Options, p: Period) -> Report:
                "replays."])
 
 
-BUILDERS: dict[str, Callable[[Database, Options, Period], Report]] = {
+BUILDERS: dict[str, Callable[[Context], Report]] = {
     "customers": customers, "stages": stages, "segments": segments, "lapsed": lapsed,
     "nps": nps_report, "liability": liability, "cost": cost, "settlement": settlement,
     "tags": tags,
@@ -610,4 +666,11 @@ def store_ids(db: Database) -> list[str]:
 
 def build_all(db: Database, opts: Options | None = None,
               names: Sequence[str] = NAMES) -> list[Report]:
-    return [build(db, n, opts) for n in names]
+    """Several reports over one shared pass of the members (long queries in parallel)."""
+    opts = opts or Options()
+    ctx = Context(db, opts, period_of(db, opts))
+    if len(names) == 1:
+        return [build(db, names[0], opts, ctx)]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="report") as pool:
+        ctx.prefetch(pool, names)
+        return [build(db, n, opts, ctx) for n in names]

@@ -42,9 +42,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("terminal_id", "pos_id", "txn_id", "kind", "refund_id",
                             name="uq_sales_key"),
     )
-    op.create_index("ix_sales_time", "sales", ["terminal_time"])
+    op.create_index("ix_sales_time", "sales",
+                    ["terminal_time", "kind", "store_id", "member_id", "paid_total"])
     op.create_index("ix_sales_store_time", "sales", ["store_id", "terminal_time"])
-    op.create_index("ix_sales_member_time", "sales", ["member_id", "terminal_time"])
+    op.create_index("ix_sales_member_time", "sales",
+                    ["member_id", "terminal_time", "kind", "store_id", "paid_total"])
     op.create_table(
         "sale_lines",
         sa.Column("sale_id", sa.String(length=36), nullable=False),

@@ -1,7 +1,7 @@
 """member-bound offers pulled from central, and the cashier's line per member
 
 Revision ID: t0009
-Revises: t0006
+Revises: t0008
 Create Date: 2026-11-30 09:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "t0009"
-down_revision = "t0006"
+down_revision = "t0008"
 branch_labels = None
 depends_on = None
 

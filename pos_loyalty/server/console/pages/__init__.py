@@ -5,13 +5,28 @@ from __future__ import annotations
 from pos_loyalty.server.console.pages import (
     audit,
     auth,
+    catalog,
+    fleet,
     held,
     home,
     members,
+    programs,
     reports,
     stores,
     users,
 )
 
-ROUTERS = [auth.router, home.router, stores.router, held.router, members.router,
-           users.router, audit.router, reports.router]
+# one line per page module: other pages append here
+ROUTERS = [
+    auth.router,
+    home.router,
+    stores.router,
+    held.router,
+    members.router,
+    programs.router,
+    fleet.router,
+    users.router,
+    audit.router,
+    reports.router,
+    catalog.router,
+]

@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.server.console.web import (
+    API_COOKIE,
+    API_PATH,
     COOKIE,
     PRE_COOKIE,
     PREFIX,
@@ -91,9 +93,10 @@ async def login(request: Request, fields: FieldsDep) -> Response:
                            errors=errors, status=400)
     token, session = await run_in_threadpool(console.accounts.open_session, principal)
     response = redirect(next_path)
-    response.set_cookie(COOKIE, token, path=f"{PREFIX}/", httponly=True, samesite="lax",
-                        secure=_secure(request),
-                        max_age=int((session.expires_at - console.store.clock()).total_seconds()))
+    max_age = int((session.expires_at - console.store.clock()).total_seconds())
+    for name, path in ((COOKIE, f"{PREFIX}/"), (API_COOKIE, API_PATH)):  # pages; admin API
+        response.set_cookie(name, token, path=path, httponly=True, samesite="lax",
+                            secure=_secure(request), max_age=max_age)
     response.delete_cookie(PRE_COOKIE, path=LOGIN)
     return response
 
@@ -102,5 +105,6 @@ async def login(request: Request, fields: FieldsDep) -> Response:
 def logout(view: PostedDep) -> Response:
     view.console.accounts.close_session(view.session)
     response = redirect(LOGIN)
-    response.delete_cookie(COOKIE, path=f"{PREFIX}/")
+    for name, path in ((COOKIE, f"{PREFIX}/"), (API_COOKIE, API_PATH)):
+        response.delete_cookie(name, path=path)
     return response

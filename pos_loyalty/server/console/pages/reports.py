@@ -8,7 +8,7 @@ and the report layout's), so still no script and nothing from another site.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from fastapi import APIRouter
@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from pos_loyalty.errors import LoyaltyError
 from pos_loyalty.insight import charts
-from pos_loyalty.insight.report import Report
+from pos_loyalty.insight.report import Chart, Report
 from pos_loyalty.server.console.web import INSIGHT, PREFIX, PageError, ViewDep
 from pos_loyalty.server.sales import reports
 from pos_loyalty.web import STATIC_DIR
@@ -34,8 +34,18 @@ TITLES: dict[str, str] = {
 }
 
 
-def _drawn(built: Sequence[Report], rtl: bool) -> list[tuple[Report, list[str]]]:
-    return [(r, [charts.svg(c, rtl=rtl) for c in r.charts]) for r in built]
+def _drawn(built: Sequence[Report], rtl: bool,
+           tr: Callable[[str], str]) -> list[tuple[Report, list[str]]]:
+    """Each report with its charts drawn, their words in the page's language."""
+    out = []
+    for r in built:
+        drawn = []
+        for c in r.charts:
+            c = Chart(c.kind, tr(c.title), [tr(x) for x in c.labels],
+                      [(tr(name), values) for name, values in c.series], c.key)
+            drawn.append(charts.svg(c, rtl=rtl))
+        out.append((r, drawn))
+    return out
 
 
 def _date(text: str, field: str, view: ViewDep) -> date | None:
@@ -75,7 +85,8 @@ def report_page(view: ViewDep, name: str, since: str = "", until: str = "",
     known = principal.visible(reports.store_ids(view.store))
     language = view.console.pages.language(view.request)
     response = view.render("reports/page.html", {
-        "heading": TITLES[name], "built": _drawn(built, language.direction == "rtl"),
+        "heading": TITLES[name],
+        "built": _drawn(built, language.direction == "rtl", view._),
         "opts": opts, "stores": known, "action": f"{PREFIX}/reports/{name}"}, nav="reports")
     body = bytes(response.body).decode()
     response.headers["Content-Security-Policy"] = csp(body)
@@ -102,7 +113,8 @@ def standalone_html(built: Sequence[Report], lang: str = "en") -> str:
     name = built[0].name if len(built) == 1 else "all"
     html = pages.render(language, "reports/standalone.html", {
         "heading": TITLES.get(name, "All reports"),
-        "built": _drawn(built, language.direction == "rtl"), "errors": None,
+        "built": _drawn(built, language.direction == "rtl",
+                        lambda m: pages.gettext(language, m)), "errors": None,
         "notice": None})
     css = (STATIC_DIR / "web.css").read_text(encoding="utf-8")
     link = '<link rel="stylesheet" href="/static/web/web.css">'
