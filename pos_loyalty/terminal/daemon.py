@@ -43,6 +43,7 @@ from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, in_timezone, load_program
 from pos_loyalty.store import LocalStore
 from pos_loyalty.store.sun_counters import StoreCounters
+from pos_loyalty.sync.online import OnlineRedeem
 from pos_loyalty.sync.programs import ActiveProgram, ProgramFollower
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.sdnotify import Watchdog, notify
@@ -122,12 +123,17 @@ class TerminalDaemon:
         # enrolled: the id central assigned; before enrollment, the configured one
         self.terminal_id = identity.terminal_id if identity.credential else config.terminal_id
         self.sync: SyncWorker | None = None
+        self.online: OnlineRedeem | None = None
         if identity.server_url and identity.credential:  # enrolled with a central server
             self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
                                    config.sync_interval_s, ca_file=config.sync_ca_file,
                                    status=self._status)
+            # redemptions are confirmed by central while it answers within 1 s
+            self.online = OnlineRedeem(identity.server_url, identity.credential,
+                                       ca_file=config.sync_ca_file)
         self.service = TerminalService(self.store, program,
-                                       legacy_uid_redeem=config.legacy_uid_redeem)
+                                       legacy_uid_redeem=config.legacy_uid_redeem,
+                                       online=self.online)
         # the program central published for this store, once pulled, replaces the file's
         self._next_follow = 0.0
         self.programs = ProgramFollower(self.store, ActiveProgram(
@@ -273,6 +279,8 @@ class TerminalDaemon:
             self.watchdog.stop()
             if self.sync is not None:
                 self.sync.stop()
+            if self.online is not None:
+                self.online.close()
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
             self.sun_counters.close()

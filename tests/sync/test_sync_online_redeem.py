@@ -1,0 +1,322 @@
+"""Online redemption: central decides while it answers in time, the offline policy otherwise.
+
+Every sale goes through TerminalService (what `pos-loyalty run` runs) to a live uvicorn
+central over real HTTP, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from pos_loyalty.pos.till import REPLY_TIMEOUT
+from pos_loyalty.server.central import EventIn, utcnow
+from pos_loyalty.server.checks import EventPolicy
+from pos_loyalty.server.ledger import holds
+from pos_loyalty.server.ledger.queries import confirmed_online
+from pos_loyalty.server.terminals.queries import TerminalAuth
+from pos_loyalty.store.central_models import RedeemHold
+from pos_loyalty.store.local import LocalStore
+from pos_loyalty.sync.client import SyncClient, run_sync
+from pos_loyalty.sync.online import OnlineRedeem
+from pos_loyalty.sync.policy import OfflinePolicy
+from pos_loyalty.terminal.service import TerminalService
+from tests.conftest import Central, TerminalFactory, TerminalHandle
+from tests.tillsales import REDEEM_ONLY, ask, member_tap, ring_up, tap
+
+POLICY = OfflinePolicy(member_cap=500, terminal_budget=5_000, max_balance_age_s=3600)
+BASKET = 100_000  # 1,000.00: pays for any redemption these tests ask for
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def synced(t: TerminalHandle) -> None:
+    with SyncClient(t.server_url, t.credential) as c:
+        report = run_sync(t.local, c)
+    assert report.ok, report.error
+
+
+def till(local: LocalStore, online: OnlineRedeem | None,
+         now: datetime | None = None) -> TerminalService:
+    when = now or utcnow()
+    return TerminalService(local, REDEEM_ONLY, clock=lambda: when, offline_policy=POLICY,
+                           online=online)
+
+
+def open_sale(service: TerminalService, card: str, pos_id: str, txn_id: str) -> None:
+    assert tap(service, member_tap(card))["type"] == "member.identified"
+    got = ask(service, {"type": "basket.update", "pos_id": pos_id, "txn_id": txn_id,
+                        "lines": [{"sku": "ITEM", "qty": 1, "unit_price": BASKET,
+                                   "category": "misc"}]})
+    assert got["type"] == "quote", got
+
+
+def redeem(service: TerminalService, pos_id: str, txn_id: str, points: int) -> dict[str, Any]:
+    return ask(service, {"type": "redeem.request", "pos_id": pos_id, "txn_id": txn_id,
+                         "points": points})
+
+
+def commit(service: TerminalService, pos_id: str, txn_id: str) -> dict[str, Any]:
+    return ask(service, {"type": "txn.commit", "pos_id": pos_id, "txn_id": txn_id})
+
+
+def hold_rows(central: Central) -> list[tuple[str, str, int, str]]:
+    with central.store.read() as conn:
+        return [(r.hold_id, r.member_id, int(r.points), r.status) for r in conn.execute(
+            select(RedeemHold.hold_id, RedeemHold.member_id, RedeemHold.points,
+                   RedeemHold.status).order_by(RedeemHold.created_at))]
+
+
+@pytest.fixture
+def online_for() -> Iterator[Any]:
+    made: list[OnlineRedeem] = []
+
+    def make(t: TerminalHandle, url: str | None = None, deadline_s: float = 1.0) -> OnlineRedeem:
+        o = OnlineRedeem(url or t.server_url, t.credential, deadline_s=deadline_s)
+        made.append(o)
+        return o
+
+    yield make
+    for o in made:
+        o.close()
+
+
+@pytest.fixture
+def member_2000(central: Central) -> str:
+    central.store.add_member("M1", "Ann", card_id="C1")
+    central.store.adjust_points("M1", 2000, "opening")
+    return "M1"
+
+
+class TestOnlineRedemption:
+    def test_central_confirms_beyond_the_offline_cap(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any) -> None:
+        """2,000 points at central: 1,500 are redeemed online, past the 500 offline cap;
+        the event says online, and central applies it once, without the caps."""
+        t = terminals()
+        synced(t)
+        service = till(t.local, online_for(t))
+        done = ring_up(service, card_id="C1", pos_id="P1", txn_id="1", total=BASKET,
+                       redeem=1500)
+        assert done["type"] == "points.awarded", done
+        assert done["points"] == -1500 and done["balance_after"] == 500
+        [event] = t.local.ledger("M1")[-1:]
+        assert (event.kind, event.points, event.offline) == ("redeem", -1500, False)
+        [(hold_id, member, points, status)] = hold_rows(central)
+        assert (hold_id, member, points, status) == (event.event_id, "M1", 1500, "held")
+        facts = t.local.redeem_facts("M1")
+        assert facts is not None and facts.member_pending == 0  # not an offline risk
+        synced(t)
+        synced(t)  # a second push changes nothing
+        assert central.store.balance("M1") == 500
+        assert hold_rows(central)[0][3] == "used"
+        assert central.store.held() == [] and central.store.reconcile().overdrafts == []
+        again = commit(service, "P1", "1")
+        assert again["repeated"] and again["points"] == -1500
+
+    def test_two_terminals_racing_for_the_same_points_one_wins(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any) -> None:
+        """Both ask for 1,500 of 2,000 points at once: central confirms exactly one."""
+        t1, t2 = terminals(), terminals()
+        services = []
+        for i, t in enumerate((t1, t2)):
+            synced(t)
+            s = till(t.local, online_for(t))
+            open_sale(s, "C1", f"P{i}", "1")
+            services.append(s)
+        barrier = threading.Barrier(2)
+        answers: dict[int, dict[str, Any]] = {}
+
+        def ask_redeem(i: int) -> None:
+            barrier.wait()
+            answers[i] = redeem(services[i], f"P{i}", "1", 1500)
+
+        threads = [threading.Thread(target=ask_redeem, args=(i,)) for i in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        kinds = sorted(a["type"] for a in answers.values())
+        assert kinds == ["error", "quote"], answers
+        winner = next(i for i, a in answers.items() if a["type"] == "quote")
+        loser = 1 - winner
+        assert "500 points to spend" in answers[loser]["message"]
+        assert "central" in answers[loser]["message"]
+        for i in (winner, loser):  # the loser's sale goes on without a redemption
+            assert commit(services[i], f"P{i}", "1")["type"] == "points.awarded"
+        for t in (t1, t2):
+            synced(t)
+        assert central.store.balance("M1") == 500
+        assert [r[3] for r in hold_rows(central)] == ["used"]
+
+    def test_a_void_gives_the_points_back(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any) -> None:
+        """A confirmed redemption on a voided sale is released: another terminal can
+        redeem those points at once."""
+        t1, t2 = terminals(), terminals()
+        s1, s2 = till(t1.local, online_for(t1)), till(t2.local, online_for(t2))
+        for t in (t1, t2):
+            synced(t)
+        open_sale(s1, "C1", "P1", "1")
+        assert redeem(s1, "P1", "1", 1500)["type"] == "quote"
+        open_sale(s2, "C1", "P2", "1")
+        assert redeem(s2, "P2", "1", 1500)["type"] == "error"
+        voided = ask(s1, {"type": "txn.void", "pos_id": "P1", "txn_id": "1"})
+        assert voided["state"] == "voided"
+        deadline = time.monotonic() + 10  # the release goes in the background
+        while hold_rows(central)[0][3] != "released" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert redeem(s2, "P2", "1", 1500)["type"] == "quote"
+        assert commit(s2, "P2", "1")["points"] == -1500
+        synced(t2)
+        assert central.store.balance("M1") == 500
+
+    def test_a_restart_keeps_the_confirmation(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any) -> None:
+        """An open sale restored after a restart commits its confirmed redemption online."""
+        t = terminals()
+        synced(t)
+        first = till(t.local, online_for(t))
+        open_sale(first, "C1", "P1", "1")
+        assert redeem(first, "P1", "1", 1500)["type"] == "quote"
+        later = till(LocalStore(t.local.url), online_for(t))  # the daemon started again
+        try:
+            done = commit(later, "P1", "1")
+            assert done["points"] == -1500, done
+            event = later.store.ledger("M1")[-1]
+            assert not event.offline and event.event_id == hold_rows(central)[0][0]
+        finally:
+            later.store.close()
+        synced(t)
+        assert central.store.balance("M1") == 500
+
+
+class TestFallback:
+    def test_central_down_the_offline_cap_applies(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any) -> None:
+        """Nobody answers on central's address: the offline policy decides, as before."""
+        t = terminals()
+        synced(t)
+        service = till(t.local, online_for(t, url=f"http://127.0.0.1:{_free_port()}"))
+        refused = ring_up(service, card_id="C1", pos_id="P1", txn_id="1", total=BASKET,
+                          redeem=1500)
+        assert refused["type"] == "error" and "offline redemption limit" in refused["message"]
+        done = ring_up(service, card_id="C1", pos_id="P1", txn_id="2", total=BASKET,
+                       redeem=400)
+        assert done["points"] == -400
+        event = t.local.ledger("M1")[-1]
+        assert (event.points, event.offline) == (-400, True)
+        assert hold_rows(central) == []
+        synced(t)
+        assert central.store.balance("M1") == 1600
+
+    def test_central_slow_falls_back_within_the_tills_timer(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any) -> None:
+        """Central accepts the connection and never answers: the redemption is decided
+        offline after the deadline, well before the till's reply timer runs out."""
+        t = terminals()
+        synced(t)
+        hung = socket.create_server(("127.0.0.1", 0))
+        accepted: list[socket.socket] = []
+        stop = threading.Event()
+
+        def accept() -> None:
+            hung.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    accepted.append(hung.accept()[0])  # read nothing, answer nothing
+                except TimeoutError:
+                    continue
+
+        server = threading.Thread(target=accept, daemon=True)
+        server.start()
+        try:
+            port = hung.getsockname()[1]
+            service = till(t.local, online_for(t, url=f"http://127.0.0.1:{port}",
+                                               deadline_s=0.5))
+            open_sale(service, "C1", "P1", "1")
+            began = time.monotonic()
+            refused = redeem(service, "P1", "1", 1500)
+            waited = time.monotonic() - began
+            assert refused["type"] == "error" and "offline" in refused["message"]
+            assert 0.5 <= waited < REPLY_TIMEOUT, waited
+            assert redeem(service, "P1", "1", 300)["type"] == "quote"
+            assert commit(service, "P1", "1")["points"] == -300
+            assert t.local.ledger("M1")[-1].offline
+        finally:
+            stop.set()
+            server.join()
+            for c in accepted:
+                c.close()
+            hung.close()
+
+
+class TestCentralBounds:
+    def test_no_hold_beyond_the_balance_nor_for_an_unknown_member(
+            self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
+        """A terminal credential (a stolen one too) holds at most what the member has."""
+        t = terminals()
+        auth = TerminalAuth(t.terminal_id, "S1")
+        over = holds.confirm(central.store, auth, hold_id="h1", member_id="M1", points=2001,
+                             txn_ref="x")
+        assert not over.confirmed and "2000 points to spend" in over.reason
+        ghost = holds.confirm(central.store, auth, hold_id="h2", member_id="M9", points=1,
+                              txn_ref="x")
+        assert not ghost.confirmed and "unknown" in ghost.reason
+        ok = holds.confirm(central.store, auth, hold_id="h3", member_id="M1", points=2000,
+                           txn_ref="x")
+        assert ok.confirmed and ok.available == 0
+        assert holds.confirm(central.store, auth, hold_id="h3", member_id="M1",
+                             points=2000, txn_ref="x").confirmed  # asked again: same answer
+        assert not holds.confirm(central.store, auth, hold_id="h4", member_id="M1",
+                                 points=1, txn_ref="x").confirmed
+
+    def test_an_online_claim_without_a_hold_is_bounded_like_an_offline_event(
+            self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
+        """An event flagged online that central never confirmed meets the offline caps."""
+        t = terminals()
+        auth = TerminalAuth(t.terminal_id, "S1")
+        ev = EventIn(event_id="forged-1", terminal_id=t.terminal_id, terminal_seq=1,
+                     member_id="M1", kind="redeem", points=-3000, txn_ref="P/1/redeem",
+                     terminal_time=utcnow(), offline=False)
+        out = central.store.push(auth, [ev])
+        assert out.results[0].status == "held" and "offline caps" in out.results[0].reason
+        assert central.store.balance("M1") == 2000
+
+    def test_a_hold_covers_only_its_own_terminal_member_and_points(
+            self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
+        """Only the terminal that holds the points, for that member and at most those
+        points, is spared the offline caps; any other event with the hold's id meets them."""
+        t1, t2 = terminals(), terminals()
+        a1, a2 = TerminalAuth(t1.terminal_id, "S1"), TerminalAuth(t2.terminal_id, "S1")
+        assert holds.confirm(central.store, a1, hold_id="h1", member_id="M1", points=1500,
+                             txn_ref="x").confirmed
+        with central.store.read() as conn:
+            got = confirmed_online(conn, t1.terminal_id, [
+                ("h1", "M1", -1500), ("h1", "M2", -1500), ("h1", "M1", -1501),
+                ("h1", "M1", 10), ("h9", "M1", -1)])
+            assert got == {"h1"}
+            assert confirmed_online(conn, t2.terminal_id, [("h1", "M1", -1500)]) == set()
+        central.store.set_policy("S1", EventPolicy(offline_member_cap=0))
+        central.store.adjust_points("M1", -1000, "store IT")  # 1,000 left
+        steal = EventIn("h1", t2.terminal_id, 1, "M1", "redeem", -1500, "x", utcnow(), False)
+        assert central.store.push(a2, [steal]).results[0].status == "held"
+        assert central.store.balance("M1") == 1000
+        assert hold_rows(central)[0][3] == "held"
