@@ -39,9 +39,11 @@ from pos_loyalty.pos.messages import (
     TerminalNotice,
     TerminalReply,
 )
+from pos_loyalty.pos.till import REPLY_TIMEOUT
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, in_timezone, load_program
 from pos_loyalty.store import LocalStore
+from pos_loyalty.store.sqlite import answer_by
 from pos_loyalty.store.sun_counters import StoreCounters
 from pos_loyalty.sync.online import OnlineRedeem
 from pos_loyalty.sync.programs import ActiveProgram, ProgramFollower
@@ -53,6 +55,10 @@ log = logging.getLogger(__name__)
 EXPIRY_INTERVAL_S = 24 * 3600.0
 EXPIRY_BATCH = 50  # members per step: a tap never waits behind more than a few ms of it
 
+TILL_ANSWER_S = REPLY_TIMEOUT - 2.0
+"""A till request's store writes stop waiting for the write lock this long after the worker
+takes it up (the store's busy timeout, 5 s, is the till's whole reply timer): the till gets
+``error store`` in time, with room left for the serial line and a tap queued before it."""
 HEALTHY_WITHIN_S = 10.0  # a loop silent for longer is hung: stop pinging the watchdog
 NO_TILL_AFTER_S = 10.0  # say so when no till has said hello this long after start
 
@@ -344,7 +350,8 @@ class TerminalDaemon:
         translate) or ``internal``, and the next request is served as usual.
         """
         try:
-            return self.service.on_message(message)
+            with answer_by(TILL_ANSWER_S):
+                return self.service.on_message(message)
         except (SQLAlchemyError, sqlite3.Error) as exc:
             log.exception("store fault on %s: %s", message.TYPE, exc)
             return error_message("store", "the loyalty store is unavailable; sale not "
