@@ -1,7 +1,12 @@
 """The terminal daemon: reader thread, serial link, one worker that owns the store.
 
-Taps and till messages land on one queue and are handled in order by one thread, so the
-store sees a single writer and the reader never waits for the till or the disk.
+Till messages land on one queue and are handled in order by one thread, so the store sees a
+single writer from the till side. A tap is answered by whichever thread is free: when the
+worker is idle and nothing is queued, the reader thread answers it at once (a lookup, a
+read, and the frame out), saving the hand-over to the worker, which on a loaded machine
+costs more than the whole answer; otherwise it queues like a till message. One lock
+(``_serving``) makes the two take turns, so the service's state is only ever touched by one
+thread at a time.
 """
 
 from __future__ import annotations
@@ -148,6 +153,8 @@ class TerminalDaemon:
         self._follow_program()
         log.info("program %s", self.programs.current.label)
         self._work: queue.Queue[_Work] = queue.Queue()
+        self._serving = threading.Lock()  # held while the service is being used
+        self._worker_up = False  # run() is serving: a free worker's taps may go inline
         self._stop = threading.Event()
         self._expiry_todo: deque[str] = deque()
         self._expiry_now = self.service.clock()
@@ -177,6 +184,15 @@ class TerminalDaemon:
         self._work.put(_TillMessage(message))
 
     def _from_reader(self, tap: TapEvent) -> None:
+        """Reader thread: answer the tap here if the worker is free and nothing waits for
+        it (no hand-over), else queue it behind what is waiting."""
+        if self._worker_up and self._work.empty() and self._serving.acquire(blocking=False):
+            try:
+                if self._worker_up and not self._stop.is_set():
+                    self._handle(_Tap(tap))
+                    return
+            finally:
+                self._serving.release()
         self._work.put(_Tap(tap))
 
     def _read_loop(self) -> None:
@@ -244,6 +260,7 @@ class TerminalDaemon:
         once a day, a few members at a time whenever no tap or till request is waiting.
         """
         next_expiry = time.monotonic()
+        self._worker_up = True
         try:
             while not self._stop.is_set():
                 self._worker_beat = time.monotonic()
@@ -254,7 +271,8 @@ class TerminalDaemon:
                     break
                 self._say_if_no_till()
                 if self._worker_beat >= next_expiry:
-                    self._plan_expiry()
+                    with self._serving:
+                        self._plan_expiry()
                     next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
                 try:
                     if self._expiry_todo:
@@ -263,22 +281,26 @@ class TerminalDaemon:
                         item = self._work.get(
                             timeout=min(1.0, max(0.0, next_expiry - time.monotonic())))
                 except queue.Empty:
-                    self._expire_batch()
-                    self._follow_program()
+                    with self._serving:
+                        self._expire_batch()
+                        self._follow_program()
                     continue
                 if item is None:
                     break
-                try:
-                    self._handle(item)
-                except Exception:  # the reply is answered or logged; keep serving
-                    log.exception("fault after answering a %s",
-                                  "tap" if isinstance(item, _Tap) else "till request")
-                self._follow_program()
+                with self._serving:
+                    try:
+                        self._handle(item)
+                    except Exception:  # the reply is answered or logged; keep serving
+                        log.exception("fault after answering a %s",
+                                      "tap" if isinstance(item, _Tap) else "till request")
+                    self._follow_program()
         except BaseException as exc:
             self.fault = f"the terminal worker failed: {exc!r}"
             log.critical("%s", self.fault, exc_info=True)
             raise
         finally:
+            with self._serving:  # an inline tap finishes before anything is closed
+                self._worker_up = False
             if self.fault is None and not self._stop_requested:
                 self.fault = "the terminal worker stopped"
             self._stop.set()
