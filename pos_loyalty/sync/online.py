@@ -53,11 +53,12 @@ class OnlineRedeem:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
-    def confirm(self, *, hold_id: str, member_id: str, points: int,
-                txn_ref: str) -> Confirmation | None:
-        """Central's decision, or None when it did not give one within the deadline."""
+    def confirm(self, *, hold_id: str, member_id: str, points: int, txn_ref: str,
+                replaces: str | None = None) -> Confirmation | None:
+        """Central's decision, or None when it did not give one within the deadline.
+        ``replaces``: the sale's earlier hold, released by central if this is confirmed."""
         fut = self._pool.submit(self._client.redeem_hold, hold_id, member_id, points,
-                                txn_ref[:140])
+                                txn_ref[:140], replaces)
         answer = self._wait(fut, f"confirming {points} pts for {member_id}")
         if answer is None:
             return None

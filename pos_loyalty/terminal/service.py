@@ -367,36 +367,41 @@ class TerminalService:
                                      self.program)
         if decision.points <= 0:
             raise Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
-        if not self._confirm_online(txn, view.member_id, decision.points):
+        hold = self._confirm_online(txn, view.member_id, decision.points)
+        key = (txn.pos_id, txn.txn_id)
+        if hold is None:
             self._check_offline(self.store.redeem_facts(view.member_id), decision.points, now)
+            self._release(*key)  # the new redemption replaces the earlier one
+        else:  # central released the earlier hold itself
+            self._holds[key] = hold
         txn.redeem_points = requested
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
         reply = self._quote_message(txn)
         self._keep(txn, reply)
         return reply
 
-    def _confirm_online(self, txn: OpenTxn, member_id: str, points: int) -> bool:
-        """Central decides the redemption when it answers in time: True when it confirmed
-        (the points are held for this sale), False when it did not answer (the offline
-        policy decides); Refused with central's reason when it refused."""
-        key = (txn.pos_id, txn.txn_id)
-        self._release(*key)  # a new request replaces the sale's earlier redemption
+    def _confirm_online(self, txn: OpenTxn, member_id: str,
+                        points: int) -> tuple[str, int] | None:
+        """Central decides the redemption when it answers in time: the hold (id, points)
+        when it confirmed, None when it did not answer (the offline policy decides);
+        Refused with central's reason when it refused (the sale keeps what it had)."""
         if self.online is None:
-            return False
+            return None
         hold_id = str(uuid7())
+        earlier = self._holds.get((txn.pos_id, txn.txn_id))
         got = self.online.confirm(hold_id=hold_id, member_id=member_id, points=points,
-                                  txn_ref=fit_ref(f"{txn.pos_id}/{txn.txn_id}/redeem"))
+                                  txn_ref=fit_ref(f"{txn.pos_id}/{txn.txn_id}/redeem"),
+                                  replaces=earlier[0] if earlier else None)
         if got is None:
-            return False
+            return None
         if not got.confirmed:
             log.info("redemption of %d pts on %s/%s refused by central: %s", points,
                      txn.pos_id, txn.txn_id, got.reason)
             raise Refused("refused", f"cannot redeem {points} pts: {got.reason} "
                           "(confirmed with central)")
-        self._holds[key] = (hold_id, points)
         log.info("redemption of %d pts on %s/%s confirmed by central (hold %s)", points,
                  txn.pos_id, txn.txn_id, hold_id)
-        return True
+        return hold_id, points
 
     def _release(self, pos_id: str, txn_id: str) -> None:
         """Give back the points central holds for this sale's redemption, if any."""

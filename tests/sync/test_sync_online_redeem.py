@@ -75,7 +75,7 @@ def hold_rows(central: Central) -> list[tuple[str, str, int, str]]:
     with central.store.read() as conn:
         return [(r.hold_id, r.member_id, int(r.points), r.status) for r in conn.execute(
             select(RedeemHold.hold_id, RedeemHold.member_id, RedeemHold.points,
-                   RedeemHold.status).order_by(RedeemHold.created_at))]
+                   RedeemHold.status).order_by(RedeemHold.created_at, RedeemHold.hold_id))]
 
 
 @pytest.fixture
@@ -184,6 +184,48 @@ class TestOnlineRedemption:
         assert commit(s2, "P2", "1")["points"] == -1500
         synced(t2)
         assert central.store.balance("M1") == 500
+
+    def test_asking_again_replaces_the_sales_hold_and_a_refusal_keeps_it(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any) -> None:
+        """A second request on the same sale is judged without its own earlier hold, which
+        central releases when the new one is confirmed; a refused request changes nothing."""
+        t = terminals()
+        synced(t)
+        service = till(t.local, online_for(t))
+        open_sale(service, "C1", "P1", "1")
+        assert redeem(service, "P1", "1", 1500)["type"] == "quote"
+        central.store.adjust_points("M1", -400, "store IT")  # 1,600 left at central
+        refused = redeem(service, "P1", "1", 2000)
+        assert refused["type"] == "error" and "1600 points to spend" in refused["message"]
+        assert [(r[2], r[3]) for r in hold_rows(central)] == [(1500, "held")]
+        assert redeem(service, "P1", "1", 1600)["type"] == "quote"  # not 1500 + 1600
+        assert [(r[2], r[3]) for r in hold_rows(central)] == [(1500, "released"),
+                                                             (1600, "held")]
+        assert commit(service, "P1", "1")["points"] == -1600
+        synced(t)
+        assert central.store.balance("M1") == 0
+        assert [r[3] for r in hold_rows(central)] == ["released", "used"]
+
+    def test_central_gone_after_a_confirmation_keeps_it(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any) -> None:
+        """Confirmed online, then central is unreachable: a larger request is refused by
+        the offline cap, and the sale commits the redemption central confirmed."""
+        t = terminals()
+        synced(t)
+        service = till(t.local, online_for(t))
+        open_sale(service, "C1", "P1", "1")
+        assert redeem(service, "P1", "1", 1500)["type"] == "quote"
+        service.online = online_for(t, url=f"http://127.0.0.1:{_free_port()}")
+        refused = redeem(service, "P1", "1", 1600)
+        assert "offline redemption limit" in refused["message"]
+        done = commit(service, "P1", "1")
+        assert done["points"] == -1500
+        assert not t.local.ledger("M1")[-1].offline
+        synced(t)
+        assert central.store.balance("M1") == 500
+        assert [r[3] for r in hold_rows(central)] == ["used"]
 
     def test_a_restart_keeps_the_confirmation(
             self, central: Central, terminals: TerminalFactory, member_2000: str,

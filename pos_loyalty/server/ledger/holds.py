@@ -46,9 +46,12 @@ def _active(now: datetime) -> ColumnElement[bool]:
 
 
 def confirm(db: Database, auth: TerminalAuth, *, hold_id: str, member_id: str, points: int,
-            txn_ref: str) -> HoldAnswer:
+            txn_ref: str, replaces: str | None = None) -> HoldAnswer:
     """Confirm and hold ``points`` of ``member_id`` for the terminal, or say why not.
 
+    ``replaces``: the terminal's earlier hold for the same sale (the till asked again for
+    another amount); its points do not count against this request, and it is released in
+    the same transaction when this one is confirmed (kept when it is refused).
     Idempotent per ``hold_id``: asked again (a lost answer), the same hold is answered as it
     stands; the same id with other content is a 409.
     """
@@ -75,7 +78,8 @@ def confirm(db: Database, auth: TerminalAuth, *, hold_id: str, member_id: str, p
         # the balance row is locked first: a concurrent confirmation or push of this member
         # waits here, then sees this one's hold (READ COMMITTED reads afresh per statement)
         bal = _balance(conn, member_id, lock=True)
-        available = bal - _held(conn, member_id, now)
+        own = _own_hold(conn, auth.terminal_id, member_id, replaces, now)
+        available = bal - _held(conn, member_id, now) + own
         if points > policy.max_event_points:
             return HoldAnswer(hold_id, False, points, bal, available,
                               f"{points} points is over the per-event cap of "
@@ -90,6 +94,9 @@ def confirm(db: Database, auth: TerminalAuth, *, hold_id: str, member_id: str, p
         if points > available:
             return HoldAnswer(hold_id, False, points, bal, available,
                               f"the member has {max(0, available)} points to spend")
+        if own:
+            conn.execute(update(RedeemHold).where(RedeemHold.hold_id == replaces)
+                         .values(status="released"))
         conn.execute(db.insert(RedeemHold).values(
             hold_id=hold_id, member_id=member_id, terminal_id=auth.terminal_id,
             store_id=auth.store_id, points=points, txn_ref=txn_ref[:140], status="held",
@@ -116,6 +123,16 @@ def _balance(conn: Connection, member_id: str, *, lock: bool) -> int:
     if lock:
         stmt = stmt.with_for_update()
     return int(conn.execute(stmt).scalar() or 0)
+
+
+def _own_hold(conn: Connection, terminal_id: str, member_id: str, hold_id: str | None,
+              now: datetime) -> int:
+    """The points of the terminal's own active hold ``hold_id`` of this member, else 0."""
+    if hold_id is None:
+        return 0
+    return int(conn.execute(select(RedeemHold.points).where(
+        RedeemHold.hold_id == hold_id, RedeemHold.terminal_id == terminal_id,
+        RedeemHold.member_id == member_id, _active(now))).scalar() or 0)
 
 
 def _held(conn: Connection, member_id: str, now: datetime) -> int:

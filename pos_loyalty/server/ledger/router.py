@@ -81,6 +81,9 @@ class RedeemHoldCreate(BaseModel):
     member_id: Id
     points: Annotated[int, Field(ge=1, le=MAX_POINTS)]
     txn_ref: Annotated[str, StringConstraints(max_length=140, pattern=TEXT_PATTERN)] = ""
+    replaces: EventId | None = Field(None, description=(
+        "The sale's earlier hold: released if this one is confirmed, and its points count "
+        "as available meanwhile."))
 
 
 class RedeemHoldPublic(BaseModel):
@@ -109,7 +112,7 @@ async def hold(body: RedeemHoldCreate, auth: TerminalDep,
     for the sale's redeem event (see docs/sync.md, "Online redemption")."""
     got = await run_in_threadpool(holds.confirm, store, auth, hold_id=body.hold_id,
                                   member_id=body.member_id, points=body.points,
-                                  txn_ref=body.txn_ref)
+                                  txn_ref=body.txn_ref, replaces=body.replaces)
     return RedeemHoldPublic(
         hold_id=got.hold_id, status="confirmed" if got.confirmed else "refused",
         points=got.points, balance=got.balance, available=got.available, reason=got.reason,
