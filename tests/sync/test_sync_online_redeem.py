@@ -6,6 +6,7 @@ central over real HTTP, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -13,7 +14,10 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from pos_loyalty.pos.till import REPLY_TIMEOUT
@@ -362,3 +366,36 @@ class TestCentralBounds:
         assert central.store.push(a2, [steal]).results[0].status == "held"
         assert central.store.balance("M1") == 1000
         assert hold_rows(central)[0][3] == "held"
+
+
+@pytest.fixture
+def one_terminal(terminals: TerminalFactory) -> TerminalHandle:
+    return terminals()
+
+
+JUNK = st.one_of(
+    st.binary(max_size=500),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(
+            ["hold_id", "member_id", "points", "txn_ref", "replaces", "x"]), c, max_size=5),
+        max_leaves=12).map(lambda v: json.dumps(v).encode()))
+
+
+@pytest.mark.parametrize("central_url", ["sqlite"], indirect=True)
+class TestFuzz:
+    @settings(max_examples=150, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(body=JUNK, route=st.sampled_from(["/v1/redeem/hold", "/v1/redeem/release"]))
+    def test_redeem_routes_never_answer_5xx(self, central: Central, member_2000: str,
+                                            one_terminal: TerminalHandle, body: bytes,
+                                            route: str) -> None:
+        """Any bytes or JSON-shaped junk to the redeem routes, with a valid credential,
+        get a 2xx or a 4xx with a reason; nothing is held beyond the balance."""
+        t = one_terminal
+        r = httpx.post(central.url + route, content=body, timeout=10,
+                       headers={"Authorization": f"Bearer {t.credential}",
+                                "Content-Type": "application/json"})
+        assert r.status_code < 500, r.text
+        assert isinstance(r.json(), dict)
+        assert sum(h[2] for h in hold_rows(central) if h[3] == "held") <= 2000
