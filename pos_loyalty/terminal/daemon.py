@@ -190,6 +190,7 @@ class TerminalDaemon:
             try:
                 if self._worker_up and not self._stop.is_set():
                     self._handle(_Tap(tap))
+                    self._follow_program()  # as the worker does after each item
                     return
             finally:
                 self._serving.release()
