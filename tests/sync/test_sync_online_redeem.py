@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from pos_loyalty.pos.till import REPLY_TIMEOUT
+from pos_loyalty.config import TerminalConfig
+from pos_loyalty.nfc.sim.cards import member_card
+from pos_loyalty.nfc.sim.emulator import TagEmulator
+from pos_loyalty.pos.pty import PtyBridge
+from pos_loyalty.pos.till import REPLY_TIMEOUT, SimulatedTill
 from pos_loyalty.server.central import EventIn, utcnow
 from pos_loyalty.server.checks import EventPolicy
 from pos_loyalty.server.ledger import holds
@@ -31,6 +36,7 @@ from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.sync.online import OnlineRedeem
 from pos_loyalty.sync.policy import OfflinePolicy
+from pos_loyalty.terminal.daemon import TerminalDaemon
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
 from tests.tillsales import REDEEM_ONLY, ask, member_tap, ring_up, tap
@@ -250,6 +256,59 @@ class TestOnlineRedemption:
             later.store.close()
         synced(t)
         assert central.store.balance("M1") == 500
+
+
+REDEEM_TOML = """[program]
+name = "Redeem only"
+[redemption]
+points = 100
+value = 100
+min_points = 1
+max_percent = 100
+"""
+
+
+class TestDaemon:
+    def test_the_running_terminal_redeems_online_over_the_till_link(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            tmp_path: Path) -> None:
+        """What `pos-loyalty run` wires: an enrolled daemon, nfcpy over udp, the reference
+        till over a pty: 1,500 points redeemed past the 500 offline cap, once."""
+        t = terminals("S1", name="terminal")
+        synced(t)
+        db = str(t.local.engine.url)
+        t.local.close()
+        program = tmp_path / "program.toml"
+        program.write_text(REDEEM_TOML)
+        with TagEmulator() as rf, PtyBridge() as bridge:
+            daemon = TerminalDaemon(TerminalConfig(
+                data_dir=tmp_path, reader_path=f"udp:127.0.0.1:{rf.port}", debounce_s=0.0,
+                serial_port=bridge.terminal_path, db_url=db, simulation=True,
+                program_file=str(program), sync_interval_s=0.3))
+            daemon.start()
+            worker = threading.Thread(target=daemon.run, name="terminal")
+            worker.start()
+            try:
+                with SimulatedTill(bridge.till_path, pos_id="POS-1") as pos:
+                    pos.wait_link_up(timeout=20)
+                    rf.present(member_card("C1"))
+                    told = pos.next_message({"member.identified"}, timeout=20)
+                    rf.remove()
+                    assert told["member_id"] == "M1"
+                    pos.send_basket("T1", [{"sku": "A", "qty": 1, "unit_price": BASKET,
+                                            "category": "x"}])
+                    quoted = pos.redeem("T1", 1500)
+                    assert quoted["type"] == "quote", quoted
+                    done = pos.commit("T1")
+                    assert (done["points"], done["balance_after"]) == (-1500, 500), done
+                deadline = time.monotonic() + 20  # the sync worker pushes it
+                while central.store.balance("M1") != 500 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+            finally:
+                daemon.stop()
+                worker.join(timeout=20)
+        assert central.store.balance("M1") == 500
+        assert [r[2:] for r in hold_rows(central)] == [(1500, "used")]
 
 
 class TestFallback:
