@@ -4,8 +4,8 @@ The till's reply timer is 5 s (``pos_loyalty.pos.till.REPLY_TIMEOUT``); a redemp
 central for at most ``deadline_s`` (1 s by default) and, when central does not answer in
 time (down, slow, refusing the credential, answering nonsense), says so with ``None`` so the
 caller falls back to the offline policy. A request cut off by the deadline may still reach
-central and hold points: the sale's redeem event carries the hold id either way, so central
-recognises it when it is pushed, and an unused hold stops counting after central's TTL.
+central and hold points; the sale then redeems offline under an event id of its own, so that
+hold is never used and stops counting after central's TTL.
 """
 
 from __future__ import annotations
