@@ -4,8 +4,8 @@ The till's reply timer is 5 s (``pos_loyalty.pos.till.REPLY_TIMEOUT``); a redemp
 central for at most ``deadline_s`` (1 s by default) and, when central does not answer in
 time (down, slow, refusing the credential, answering nonsense), says so with ``None`` so the
 caller falls back to the offline policy. A request cut off by the deadline may still reach
-central and hold points; the sale then redeems offline under an event id of its own, so that
-hold is never used and stops counting after central's TTL.
+central and hold points; the sale then redeems offline under an event id of its own, so such
+a late confirmation is released as soon as it arrives (and would expire at central anyway).
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ class OnlineRedeem:
     def __init__(self, base_url: str, credential: str, *, deadline_s: float = DEADLINE_S,
                  ca_file: str | None = None) -> None:
         self.deadline_s = deadline_s
-        # httpx's timeout is per phase; the future's deadline below bounds the whole call
-        self._client = SyncClient(base_url, credential, timeout=max(deadline_s, 0.1) * 2,
+        # the future's deadline bounds the caller's wait; the request itself may go on in
+        # the pool for a while, so that a late confirmation is seen and released
+        self._client = SyncClient(base_url, credential, timeout=max(5.0, deadline_s * 2),
                                   ca_file=ca_file)
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="redeem-online")
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="redeem-online")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -61,6 +62,7 @@ class OnlineRedeem:
                                 txn_ref[:140], replaces)
         answer = self._wait(fut, f"confirming {points} pts for {member_id}")
         if answer is None:
+            fut.add_done_callback(lambda late: self._release_late(late, hold_id))
             return None
         try:
             status = answer["status"]
@@ -81,6 +83,15 @@ class OnlineRedeem:
         """Give the hold's points back (its sale was voided or its redemption changed),
         in the background: a hold central never hears of expires on its own."""
         return self._pool.submit(self._release, hold_id)
+
+    def _release_late(self, late: Future[dict[str, Any]], hold_id: str) -> None:
+        """A request that outlived the deadline: the sale went on without it, so a hold it
+        may have made is given back (a confirmation that arrived late, or a request whose
+        answer was lost: central may hold the points all the same)."""
+        if late.cancelled():
+            return  # never sent
+        if late.exception() is not None or late.result().get("status") == "confirmed":
+            self.release(hold_id)
 
     def _release(self, hold_id: str) -> None:
         try:

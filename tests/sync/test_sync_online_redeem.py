@@ -373,6 +373,33 @@ class TestFallback:
             hung.close()
 
 
+    def test_a_confirmation_that_comes_too_late_is_released(
+            self, central: Central, terminals: TerminalFactory, member_2000: str,
+            online_for: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Central confirms after the deadline: the sale was decided offline, and the
+        hold central made is given back as soon as its answer arrives."""
+        t = terminals()
+        synced(t)
+        real = holds.confirm
+
+        def slow(*args: Any, **kw: Any) -> holds.HoldAnswer:
+            time.sleep(1.0)
+            return real(*args, **kw)
+
+        monkeypatch.setattr(holds, "confirm", slow)  # the server runs in this process
+        service = till(t.local, online_for(t, deadline_s=0.3))
+        open_sale(service, "C1", "P1", "1")
+        assert redeem(service, "P1", "1", 400)["type"] == "quote"  # offline, within the cap
+        deadline = time.monotonic() + 10
+        while not [r for r in hold_rows(central) if r[3] == "released"]:
+            assert time.monotonic() < deadline, hold_rows(central)
+            time.sleep(0.05)
+        assert commit(service, "P1", "1")["points"] == -400
+        assert t.local.ledger("M1")[-1].offline
+        synced(t)
+        assert central.store.balance("M1") == 1600
+
+
 class TestCentralBounds:
     def test_no_hold_beyond_the_balance_nor_for_an_unknown_member(
             self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
