@@ -18,6 +18,7 @@ bytes from the wire, whatever the peer sends.
 
 from __future__ import annotations
 
+import binascii
 import enum
 import re
 from dataclasses import dataclass
@@ -50,26 +51,12 @@ class Sentinel(enum.Enum):
 NEED_DATA: Final = Sentinel.NEED_DATA
 
 
-def _make_table() -> tuple[int, ...]:
-    table = []
-    for i in range(256):
-        crc = i << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        table.append(crc & 0xFFFF)
-    return tuple(table)
-
-
-_CRC_TABLE: Final = _make_table()
-
-
 def crc16_ccitt_false(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor."""
-    crc = 0xFFFF
-    table = _CRC_TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ byte]
-    return crc
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor.
+
+    That is the standard library's ``binascii.crc_hqx`` (the XMODEM CRC) started at 0xFFFF:
+    C speed on the tap path, where a table loop in Python cost ~15 us a frame."""
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 @dataclass(frozen=True, slots=True)

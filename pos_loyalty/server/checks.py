@@ -114,8 +114,13 @@ def _held(reason: str) -> Verdict:
     return Verdict("held", reason)
 
 
-def check_event(ev: Event, state: BatchState) -> Verdict:
-    """Decide one event; an applied one is folded into ``state``."""
+def check_event(ev: Event, state: BatchState, *, confirmed: bool = False) -> Verdict:
+    """Decide one event; an applied one is folded into ``state``.
+
+    ``confirmed``: a redemption central itself confirmed online against the balance (a
+    hold of this terminal carries the event's id); the offline caps do not bound it, since
+    no terminal decided it alone. Every other rule still applies.
+    """
     pol = state.policy
     pts = ev.points
     if ev.kind == "adjust":
@@ -154,8 +159,9 @@ def check_event(ev: Event, state: BatchState) -> Verdict:
                 and state.store_id not in member.stores):
             return _held(f"debit at store {state.store_id}, where the member never shopped")
         short = max(0, -after) - max(0, -member.balance)
-        if short > 0 and (member.overdraft_here + short > pol.offline_member_cap
-                          or state.terminal_overdraft + short > pol.offline_terminal_budget):
+        capped = short > 0 and not confirmed
+        if capped and (member.overdraft_here + short > pol.offline_member_cap
+                       or state.terminal_overdraft + short > pol.offline_terminal_budget):
             return _held(f"takes the balance {short} points below what the member has, beyond "
                          f"the offline caps (member {pol.offline_member_cap}, terminal "
                          f"{pol.offline_terminal_budget})")

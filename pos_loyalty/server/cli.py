@@ -537,12 +537,20 @@ def card_block(card_id: str, new_card: str | None, uid: str | None,
 @click.argument("member_id")
 @click.argument("card_id")
 @click.option("--uid", default=None, help="Card UID (hex) for UID-only cards.")
+@click.option("--move", is_flag=True,
+              help="Take the card from the member who holds it (written to the audit log); "
+                   "without it, a card held by another member is refused.")
 @db_option
-def card_issue(member_id: str, card_id: str, uid: str | None, db_url: str | None) -> None:
-    """Give a member another card."""
+def card_issue(member_id: str, card_id: str, uid: str | None, move: bool,
+               db_url: str | None) -> None:
+    """Give a member another card (or, with --move, one another member holds)."""
     with open_central(db_url) as central, cli_errors():
-        central.issue_card(member_id, card_id, uid=uid)
-    click.echo(f"card {card_id} issued to member {member_id}")
+        moved_from = central.issue_card(member_id, card_id, uid=uid, move=move,
+                                        actor=_cli_actor())
+    if moved_from is not None:
+        click.echo(f"card {card_id} moved from member {moved_from} to member {member_id}")
+    else:
+        click.echo(f"card {card_id} issued to member {member_id}")
 
 
 @card.command("blank")

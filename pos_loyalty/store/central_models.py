@@ -548,3 +548,26 @@ class SaleLine(CentralBase):
     amount: Mapped[int] = mapped_column(BigInteger)
     discount: Mapped[int] = mapped_column(BigInteger)
     points: Mapped[int] = mapped_column(BigInteger)
+
+
+class RedeemHold(CentralBase):
+    """Points central set aside for a redemption it confirmed online to a terminal.
+
+    ``hold_id`` is the ``event_id`` the terminal gives the sale's redeem event, so the
+    later push is recognised as this redemption: it is applied without the offline caps
+    and the hold is ``used``. A hold counts against what the member may spend until it is
+    used, released (a voided sale) or past ``expires_at``.
+    """
+
+    __tablename__ = "redeem_holds"
+    __table_args__ = (Index("ix_redeem_holds_member", "member_id", "status"),)
+
+    hold_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64))
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    store_id: Mapped[str] = mapped_column(String(64))
+    points: Mapped[int] = mapped_column(BigInteger)  # positive
+    txn_ref: Mapped[str] = mapped_column(String(140))
+    status: Mapped[str] = mapped_column(String(16), default="held")  # held, used, released
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)

@@ -36,12 +36,16 @@ class OpenSale(Base):
     redeem_points: Mapped[int] = mapped_column(BigInteger, default=0)
     shown: Mapped[str] = mapped_column(Text, default="")  # the quote message the till got
     quoted_at: Mapped[datetime] = mapped_column(DateTime)
+    # the redemption central confirmed online: its hold id and the points held
+    hold_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    hold_points: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 @dataclass(frozen=True)
 class SavedSale:
     """An open sale as kept: its member (as the till was shown them), basket, redemption and
-    the quote message the till got (JSON), made at ``quoted_at``."""
+    the quote message the till got (JSON), made at ``quoted_at``; ``hold`` is the hold id
+    and points of a redemption central confirmed online, if any."""
 
     pos_id: str
     txn_id: str
@@ -52,6 +56,7 @@ class SavedSale:
     redeem_points: int
     shown: str
     quoted_at: datetime
+    hold: tuple[str, int] | None = None
 
 
 class OpenSales:
@@ -68,7 +73,9 @@ class OpenSales:
                   "member_name": sale.member_name, "member_balance": sale.member_balance,
                   "lines": json.dumps([list(x) for x in sale.lines]),
                   "redeem_points": sale.redeem_points, "shown": sale.shown,
-                  "quoted_at": sale.quoted_at}
+                  "quoted_at": sale.quoted_at,
+                  "hold_id": sale.hold[0] if sale.hold else None,
+                  "hold_points": sale.hold[1] if sale.hold else 0}
         stmt = sqlite_insert(OpenSale).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[OpenSale.pos_id, OpenSale.txn_id],
@@ -95,5 +102,6 @@ class OpenSales:
                               r.member_balance,
                               tuple((str(a), int(b), int(c), str(d))
                                     for a, b, c, d in json.loads(r.lines)),
-                              r.redeem_points, r.shown, r.quoted_at)
+                              r.redeem_points, r.shown, r.quoted_at,
+                              (r.hold_id, int(r.hold_points)) if r.hold_id else None)
                     for r in reversed(rows[:limit])]

@@ -102,8 +102,9 @@ RedeemCheck = Callable[[RedeemFacts], None]
 
 
 def _pending_redeemed(conn: Connection, member_id: str | None) -> int:
+    # online redemptions (offline = 0) were confirmed by central: not the offline risk
     stmt = select(func.coalesce(func.sum(-LedgerEvent.points), 0)).where(
-        LedgerEvent.acked.is_(False), LedgerEvent.points < 0)
+        LedgerEvent.acked.is_(False), LedgerEvent.points < 0, LedgerEvent.offline.is_(True))
     if member_id is not None:
         stmt = stmt.where(LedgerEvent.member_id == member_id)
     return int(conn.execute(stmt).scalar_one())
@@ -125,21 +126,34 @@ def _redeem_facts(conn: Connection, member_id: str) -> RedeemFacts | None:
 
 
 def _append_ledger(conn: Connection, member_id: str, kind: str, points: int, txn_ref: str,
-                   now: datetime) -> None:
-    """One ledger event with the next gap-free sequence number (caller's transaction)."""
+                   now: datetime, *, event_id: str | None = None, offline: bool = True) -> None:
+    """One ledger event with the next gap-free sequence number (caller's transaction).
+
+    ``offline`` says who decided it: False only for a redemption central confirmed online,
+    whose ``event_id`` is then the hold id central knows it by."""
     nxt, terminal_id = conn.execute(
         update(TerminalState).where(TerminalState.id == 1)
         .values(next_seq=TerminalState.next_seq + 1)
         .returning(TerminalState.next_seq, TerminalState.terminal_id)).one()
     conn.execute(insert(LedgerEvent).values(
-        event_id=str(uuid7()), terminal_id=terminal_id, terminal_seq=nxt - 1,
+        event_id=event_id or str(uuid7()), terminal_id=terminal_id, terminal_seq=nxt - 1,
         member_id=member_id, kind=kind, points=points, txn_ref=txn_ref, terminal_time=now,
-        offline=True, acked=False))
+        offline=offline, acked=False))
 
 
-def _write_entries(conn: Connection, entries: Sequence[LedgerEntry], now: datetime) -> None:
+def _write_entries(conn: Connection, entries: Sequence[LedgerEntry], now: datetime,
+                   online_redeem: tuple[str, str] | None = None) -> None:
+    """The entries as ledger events; ``online_redeem`` (member, hold id): that member's
+    redeem entry is the redemption central confirmed online."""
     for e in entries:
-        if e.points:
+        if not e.points:
+            continue
+        if online_redeem is not None and e.kind == "redeem" and \
+                e.member_id == online_redeem[0]:
+            _append_ledger(conn, e.member_id, e.kind, e.points, fit_ref(e.ref), now,
+                           event_id=online_redeem[1], offline=False)
+            online_redeem = None  # one sale, one redeem event
+        else:
             _append_ledger(conn, e.member_id, e.kind, e.points, fit_ref(e.ref), now)
 
 
@@ -220,7 +234,7 @@ class SalesLedger:
         self, *, pos_id: str, txn_id: str, member_id: str | None, sale: Quote, now: datetime,
         entries: Sequence[LedgerEntry] = (), member_after: MemberView | None = None,
         check_redeem: RedeemCheck | None = None, basket: Basket | None = None,
-        offer_uses: Sequence[OfferUse] = (),
+        online_hold: str | None = None, offer_uses: Sequence[OfferUse] = (),
     ) -> SaleResult:
         """Write a sale with its whole quote, its ledger entries and the member's new engine
         state in one transaction; idempotent per (pos_id, txn_id).
@@ -230,16 +244,21 @@ class SalesLedger:
         written and its error reaches the caller. ``entries`` for other members (a
         referrer) move their balance too when they are held here; the ledger carries them
         to central either way. The sale's summary for central (:mod:`.sale_outbox`, with
-        the categories of ``basket``) is queued in the same transaction. ``offer_uses``:
-        member-bound offers the sale used, marked used in this same transaction.
+        the categories of ``basket``) is queued in the same transaction.
+        ``online_hold``: central confirmed this sale's redemption
+        and holds its points under that id (the redeem event's id); no offline check then.
+        ``offer_uses``: member-bound offers the sale used, marked used in this same
+        transaction.
         """
+        online = (member_id, online_hold) if member_id and online_hold and \
+            sale.redeem_points else None
         with write(self.engine, f"recording sale {pos_id}/{txn_id}") as conn:
             prior = _prior_sale(conn, pos_id, txn_id)
             if prior is not None:
                 return prior
             points, balance_after = 0, 0
             if member_id is not None:
-                if sale.redeem_points and check_redeem is not None:
+                if sale.redeem_points and check_redeem is not None and online is None:
                     facts = _redeem_facts(conn, member_id)
                     if facts is not None:
                         check_redeem(facts)
@@ -256,7 +275,7 @@ class SalesLedger:
                     others[e.member_id] = others.get(e.member_id, 0) + e.points
             for other, pts in sorted(others.items()):
                 _write_member(conn, other, pts, None)
-            _write_entries(conn, entries, now)
+            _write_entries(conn, entries, now, online)
             lines = [] if basket is None else [
                 {"sku": ln.sku, "category": ln.category} for ln in basket.lines]
             conn.execute(insert(Sale).values(

@@ -19,11 +19,19 @@ pulled pages, enrollment). Each write is one short ``BEGIN IMMEDIATE`` transacti
 SQLite's write lock before its first read, so its reads and writes are one atomic step and
 the other writer waits up to the busy timeout; past it, the write fails as a StoreError and
 changes nothing.
+
+The busy timeout (5 s) equals the till's reply timer, so a till request may not wait that
+long: the daemon answers each till request within a deadline (:func:`answer_by`). Every
+write the request makes, in that thread, waits for the lock at most until the deadline, so
+a write stuck behind the other writer fails in time for the till to get ``error store``
+rather than time out; the sync worker's writes keep the full busy timeout.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,6 +45,21 @@ from pos_loyalty.errors import StoreError
 
 BUSY_TIMEOUT_S = 5.0
 _IMMEDIATE = "pos_loyalty_immediate"  # execution option: this transaction writes
+_BUSY_MS = "pos_loyalty_busy_ms"  # connection info key: the engine's own busy timeout
+_deadline = threading.local()  # .at: time.monotonic() by which this thread must answer
+
+
+@contextmanager
+def answer_by(seconds: float) -> Iterator[None]:
+    """Inside the block, this thread's writes wait for the write lock at most until
+    ``seconds`` from now (never longer than the engine's busy timeout), so the caller can
+    answer in time; past the deadline a write that cannot start fails as a StoreError."""
+    previous = getattr(_deadline, "at", None)
+    _deadline.at = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _deadline.at = previous
 
 
 def sqlite_url(url: str) -> URL:
@@ -77,7 +100,7 @@ def open_engine(url: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
         raise StoreError(f"cannot open database {url!r}: {exc}") from exc
     busy_ms = max(0, round(busy_timeout_s * 1000))
 
-    def on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    def on_connect(dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we send BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -85,6 +108,7 @@ def open_engine(url: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.close()
+        record.info[_BUSY_MS] = busy_ms
 
     def on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
@@ -102,13 +126,33 @@ def write(engine: Engine, what: str) -> Iterator[Connection]:
     Commits when the block ends, rolls back if it raises; database failures (a locked or
     damaged file, a missing table) become a StoreError naming ``what``.
     """
+    at: float | None = getattr(_deadline, "at", None)
     try:
         with engine.connect() as conn:
             conn.execution_options(**{_IMMEDIATE: True})
-            with conn.begin():
-                yield conn
+            if at is None:
+                with conn.begin():
+                    yield conn
+                return
+            full = int(conn.connection.info.get(_BUSY_MS, 0))
+            left = max(0, min(full, round((at - time.monotonic()) * 1000)))
+            _busy(conn, left)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:  # the pooled connection goes back with the engine's own timeout
+                _busy(conn, full)
     except SQLAlchemyError as exc:
         raise StoreError(f"{what} failed: {_reason(exc)}") from exc
+
+
+def _busy(conn: Connection, ms: int) -> None:
+    """Set the busy timeout on the driver's connection, outside any transaction."""
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout={int(ms)}")
+    finally:
+        cur.close()
 
 
 @contextmanager

@@ -168,6 +168,16 @@ class SyncClient:
         return self._call("GET", "/v1/sync/pull", params={
             "entity": entity, "after": after, "until": until, "limit": limit})
 
+    def redeem_hold(self, hold_id: str, member_id: str, points: int, txn_ref: str,
+                    replaces: str | None = None) -> dict[str, Any]:
+        """Ask central to confirm a redemption and hold its points (sync/online.py)."""
+        return self._call("POST", "/v1/redeem/hold", json={
+            "hold_id": hold_id, "member_id": member_id, "points": points, "txn_ref": txn_ref,
+            "replaces": replaces})
+
+    def redeem_release(self, hold_id: str) -> dict[str, Any]:
+        return self._call("POST", "/v1/redeem/release", json={"hold_id": hold_id})
+
     def heartbeat(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/v1/terminal/heartbeat", json=body)
 

@@ -1,7 +1,12 @@
 """The terminal daemon: reader thread, serial link, one worker that owns the store.
 
-Taps and till messages land on one queue and are handled in order by one thread, so the
-store sees a single writer and the reader never waits for the till or the disk.
+Till messages land on one queue and are handled in order by one thread, so the store sees a
+single writer from the till side. A tap is answered by whichever thread is free: when the
+worker is idle and nothing is queued, the reader thread answers it at once (a lookup, a
+read, and the frame out), saving the hand-over to the worker, which on a loaded machine
+costs more than the whole answer; otherwise it queues like a till message. One lock
+(``_serving``) makes the two take turns, so the service's state is only ever touched by one
+thread at a time.
 """
 
 from __future__ import annotations
@@ -39,10 +44,13 @@ from pos_loyalty.pos.messages import (
     TerminalNotice,
     TerminalReply,
 )
+from pos_loyalty.pos.till import REPLY_TIMEOUT
 from pos_loyalty.pos.transport import SerialEndpoint
 from pos_loyalty.rules import DEFAULT_PROGRAM, in_timezone, load_program
 from pos_loyalty.store import LocalStore
+from pos_loyalty.store.sqlite import answer_by
 from pos_loyalty.store.sun_counters import StoreCounters
+from pos_loyalty.sync.online import OnlineRedeem
 from pos_loyalty.sync.programs import ActiveProgram, ProgramFollower
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.sdnotify import Watchdog, notify
@@ -52,6 +60,10 @@ log = logging.getLogger(__name__)
 EXPIRY_INTERVAL_S = 24 * 3600.0
 EXPIRY_BATCH = 50  # members per step: a tap never waits behind more than a few ms of it
 
+TILL_ANSWER_S = REPLY_TIMEOUT - 2.0
+"""A till request's store writes stop waiting for the write lock this long after the worker
+takes it up (the store's busy timeout, 5 s, is the till's whole reply timer): the till gets
+``error store`` in time, with room left for the serial line and a tap queued before it."""
 HEALTHY_WITHIN_S = 10.0  # a loop silent for longer is hung: stop pinging the watchdog
 NO_TILL_AFTER_S = 10.0  # say so when no till has said hello this long after start
 
@@ -122,13 +134,18 @@ class TerminalDaemon:
         # enrolled: the id central assigned; before enrollment, the configured one
         self.terminal_id = identity.terminal_id if identity.credential else config.terminal_id
         self.sync: SyncWorker | None = None
+        self.online: OnlineRedeem | None = None
         if identity.server_url and identity.credential:  # enrolled with a central server
             self.sync = SyncWorker(self.store, identity.server_url, identity.credential,
                                    config.sync_interval_s, ca_file=config.sync_ca_file,
                                    status=self._status)
+            # redemptions are confirmed by central while it answers within 1 s
+            self.online = OnlineRedeem(identity.server_url, identity.credential,
+                                       ca_file=config.sync_ca_file)
         self.service = TerminalService(self.store, program,
                                        legacy_uid_redeem=config.legacy_uid_redeem,
-                                       phone=config.phone, ca_file=config.sync_ca_file)
+                                       phone=config.phone, ca_file=config.sync_ca_file,
+                                       online=self.online)
         # the program central published for this store, once pulled, replaces the file's
         self._next_follow = 0.0
         self.programs = ProgramFollower(self.store, ActiveProgram(
@@ -137,6 +154,8 @@ class TerminalDaemon:
         self._follow_program()
         log.info("program %s", self.programs.current.label)
         self._work: queue.Queue[_Work] = queue.Queue()
+        self._serving = threading.Lock()  # held while the service is being used
+        self._worker_up = False  # run() is serving: a free worker's taps may go inline
         self._stop = threading.Event()
         self._expiry_todo: deque[str] = deque()
         self._expiry_now = self.service.clock()
@@ -166,6 +185,16 @@ class TerminalDaemon:
         self._work.put(_TillMessage(message))
 
     def _from_reader(self, tap: TapEvent) -> None:
+        """Reader thread: answer the tap here if the worker is free and nothing waits for
+        it (no hand-over), else queue it behind what is waiting."""
+        if self._worker_up and self._work.empty() and self._serving.acquire(blocking=False):
+            try:
+                if self._worker_up and not self._stop.is_set():
+                    self._handle(_Tap(tap))
+                    self._follow_program()  # as the worker does after each item
+                    return
+            finally:
+                self._serving.release()
         self._work.put(_Tap(tap))
 
     def _read_loop(self) -> None:
@@ -233,6 +262,7 @@ class TerminalDaemon:
         once a day, a few members at a time whenever no tap or till request is waiting.
         """
         next_expiry = time.monotonic()
+        self._worker_up = True
         try:
             while not self._stop.is_set():
                 self._worker_beat = time.monotonic()
@@ -243,7 +273,8 @@ class TerminalDaemon:
                     break
                 self._say_if_no_till()
                 if self._worker_beat >= next_expiry:
-                    self._plan_expiry()
+                    with self._serving:
+                        self._plan_expiry()
                     next_expiry = time.monotonic() + EXPIRY_INTERVAL_S
                 try:
                     if self._expiry_todo:
@@ -252,28 +283,34 @@ class TerminalDaemon:
                         item = self._work.get(
                             timeout=min(1.0, max(0.0, next_expiry - time.monotonic())))
                 except queue.Empty:
-                    self._expire_batch()
-                    self._follow_program()
+                    with self._serving:
+                        self._expire_batch()
+                        self._follow_program()
                     continue
                 if item is None:
                     break
-                try:
-                    self._handle(item)
-                except Exception:  # the reply is answered or logged; keep serving
-                    log.exception("fault after answering a %s",
-                                  "tap" if isinstance(item, _Tap) else "till request")
-                self._follow_program()
+                with self._serving:
+                    try:
+                        self._handle(item)
+                    except Exception:  # the reply is answered or logged; keep serving
+                        log.exception("fault after answering a %s",
+                                      "tap" if isinstance(item, _Tap) else "till request")
+                    self._follow_program()
         except BaseException as exc:
             self.fault = f"the terminal worker failed: {exc!r}"
             log.critical("%s", self.fault, exc_info=True)
             raise
         finally:
+            with self._serving:  # an inline tap finishes before anything is closed
+                self._worker_up = False
             if self.fault is None and not self._stop_requested:
                 self.fault = "the terminal worker stopped"
             self._stop.set()
             self.watchdog.stop()
             if self.sync is not None:
                 self.sync.stop()
+            if self.online is not None:
+                self.online.close()
             self._reader_thread.join(timeout=5)
             self.endpoint.close()
             self.service.coupons.close()
@@ -338,7 +375,8 @@ class TerminalDaemon:
         translate) or ``internal``, and the next request is served as usual.
         """
         try:
-            return self.service.on_message(message)
+            with answer_by(TILL_ANSWER_S):
+                return self.service.on_message(message)
         except (SQLAlchemyError, sqlite3.Error) as exc:
             log.exception("store fault on %s: %s", message.TYPE, exc)
             return error_message("store", "the loyalty store is unavailable; sale not "

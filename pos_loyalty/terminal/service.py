@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 
 from pos_loyalty.config import PhoneTill
 from pos_loyalty.errors import LoyaltyError, RulesError, StoreError
+from pos_loyalty.ids import uuid7
 from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.pos.messages import (
     MAX_TEXT_LEN,
@@ -68,6 +69,8 @@ from pos_loyalty.store import (
     sale_outbox,
 )
 from pos_loyalty.store.offers import HeldOffer
+from pos_loyalty.store.sales import fit_ref
+from pos_loyalty.sync.online import OnlineRedeem
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
 from pos_loyalty.terminal.coupons import CouponDesk
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
@@ -120,8 +123,12 @@ class TerminalService:
         clock: Callable[[], datetime] = _utcnow,
         offline_policy: OfflinePolicy | None = None, legacy_uid_redeem: bool = False,
         phone: PhoneTill | None = None, ca_file: str | None = None,
+        online: OnlineRedeem | None = None,
     ) -> None:
         self.store = store
+        # redemptions central confirmed online: (pos_id, txn_id) -> (hold id, points held)
+        self.online = online
+        self._holds: dict[tuple[str, str], tuple[str, int]] = {}
         # members last identified by a tap that proved nothing (a legacy UID-only card):
         # they earn, and redeem only where store IT set cards.legacy_uid_redeem
         self.legacy_uid_redeem = legacy_uid_redeem
@@ -165,6 +172,8 @@ class TerminalService:
             txn.quote, txn.view, txn.quoted_at = fresh, view, saved.quoted_at
             if self._quote_message(txn).to_dict() != json.loads(saved.shown):
                 txn.quote = txn.view = txn.quoted_at = None
+            if saved.hold is not None:
+                self._holds[(saved.pos_id, saved.txn_id)] = saved.hold
             self.session.restore(txn)
         if self.session.txns:
             log.info("restored %d open sale(s) after a restart", len(self.session.txns))
@@ -176,7 +185,8 @@ class TerminalService:
             txn.pos_id, txn.txn_id, txn.member.member_id if txn.member else None,
             txn.member.name if txn.member else "", txn.member.balance if txn.member else 0,
             tuple((ln.sku, ln.qty, ln.unit_price, ln.category) for ln in txn.basket.lines),
-            txn.redeem_points, json.dumps(shown.to_dict()), txn.quoted_at))
+            txn.redeem_points, json.dumps(shown.to_dict()), txn.quoted_at,
+            self._holds.get((txn.pos_id, txn.txn_id))))
 
     @property
     def program(self) -> Program:
@@ -343,6 +353,8 @@ class TerminalService:
                 self.session.close(pos_id, txn_id)
             raise
         txn.basket = basket
+        if txn.redeem_points == 0:  # none asked, or dropped with the member it was for
+            self._release(txn.pos_id, txn.txn_id)
         now = self.clock()
         view = self._view(txn)  # loaded per quote: the balance may have moved since the tap
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
@@ -369,6 +381,7 @@ class TerminalService:
         if requested == 0:  # the till cancels the redemption
             view = self._view(txn)
             txn.redeem_points = 0
+            self._release(txn.pos_id, txn.txn_id)
             txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
             log.info("redemption cancelled on %s/%s", txn.pos_id, txn.txn_id)
             reply = self._quote_message(txn)
@@ -388,7 +401,13 @@ class TerminalService:
                                      self.program)
         if decision.points <= 0:
             raise Refused("refused", f"cannot redeem {requested} pts: {decision.reason}")
-        self._check_offline(self.store.redeem_facts(view.member_id), decision.points, now)
+        hold = self._confirm_online(txn, view.member_id, decision.points)
+        key = (txn.pos_id, txn.txn_id)
+        if hold is None:
+            self._check_offline(self.store.redeem_facts(view.member_id), decision.points, now)
+            self._release(*key)  # the new redemption replaces the earlier one
+        else:  # central released the earlier hold itself
+            self._holds[key] = hold
         txn.redeem_points = requested
         txn.quote, txn.view, txn.quoted_at = self._quote_txn(txn, view, now), view, now
         reply = self._quote_message(txn)
@@ -406,6 +425,35 @@ class TerminalService:
         reply = self._quote_message(txn)
         self._keep(txn, reply)
         return reply
+
+    def _confirm_online(self, txn: OpenTxn, member_id: str,
+                        points: int) -> tuple[str, int] | None:
+        """Central decides the redemption when it answers in time: the hold (id, points)
+        when it confirmed, None when it did not answer (the offline policy decides);
+        Refused with central's reason when it refused (the sale keeps what it had)."""
+        if self.online is None:
+            return None
+        hold_id = str(uuid7())
+        earlier = self._holds.get((txn.pos_id, txn.txn_id))
+        got = self.online.confirm(hold_id=hold_id, member_id=member_id, points=points,
+                                  txn_ref=fit_ref(f"{txn.pos_id}/{txn.txn_id}/redeem"),
+                                  replaces=earlier[0] if earlier else None)
+        if got is None:
+            return None
+        if not got.confirmed:
+            log.info("redemption of %d pts on %s/%s refused by central: %s", points,
+                     txn.pos_id, txn.txn_id, got.reason)
+            raise Refused("refused", f"cannot redeem {points} pts: {got.reason} "
+                          "(confirmed with central)")
+        log.info("redemption of %d pts on %s/%s confirmed by central (hold %s)", points,
+                 txn.pos_id, txn.txn_id, hold_id)
+        return hold_id, points
+
+    def _release(self, pos_id: str, txn_id: str) -> None:
+        """Give back the points central holds for this sale's redemption, if any."""
+        hold = self._holds.pop((pos_id, txn_id), None)
+        if hold is not None and self.online is not None:
+            self.online.release(hold[0])
 
     def _check_offline(self, facts: RedeemFacts | None, points: int, now: datetime) -> None:
         """An enrolled terminal redeems unconfirmed points only within the offline policy."""
@@ -483,13 +531,21 @@ class TerminalService:
                                 ref=ref)
             after, uses = offer_uses(change.after, self._held_offers.pop(view.member_id, ()),
                                      sale, self.program, ref)
+            hold = self._holds.get((pos_id, txn_id))
+            if hold is not None and not 0 < sale.redeem_points <= hold[1]:
+                self._release(pos_id, txn_id)  # not what central confirmed: offline rules
+                hold = None
             result = self.store.record_sale(  # the redemption is checked in the same write
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
                 entries=change.entries, member_after=after, basket=txn.basket,
-                offer_uses=uses,
-                check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now))
+                check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now),
+                online_hold=hold[0] if hold is not None else None, offer_uses=uses)
+            self._holds.pop((pos_id, txn_id), None)  # used by the sale's redeem event
         self.session.close(pos_id, txn_id)
-        self.open_sales.drop(pos_id, txn_id)
+        try:
+            self.open_sales.drop(pos_id, txn_id)
+        except StoreError as exc:  # the sale is written: a restart drops its row anyway
+            log.warning("open sale %s/%s kept after its commit: %s", pos_id, txn_id, exc)
         self._settle_coupons(pos_id, txn_id, sale)
         log.info("commit %s/%s: %+d pts to %s, balance %s", pos_id, txn_id, result.points,
                  txn.member or "no member", result.balance_after if txn.member else "-")
@@ -520,6 +576,7 @@ class TerminalService:
                                  "use refund to reverse it", msg)
         open_txn = self.session.find(pos_id, txn_id)
         voided = self.session.void(pos_id, txn_id)
+        self._release(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
         if open_txn is not None and open_txn.basket is not None:  # central's reports see it
             sale_outbox.record_void(self.store.engine, sale_outbox.void_body(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from pos_loyalty.rules import (
     quote,
 )
 from pos_loyalty.store.local import LocalStore
+from pos_loyalty.store.sqlite import answer_by
 from pos_loyalty.terminal.service import TerminalService
 from tests.tillsales import ask, member_tap, ring_up, tap
 
@@ -127,6 +129,28 @@ class TestTwoWriters:
         assert [(a["type"], a["points"], a["repeated"]) for a in answers] == [
             ("points.awarded", 5, False), ("points.awarded", 5, True)]
         assert [e.points for e in store.ledger()] == [5]
+
+
+class TestAnswerDeadline:
+    def test_a_deadline_shortens_this_threads_wait_and_only_that(self, url: str) -> None:
+        """Inside answer_by a write gives up at the deadline; the connection then goes
+        back to the pool with the full busy timeout, so the next write waits it out."""
+        store = LocalStore(url, busy_timeout_s=1.0)
+        row = ["M-9", "", None, None, "active"]
+        lock = LockHolder(url)
+        try:
+            began = time.monotonic()
+            with answer_by(0.1), pytest.raises(StoreError, match="database is locked"):
+                store.apply_pull("members", MEMBERS, [row], "1:M-9", NOW)
+            short = time.monotonic() - began
+            began = time.monotonic()
+            with pytest.raises(StoreError, match="database is locked"):
+                store.apply_pull("members", MEMBERS, [row], "1:M-9", NOW)
+            full = time.monotonic() - began
+        finally:
+            lock.release()
+            store.close()
+        assert short < 0.9 <= full, (short, full)
 
 
 def calls(store: LocalStore) -> dict[str, Callable[[], Any]]:

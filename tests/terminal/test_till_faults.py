@@ -7,11 +7,13 @@ byte for byte (:class:`RawTill`) so that it can send what no well-behaved till w
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,8 @@ from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.messages import TxnStatus, TxnStatusRequest
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.testing import RawTill
-from pos_loyalty.terminal.daemon import TerminalDaemon
+from pos_loyalty.pos.till import REPLY_TIMEOUT
+from pos_loyalty.terminal.daemon import TILL_ANSWER_S, TerminalDaemon
 from pos_loyalty.terminal.demo_data import seed_demo_members
 from pos_loyalty.terminal.sdnotify import Watchdog
 
@@ -173,6 +176,89 @@ class TestFaultsWhileAnswering:
         assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
         del service._on_status
         assert rig.ask(type="txn.status", txn_id="T-1")["state"] == "unknown"
+
+
+def _immutable(paths: list[Path], on: bool) -> None:
+    """``chattr +i`` / ``-i``: the files become read-only for every process, root included,
+    through descriptors already open too (a chmod binds neither root nor open files)."""
+    subprocess.run(["chattr", "+i" if on else "-i", *map(str, paths)], check=True,
+                   capture_output=True)
+
+
+@pytest.fixture
+def read_only(rig: Rig) -> Iterator[Callable[[bool], None]]:
+    """Switch the running daemon's database (file and WAL) read-only and back; skipped with
+    the reason where the immutable attribute cannot be set (no chattr, no
+    CAP_LINUX_IMMUTABLE, a filesystem without it)."""
+    files = [rig.db, rig.db.with_name(rig.db.name + "-wal")]
+    try:
+        _immutable(files, True)
+        _immutable(files, False)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        pytest.skip(f"cannot make a file read-only with chattr +i here "
+                    f"(euid {os.geteuid()}): {exc} {detail.decode(errors='replace')}")
+    state = {"on": False}
+
+    def switch(on: bool) -> None:
+        _immutable(files, on)
+        state["on"] = on
+
+    yield switch
+    if state["on"]:
+        _immutable(files, False)
+
+
+class TestReadOnlyStore:
+    def test_read_only_database_answers_store_and_the_repaired_commit_lands_once(
+            self, rig: Rig, read_only: Callable[[bool], None]) -> None:
+        """The database turns read-only under a running daemon: a tap still identifies (a
+        read), a basket and a commit get `error store`, the daemon serves on; writable
+        again, the repeated commit lands exactly once."""
+        rig.till.hello()
+        rig.tap("C-1002")
+        assert rig.ask(**BASKET)["member_id"] == "M-1002"
+        read_only(True)
+        assert rig.tap("C-1002")["member_id"] == "M-1002"
+        basket = rig.ask(**{**BASKET, "txn_id": "T-2"})
+        assert (basket["type"], basket["code"]) == ("error", "store")
+        failed = rig.ask(type="txn.commit", txn_id="T-1")
+        assert (failed["type"], failed["code"]) == ("error", "store")
+        assert rig.worker.is_alive()
+        assert rig.ask(type="txn.status", txn_id="T-1")["state"] == "open"  # still serving
+        read_only(False)
+        first = rig.ask(type="txn.commit", txn_id="T-1")
+        again = rig.ask(type="txn.commit", txn_id="T-1")
+        assert (first["points"], first["balance_after"], first["repeated"]) == (6, 46, False)
+        assert (again["balance_after"], again["repeated"]) == (46, True)
+        assert [e.points for e in rig.daemon.store.ledger("M-1002")] == [6]
+        assert rig.ask(**{**BASKET, "txn_id": "T-2"})["type"] == "quote"
+
+
+class TestStuckWriter:
+    def test_a_locked_store_is_answered_before_the_tills_reply_timer(self, rig: Rig) -> None:
+        """Another writer holds the lock past the busy timeout: the commit's write gives up
+        at the till-answer deadline, so the till gets `error store` within its own reply
+        timer instead of timing out; released, the repeated commit lands once."""
+        rig.till.hello()
+        rig.tap("C-1002")
+        assert rig.ask(**BASKET)["member_id"] == "M-1002"
+        holder = sqlite3.connect(rig.db, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            began = time.monotonic()
+            payload = json.dumps({"pos_id": "POS-1", "type": "txn.commit", "txn_id": "T-1"})
+            failed = rig.till.request(payload.encode(), timeout=REPLY_TIMEOUT)
+            waited = time.monotonic() - began
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert (failed["type"], failed["code"]) == ("error", "store")
+        assert TILL_ANSWER_S <= waited < REPLY_TIMEOUT, waited
+        first = rig.ask(type="txn.commit", txn_id="T-1")
+        again = rig.ask(type="txn.commit", txn_id="T-1")
+        assert (first["points"], first["repeated"], again["repeated"]) == (6, False, True)
+        assert [e.points for e in rig.daemon.store.ledger("M-1002")] == [6]
 
 
 class TestDeadLoop:

@@ -39,6 +39,7 @@ from pos_loyalty.store.central_models import (
     LedgerEvent,
     Member,
     Overdraft,
+    RedeemHold,
     ReviewItem,
     Terminal,
 )
@@ -180,11 +181,14 @@ def _ingest_tx(db: Database, conn: Connection, terminal_id: str, store_id: str,
     day = now.date()
     state = _batch_state(db, conn, terminal_id, store_id, [events[i] for i in new],
                               int(term.earn_day_points) if term.earn_day == day else 0)
+    online = confirmed_online(conn, terminal_id, [
+        (events[i].event_id, events[i].member_id, events[i].points) for i in new
+        if events[i].kind == "redeem"])
     rows: list[dict[str, Any]] = []
     verdicts: dict[str, Verdict] = {}
     for i in new:
         ev = events[i]
-        verdict = check_event(ev, state)
+        verdict = check_event(ev, state, confirmed=ev.event_id in online)
         if verdict.status == "applied":
             note_sale(state, ev)
         verdicts[ev.event_id] = verdict
@@ -230,6 +234,11 @@ def _ingest_tx(db: Database, conn: Connection, terminal_id: str, store_id: str,
                 "created_at": now, "resolved": False})
     if deltas:
         apply_deltas(db, conn, deltas)
+    used = [ev_id for ev_id in online if ev_id in inserted
+            and verdicts[ev_id].status == "applied"]
+    if used:
+        conn.execute(update(RedeemHold).where(RedeemHold.hold_id.in_(used))
+                     .values(status="used"))
     if short_rows:
         conn.execute(db.insert(Overdraft).on_conflict_do_nothing(), short_rows)
         for r in short_rows:
@@ -246,6 +255,23 @@ def _ingest_tx(db: Database, conn: Connection, terminal_id: str, store_id: str,
                                    day_earned=state.day_earned)
     return PushOutcome(final, acked, now, len(short_rows), held,
                        sum(1 for r in final if r.status == "conflict"))
+
+
+def confirmed_online(conn: Connection, terminal_id: str,
+                     events: Sequence[tuple[str, str, int]]) -> set[str]:
+    """Which of ``events`` ((event_id, member_id, points)) central confirmed online
+    (:mod:`~pos_loyalty.server.ledger.holds`): an unused hold of this terminal with that id,
+    that member and at least those points. An expired hold still covers its event: central
+    confirmed it while it was held."""
+    if not events:
+        return set()
+    holds = {str(h[0]): (str(h[1]), int(h[2])) for h in conn.execute(select(
+        RedeemHold.hold_id, RedeemHold.member_id, RedeemHold.points).where(
+        RedeemHold.hold_id.in_([e[0] for e in events]),
+        RedeemHold.terminal_id == terminal_id, RedeemHold.status == "held"))}
+    return {event_id for event_id, member_id, points in events
+            if (h := holds.get(event_id)) is not None and h[0] == member_id
+            and 0 < -points <= h[1]}
 
 
 def _known_events(db: Database, conn: Connection,

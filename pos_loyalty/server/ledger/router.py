@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from pos_loyalty.server.db import aware
 from pos_loyalty.server.deps import StoreDep, TerminalDep
+from pos_loyalty.server.ledger import holds
 from pos_loyalty.server.ledger.queries import EventIn
 from pos_loyalty.server.schemas import (
+    MAX_POINTS,
+    TEXT_PATTERN,
     ErrorPublic,
+    EventId,
+    Id,
     PushCreate,
     PushPublic,
 )
 
 router = APIRouter(tags=["ledger"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorPublic} for code in (401, 403, 409, 413, 422)}
 
 
 @router.post(
@@ -62,3 +71,57 @@ def _invalid(exc: ValidationError) -> Exception:
     from fastapi.exceptions import RequestValidationError
 
     return RequestValidationError(exc.errors(include_url=False, include_input=False))
+
+
+class RedeemHoldCreate(BaseModel):
+    """A redemption the till asked for, put to central while it is reachable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    hold_id: EventId = Field(description="The event_id the sale's redeem event will carry.")
+    member_id: Id
+    points: Annotated[int, Field(ge=1, le=MAX_POINTS)]
+    txn_ref: Annotated[str, StringConstraints(max_length=140, pattern=TEXT_PATTERN)] = ""
+    replaces: EventId | None = Field(None, description=(
+        "The sale's earlier hold: released if this one is confirmed, and its points count "
+        "as available meanwhile."))
+
+
+class RedeemHoldPublic(BaseModel):
+    hold_id: str
+    status: str = Field(description="confirmed (the points are held) or refused.")
+    points: int
+    balance: int = Field(description="The member's balance at central.")
+    available: int = Field(description="What the member may still spend after this.")
+    reason: str = Field("", description="Why a redemption is refused, for the cashier.")
+    server_time: datetime
+
+
+class RedeemReleaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    hold_id: EventId
+
+
+class RedeemReleasePublic(BaseModel):
+    released: bool = Field(description="False if the hold was used, released or unknown.")
+
+
+@router.post("/v1/redeem/hold", response_model=RedeemHoldPublic, responses=_ERRORS)
+async def hold(body: RedeemHoldCreate, auth: TerminalDep,
+               store: StoreDep) -> RedeemHoldPublic:
+    """Confirm a redemption against the member's balance at central and hold the points
+    for the sale's redeem event (see docs/sync.md, "Online redemption")."""
+    got = await run_in_threadpool(holds.confirm, store, auth, hold_id=body.hold_id,
+                                  member_id=body.member_id, points=body.points,
+                                  txn_ref=body.txn_ref, replaces=body.replaces)
+    return RedeemHoldPublic(
+        hold_id=got.hold_id, status="confirmed" if got.confirmed else "refused",
+        points=got.points, balance=got.balance, available=got.available, reason=got.reason,
+        server_time=aware(store.clock()))
+
+
+@router.post("/v1/redeem/release", response_model=RedeemReleasePublic, responses=_ERRORS)
+async def release(body: RedeemReleaseCreate, auth: TerminalDep,
+                  store: StoreDep) -> RedeemReleasePublic:
+    """Give back the points of a hold whose sale was voided or whose redemption changed."""
+    done = await run_in_threadpool(holds.release, store, auth, body.hold_id)
+    return RedeemReleasePublic(released=done)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, func, select, update
 
+from pos_loyalty.ids import uuid7
 from pos_loyalty.server.db import Database, Refused
 from pos_loyalty.server.ledger.queries import apply_deltas, central_event
-from pos_loyalty.store.central_models import Balance, Card, LedgerEvent, Member, Tier
+from pos_loyalty.store.central_models import AuditEntry, Balance, Card, LedgerEvent, Member, Tier
 
 MAX_ID = 64
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -425,13 +427,48 @@ def set_card_status(db: Database, card_id: str, status: str) -> bool:
 
 
 def issue_card(db: Database, member_id: str, card_id: str, *, uid: str | None = None,
-               replaces: str | None = None) -> None:
+               replaces: str | None = None, move: bool = False,
+               actor: str = "") -> str | None:
     """Give a member a new card; with ``replaces``, block that (lost) card in the same
-    transaction. The balance belongs to the member, so the new card carries it."""
-    def tx(conn: Connection) -> None:
+    transaction. The balance belongs to the member, so the new card carries it.
+
+    A card another member holds is refused, naming that member, unless ``move``: then it
+    moves to ``member_id`` (active again, its UID kept unless ``uid`` is given; the points
+    stay with the member who earned them) and the move is written to the audit log with
+    ``actor`` in the same transaction. Returns the member it was moved from, if it was.
+    """
+    def tx(conn: Connection) -> str | None:
         if not _exists(conn, member_id):
             raise MemberError(f"no member {member_id}", status=404)
+        holder = _card_owner(conn, card_id)
+        if holder == member_id:
+            raise MemberError(f"card {card_id} already belongs to member {member_id}")
+        if holder is not None and not move:
+            hint = "" if replaces else f"; to give it to {member_id}, issue it with --move"
+            raise MemberError(f"card {card_id} already belongs to member {holder}{hint}")
         stamp = db.stamp(conn)
+        if holder is not None:
+            old = conn.execute(select(Card.uid, Card.status).where(
+                Card.card_id == card_id)).one()
+            values: dict[str, Any] = {"member_id": member_id, "status": "active",
+                                      "change_xid": stamp}
+            if uid:
+                uid_hex = uid.upper()
+                if not re.fullmatch(r"[0-9A-F]{8,20}", uid_hex):
+                    raise MemberError(f"card UID {uid_hex!r} must be 8-20 hex digits")
+                other = _uid_owner(conn, uid_hex)
+                if other not in (None, card_id):
+                    raise MemberError(f"UID {uid_hex} is already on card {other}")
+                values["uid"] = uid_hex
+            conn.execute(update(Card).where(Card.card_id == card_id).values(values))
+            conn.execute(db.insert(AuditEntry).values(
+                audit_id=str(uuid7()), at=db.clock(), actor=(actor or "unknown")[:64],
+                action="card.move", target=f"card {card_id}"[:200], store_id=None,
+                before=json.dumps({"member_id": holder, "uid": old.uid,
+                                   "status": old.status}),
+                after=json.dumps({"member_id": member_id,
+                                  "uid": values.get("uid", old.uid), "status": "active"})))
+            return holder
         if replaces is not None:
             owner = _card_owner(conn, replaces)
             if owner != member_id:
@@ -439,8 +476,9 @@ def issue_card(db: Database, member_id: str, card_id: str, *, uid: str | None = 
             conn.execute(update(Card).where(Card.card_id == replaces).values(
                 status="blocked", change_xid=stamp))
         _issue_card(db, conn, member_id, card_id, uid, stamp)
+        return None
 
-    db.write(tx)
+    return db.write(tx)
 
 
 def replace_card(db: Database, card_id: str, new_card_id: str, *,

@@ -1,7 +1,7 @@
 """personal offers issued to members, and the cashier's line per member
 
 Revision ID: c0010
-Revises: c0007
+Revises: c0008
 Create Date: 2026-11-30 09:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c0010"
-down_revision = "c0007"
+down_revision = "c0008"
 branch_labels = None
 depends_on = None
 

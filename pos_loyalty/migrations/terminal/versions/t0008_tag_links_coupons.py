@@ -1,7 +1,7 @@
 """Product tags linked to their buyers, reorder coupons used here
 
 Revision ID: t0008
-Revises: t0006
+Revises: t0007
 Create Date: 2026-11-30 09:10:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "t0008"
-down_revision = "t0006"
+down_revision = "t0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,140 @@
+"""Online redemption: central confirms a redemption against the authoritative balance.
+
+A terminal that reaches central when the till asks to redeem sends the points, the member
+and the ``event_id`` its redeem event will carry (the hold id). Central, with the member's
+balance row locked (so two terminals racing for the same points are served one after the
+other), confirms when the balance less the points already held for other redemptions covers
+the request, and holds them. The sale's push later brings the redeem event with that id:
+ingest (``queries.confirmed_online``) finds its hold, applies the event without the offline
+caps (central decided it) and marks the hold used. A voided sale releases its hold; a hold
+nobody uses stops counting after ``HOLD_TTL``. Terminal credential only; a terminal can hold
+no more than the member has, so a stolen one cannot spend beyond the balance either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Connection, func, select, update
+
+from pos_loyalty.server.db import Database, Refused
+from pos_loyalty.server.ledger.queries import CENTRAL_TERMINAL
+from pos_loyalty.server.stores.queries import policy_in
+from pos_loyalty.server.terminals.queries import TerminalAuth
+from pos_loyalty.store.central_models import Balance, LedgerEvent, Member, RedeemHold
+
+HOLD_TTL = timedelta(minutes=15)
+"""How long a confirmed redemption keeps its points set aside without its sale's push."""
+
+
+@dataclass(frozen=True)
+class HoldAnswer:
+    """Central's decision: ``confirmed`` with the points held, or not with the reason."""
+
+    hold_id: str
+    confirmed: bool
+    points: int
+    balance: int  # the member's balance at central
+    available: int  # what the member may still spend, after this hold
+    reason: str = ""
+
+
+def _active(now: datetime) -> ColumnElement[bool]:
+    """Holds that still set points aside."""
+    return (RedeemHold.status == "held") & (RedeemHold.expires_at > now)
+
+
+def confirm(db: Database, auth: TerminalAuth, *, hold_id: str, member_id: str, points: int,
+            txn_ref: str, replaces: str | None = None) -> HoldAnswer:
+    """Confirm and hold ``points`` of ``member_id`` for the terminal, or say why not.
+
+    ``replaces``: the terminal's earlier hold for the same sale (the till asked again for
+    another amount); its points do not count against this request, and it is released in
+    the same transaction when this one is confirmed (kept when it is refused).
+    Idempotent per ``hold_id``: asked again (a lost answer), the same hold is answered as it
+    stands; the same id with other content is a 409.
+    """
+    if points <= 0:
+        raise Refused("points to redeem must be positive", status=422)
+    now = db.clock()
+
+    def tx(conn: Connection) -> HoldAnswer:
+        hold = conn.execute(select(
+            RedeemHold.terminal_id, RedeemHold.member_id, RedeemHold.points,
+            RedeemHold.status).where(RedeemHold.hold_id == hold_id)).first()
+        if hold is not None:
+            if (hold.terminal_id, hold.member_id, hold.points) != (
+                    auth.terminal_id, member_id, points):
+                raise Refused(f"hold {hold_id} already exists with other content")
+            bal = _balance(conn, member_id, lock=False)
+            ok = hold.status != "released"
+            return HoldAnswer(hold_id, ok, points, bal, bal - _held(conn, member_id, now),
+                              "" if ok else "this redemption was released")
+        if conn.execute(select(Member.member_id).where(
+                Member.member_id == member_id)).first() is None:
+            return HoldAnswer(hold_id, False, points, 0, 0, "member unknown at central")
+        policy = policy_in(db, conn, auth.store_id)
+        # the balance row is locked first: a concurrent confirmation or push of this member
+        # waits here, then sees this one's hold (READ COMMITTED reads afresh per statement)
+        bal = _balance(conn, member_id, lock=True)
+        own = _own_hold(conn, auth.terminal_id, member_id, replaces, now)
+        available = bal - _held(conn, member_id, now) + own
+        if points > policy.max_event_points:
+            return HoldAnswer(hold_id, False, points, bal, available,
+                              f"{points} points is over the per-event cap of "
+                              f"{policy.max_event_points}")
+        if not policy.debit_other_stores:
+            stores = set(conn.execute(select(LedgerEvent.store_id).where(
+                LedgerEvent.member_id == member_id, LedgerEvent.status == "applied",
+                LedgerEvent.terminal_id != CENTRAL_TERMINAL).distinct()).scalars())
+            if stores and auth.store_id not in stores:
+                return HoldAnswer(hold_id, False, points, bal, available,
+                                  "the member's points were earned at other stores")
+        if points > available:
+            return HoldAnswer(hold_id, False, points, bal, available,
+                              f"the member has {max(0, available)} points to spend")
+        if own:
+            conn.execute(update(RedeemHold).where(RedeemHold.hold_id == replaces)
+                         .values(status="released"))
+        conn.execute(db.insert(RedeemHold).values(
+            hold_id=hold_id, member_id=member_id, terminal_id=auth.terminal_id,
+            store_id=auth.store_id, points=points, txn_ref=txn_ref[:140], status="held",
+            created_at=now, expires_at=now + HOLD_TTL))
+        return HoldAnswer(hold_id, True, points, bal, available - points)
+
+    return db.write(tx)
+
+
+def release(db: Database, auth: TerminalAuth, hold_id: str) -> bool:
+    """Give back the points of an unused hold of this terminal (its sale was voided or its
+    redemption changed); True if a hold was released. Idempotent."""
+    def tx(conn: Connection) -> bool:
+        got = conn.execute(update(RedeemHold).where(
+            RedeemHold.hold_id == hold_id, RedeemHold.terminal_id == auth.terminal_id,
+            RedeemHold.status == "held").values(status="released"))
+        return bool(got.rowcount)
+
+    return db.write(tx)
+
+
+def _balance(conn: Connection, member_id: str, *, lock: bool) -> int:
+    stmt = select(Balance.balance).where(Balance.member_id == member_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return int(conn.execute(stmt).scalar() or 0)
+
+
+def _own_hold(conn: Connection, terminal_id: str, member_id: str, hold_id: str | None,
+              now: datetime) -> int:
+    """The points of the terminal's own active hold ``hold_id`` of this member, else 0."""
+    if hold_id is None:
+        return 0
+    return int(conn.execute(select(RedeemHold.points).where(
+        RedeemHold.hold_id == hold_id, RedeemHold.terminal_id == terminal_id,
+        RedeemHold.member_id == member_id, _active(now))).scalar() or 0)
+
+
+def _held(conn: Connection, member_id: str, now: datetime) -> int:
+    return int(conn.execute(select(func.coalesce(func.sum(RedeemHold.points), 0)).where(
+        RedeemHold.member_id == member_id, _active(now))).scalar_one())
