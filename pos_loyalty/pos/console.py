@@ -77,8 +77,9 @@ def describe(msg: dict[str, Any]) -> str:
     if t == "member.identified":
         tier = f" ({msg['tier']})" if msg.get("tier") else ""
         extra = "".join(f"\n     {d}" for d in msg.get("discounts", []))
+        hint = f"\n     > {msg['hint']}" if msg.get("hint") else ""
         return (f"member {msg['name']}{tier}, {msg['balance']} points "
-                f"[card {msg['card_id']}, {msg['tap_ms']} ms]{extra}")
+                f"[card {msg['card_id']}, {msg['tap_ms']} ms]{hint}{extra}")
     if t == "member.unknown":
         return f"unknown card {msg['card_id']}: {msg['reason']}"
     if t == "card.refused":

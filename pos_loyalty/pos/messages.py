@@ -28,6 +28,8 @@ from pos_loyalty.pos import jsontext
 Role = Literal["terminal", "till"]
 MAX_ID_LEN: Final = 64
 MAX_TEXT_LEN: Final = 500
+MAX_HINT_LEN: Final = 80
+"""The cashier's line of ``member.identified``: one short line on the till's screen."""
 DISPLAY_WIDTH: Final = 20  # a 2 x 20 customer display
 DISPLAY_LINES: Final = 2
 MAX_LINES: Final = 200
@@ -324,12 +326,17 @@ class MemberIdentified(Message):
     balance: int
     discounts: tuple[str, ...]
     tap_ms: float
+    hint: str | None = None
+    """One short line for the cashier ("birthday on Friday"), at most 80 characters
+    (optional; left out when there is none)."""
     TYPE: ClassVar[str] = "member.identified"
     SENDERS: ClassVar[frozenset[Role]] = _TERMINAL
     LISTS: ClassVar[Mapping[str, type[_Record] | None]] = {"discounts": None}
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"hint"})
     CHECKS: ClassVar[Mapping[str, Check]] = {
         "card_id": _IDENT, "member_id": _IDENT, "name": _TEXT, "tier": _opt(_SHORT),
-        "balance": _INT, "discounts": _items(_TEXT), "tap_ms": _number}
+        "balance": _INT, "discounts": _items(_TEXT), "tap_ms": _number,
+        "hint": _opt(_str(MAX_HINT_LEN))}
 
 
 @dataclass(frozen=True, slots=True)

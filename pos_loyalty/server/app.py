@@ -31,6 +31,7 @@ from pos_loyalty.server.db import Refused
 from pos_loyalty.server.health import router as health
 from pos_loyalty.server.ledger import router as ledger
 from pos_loyalty.server.members import router as members
+from pos_loyalty.server.offers import router as offers
 from pos_loyalty.server.programs import router as programs
 from pos_loyalty.server.sales import router as sales
 from pos_loyalty.server.sales.schemas import SalesPushCreate
@@ -150,7 +151,7 @@ def create_app(settings: Settings | None = None, *, store: CentralStore | None =
     app.state.settings = settings
     app.state.enroll_throttle = FailureThrottle(settings.enroll_failures,
                                                 settings.enroll_window_s)
-    for module in (health, enroll, ledger, sync, sun, members, programs, sales):
+    for module in (health, enroll, ledger, sync, sun, members, programs, sales, offers):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        timeout_s=settings.body_timeout_s)

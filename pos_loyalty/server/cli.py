@@ -972,6 +972,81 @@ def catalog_load(source: Path, target: Path | None) -> None:
     click.echo(f"catalog of {len(products)} products now served from {target}")
 
 
+# -- personal offers and the cashier's line (docs/offers.md) --------------------------------
+
+
+@admin.group("offers")
+def offers_group() -> None:
+    """Personal offers: member-bound coupons for the members a target selects."""
+
+
+@offers_group.command("run")
+@click.argument("file", type=FILE)
+@click.option("--dry-run", is_flag=True, help="Only say who would get what; issue nothing.")
+@click.option("--list", "show_members", is_flag=True, help="List the members of each offer.")
+@db_option
+def offers_run(file: Path, dry_run: bool, show_members: bool, db_url: str | None) -> None:
+    """Issue each offer of FILE to the members its target selects (capped, audited)."""
+    from pos_loyalty.offers.file import load_offers
+    from pos_loyalty.server.offers.run import outcome_rows, run_offers
+
+    with open_central(db_url) as central, cli_errors(file_given=True):
+        offers = load_offers(file)
+        rep = run_offers(central, offers, dry_run=dry_run, actor=_actor())
+    click.echo(_table(("offer", "coupon", "matched", "capped", "issued", "note"),
+                      outcome_rows(rep)))
+    if show_members:
+        for o in rep.outcomes:
+            click.echo(escape_controls(f"{o.offer_id}: {' '.join(o.members) or '-'}"))
+    if not dry_run:
+        click.echo(f"run {rep.run_id}: {sum(o.issued for o in rep.outcomes)} coupons "
+                   f"issued, {rep.expired} expired offers closed")
+
+
+@offers_group.command("lines")
+@click.argument("file", type=FILE)
+@db_option
+def offers_lines(file: Path, db_url: str | None) -> None:
+    """Recompute every member's cashier's line by the [cashier] rules of FILE."""
+    from pos_loyalty.offers.file import load_offers
+    from pos_loyalty.server.offers.lines import member_visits, refresh_lines
+
+    with open_central(db_url) as central, cli_errors(file_given=True):
+        rules = load_offers(file).cashier
+        today = central.clock().date()
+        written = refresh_lines(central, rules,
+                                member_visits(central, today, rules.history_days), today)
+    click.echo(f"cashier's lines: {written} changed")
+
+
+@report.command("offers")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Only offers issued on or after this day.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@db_option
+def report_offers(since: datetime | None, as_json: bool, db_url: str | None) -> None:
+    """Take-up and cost of each offer: issued, used, expired, discount given, and what
+    the sales that used it were paid (central's sales)."""
+    from pos_loyalty.server.offers import queries as offer_q
+
+    with open_central(db_url) as central, cli_errors():
+        figures = offer_q.figures(central, central.clock(), since)
+    if as_json:
+        click.echo(json.dumps([{**asdict(f), "take_up_pct": round(f.take_up_pct, 1)}
+                               for f in figures], indent=2))
+        return
+    rows: list[tuple[str, ...]] = [
+        (f.offer_id, str(f.issued), str(f.used), f"{f.take_up_pct:.1f}%", str(f.expired),
+         str(f.live), _money(f.discount), _money(f.discount // f.used if f.used else 0),
+         _money(f.revenue), str(f.reuses)) for f in figures]
+    click.echo(_table(("offer", "issued", "used", "take-up", "expired", "live", "discount",
+                       "per use", "paid", "reused"), rows))
+
+
+def _money(minor: int) -> str:
+    return f"{minor // 100}.{minor % 100:02d}" if minor >= 0 else f"-{_money(-minor)}"
+
+
 @click.command("chain")
 @click.option("--stores", type=click.IntRange(1, 999), default=5, show_default=True)
 @click.option("--members", type=click.IntRange(0, 10_000_000), default=1000,

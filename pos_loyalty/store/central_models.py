@@ -432,6 +432,53 @@ class VisitAnswer(CentralBase):
     answered_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+# -- personal offers and the cashier's line ---------------------------------------------------
+
+
+class IssuedOffer(CentralBase):
+    """One member-bound coupon issued by an offer (``offer_id``, from the owner's offers file).
+
+    ``status``: live (the till may apply it), used (once, at ``used_terminal`` in
+    ``used_txn``; ``discount`` is the money off that use gave, minor units), expired. Every
+    terminal pulls these rows so the member's next tap anywhere in the chain finds the coupon.
+    """
+
+    __tablename__ = "issued_offers"
+    __table_args__ = (Index("ix_issued_offers_change", "change_xid", "issue_id"),
+                      Index("ix_issued_offers_member", "member_id", "offer_id"),
+                      Index("ix_issued_offers_offer", "offer_id", "status"))
+
+    issue_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUIDv7
+    offer_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(36))  # the offers run that issued it
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="live")
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    used_terminal: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    used_txn: Mapped[str | None] = mapped_column(String(140), nullable=True)
+    discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
+class CashierLine(CentralBase):
+    """The one short line the till shows the cashier for a member, chosen at central from
+    the member's history (``line``, may be empty), and whether the till may add a birthday
+    line itself (``birthday``: the owner's birthday rule is on). No personal data beyond what
+    the till already shows."""
+
+    __tablename__ = "cashier_lines"
+    __table_args__ = (Index("ix_cashier_lines_change", "change_xid", "member_id"),)
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line: Mapped[str] = mapped_column(String(80), default="")
+    birthday: Mapped[bool] = mapped_column(Boolean, default=False)
+    computed_at: Mapped[datetime] = mapped_column(DateTime)
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+
+
 # -- sales pushed by terminals: the baskets behind the ledger, for reports only -------------
 
 

@@ -9,13 +9,15 @@ Only non-default values are written, so a member with nothing held stores ``{}``
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from pos_loyalty.errors import RulesError, StoreError
 from pos_loyalty.rules import MemberView
 from pos_loyalty.rules.model import member_from_dict
+from pos_loyalty.store.offers import HeldOffer
 
 STATE_FIELDS = ("attributes", "stamps", "period_spend", "period_visits", "period_start",
                 "membership", "membership_expires", "coupons", "coupon_uses", "segments",
@@ -94,3 +96,36 @@ def decode_state(raw: str | None, columns: Mapping[str, Any]) -> MemberView:
         return member_from_dict(data)
     except RulesError as exc:
         raise StoreError(f"member {member_id}: stored engine state is invalid: {exc}") from exc
+
+
+def with_offers(view: MemberView, offers: Iterable[HeldOffer]) -> MemberView:
+    """The member as the engine sees them at a quote: their own coupons plus one use of each
+    live offer's code, so a ``bound = "member"`` coupon rule with that code applies."""
+    coupons = dict(view.coupons)
+    for offer in offers:
+        coupons[offer.code] = coupons.get(offer.code, 0) + 1
+    return replace(view, coupons=coupons)
+
+
+def settle_offers(after: MemberView, offers: Sequence[HeldOffer], used: Iterable[str],
+                  ) -> tuple[MemberView, tuple[HeldOffer, ...]]:
+    """Split a sale's outcome back into the stored state and the offers it used.
+
+    ``after`` came from a view made by :func:`with_offers` with ``offers``; ``used`` are the
+    sale's coupon codes. Offers are used before the member's own coupons of the same code
+    (they expire; ``offers`` are soonest-to-expire first), and the offers not used are taken
+    out again, so ``members.state`` never holds a coupon that lives in ``member_offers``.
+    """
+    left = list(offers)
+    taken: list[HeldOffer] = []
+    for code in used:
+        for offer in left:
+            if offer.code == code:
+                taken.append(offer)
+                left.remove(offer)
+                break
+    coupons = dict(after.coupons)
+    for offer in left:
+        coupons[offer.code] = coupons.get(offer.code, 0) - 1
+    return (replace(after, coupons={k: v for k, v in coupons.items() if v > 0}),
+            tuple(taken))

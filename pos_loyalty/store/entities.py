@@ -29,6 +29,9 @@ PULL_ENTITIES: tuple[PullEntity, ...] = (
     PullEntity("programs", "program_id", ("program_id", "store_id", "name", "body",
                                           "version")),
     PullEntity("sun_counters", "uid", ("uid", "counter")),
+    PullEntity("offers", "issue_id", ("issue_id", "member_id", "code", "expires_at",
+                                      "status")),
+    PullEntity("cashier_lines", "member_id", ("member_id", "line", "birthday")),
 )
 
 BY_NAME: dict[str, PullEntity] = {e.name: e for e in PULL_ENTITIES}

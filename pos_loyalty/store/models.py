@@ -157,3 +157,34 @@ class SunCounter(Base):
     uid: Mapped[str] = mapped_column(String(20), primary_key=True)  # upper-case hex
     counter: Mapped[int] = mapped_column(Integer)
     pushed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MemberOffer(Base):
+    """A member-bound coupon issued at central (pulled), merged into the member's coupons
+    when a basket is quoted while ``status`` is live and ``expires_at`` (UTC) is ahead.
+
+    A use here sets ``status`` used, ``used_txn``/``used_at``/``discount`` in the sale's own
+    transaction and ``pushed`` false until central has the use.
+    """
+
+    __tablename__ = "member_offers"
+
+    issue_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16), default="live")
+    used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    used_txn: Mapped[str | None] = mapped_column(String(140), nullable=True)
+    discount: Mapped[int] = mapped_column(BigInteger, default=0)
+    pushed: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class CashierLine(Base):
+    """The cashier's line central chose for a member, and whether the birthday rule is on."""
+
+    __tablename__ = "cashier_lines"
+
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    line: Mapped[str] = mapped_column(String(80), default="")
+    birthday: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pos_loyalty.errors import StoreError
-from pos_loyalty.store import sun_counters
+from pos_loyalty.store import offers, sun_counters
 from pos_loyalty.store.entities import PULL_ENTITIES
 from pos_loyalty.store.models import Base, LedgerEvent, TerminalState
 from pos_loyalty.store.sqlite import read, write
@@ -233,3 +233,7 @@ def _apply_rows(conn: Connection, entity: str, rows: Sequence[Sequence[Any]],
           "version = excluded.version", [tuple(r) for r in rows])
     elif entity == "sun_counters":
         sun_counters.apply_pulled(conn, rows)
+    elif entity == "offers":
+        offers.apply_pulled_offers(conn, rows)
+    elif entity == "cashier_lines":
+        offers.apply_pulled_lines(conn, rows)

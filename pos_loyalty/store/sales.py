@@ -25,6 +25,7 @@ from pos_loyalty.rules import Basket, LedgerEntry, MemberView, Quote
 from pos_loyalty.store import sale_outbox
 from pos_loyalty.store.engine_state import decode_state, encode_state
 from pos_loyalty.store.models import Card, LedgerEvent, Member, Refund, Sale, TerminalState
+from pos_loyalty.store.offers import OfferUse, record_uses
 from pos_loyalty.store.sqlite import read, translated, write
 
 TXN_REF_MAX = 140  # ledger_events.txn_ref here and at central
@@ -233,7 +234,7 @@ class SalesLedger:
         self, *, pos_id: str, txn_id: str, member_id: str | None, sale: Quote, now: datetime,
         entries: Sequence[LedgerEntry] = (), member_after: MemberView | None = None,
         check_redeem: RedeemCheck | None = None, basket: Basket | None = None,
-        online_hold: str | None = None,
+        online_hold: str | None = None, offer_uses: Sequence[OfferUse] = (),
     ) -> SaleResult:
         """Write a sale with its whole quote, its ledger entries and the member's new engine
         state in one transaction; idempotent per (pos_id, txn_id).
@@ -246,6 +247,8 @@ class SalesLedger:
         the categories of ``basket``) is queued in the same transaction.
         ``online_hold``: central confirmed this sale's redemption
         and holds its points under that id (the redeem event's id); no offline check then.
+        ``offer_uses``: member-bound offers the sale used, marked used in this same
+        transaction.
         """
         online = (member_id, online_hold) if member_id and online_hold and \
             sale.redeem_points else None
@@ -265,6 +268,7 @@ class SalesLedger:
                 if got is None:
                     raise StoreError(f"unknown member {member_id}")
                 balance_after = got
+                record_uses(conn, offer_uses, now)
             others: dict[str, int] = {}
             for e in entries:
                 if e.member_id != member_id:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from pos_loyalty.errors import SyncError
-from pos_loyalty.store import sun_counters
+from pos_loyalty.store import offers, sun_counters
 from pos_loyalty.store.entities import NAMES as ENTITIES
 from pos_loyalty.store.local import LocalStore, PendingEvent
 from pos_loyalty.sync.phone import push_phone
@@ -143,6 +143,11 @@ class SyncClient:
         return self._call("POST", "/v1/sales/push", content=json.dumps(
             {"records": records}, separators=(",", ":")),
             headers={"Content-Type": "application/json"})
+
+    def push_offer_uses(self, uses: list[offers.PendingUse]) -> dict[str, Any]:
+        return self._call("POST", "/v1/offers/uses", json={"uses": [
+            {"issue_id": u.issue_id, "txn_ref": u.txn_ref, "used_at": u.used_at.isoformat(),
+             "discount": u.discount} for u in uses]})
 
     def push_links(self, links: list[dict[str, str]]) -> dict[str, Any]:
         """Product tags linked to buyers at this terminal (``/v1/phone/links``)."""
@@ -284,6 +289,7 @@ def _run_sync(store: LocalStore, client: SyncClient, batch: int, page: int,
             raise SyncError("central did not acknowledge every event of the batch")
     push_sun_counters(store, client)
     push_sales(store, client, report)
+    push_offer_uses(store, client, report)
     for problem in push_phone(store.engine, client):  # tag links, offline coupons
         report.conflicts += 1
         if len(report.problems) < 100:
@@ -318,6 +324,32 @@ def push_sun_counters(store: LocalStore, client: SyncClient) -> None:
         client.push_sun_counters(counters)
         sun_counters.mark_pushed(store.engine, counters)
         if len(counters) < sun_counters.MAX_PUSH:
+            return
+
+
+def push_offer_uses(store: LocalStore, client: SyncClient, report: SyncReport) -> None:
+    """Tell central which offers this terminal's sales used (each counts once chain-wide;
+    a use of an offer already used elsewhere is held there for review). A batch central
+    refuses (or a central without offers) keeps the uses queued and never stops the
+    ledger push or the pull."""
+    while True:
+        uses = offers.unpushed_uses(store.engine)
+        if not uses:
+            return
+        try:
+            results = client.push_offer_uses(uses).get("results")
+        except SyncError as exc:
+            if exc.status in (404, 413, 422):  # this batch or an older central, not the link:
+                report.problems.append(f"offer uses not pushed: {exc}")  # kept for later
+                return
+            raise
+        if not isinstance(results, list) or len(results) != len(uses):
+            raise SyncError("central's answer to the offer uses does not match them")
+        for use, result in zip(uses, results, strict=True):
+            if result in ("conflict", "unknown") and len(report.problems) < 100:
+                report.problems.append(f"offer {use.issue_id}: {result}")
+        offers.mark_pushed(store.engine, [u.issue_id for u in uses])
+        if len(uses) < offers.MAX_PUSH:
             return
 
 

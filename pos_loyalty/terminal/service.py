@@ -68,11 +68,14 @@ from pos_loyalty.store import (
     SavedSale,
     sale_outbox,
 )
+from pos_loyalty.store.offers import HeldOffer
 from pos_loyalty.store.sales import fit_ref
 from pos_loyalty.sync.online import OnlineRedeem
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
 from pos_loyalty.terminal.coupons import CouponDesk
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
+from pos_loyalty.terminal.hints import CashierHints
+from pos_loyalty.terminal.offers import offer_uses, quote_view
 from pos_loyalty.terminal.session import (
     AT_TILL,
     Binding,
@@ -136,6 +139,8 @@ class TerminalService:
         self.program_version: int | None = None  # central's version of the program, if any
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
+        self._held_offers: dict[str, tuple[HeldOffer, ...]] = {}  # as the last quote saw
+        self.hints = CashierHints(store.engine)  # the cashier's line at a tap
         self.open_sales = OpenSales(store.engine)
         self.phone = phone or PhoneTill()
         self.tags = TagDesk(store, lambda: self.clock())
@@ -232,10 +237,12 @@ class TerminalService:
             self._unverified.discard(member.member_id)
         else:
             self._unverified.add(member.member_id)
+        hint = self.hints.line(member.member_id, self.program.local(_utc(self.clock())).date())
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
         return MemberIdentified(member.card_id, member.member_id, member.display_name,
                                 member.tier, member.balance,
-                                tuple(self.standing_discounts(member)), round(tap_ms, 3))
+                                tuple(self.standing_discounts(member)), round(tap_ms, 3),
+                                hint)
 
     def _lookup(self, tap: TapEvent) -> MemberRecord | None:
         if tap.card_id:
@@ -308,6 +315,9 @@ class TerminalService:
         view = self.store.member_view(txn.member.member_id)
         if view is None:
             raise StoreError(f"member {txn.member.member_id} is no longer in the store")
+        if len(self._held_offers) >= STANDING_CACHE_MAX:  # a commit re-reads its own
+            self._held_offers.clear()
+        view, self._held_offers[view.member_id] = quote_view(self.store, view, self.clock())
         return view
 
     def _refuse_if_committed(self, pos_id: str, txn_id: str) -> None:
@@ -519,15 +529,17 @@ class TerminalService:
         else:
             change = apply_sale(view, sale, self.program.local(_utc(now)), self.program,
                                 ref=ref)
+            after, uses = offer_uses(change.after, self._held_offers.pop(view.member_id, ()),
+                                     sale, self.program, ref)
             hold = self._holds.get((pos_id, txn_id))
             if hold is not None and not 0 < sale.redeem_points <= hold[1]:
                 self._release(pos_id, txn_id)  # not what central confirmed: offline rules
                 hold = None
             result = self.store.record_sale(  # the redemption is checked in the same write
                 pos_id=pos_id, txn_id=txn_id, member_id=view.member_id, sale=sale, now=now,
-                entries=change.entries, member_after=change.after, basket=txn.basket,
+                entries=change.entries, member_after=after, basket=txn.basket,
                 check_redeem=lambda facts: self._check_offline(facts, sale.redeem_points, now),
-                online_hold=hold[0] if hold is not None else None)
+                online_hold=hold[0] if hold is not None else None, offer_uses=uses)
             self._holds.pop((pos_id, txn_id), None)  # used by the sale's redeem event
         self.session.close(pos_id, txn_id)
         try:

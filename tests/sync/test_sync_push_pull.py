@@ -141,7 +141,8 @@ class TestPull:
         with SyncClient(t.server_url, t.credential) as client:
             report = run_sync(t.local, client, progress=lambda e, d, n: seen.append((e, d, n)))
         assert report.pulled == {"members": 1, "cards": 1, "balances": 1, "tiers": 1,
-                                 "programs": 2, "sun_counters": 0}
+                                 "programs": 2, "sun_counters": 0, "offers": 0,
+                                 "cashier_lines": 0}
         rec = t.local.find_by_uid("04A1B2C3")
         assert rec is not None and rec.member_id == "M1" and rec.balance == 100
         assert rec.tier == "silver" and rec.card_status == "active"

@@ -11,7 +11,16 @@ from sqlalchemy import ColumnElement, func, or_, select, tuple_
 
 from pos_loyalty.server.db import MAX_INT64, Database
 from pos_loyalty.server.terminals.queries import TerminalAuth
-from pos_loyalty.store.central_models import Balance, Card, Member, Program, SunCounter, Tier
+from pos_loyalty.store.central_models import (
+    Balance,
+    Card,
+    CashierLine,
+    IssuedOffer,
+    Member,
+    Program,
+    SunCounter,
+    Tier,
+)
 from pos_loyalty.store.entities import PULL_ENTITIES, PullEntity
 
 
@@ -36,6 +45,8 @@ _MODELS: dict[str, tuple[Any, Callable[[TerminalAuth], ColumnElement[bool]] | No
     "tiers": (Tier, None),
     "programs": (Program, _store_programs),
     "sun_counters": (SunCounter, None),
+    "offers": (IssuedOffer, None),
+    "cashier_lines": (CashierLine, None),
 }
 
 ENTITIES: dict[str, EntitySpec] = {

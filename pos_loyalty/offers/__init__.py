@@ -1,0 +1,1 @@
+"""Personal offers: who gets which member-bound coupon (pure targets, the offers file)."""

@@ -1,0 +1,1 @@
+"""Personal offers at central: issued member-bound coupons, their uses, the cashier's line."""
