@@ -82,6 +82,7 @@ def kill_points(total: int, n: int, seed: int) -> list[tuple[int, str]]:
     return [(k, rng.choice(("before", "after"))) for k in sorted(points)]
 
 
+@pytest.mark.slow(seconds=20)
 class TestKillDuringMigration:
     def test_first_start_killed_anywhere_starts_again(self, tmp_path: Path) -> None:
         """A first start killed at random statements of its migration starts on the next try."""

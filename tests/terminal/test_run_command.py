@@ -233,6 +233,7 @@ class TestSimPty:
         assert cable.returncode == 0
 
 
+@pytest.mark.slow(seconds=15)
 class TestSimTagReachesTheTill:
     def test_each_one_tap_command_is_one_tap_at_the_till(
             self, rig: tuple[TagEmulator, PtyBridge, Path]) -> None:
