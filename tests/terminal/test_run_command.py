@@ -117,9 +117,11 @@ class TestFaultExit:
                    "--demo-members", "--baud", "9600", "--log-format", "json")
         try:
             with SimulatedTill(bridge.till_path, baudrate=9600) as till:
-                till.wait_link_up(timeout=20)
+                # generous bounds: a daemon that just started on a loaded machine (parallel
+                # workers) may take many seconds to import, migrate and open its reader
+                till.wait_link_up(timeout=60)
                 rf.present(member_card("C-1001"))
-                till.next_message({"member.identified"}, timeout=20)
+                till.next_message({"member.identified"}, timeout=60)
                 rf.remove()
         finally:
             proc.send_signal(signal.SIGTERM)
