@@ -16,8 +16,46 @@ from pos_loyalty.errors import LoyaltyError
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.store.local import LocalStore
 from tests.pg import PgDatabases, PgUnavailable, pg_server
+from tests.ports import ReservedPort
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _slow_seconds(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("slow")
+    return 0.0 if mark is None else float(mark.kwargs.get("seconds", 10))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` run first, longest first, each followed by one quick test.
+
+    pytest-xdist (``--dist load --maxschedchunk 1``) hands tests out in this order and keeps
+    about two queued per worker: every long test starts at once, with only a quick one queued
+    behind it, instead of one starting at the end and keeping its worker busy long after the
+    others ran out of work.
+    """
+    slow = sorted((i for i in items if _slow_seconds(i)), key=_slow_seconds, reverse=True)
+    quick = [i for i in items if not _slow_seconds(i)]
+    ordered: list[pytest.Item] = []
+    for item in slow:
+        ordered.append(item)
+        if quick:
+            ordered.append(quick.pop(0))
+    items[:] = ordered + quick
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Commands that fall back to the default data directory (~/.local/share/pos-loyalty)
+    write into this test process's own temporary one instead: parallel workers and other
+    runs on the machine never share a store file through it."""
+    old = os.environ.get("POS_LOYALTY_DATA_DIR")
+    os.environ["POS_LOYALTY_DATA_DIR"] = str(tmp_path_factory.mktemp("data-dir"))
+    yield
+    if old is None:
+        os.environ.pop("POS_LOYALTY_DATA_DIR", None)
+    else:
+        os.environ["POS_LOYALTY_DATA_DIR"] = old
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +72,14 @@ def pg_databases() -> Iterator[PgDatabases]:
             pytest.skip(f"PostgreSQL not available: {exc}")
         stack.callback(dbs.close)
         yield dbs
+
+
+@pytest.fixture
+def reserved_port() -> Iterator[ReservedPort]:
+    """A loopback port nobody listens on until the test starts a server there; held for the
+    whole test so no parallel worker can take it (see tests/ports.py)."""
+    with ReservedPort() as port:
+        yield port
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

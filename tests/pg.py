@@ -9,6 +9,10 @@ Order of preference:
    makes a missing PostgreSQL a failure.
 
 Each test gets its own database cloned from a migrated template, dropped afterwards.
+
+Under pytest-xdist every worker is a separate process with its own session: it starts its
+own throwaway cluster (own directory, own port) or, with ``POS_LOYALTY_PG_URL``, shares that
+server; template and test databases carry random names, so workers never meet.
 """
 
 from __future__ import annotations
@@ -69,13 +73,24 @@ class ThrowawayCluster:
         if proc.returncode != 0:
             raise PgUnavailable(f"{Path(args[0]).name} failed: {proc.stderr.strip()[-500:]}")
 
-    def start(self) -> str:
+    def start(self, attempts: int = 5) -> str:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust",
                   "-U", self.user, "--no-sync", "-E", "UTF8")
-        opts = (f"-p {self.port} -h 127.0.0.1 -k {self.tmp} -F "
-                "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts,
-                  "-l", str(self.tmp / "log"), "-w", "-t", "60", "start")
+        for attempt in range(attempts):
+            opts = (f"-p {self.port} -h 127.0.0.1 -k {self.tmp} -F "
+                    "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200")
+            try:
+                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts,
+                          "-l", str(self.tmp / "log"), "-w", "-t", "60", "start")
+                break
+            except PgUnavailable:
+                # the free port was taken between our probe and the postmaster's bind (a
+                # parallel test worker starting its own server): try another one
+                log = self.tmp / "log"
+                taken = log.exists() and "already in use" in log.read_text(errors="replace")
+                if not taken or attempt == attempts - 1:
+                    raise
+                self.port = _free_port()
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:

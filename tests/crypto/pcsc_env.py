@@ -1,11 +1,16 @@
 """Test-side shorthand for :class:`~pos_loyalty.nfc.sim.vcard.VirtualPcscStack`.
 
 Kept for tests written against its earlier function interface: ``missing()``,
-``start(workdir) -> PcscEnv | reason``, ``restart(env)``, ``stop(env)``.
+``start(workdir) -> PcscEnv | reason``, ``restart(env)``, ``stop(env)``; and
+``one_pcscd_at_a_time()``, which every fixture that starts a stack holds until it stops it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,3 +54,20 @@ def restart(env: PcscEnv) -> bool:
 
 def stop(env: PcscEnv) -> None:
     env.stack.stop()
+
+
+@contextlib.contextmanager
+def one_pcscd_at_a_time() -> Iterator[None]:
+    """Hold the machine-wide lock for a pcscd stack of our own, from its start to its stop.
+
+    pcscd's client socket (/run/pcscd/pcscd.comm) is one per machine: a second test process
+    (a parallel pytest-xdist worker, another run) starting its own pcscd meanwhile would see
+    it exit at once and skip its tests. With this lock the second one waits instead.
+    """
+    path = Path(tempfile.gettempdir()) / "pos-loyalty-pcscd.lock"
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

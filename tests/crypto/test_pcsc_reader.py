@@ -12,6 +12,7 @@ import ndef
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pcsc_env import one_pcscd_at_a_time
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc import pcsc, sun
@@ -169,13 +170,14 @@ def pcsc_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualPcsc
     why = pcsc_stack_missing()
     if why:
         pytest.skip(f"PC/SC stack unavailable: {why}")
-    stack = VirtualPcscStack(Path(tmp_path_factory.mktemp("pcscd")))
-    try:
-        stack.start()
-    except ReaderError as exc:
-        pytest.skip(f"PC/SC stack unavailable: {exc}")
-    yield stack
-    stack.stop()
+    with one_pcscd_at_a_time():  # parallel workers take turns (pcscd is one per machine)
+        stack = VirtualPcscStack(Path(tmp_path_factory.mktemp("pcscd")))
+        try:
+            stack.start()
+        except ReaderError as exc:
+            pytest.skip(f"PC/SC stack unavailable: {exc}")
+        yield stack
+        stack.stop()
 
 
 class Collect:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nfc_testkit import ReaderSession
@@ -15,6 +16,7 @@ _TLV_START = st.sampled_from([b"", b"\x03", b"\x03\xff", b"\x01\x03\xa0\x0c\x34\
 
 
 class TestRandomMemory:
+    @pytest.mark.slow(seconds=10)
     @settings(max_examples=30, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(cc=_CC, start=_TLV_START, body=st.binary(max_size=144))

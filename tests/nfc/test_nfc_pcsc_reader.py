@@ -33,11 +33,12 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pcsc_env.PcscEnv
     why = pcsc_env.missing()
     if why:
         pytest.skip(f"PC/SC stack unavailable: {why}")
-    env = pcsc_env.start(Path(tmp_path_factory.mktemp("pcscd")))
-    if isinstance(env, str):
-        pytest.skip(f"PC/SC stack unavailable: {env}")
-    yield env
-    pcsc_env.stop(env)
+    with pcsc_env.one_pcscd_at_a_time():  # parallel workers take turns (one pcscd per machine)
+        env = pcsc_env.start(Path(tmp_path_factory.mktemp("pcscd")))
+        if isinstance(env, str):
+            pytest.skip(f"PC/SC stack unavailable: {env}")
+        yield env
+        pcsc_env.stop(env)
 
 
 class PcscSession:

@@ -225,6 +225,7 @@ class TestPosCheck:
         assert any("member_changed" in line for line in shown)
         assert any("receipt link: https://shop.example/v/" in line for line in shown)
 
+    @pytest.mark.slow(seconds=10)
     @pytest.mark.timeout(120)
     def test_broken_till_fails_with_exit_1(self) -> None:
         """A till that never NAKs and never says hello is reported, rule by rule, exit 1."""

@@ -22,6 +22,7 @@ from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
 from pos_loyalty.server.logs import EscapeControls, RateLimit
 from pos_loyalty.server.runner import ServerThread
+from tests.ports import ReservedPort
 
 SQLITE_ONLY = pytest.mark.parametrize("central_url", ["sqlite"], indirect=True)
 
@@ -192,9 +193,10 @@ class TestDataAtRest:
             os.umask(old)
 
 
+@pytest.mark.slow(seconds=10)
 class TestFileDescriptorLimit:
     def test_connections_beyond_a_low_fd_limit_never_reach_accept_errors(
-            self, tmp_path: Path) -> None:
+            self, tmp_path: Path, reserved_port: ReservedPort) -> None:
         """A server process whose hard open-file limit is 1024 caps connections below it:
         900 clients get closed connections, not accept() failures, the log stays short, and
         it serves again as soon as they leave."""
@@ -209,9 +211,7 @@ class TestFileDescriptorLimit:
         def low_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = reserved_port.port  # the server process binds it too (SO_REUSEADDR)
         env = dict(os.environ, PYTHONPATH=str(REPO))
         proc = subprocess.Popen(
             [sys.executable, "-m", "pos_loyalty", "server", "--port", str(port), "--db",

@@ -22,6 +22,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("central_url", ["sqlite"], indirect=True)
 class TestEnrollmentCommands:
+    @pytest.mark.slow(seconds=15)
     def test_add_enroll_revoke_round_trip(self, central: Central, tmp_path: Path) -> None:
         """A code printed by `admin terminal add` enrolls once; `revoke` locks the terminal out."""
         central.store.add_member("M1", "Ann", card_id="C1")
@@ -53,6 +54,7 @@ class TestEnrollmentCommands:
         r = httpx.get(f"{central.url}/v1/sync/horizon", headers={"Authorization": f"Bearer {cred}"})
         assert r.status_code == 403
 
+    @pytest.mark.slow(seconds=10)
     def test_usage_errors_are_one_line(self, central: Central) -> None:
         """A bad URL or a missing terminal gives one clear line and a non-zero exit."""
         bad = cli("enroll", "ftp://x", "CODE")

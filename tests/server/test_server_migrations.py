@@ -54,6 +54,7 @@ class TestCentralMigrations:
         assert store.list_terminals() == [] and store.counts(store.horizon())["members"] == 1
         store.close()
 
+    @pytest.mark.slow(seconds=10)
     def test_db_upgrade_command(self, tmp_path: Path) -> None:
         """`pos-loyalty db upgrade --central URL` migrates a fresh database and says so."""
         url = f"sqlite:///{tmp_path / 'c.db'}"

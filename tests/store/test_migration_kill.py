@@ -4,15 +4,21 @@ starts: every migration step is inside one SQLite transaction.
 A child process counts the SQL statements the start runs and SIGKILLs itself just before or
 just after the N-th one; the test then starts the store again, in a new process, as systemd
 would, and checks it reaches the newest schema with its data intact.
+
+Each start is a process forked from one that has imported SQLAlchemy, Alembic and the package
+and never opened a store: a fork takes milliseconds where a fresh interpreter takes a second,
+so the test can afford many kill points.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,31 +32,77 @@ from pos_loyalty.store.models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
 
-START = r"""
-import os, signal, sys
+STARTS = r"""
+import json, os, signal, sys, traceback
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-url, kill_at, moment = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-seen = 0
-def count(*_args: object) -> None:
-    global seen
-    seen += 1
-    if seen == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-event.listen(Engine, f"{moment}_cursor_execute", count)
 # what `pos-loyalty run` does first: migrate, then open the store
 from pos_loyalty.migrations import upgrade_terminal
 from pos_loyalty.store.local import LocalStore
-upgrade_terminal(url)
-LocalStore(url, terminal_id="T-KILL").close()
-print(seen)
+
+def start(url, kill_at, moment, out):
+    seen = 0
+    def count(*_args):
+        nonlocal seen
+        seen += 1
+        if seen == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    event.listen(Engine, f"{moment}_cursor_execute", count)
+    upgrade_terminal(url)
+    LocalStore(url, terminal_id="T-KILL").close()
+    os.write(out, str(seen).encode())
+
+for line in sys.stdin:  # one start per line: url kill_at moment
+    url, kill_at, moment = line.split()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the new process: nothing of a store was ever opened before the fork
+        os.close(r)
+        try:
+            start(url, int(kill_at), moment, w)
+        except BaseException:
+            os.write(w, traceback.format_exc().encode())
+            os._exit(1)
+        os._exit(0)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 65536):
+        chunks.append(chunk)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    print(json.dumps({"rc": code, "out": b"".join(chunks).decode()}), flush=True)
 """
 
+Start = Callable[..., subprocess.CompletedProcess[str]]
 
-def start(url: str, kill_at: int = 0, moment: str = "before") -> subprocess.CompletedProcess[str]:
+
+@pytest.fixture
+def start() -> Iterator[Start]:
+    """``start(url, kill_at=0, moment="before")``: a first start in a new process, killed
+    before or after its ``kill_at``-th SQL statement (0: never); its exit code, its count of
+    statements (stdout) or its traceback (stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", START, url, str(kill_at), moment],
-                          capture_output=True, text=True, env=env, timeout=120)
+    server = subprocess.Popen([sys.executable, "-c", STARTS], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    assert server.stdin is not None and server.stdout is not None
+    stdin, stdout = server.stdin, server.stdout
+
+    def one(url: str, kill_at: int = 0,
+            moment: str = "before") -> subprocess.CompletedProcess[str]:
+        stdin.write(f"{url} {kill_at} {moment}\n")
+        stdin.flush()
+        line = stdout.readline()
+        assert line, "the process that forks the starts has died"
+        done = json.loads(line)
+        ok = done["rc"] == 0
+        return subprocess.CompletedProcess([url, str(kill_at), moment], done["rc"],
+                                           done["out"] if ok else "", "" if ok else done["out"])
+
+    yield one
+    stdin.close()
+    stdout.close()
+    assert server.wait(timeout=60) == 0
 
 
 def check_started(url: str) -> None:
@@ -82,8 +134,10 @@ def kill_points(total: int, n: int, seed: int) -> list[tuple[int, str]]:
     return [(k, rng.choice(("before", "after"))) for k in sorted(points)]
 
 
+@pytest.mark.slow(seconds=20)
 class TestKillDuringMigration:
-    def test_first_start_killed_anywhere_starts_again(self, tmp_path: Path) -> None:
+    def test_first_start_killed_anywhere_starts_again(self, tmp_path: Path,
+                                                       start: Start) -> None:
         """A first start killed at random statements of its migration starts on the next try."""
         probe = start(f"sqlite:///{tmp_path / 'probe.db'}")
         assert probe.returncode == 0, probe.stderr
@@ -98,7 +152,8 @@ class TestKillDuringMigration:
             check_started(url)
 
     @pytest.mark.parametrize("seed", [1, 2])
-    def test_upgrade_killed_anywhere_keeps_the_data(self, tmp_path: Path, seed: int) -> None:
+    def test_upgrade_killed_anywhere_keeps_the_data(self, tmp_path: Path, seed: int,
+                                                    start: Start) -> None:
         """An older store killed mid-upgrade upgrades on the next start, its members kept."""
         template = tmp_path / "old.db"
         engine = create_engine(f"sqlite:///{template}")

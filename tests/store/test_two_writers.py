@@ -66,6 +66,7 @@ class LockHolder:
 
 
 class TestTwoWriters:
+    @pytest.mark.slow(seconds=10)
     def test_sales_and_sync_writes_at_once_all_land(self, url: str) -> None:
         """The till worker's sales and the sync worker's pages and acks interleave safely."""
         till_store, sync_store = LocalStore(url), LocalStore(url)

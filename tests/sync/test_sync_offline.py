@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,15 +30,10 @@ from pos_loyalty.sync.policy import OfflinePolicy
 from pos_loyalty.sync.worker import SyncWorker, backoff_delay
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO, Central, TerminalFactory
+from tests.ports import ReservedPort
 from tests.tillsales import REDEEM_ONLY, ask, member_tap, ring_up, tap
 
 PG_ONLY = pytest.mark.parametrize("central_url", ["postgresql"], indirect=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(cond: object, timeout: float = 60.0) -> None:
@@ -160,16 +154,18 @@ class TestOfflineRedemption:
 
 
 @pytest.fixture
-def down_central(central_url: str) -> Iterator[tuple[str, CentralStore, int]]:
+def down_central(central_url: str,
+                 reserved_port: ReservedPort) -> Iterator[tuple[str, CentralStore, int]]:
     """A central database whose HTTP server is not running yet (port reserved)."""
     store = CentralStore(central_url)
-    yield central_url, store, _free_port()
+    yield central_url, store, reserved_port.port
     store.close()
 
 
 class TestOutage:
     @PG_ONLY
     @pytest.mark.timeout(900)  # 10,000 single-sale transactions on a shared, noisy machine
+    @pytest.mark.slow(seconds=60)
     def test_ten_thousand_sales_during_an_outage_land_exactly_once(
             self, down_central: tuple[str, CentralStore, int], tmp_path: Path) -> None:
         """10,000 sales made while central is down all arrive once when it comes back."""
@@ -216,12 +212,13 @@ class TestOutage:
         assert rec is not None and rec.balance == 30_000
         local.close()
 
-    def test_retries_follow_the_backoff_whatever_the_till_does(self, tmp_path: Path) -> None:
+    def test_retries_follow_the_backoff_whatever_the_till_does(
+            self, tmp_path: Path, reserved_port: ReservedPort) -> None:
         """During a backoff, triggers (one per sale) start no round; stop() still ends it."""
         url = f"sqlite:///{tmp_path / 't.db'}"
         upgrade_terminal(url)
         local = LocalStore(url)
-        worker = SyncWorker(local, f"http://127.0.0.1:{_free_port()}", "T.x", interval_s=0.05,
+        worker = SyncWorker(local, reserved_port.url, "T.x", interval_s=0.05,
                             backoff_base_s=30, jitter=lambda: 1.0)
         worker.start()
         try:
@@ -265,6 +262,7 @@ worker.stop()
 class TestKillNine:
     @PG_ONLY
     @pytest.mark.timeout(600)
+    @pytest.mark.slow(seconds=25)
     def test_sigkill_during_sales_and_sync_loses_and_doubles_nothing(
             self, central: Central, terminals: TerminalFactory) -> None:
         """A terminal process killed with SIGKILL at random moments converges exactly once."""
@@ -307,14 +305,14 @@ class TestWorker:
         assert backoff_delay(3, base_s=1, cap_s=60, rand=lambda: 0.25) == 1.0
 
     def test_sync_once_reports_an_unreachable_server_without_raising(
-            self, tmp_path: Path) -> None:
+            self, tmp_path: Path, reserved_port: ReservedPort) -> None:
         """With central down, sync_once returns ok=False and the events stay pending."""
         url = f"sqlite:///{tmp_path / 't.db'}"
         upgrade_terminal(url)
         local = LocalStore(url)
         local.add_member("M1", "", card_id="C1")
         ring_up(TerminalService(local), card_id="C1", pos_id="P", txn_id="1", total=100)
-        worker = SyncWorker(local, f"http://127.0.0.1:{_free_port()}", "T.x", interval_s=1)
+        worker = SyncWorker(local, reserved_port.url, "T.x", interval_s=1)
         report = worker.sync_once()
         assert not report.ok and "unreachable" in (report.error or "")
         assert local.pending_count() == 1

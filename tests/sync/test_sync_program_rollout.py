@@ -35,6 +35,7 @@ def quote_points(till: SimulatedTill, rf: TagEmulator, txn: str) -> dict[str, ob
     return till.send_basket(txn, LINES)
 
 
+@pytest.mark.slow(seconds=10)
 @pytest.mark.parametrize("central_url", ["sqlite"], indirect=True)
 def test_published_program_reaches_a_running_daemon(central: Central,
                                                     terminals: TerminalFactory,

@@ -117,9 +117,11 @@ class TestFaultExit:
                    "--demo-members", "--baud", "9600", "--log-format", "json")
         try:
             with SimulatedTill(bridge.till_path, baudrate=9600) as till:
-                till.wait_link_up(timeout=20)
+                # generous bounds: a daemon that just started on a loaded machine (parallel
+                # workers) may take many seconds to import, migrate and open its reader
+                till.wait_link_up(timeout=60)
                 rf.present(member_card("C-1001"))
-                till.next_message({"member.identified"}, timeout=20)
+                till.next_message({"member.identified"}, timeout=60)
                 rf.remove()
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -233,6 +235,7 @@ class TestSimPty:
         assert cable.returncode == 0
 
 
+@pytest.mark.slow(seconds=15)
 class TestSimTagReachesTheTill:
     def test_each_one_tap_command_is_one_tap_at_the_till(
             self, rig: tuple[TagEmulator, PtyBridge, Path]) -> None:
