@@ -1,7 +1,7 @@
 """A real PostgreSQL for the tests: from POS_LOYALTY_PG_URL, or a throwaway cluster.
 
 Order of preference:
-1. ``POS_LOYALTY_PG_URL`` (a server URL whose user may CREATE DATABASE), as CI exports it;
+1. ``POS_LOYALTY_PG_URL`` (a server URL whose user may CREATE DATABASE);
 2. Debian's server binaries (``/usr/lib/postgresql/*/bin/initdb``): a throwaway cluster in a
    temporary directory, owned by the ``postgres`` user when we run as root (``initdb``
    refuses root), listening on 127.0.0.1 on a free port, removed at the end;
@@ -10,9 +10,12 @@ Order of preference:
 
 Each test gets its own database cloned from a migrated template, dropped afterwards.
 
-Under pytest-xdist every worker is a separate process with its own session: it starts its
-own throwaway cluster (own directory, own port) or, with ``POS_LOYALTY_PG_URL``, shares that
-server; template and test databases carry random names, so workers never meet.
+Under pytest-xdist every worker is a separate process with its own session and starts its own
+throwaway cluster (own directory, own port); CI does that too. Workers sharing one server
+through ``POS_LOYALTY_PG_URL`` do not meet in a database (random names), but transaction ids
+are cluster-wide: the pull cursor waits for every transaction older than its horizon, so one
+worker's open transaction holds back another's pull and a test that pulls right after a write
+finds nothing. Give a URL only with ``-n 0``.
 """
 
 from __future__ import annotations
