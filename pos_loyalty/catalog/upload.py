@@ -82,7 +82,13 @@ def _unpack(data: bytes, into: Path, sku: str | None) -> tuple[Path, bool]:
                 raise ConfigError("a product's files sit in one folder, without sub-folders",
                                   path=str(path))
             target = base.joinpath(*path.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                raise ConfigError("a file and a folder of the same name",
+                                  path=str(path)) from exc
+            if target.is_dir():
+                raise ConfigError("a file and a folder of the same name", path=str(path))
             with archive.open(info) as src, open(target, "wb") as dst:
                 left = info.file_size
                 while chunk := src.read(min(65536, left + 1)):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pos_loyalty.catalog.upload import load_upload
@@ -142,6 +142,8 @@ class TestUploadFuzz:
         st.sampled_from([b'name = "Mug"\n', b'name = 7\n', b"# about\n", b"\xff\xfe"])
         | st.binary(max_size=200)), min_size=1, max_size=6, unique_by=lambda e: e[0]),
         sku=st.sampled_from(["", "X-1"]))
+    @example(entries=[("-", b'name = "Mug"\n'), ("-/A", b'name = "Mug"\n')], sku="")
+    @example(entries=[("X-1/a", b""), ("X-1", b"")], sku="")
     @settings(max_examples=200, deadline=None)
     def test_any_zip_is_a_catalog_or_a_clear_error(self, entries: list[tuple[str, bytes]],
                                                    sku: str) -> None:
