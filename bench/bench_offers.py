@@ -2,8 +2,9 @@
 
 On a store of N members (every member with a cashier's line, every tenth with a live offer):
 
-- tap: ``CashierHints.line`` (the cashier's line, one indexed read on the tap path) against
-  ``find_by_card`` (the tap's card lookup, P3), measured in the same run;
+- tap: ``find_by_card`` with the cashier's line (joined into the tap's one lookup) and the
+  line made from it, against a bare sqlite3 lookup of member and card alone (the lookup
+  before the line), measured in the same run;
 - quote: ``quote_view`` (member state plus live offers merged) against
   ``LocalStore.member_view`` alone, measured in the same run.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -24,8 +26,12 @@ from pathlib import Path
 from seed import seed_members
 
 from pos_loyalty.store import LocalStore
+from pos_loyalty.terminal.hints import cashier_line
 from pos_loyalty.terminal.offers import quote_view
-from pos_loyalty.terminal.service import TerminalService
+
+BARE_LOOKUP = ("SELECT members.member_id, members.display_name, members.tier, members.balance, "
+               "cards.card_id, cards.status FROM members JOIN cards ON cards.member_id = "
+               "members.member_id WHERE cards.card_id = ?")
 
 
 def pcts(samples: list[float]) -> tuple[float, float]:
@@ -59,14 +65,21 @@ def main() -> None:
         store.apply_pull("offers", ("issue_id", "member_id", "code", "expires_at", "status"),
                          [[f"O-{i:07d}", f"M-{i:07d}", "WINBACK", ends.isoformat(), "live"]
                           for i in range(0, n, 10)], "1:b", now)
-        service = TerminalService(store)
         rng = random.Random(7)
         picks = [rng.randrange(n) for _ in range(args.samples)]
         cards = [f"C-{i:07d}" for i in picks]
         members = [f"M-{i:07d}" for i in picks]
         today = now.date()
-        lookup = timed(cards, store.find_by_card)
-        line = timed(members, lambda m: service.hints.line(m, today))
+        raw = sqlite3.connect(Path(tmp) / "bench.db")
+        lookup = timed(cards, lambda c: raw.execute(BARE_LOOKUP, (c,)).fetchone())
+        raw.close()
+
+        def with_line(card: str) -> object:
+            record = store.find_by_card(card)
+            assert record is not None
+            return cashier_line(record.line, today)
+
+        line = timed(cards, with_line)
         plain = timed(members, store.member_view)
         clock = datetime.now(UTC).replace(tzinfo=None)
 
@@ -77,7 +90,7 @@ def main() -> None:
 
         merged = timed(members, with_offers)
         store.close()
-    for name, s, base in (("tap: cashier's line", line, lookup),
+    for name, s, base in (("tap: lookup + line", line, lookup),
                           ("quote: member + offers", merged, plain)):
         (p50, p99), (b50, b99) = pcts(s), pcts(base)
         print(f"{name:24} p50 {p50:.3f} ms  p99 {p99:.3f} ms   baseline p50 {b50:.3f} ms "

@@ -7,16 +7,15 @@ use is written in the sale's own transaction (:func:`record_uses`), then pushed 
 once (:func:`unpushed_uses`, :func:`mark_pushed`). A pulled row never undoes a use made
 here that central has not heard of yet.
 
-The cashier's line is read on the tap path, so :class:`CashierLines` runs one plain SQL
-query on a pooled DBAPI connection.
+The cashier's line is read on the tap path with the member itself (one query,
+:mod:`pos_loyalty.store.lookup`).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -159,44 +158,3 @@ def mark_pushed(engine: Engine, issue_ids: Sequence[str]) -> None:
                                  [(i,) for i in issue_ids])
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot update offer uses: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class LineFacts:
-    """What the tap needs for the cashier's line: central's line, whether the birthday rule
-    is on, and the member's birthday (month and day; the year is not central's)."""
-
-    line: str
-    birthday_rule: bool
-    birthday: date | None
-
-
-_LINE_SQL = ("SELECT l.line, l.birthday, m.birthday FROM cashier_lines l "
-             "JOIN members m ON m.member_id = l.member_id WHERE l.member_id = ?")
-
-
-class CashierLines:
-    """The cashier's line facts of a member, on the tap path (one indexed read on a pooled
-    DBAPI connection: SQLAlchemy's execute machinery would cost more than the read)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def facts(self, member_id: str) -> LineFacts | None:
-        try:
-            conn = self.engine.raw_connection()
-            try:
-                row = conn.cursor().execute(_LINE_SQL, (member_id,)).fetchone()
-            finally:
-                conn.close()  # back to the pool
-        except (sqlite3.Error, SQLAlchemyError) as exc:
-            raise StoreError(f"cannot read the cashier's line: {exc}") from exc
-        if row is None:
-            return None
-        born = None
-        if row[2]:
-            try:
-                born = date.fromisoformat(str(row[2])[:10])
-            except ValueError:
-                born = None
-        return LineFacts(str(row[0] or ""), bool(row[1]), born)

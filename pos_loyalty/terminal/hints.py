@@ -9,15 +9,9 @@ central's line. Nothing else about the member is shown: no year of birth, no con
 
 from __future__ import annotations
 
-import logging
 from datetime import date, timedelta
 
-from sqlalchemy import Engine
-
-from pos_loyalty.errors import StoreError
-from pos_loyalty.store.offers import CashierLines, LineFacts
-
-log = logging.getLogger(__name__)
+from pos_loyalty.store.lookup import LineFacts
 
 BIRTHDAY_AHEAD_DAYS = 6
 """A birthday within this many days after the tap is mentioned (a week, today included)."""
@@ -58,18 +52,3 @@ def cashier_line(facts: LineFacts | None, today: date) -> str | None:
         if line is not None:
             return line
     return facts.line or None
-
-
-class CashierHints:
-    """The cashier's line of a tapped member, read from the terminal's store."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._lines = CashierLines(engine)
-
-    def line(self, member_id: str, today: date) -> str | None:
-        """The line, or None; a store failure costs the line, never the tap."""
-        try:
-            return cashier_line(self._lines.facts(member_id), today)
-        except StoreError as exc:
-            log.warning("no cashier's line for %s: %s", member_id, exc)
-            return None

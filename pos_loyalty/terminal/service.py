@@ -74,7 +74,7 @@ from pos_loyalty.sync.online import OnlineRedeem
 from pos_loyalty.sync.policy import OfflinePolicy, decide_redeem
 from pos_loyalty.terminal.coupons import CouponDesk
 from pos_loyalty.terminal.effects import apply_entries, apply_refund, apply_sale
-from pos_loyalty.terminal.hints import CashierHints
+from pos_loyalty.terminal.hints import cashier_line
 from pos_loyalty.terminal.offers import offer_uses, quote_view
 from pos_loyalty.terminal.session import (
     AT_TILL,
@@ -140,7 +140,6 @@ class TerminalService:
         self._standing: dict[tuple[str | None, date, tuple[int, ...]], list[str]] = {}
         self.program = program
         self._held_offers: dict[str, tuple[HeldOffer, ...]] = {}  # as the last quote saw
-        self.hints = CashierHints(store.engine)  # the cashier's line at a tap
         self.open_sales = OpenSales(store.engine)
         self.phone = phone or PhoneTill()
         self.tags = TagDesk(store, lambda: self.clock())
@@ -237,7 +236,7 @@ class TerminalService:
             self._unverified.discard(member.member_id)
         else:
             self._unverified.add(member.member_id)
-        hint = self.hints.line(member.member_id, self.program.local(_utc(self.clock())).date())
+        hint = cashier_line(member.line, self.program.local(_utc(self.clock())).date())
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
         return MemberIdentified(member.card_id, member.member_id, member.display_name,
                                 member.tier, member.balance,

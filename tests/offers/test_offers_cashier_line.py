@@ -15,7 +15,7 @@ from pos_loyalty.nfc.sim.cards import member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.console import describe
 from pos_loyalty.pos.pty import PtyBridge
-from pos_loyalty.store.offers import LineFacts
+from pos_loyalty.store.lookup import LineFacts
 from pos_loyalty.terminal.hints import birthday_line, cashier_line, next_birthday
 
 
