@@ -11,6 +11,11 @@ import time
 import uuid
 
 
+def link_part(event_id: str) -> str:
+    """What a receipt's visit link ends with for this earn event: its id without dashes."""
+    return uuid.UUID(event_id).hex
+
+
 def uuid7(unix_ms: int | None = None) -> uuid.UUID:
     """A version 7 UUID: 48-bit Unix milliseconds, then 74 random bits."""
     ms = int(time.time() * 1000) if unix_ms is None else unix_ms

@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Literal
-
-from pos_loyalty.rules.expiry import lot_expires
-from pos_loyalty.rules.program import Expiry
 
 
 class Money(int):
@@ -103,44 +99,6 @@ def nps(scores: Iterable[int]) -> Nps:
 def nps_of_counts(answers: int, promoters: int, detractors: int) -> Nps:
     """The same from counts an SQL aggregate made."""
     return Nps(answers, promoters, answers - promoters - detractors, detractors)
-
-
-# -- liability: which outstanding points expire when ------------------------------------------
-
-
-def outstanding_lots(events: Iterable[tuple[date, int]]) -> list[tuple[date, int]]:
-    """A member's points still held, as (earned on, points) lots, from their ledger in time
-    order: gains add a lot, losses spend the oldest lots first (as the till spends them)."""
-    lots: list[tuple[date, int]] = []
-    debt = 0
-    for day, points in events:
-        if points > 0:
-            take = min(debt, points)
-            debt -= take
-            if points - take:
-                lots.append((day, points - take))
-            continue
-        need = -points
-        while need and lots:
-            earned, have = lots[0]
-            use = min(have, need)
-            need -= use
-            if use == have:
-                lots.pop(0)
-            else:
-                lots[0] = (earned, have - use)
-        debt += need  # spent more than held (an overdraft): later gains repay it first
-    return lots
-
-
-def expiry_schedule(lots: Iterable[tuple[date, int]], rule: Expiry
-                    ) -> dict[date | None, int]:
-    """Points per last valid day (None: never expire) for outstanding lots."""
-    out: dict[date | None, int] = {}
-    for earned, points in lots:
-        last = lot_expires(earned, rule)
-        out[last] = out.get(last, 0) + points
-    return out
 
 
 # -- cost against extra revenue -----------------------------------------------------------------

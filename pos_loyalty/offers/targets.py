@@ -62,11 +62,6 @@ class Target:
     def empty(self) -> bool:
         return not (self.segments or self.stages or self.bought or self.birthday_this_month)
 
-    @property
-    def needs_sales(self) -> bool:
-        """Whether the target reads sales (purchases, stage or segments) or only members."""
-        return bool(self.segments or self.stages or self.bought)
-
     def matches(self, m: MemberFacts, today: date) -> bool:
         if self.empty:
             return False

@@ -132,14 +132,6 @@ def pending_links(engine: Engine, limit: int = MAX_PUSH) -> list[PendingLink]:
     return [PendingLink(*r) for r in rows]
 
 
-def link_status(engine: Engine) -> list[tuple[str, str, str]]:
-    """(uid, member_id, status) of every link kept here, oldest first."""
-    with read(engine, "reading product tag links") as conn:
-        rows = conn.execute(select(TagLink.uid, TagLink.member_id, TagLink.status)
-                            .order_by(TagLink.id)).all()
-    return [(r[0], r[1], r[2]) for r in rows]
-
-
 def mark_links(engine: Engine, answers: list[tuple[int, str]]) -> None:
     """Central's answer per link id; none of them is sent again."""
     if not answers:

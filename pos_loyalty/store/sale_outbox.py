@@ -30,7 +30,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    func,
     insert,
     select,
     update,
@@ -165,12 +164,6 @@ def unpushed(engine: Engine, limit: int = MAX_PUSH) -> list[PendingSummary]:
             .order_by(SaleSummary.id).limit(limit))
     with read(engine, "reading the sales outbox") as conn:
         return [PendingSummary(int(i), json.loads(b)) for i, b in conn.execute(stmt)]
-
-
-def unpushed_count(engine: Engine) -> int:
-    with read(engine, "counting the sales outbox") as conn:
-        return int(conn.execute(select(func.count()).select_from(SaleSummary).where(
-            SaleSummary.pushed.is_(False))).scalar_one())
 
 
 def mark_pushed(engine: Engine, ids: Sequence[int]) -> None:

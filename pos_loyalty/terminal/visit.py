@@ -8,8 +8,7 @@ visit_url`` is set; the till may print it, or its QR code, on the receipt.
 
 from __future__ import annotations
 
-import uuid
-
+from pos_loyalty.ids import link_part
 from pos_loyalty.store import LocalStore
 from pos_loyalty.store import phone as phone_store
 from pos_loyalty.store.sales import fit_ref
@@ -23,4 +22,4 @@ def visit_link(store: LocalStore, base: str | None, pos_id: str, txn_id: str,
     event_id = phone_store.earn_event_id(store.engine, member_id, fit_ref(f"{pos_id}/{txn_id}"))
     if event_id is None:
         return None
-    return base.rstrip("/") + "/" + uuid.UUID(event_id).hex
+    return base.rstrip("/") + "/" + link_part(event_id)

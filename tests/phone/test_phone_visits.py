@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from pos_loyalty.ids import uuid7
+from pos_loyalty.ids import link_part, uuid7
 from pos_loyalty.server.phone import visits
 from pos_loyalty.store.central_models import LedgerEvent
 from tests.phone.conftest import PhoneLive
@@ -31,7 +31,7 @@ def _sale(phone: PhoneLive, store_id: str, kind: str = "earn") -> str:
             review_note=""))
 
     phone.store.write(tx)
-    return visits.link_part(event_id)
+    return link_part(event_id)
 
 
 class TestVisitQuestion:

@@ -21,13 +21,13 @@ from pos_loyalty.server.app import create_app
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
 from pos_loyalty.server.runner import ServerThread
-from pos_loyalty.store import sale_outbox
 from pos_loyalty.store.central_models import SaleLine, SaleRecord
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO, Central, TerminalFactory
+from tests.storerows import unpushed_sales
 from tests.tillsales import ring_up
 
 
@@ -84,9 +84,9 @@ def test_sales_made_while_central_is_down_arrive_once(central_url: str,
             ring_up(service, card_id="C1" if i % 2 else None, pos_id="POS-1",
                     txn_id=f"T{i}", total=100 + i)
             worker.trigger()
-        assert sale_outbox.unpushed_count(local.engine) == 500
+        assert unpushed_sales(local.engine) == 500
         with ServerThread(app, port=port):
-            _wait(lambda: sale_outbox.unpushed_count(local.engine) == 0
+            _wait(lambda: unpushed_sales(local.engine) == 0
                   and local.pending_count() == 0)
     finally:
         worker.stop()
@@ -147,5 +147,5 @@ def test_sigkill_during_sales_and_pushes_stores_each_sale_once(
                    env=env, check=True)
     with SyncClient(t.server_url, t.credential) as c:
         report = run_sync(t.local, c)
-    assert report.ok and sale_outbox.unpushed_count(t.local.engine) == 0
+    assert report.ok and unpushed_sales(t.local.engine) == 0
     assert counts(central.store, t.terminal_id) == (total, total, total)

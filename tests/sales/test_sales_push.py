@@ -25,6 +25,7 @@ from pos_loyalty.store.models import Sale
 from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
+from tests.storerows import unpushed_sales
 from tests.tillsales import ask, member_tap, tap
 
 LINES = [{"sku": "MILK", "qty": 2, "unit_price": 150, "category": "dairy"},
@@ -119,7 +120,7 @@ class TestPush:
             conn.execute(update(sale_outbox.SaleSummary).values(pushed=False))
         again = sync(t)
         assert again.sales_pushed == 3 and len(central_sales(central)) == 3
-        assert sale_outbox.unpushed_count(t.local.engine) == 0
+        assert unpushed_sales(t.local.engine) == 0
 
     def test_other_content_for_a_known_key_is_a_conflict_kept_for_review(
             self, central: Central, shop: tuple[TerminalHandle, TerminalService]) -> None:
@@ -244,7 +245,7 @@ class TestBadBodies:
         with SyncClient(t.server_url, t.credential) as c:
             report = run_sync(t.local, c)
         assert report.ok and report.sales_error and "kind" in report.sales_error
-        assert report.pulled and sale_outbox.unpushed_count(t.local.engine) == 1
+        assert report.pulled and unpushed_sales(t.local.engine) == 1
 
     def test_without_a_credential_nothing_is_read(self, central: Central) -> None:
         r = httpx.post(f"{central.url}/v1/sales/push", json={"records": []}, timeout=30)

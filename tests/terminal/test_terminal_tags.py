@@ -36,7 +36,6 @@ from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.server.phone import visits
 from pos_loyalty.store import LocalStore
-from pos_loyalty.store import phone as phone_store
 from pos_loyalty.store.central_models import PhoneTagLink
 from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.terminal.daemon import TerminalDaemon
@@ -54,6 +53,7 @@ from tests.phone.conftest import (
     product_tag,
     start,
 )
+from tests.storerows import tag_links
 
 VISIT_URL = "https://shop.example/v/"
 TAP_ANSWERS = {"member.identified", "member.unknown", "card.refused", "product.tapped"}
@@ -181,11 +181,11 @@ class TestLinkAtTheTill:
                           "text": "product KETTLE-2 registered to Dana Levi"}
         awarded = shop.till.commit("T-1")
         assert (awarded["points"], awarded["balance_after"]) == (49, 49)
-        assert phone_store.link_status(shop.daemon.store.engine) == [
+        assert tag_links(shop.daemon.store.engine) == [
             ("04AB12CD34EF56", "M-1", "pending")]  # kept before central heard of it
 
         shop.sync()
-        assert phone_store.link_status(shop.daemon.store.engine) == [
+        assert tag_links(shop.daemon.store.engine) == [
             ("04AB12CD34EF56", "M-1", "linked")]
         with shop.central.store.read() as conn:
             link = conn.execute(select(PhoneTagLink.member_id, PhoneTagLink.store_id,
@@ -210,7 +210,7 @@ class TestLinkAtTheTill:
         assert tapped["type"] == "product.tapped"
         assert (tapped["linked"], tapped["member_id"], tapped["txn_id"]) == (False, None, None)
         assert "no member on the sale" in tapped["text"]
-        assert phone_store.link_status(shop.daemon.store.engine) == []
+        assert tag_links(shop.daemon.store.engine) == []
 
 
 class TestVisitLink:

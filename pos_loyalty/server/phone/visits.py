@@ -29,11 +29,6 @@ def event_id_of(link: str) -> str | None:
     return str(uuid.UUID(hex=link))
 
 
-def link_part(event_id: str) -> str:
-    """What a receipt link ends with for this event."""
-    return uuid.UUID(event_id).hex
-
-
 @dataclass(frozen=True)
 class Visit:
     event_id: str
