@@ -19,6 +19,16 @@ _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _AT_LINE = re.compile(r"^(.*) \(at line (\d+), column \d+\)$")
 
 
+def loads_toml(text: str, *, path: str) -> dict[str, Any]:
+    """``tomllib.loads``, with a syntax error as a ConfigError naming the file and line (the
+    one reading of TOML text for config, program and offers files)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, msg = _syntax_position(exc)
+        raise ConfigError(f"TOML syntax: {msg}", path=path, line=line) from exc
+
+
 def _syntax_position(exc: tomllib.TOMLDecodeError) -> tuple[int | None, str]:
     """Line and message of a TOML syntax error (3.11 puts the line only in the text)."""
     lineno = getattr(exc, "lineno", None)
@@ -59,11 +69,7 @@ class TomlDocument:
     def __init__(self, text: str, path: str) -> None:
         self.text = text
         self.path = path
-        try:
-            self.data: dict[str, Any] = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            line, msg = _syntax_position(exc)
-            raise ConfigError(f"not valid TOML: {msg}", path=path, line=line) from exc
+        self.data: dict[str, Any] = loads_toml(text, path=path)
 
     @classmethod
     def load(cls, path: str | Path) -> TomlDocument:

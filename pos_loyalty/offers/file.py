@@ -7,11 +7,11 @@ mistake reads like one in a program: ``offers.toml:12: key 'offer[1].coupon': ..
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pos_loyalty.configfile import loads_toml
 from pos_loyalty.errors import ConfigError
 from pos_loyalty.insight.segments import SEGMENTS, STAGES
 from pos_loyalty.offers.targets import Bought, Target, norm
@@ -87,13 +87,7 @@ def load_offers(path: str | Path) -> OffersFile:
 
 
 def parse_offers(text: str, *, path: str = "<offers>") -> OffersFile:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise ConfigError(f"TOML syntax: {message}", path=path,
-                          line=int(m.group(1)) if m else None) from exc
+    data = loads_toml(text, path=path)
     ctx = Ctx(path, text)
     root = Table(ctx, data, ())
     cashier = _cashier(root.table("cashier"))

@@ -8,13 +8,12 @@ The program-wide tables are read here; each ``[[rule]]`` is read by its kind's c
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import replace
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pos_loyalty.errors import ConfigError
+from pos_loyalty.configfile import loads_toml
 from pos_loyalty.rules.kinds import KINDS, WEEKDAYS, Conditions, Membership, Rule, Tiers
 from pos_loyalty.rules.program import (
     CatalogItem,
@@ -32,13 +31,7 @@ from pos_loyalty.rules.toml import Ctx, PathPart, Table, hint
 
 def parse_text(text: str, *, path: str = "<program>") -> Program:
     """Parse and validate a program file's text."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise ConfigError(f"TOML syntax: {message}", path=path,
-                          line=int(m.group(1)) if m else None) from exc
+    data = loads_toml(text, path=path)
     ctx = Ctx(path, text)
     root = Table(ctx, data, ())
     head = root.table("program")
