@@ -147,6 +147,13 @@ def coupon(engine: Engine, code: str) -> UsedCoupon | None:
     return None if row is None else UsedCoupon(*row)
 
 
+def sales_with_coupons(engine: Engine) -> set[tuple[str, str]]:
+    """(pos_id, txn_id) of every sale that took a coupon here."""
+    with read(engine, "reading the sales with coupons") as conn:
+        rows = conn.execute(select(TagCoupon.pos_id, TagCoupon.txn_id).distinct()).all()
+    return {(r[0], r[1]) for r in rows}
+
+
 def coupons_of(engine: Engine, pos_id: str, txn_id: str) -> list[UsedCoupon]:
     """The coupons used in one sale, in the order they were presented."""
     with read(engine, "reading a sale's coupons") as conn:

@@ -46,6 +46,9 @@ class CouponDesk:
         self.ca_file = ca_file
         self._client: SyncClient | None = None
         self._client_for: tuple[str, str] | None = None
+        # sales that took a coupon here: most sales take none, and need no coupon read on
+        # each quote and at the commit (read once here, so a restart keeps them)
+        self._sales = phone_store.sales_with_coupons(store.engine)
 
     def close(self) -> None:
         if self._client is not None:
@@ -54,6 +57,8 @@ class CouponDesk:
 
     def for_txn(self, pos_id: str, txn_id: str) -> tuple[ConfirmedCoupon, ...]:
         """The coupons taken for this sale, as the rules engine applies them."""
+        if (pos_id, txn_id) not in self._sales:
+            return ()
         return tuple(ConfirmedCoupon(c.code, c.percent, c.sku, c.max_value)
                      for c in phone_store.coupons_of(self.store.engine, pos_id, txn_id))
 
@@ -86,6 +91,7 @@ class CouponDesk:
             raise Refused("refused", f"coupon {code} was already used at this terminal "
                           f"(sale {known.txn_id})")
         assert txn.basket is not None
+        self._sales.add((txn.pos_id, txn.txn_id))  # before it is kept: reads then find it
         skus = sorted({line.sku for line in txn.basket.lines})
         client = self._central()
         now = self.clock()
@@ -112,6 +118,8 @@ class CouponDesk:
     def settle(self, pos_id: str, txn_id: str, used: set[str]) -> None:
         """The sale is over (committed, or voided with ``used`` empty): give back each of
         its coupons it did not use, so that the customer keeps it."""
+        if (pos_id, txn_id) not in self._sales:
+            return
         for c in phone_store.coupons_of(self.store.engine, pos_id, txn_id):
             if c.code in used or c.status not in ("confirmed", "pending"):
                 continue
