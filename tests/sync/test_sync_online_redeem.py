@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +421,30 @@ class TestCentralBounds:
                              points=2000, txn_ref="x").confirmed  # asked again: same answer
         assert not holds.confirm(central.store, auth, hold_id="h4", member_id="M1",
                                  points=1, txn_ref="x").confirmed
+
+    def test_holds_are_deleted_30_days_after_they_ran_out(
+            self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
+        """The member's next confirmation deletes their holds that ran out more than
+        HOLD_KEPT ago, used or not; a younger one, and other members' holds, stay."""
+        central.store.add_member("M2", "Bo", card_id="C2")
+        central.store.adjust_points("M2", 100, "opening")
+        auth = TerminalAuth(terminals().terminal_id, "S1")
+        start = utcnow()
+
+        def confirm_at(at: datetime, hold_id: str, member_id: str = "M1") -> None:
+            central.store.clock = lambda: at
+            assert holds.confirm(central.store, auth, hold_id=hold_id, member_id=member_id,
+                                 points=100, txn_ref=hold_id).confirmed
+
+        confirm_at(start, "old")
+        confirm_at(start, "other", "M2")
+        assert holds.release(central.store, auth, "old")
+        confirm_at(start + timedelta(days=20), "younger")
+        ended = start + holds.HOLD_TTL + holds.HOLD_KEPT
+        confirm_at(ended - timedelta(seconds=1), "almost")
+        assert [r[0] for r in hold_rows(central)] == ["old", "other", "younger", "almost"]
+        confirm_at(ended + timedelta(seconds=1), "new")
+        assert [r[0] for r in hold_rows(central)] == ["other", "younger", "almost", "new"]
 
     def test_an_online_claim_without_a_hold_is_bounded_like_an_offline_event(
             self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:

@@ -7,7 +7,9 @@ other), confirms when the balance less the points already held for other redempt
 the request, and holds them. The sale's push later brings the redeem event with that id:
 ingest (``queries.confirmed_online``) finds its hold, applies the event without the offline
 caps (central decided it) and marks the hold used. A voided sale releases its hold; a hold
-nobody uses stops counting after ``HOLD_TTL``. Terminal credential only; a terminal can hold
+nobody uses stops counting after ``HOLD_TTL``. A hold is kept ``HOLD_KEPT`` after it ended, then
+the member's next confirmation deletes it, so the table holds recent redemptions only.
+Terminal credential only; a terminal can hold
 no more than the member has, so a stolen one cannot spend beyond the balance either.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 
 from pos_loyalty.server.db import Database, Refused
 from pos_loyalty.server.ledger.queries import CENTRAL_TERMINAL
@@ -26,6 +28,9 @@ from pos_loyalty.store.central_models import Balance, LedgerEvent, Member, Redee
 
 HOLD_TTL = timedelta(minutes=15)
 """How long a confirmed redemption keeps its points set aside without its sale's push."""
+HOLD_KEPT = timedelta(days=30)
+"""How long a hold is kept after its ``HOLD_TTL`` ran out, used, released or not: a sale pushed
+that late still finds its confirmation; a later push meets the offline caps."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ def confirm(db: Database, auth: TerminalAuth, *, hold_id: str, member_id: str, p
         # the balance row is locked first: a concurrent confirmation or push of this member
         # waits here, then sees this one's hold (READ COMMITTED reads afresh per statement)
         bal = _balance(conn, member_id, lock=True)
+        _forget_ended(conn, member_id, now)
         own = _own_hold(conn, auth.terminal_id, member_id, replaces, now)
         available = bal - _held(conn, member_id, now) + own
         if points > policy.max_event_points:
@@ -123,6 +129,13 @@ def _balance(conn: Connection, member_id: str, *, lock: bool) -> int:
     if lock:
         stmt = stmt.with_for_update()
     return int(conn.execute(stmt).scalar() or 0)
+
+
+def _forget_ended(conn: Connection, member_id: str, now: datetime) -> None:
+    """Delete the member's holds that ran out more than ``HOLD_KEPT`` ago (their balance row
+    is locked: no other confirmation of theirs runs meanwhile)."""
+    conn.execute(delete(RedeemHold).where(RedeemHold.member_id == member_id,
+                                          RedeemHold.expires_at < now - HOLD_KEPT))
 
 
 def _own_hold(conn: Connection, terminal_id: str, member_id: str, hold_id: str | None,
