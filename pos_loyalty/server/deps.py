@@ -58,8 +58,9 @@ def require_admin(
     signed-in console user's session cookie (roles as in the console; see
     :func:`pos_loyalty.server.console.web.api_caller`).
 
-    Yields who it is. A change a console user made is written to the audit log once the
-    route has done it. With no token configured, token access is off (403): there is no
+    Yields who it is. A change (any method but GET/HEAD) is written to the audit log once the
+    route has done it, under the console user's name or ``admin-token``. With no token
+    configured, token access is off (403): there is no
     default key.
     """
     from pos_loyalty.server.console.web import api_caller, audit_api
@@ -69,12 +70,14 @@ def require_admin(
             hashlib.sha256(token.strip().encode()).digest(),
             hashlib.sha256(settings.admin_token.encode()).digest()):
         yield "admin-token"
+        if request.method not in ("GET", "HEAD"):
+            audit_api(request, "admin-token")
         return
     principal = None if authorization else api_caller(request)
     if principal is not None:
         yield principal.username
         if request.method not in ("GET", "HEAD"):
-            audit_api(request, principal)
+            audit_api(request, principal.username)
         return
     if not settings.admin_token:
         raise AuthError("the admin API is off: set POS_LOYALTY_ADMIN_TOKEN on the server "

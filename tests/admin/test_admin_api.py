@@ -11,6 +11,7 @@ import pytest
 from pos_loyalty.server.app import create_app
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.config import Settings
+from pos_loyalty.server.console.accounts import Principal
 from pos_loyalty.server.runner import ServerThread
 
 TOKEN = "t" * 40
@@ -43,6 +44,23 @@ class TestAdminApi:
             r = httpx.get(f"{srv.url}/v1/admin/members",
                           headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 403 and "POS_LOYALTY_ADMIN_TOKEN" in r.json()["reason"]
+
+    def test_changes_made_with_the_token_are_audited(self, tmp_path: Path) -> None:
+        """Each change the admin token makes is one audit row under ``admin-token``; reads
+        and refused changes write none."""
+        app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'a.db'}", admin_token=TOKEN))
+        with ServerThread(app) as srv, httpx.Client(
+                base_url=srv.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+            assert client.post("/v1/admin/members", json={"member_id": "M-1"}).status_code == 201
+            assert client.post("/v1/admin/members", json={"member_id": "M-1"}).status_code == 409
+            assert client.get("/v1/admin/members").status_code == 200
+            assert client.patch("/v1/admin/members/M-1",
+                                json={"tier": "gold"}).status_code == 200
+        rows = app.state.console.accounts.audit_log(Principal("x", "", "admin"))
+        assert [(r.actor, r.action, r.target) for r in reversed(rows)] == [
+            ("admin-token", "api POST /v1/admin/members", "/v1/admin/members"),
+            ("admin-token", "api PATCH /v1/admin/members/{member_id}", "/v1/admin/members/M-1")]
+        app.state.store.close()
 
     def test_members_round_trip_with_4xx_for_bad_requests(
             self, api: tuple[httpx.Client, CentralStore]) -> None:

@@ -251,12 +251,13 @@ def api_caller(request: Request) -> Principal | None:
     return p
 
 
-def audit_api(request: Request, principal: Principal) -> None:
-    """One audit row for a change made through the admin API by a console user."""
+def audit_api(request: Request, actor: str) -> None:
+    """One audit row for a change made through the admin API (by a console user, or
+    ``admin-token``)."""
     console: Console = request.app.state.console
     route = request.scope.get("route")
     template = getattr(route, "path", request.url.path)
-    console.accounts.audit(principal.username, f"api {request.method} {template}",
+    console.accounts.audit(actor, f"api {request.method} {template}",
                            request.url.path, after=dict(request.query_params) or None)
 
 
