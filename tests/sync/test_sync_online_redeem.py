@@ -19,7 +19,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.nfc.sim.cards import member_card
@@ -28,10 +28,11 @@ from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import REPLY_TIMEOUT, SimulatedTill
 from pos_loyalty.server.central import EventIn, utcnow
 from pos_loyalty.server.checks import EventPolicy
+from pos_loyalty.server.db import Refused
 from pos_loyalty.server.ledger import holds
 from pos_loyalty.server.ledger.queries import confirmed_online
 from pos_loyalty.server.terminals.queries import TerminalAuth
-from pos_loyalty.store.central_models import RedeemHold
+from pos_loyalty.store.central_models import Balance, RedeemHold
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.sync.online import OnlineRedeem
@@ -422,6 +423,66 @@ class TestCentralBounds:
         assert not holds.confirm(central.store, auth, hold_id="h4", member_id="M1",
                                  points=1, txn_ref="x").confirmed
 
+    @pytest.mark.parametrize("central_url", ["postgresql"], indirect=True)
+    def test_one_hold_id_asked_twice_at_once_is_one_hold(
+            self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
+        """Requests with one hold id wait on the balance rows together: the same request
+        twice (a retry) is confirmed twice as one hold; the id asked for two members is
+        one hold and a 409, not a database error."""
+        central.store.add_member("M2", "Bo", card_id="C2")
+        central.store.adjust_points("M2", 2000, "opening")
+        auth = TerminalAuth(terminals().terminal_id, "S1")
+
+        def at_once(hold_id: str, members: list[str]) -> list[holds.HoldAnswer | Exception]:
+            got: dict[int, holds.HoldAnswer | Exception] = {}
+
+            def ask_hold(i: int) -> None:
+                try:
+                    got[i] = holds.confirm(central.store, auth, hold_id=hold_id,
+                                           member_id=members[i], points=1500, txn_ref="x")
+                except Exception as exc:  # the test reports what it was
+                    got[i] = exc
+
+            threads = [threading.Thread(target=ask_hold, args=(i,))
+                       for i in range(len(members))]
+            with central.store.engine.connect() as blocker, blocker.begin():
+                blocker.execute(select(Balance.balance).where(
+                    Balance.member_id.in_(members)).with_for_update())
+                for th in threads:
+                    th.start()
+                deadline = time.monotonic() + 60
+                while _waiting_on_locks(central) < len(members):
+                    assert time.monotonic() < deadline, "the requests never reached the lock"
+                    time.sleep(0.02)
+            for th in threads:
+                th.join(timeout=60)
+            return [got[i] for i in range(len(members))]
+
+        retried = at_once("h1", ["M1", "M1"])
+        assert all(isinstance(a, holds.HoldAnswer) and a.confirmed for a in retried), retried
+        assert hold_rows(central) == [("h1", "M1", 1500, "held")]
+        assert holds.release(central.store, auth, "h1")
+        forged = at_once("h2", ["M1", "M2"])
+        [(_, winner, _, _)] = [r for r in hold_rows(central) if r[0] == "h2"]
+        ok, lost = forged if winner == "M1" else forged[::-1]
+        assert isinstance(ok, holds.HoldAnswer) and ok.confirmed, forged
+        assert isinstance(lost, Refused) and lost.status == 409, forged
+
+    def test_points_earned_only_at_other_stores_are_not_held_here(
+            self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
+        """Where a store does not let its tills debit points earned elsewhere, a member who
+        shopped only at S2 gets no hold at S1, and one at S2."""
+        s1, s2 = terminals("S1"), terminals("S2")
+        a1, a2 = TerminalAuth(s1.terminal_id, "S1"), TerminalAuth(s2.terminal_id, "S2")
+        earn = EventIn("e-1", s2.terminal_id, 1, "M1", "earn", 10, "P/1", utcnow(), False)
+        assert central.store.push(a2, [earn]).results[0].status == "stored"
+        assert central.store.balance("M1") == 2010
+        here = holds.confirm(central.store, a1, hold_id="h1", member_id="M1", points=100,
+                             txn_ref="x")
+        assert not here.confirmed and "other stores" in here.reason
+        assert holds.confirm(central.store, a2, hold_id="h2", member_id="M1", points=100,
+                             txn_ref="x").confirmed
+
     def test_holds_are_deleted_30_days_after_they_ran_out(
             self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
         """The member's next confirmation deletes their holds that ran out more than
@@ -478,6 +539,14 @@ class TestCentralBounds:
         assert central.store.push(a2, [steal]).results[0].status == "held"
         assert central.store.balance("M1") == 1000
         assert hold_rows(central)[0][3] == "held"
+
+
+def _waiting_on_locks(central: Central) -> int:
+    """How many sessions of this database wait for a row lock."""
+    with central.store.read() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'")).scalar_one())
 
 
 @pytest.fixture
