@@ -40,16 +40,11 @@ from pos_loyalty.sync.policy import OfflinePolicy
 from pos_loyalty.terminal.daemon import TerminalDaemon
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
+from tests.ports import ReservedPort
 from tests.tillsales import REDEEM_ONLY, ask, member_tap, ring_up, tap
 
 POLICY = OfflinePolicy(member_cap=500, terminal_budget=5_000, max_balance_age_s=3600)
 BASKET = 100_000  # 1,000.00: pays for any redemption these tests ask for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def synced(t: TerminalHandle) -> None:
@@ -222,7 +217,7 @@ class TestOnlineRedemption:
 
     def test_central_gone_after_a_confirmation_keeps_it(
             self, central: Central, terminals: TerminalFactory, member_2000: str,
-            online_for: Any) -> None:
+            online_for: Any, reserved_port: ReservedPort) -> None:
         """Confirmed online, then central is unreachable: a larger request is refused by
         the offline cap, and the sale commits the redemption central confirmed."""
         t = terminals()
@@ -230,7 +225,7 @@ class TestOnlineRedemption:
         service = till(t.local, online_for(t))
         open_sale(service, "C1", "P1", "1")
         assert redeem(service, "P1", "1", 1500)["type"] == "quote"
-        service.online = online_for(t, url=f"http://127.0.0.1:{_free_port()}")
+        service.online = online_for(t, url=reserved_port.url)
         refused = redeem(service, "P1", "1", 1600)
         assert "offline redemption limit" in refused["message"]
         done = commit(service, "P1", "1")
@@ -317,11 +312,11 @@ class TestDaemon:
 class TestFallback:
     def test_central_down_the_offline_cap_applies(
             self, central: Central, terminals: TerminalFactory, member_2000: str,
-            online_for: Any) -> None:
+            online_for: Any, reserved_port: ReservedPort) -> None:
         """Nobody answers on central's address: the offline policy decides, as before."""
         t = terminals()
         synced(t)
-        service = till(t.local, online_for(t, url=f"http://127.0.0.1:{_free_port()}"))
+        service = till(t.local, online_for(t, url=reserved_port.url))
         refused = ring_up(service, card_id="C1", pos_id="P1", txn_id="1", total=BASKET,
                           redeem=1500)
         assert refused["type"] == "error" and "offline redemption limit" in refused["message"]
