@@ -41,7 +41,7 @@ from pos_loyalty.terminal.daemon import TerminalDaemon
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
 from tests.ports import ReservedPort
-from tests.tillsales import REDEEM_ONLY, ask, member_tap, ring_up, tap
+from tests.tillsales import REDEEM_ONLY, REDEEM_ONLY_TOML, ask, member_tap, ring_up, tap
 
 POLICY = OfflinePolicy(member_cap=500, terminal_budget=5_000, max_balance_age_s=3600)
 BASKET = 100_000  # 1,000.00: pays for any redemption these tests ask for
@@ -256,16 +256,6 @@ class TestOnlineRedemption:
         assert central.store.balance("M1") == 500
 
 
-REDEEM_TOML = """[program]
-name = "Redeem only"
-[redemption]
-points = 100
-value = 100
-min_points = 1
-max_percent = 100
-"""
-
-
 class TestDaemon:
     def test_the_running_terminal_redeems_online_over_the_till_link(
             self, central: Central, terminals: TerminalFactory, member_2000: str,
@@ -277,7 +267,7 @@ class TestDaemon:
         db = str(t.local.engine.url)
         t.local.close()
         program = tmp_path / "program.toml"
-        program.write_text(REDEEM_TOML)
+        program.write_text(REDEEM_ONLY_TOML)
         with TagEmulator() as rf, PtyBridge() as bridge:
             daemon = TerminalDaemon(TerminalConfig(
                 data_dir=tmp_path, reader_path=f"udp:127.0.0.1:{rf.port}", debounce_s=0.0,
