@@ -4,7 +4,8 @@ Order of preference:
 1. ``POS_LOYALTY_PG_URL`` (a server URL whose user may CREATE DATABASE);
 2. Debian's server binaries (``/usr/lib/postgresql/*/bin/initdb``): a throwaway cluster in a
    temporary directory, owned by the ``postgres`` user when we run as root (``initdb``
-   refuses root), listening on 127.0.0.1 on a free port, removed at the end;
+   refuses root), listening on 127.0.0.1 on a port held for it (``tests/ports.py``),
+   removed at the end;
 3. otherwise PostgreSQL tests are skipped with the reason, unless ``POS_LOYALTY_REQUIRE_PG=1``
    makes a missing PostgreSQL a failure.
 
@@ -25,7 +26,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -34,15 +34,11 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, make_url, text
 
+from tests.ports import ReservedPort
+
 
 class PgUnavailable(Exception):
     """No PostgreSQL could be found or started; the message says why."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _bin_dir() -> Path | None:
@@ -55,7 +51,10 @@ class ThrowawayCluster:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.port = _free_port()
+        # held until stop(): no parallel worker's server or client is given the port, and
+        # the postmaster still binds it (it sets SO_REUSEADDR, as ReservedPort asks)
+        self._reserved = ReservedPort()
+        self.port = self._reserved.port
         self.tmp = Path(tempfile.mkdtemp(prefix="pos-loyalty-pg-"))
         self.data = self.tmp / "data"
         self._as: list[str] = []
@@ -76,24 +75,13 @@ class ThrowawayCluster:
         if proc.returncode != 0:
             raise PgUnavailable(f"{Path(args[0]).name} failed: {proc.stderr.strip()[-500:]}")
 
-    def start(self, attempts: int = 5) -> str:
+    def start(self) -> str:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust",
                   "-U", self.user, "--no-sync", "-E", "UTF8")
-        for attempt in range(attempts):
-            opts = (f"-p {self.port} -h 127.0.0.1 -k {self.tmp} -F "
-                    "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200")
-            try:
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts,
-                          "-l", str(self.tmp / "log"), "-w", "-t", "60", "start")
-                break
-            except PgUnavailable:
-                # the free port was taken between our probe and the postmaster's bind (a
-                # parallel test worker starting its own server): try another one
-                log = self.tmp / "log"
-                taken = log.exists() and "already in use" in log.read_text(errors="replace")
-                if not taken or attempt == attempts - 1:
-                    raise
-                self.port = _free_port()
+        opts = (f"-p {self.port} -h 127.0.0.1 -k {self.tmp} -F "
+                "-c full_page_writes=off -c synchronous_commit=off -c max_connections=200")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts,
+                  "-l", str(self.tmp / "log"), "-w", "-t", "60", "start")
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
@@ -101,6 +89,7 @@ class ThrowawayCluster:
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
                       "-w", "stop")
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._reserved.close()
 
 
 @contextlib.contextmanager

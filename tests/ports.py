@@ -1,4 +1,4 @@
-"""Loopback TCP ports for tests that share the machine with other test processes.
+"""Loopback ports for tests that share the machine with other test processes.
 
 The suite runs in parallel (pytest-xdist workers, and other runs on the same host), so the
 usual trick of probing a free port and closing it is a race: between the probe and the
@@ -8,7 +8,9 @@ port. A :class:`ReservedPort` closes that window instead.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+from collections.abc import Iterator
 
 
 class ReservedPort:
@@ -39,3 +41,17 @@ class ReservedPort:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def held_udp_port(port: int, host: str = "127.0.0.1") -> Iterator[None]:
+    """Keep a UDP port whose tag side is gone for a while from every other socket.
+
+    A socket bound there that never answers is, to nfcpy's udp driver, the same as nobody
+    (it sends and receives unconnected, so it sees no ICMP refusal either): the reader keeps
+    polling an empty field. Bind the next tag side right after the block ends, in the same
+    thread, so the port is free only for that instant.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, port))
+        yield

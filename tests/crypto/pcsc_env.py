@@ -1,59 +1,51 @@
-"""Test-side shorthand for :class:`~pos_loyalty.nfc.sim.vcard.VirtualPcscStack`.
+"""The PC/SC stack the PC/SC tests drive for real: pcscd with Debian's vpcd virtual reader
+(:class:`~pos_loyalty.nfc.sim.vcard.VirtualPcscStack`), one per machine at a time.
 
-Kept for tests written against its earlier function interface: ``missing()``,
-``start(workdir) -> PcscEnv | reason``, ``restart(env)``, ``stop(env)``; and
-``one_pcscd_at_a_time()``, which every fixture that starts a stack holds until it stops it.
+Where it is missing the tests skip and say why, unless ``POS_LOYALTY_REQUIRE_PCSC=1`` (CI,
+``.ci/pcsc.sh``) makes that a failure.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc.sim.vcard import VirtualPcscStack, pcsc_stack_missing
 
 
-@dataclass
-class PcscEnv:
-    stack: VirtualPcscStack
-
-    @property
-    def reader(self) -> str:
-        return self.stack.reader
-
-    @property
-    def port(self) -> int:
-        return self.stack.port
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test with ``reason``, or fail it where the stack is required."""
+    if os.environ.get("POS_LOYALTY_REQUIRE_PCSC") == "1":
+        pytest.fail(f"PC/SC stack required (POS_LOYALTY_REQUIRE_PCSC=1) but unavailable: "
+                    f"{reason}")
+    pytest.skip(f"PC/SC stack unavailable: {reason}")
 
 
-def missing() -> str | None:
-    return pcsc_stack_missing()
-
-
-def start(workdir: Path) -> PcscEnv | str:
-    stack = VirtualPcscStack(workdir)
-    try:
-        stack.start()
-    except ReaderError as exc:
-        return str(exc)
-    return PcscEnv(stack)
-
-
-def restart(env: PcscEnv) -> bool:
-    try:
-        env.stack.restart()
-    except ReaderError:
-        return False
-    return True
-
-
-def stop(env: PcscEnv) -> None:
-    env.stack.stop()
+@contextlib.contextmanager
+def running_stack(workdir: Path) -> Iterator[VirtualPcscStack]:
+    """pcscd with the vpcd reader (ours, or a system one that has it), held from its start
+    to its stop under :func:`one_pcscd_at_a_time`."""
+    why = pcsc_stack_missing()
+    if why:
+        unavailable(why)
+    with one_pcscd_at_a_time():
+        stack = VirtualPcscStack(workdir)
+        try:
+            stack.start()
+        except ReaderError as exc:
+            unavailable(str(exc))
+        try:
+            yield stack
+        finally:
+            stack.stop()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import ndef
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pcsc_env import one_pcscd_at_a_time
+from pcsc_env import running_stack
 
 from pos_loyalty.errors import ReaderError
 from pos_loyalty.nfc import pcsc, sun
@@ -29,7 +29,6 @@ from pos_loyalty.nfc.sim.vcard import (
     VpcdCardEmulator,
     iso_card_atr,
     ntag_memory,
-    pcsc_stack_missing,
     storage_card_atr,
 )
 from pos_loyalty.nfc.source import TagRead
@@ -167,17 +166,8 @@ class TestReadCardOverApdus:
 @pytest.fixture(scope="module")
 def pcsc_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualPcscStack]:
     """pcscd with the vpcd virtual reader (ours, or a system one that has it)."""
-    why = pcsc_stack_missing()
-    if why:
-        pytest.skip(f"PC/SC stack unavailable: {why}")
-    with one_pcscd_at_a_time():  # parallel workers take turns (pcscd is one per machine)
-        stack = VirtualPcscStack(Path(tmp_path_factory.mktemp("pcscd")))
-        try:
-            stack.start()
-        except ReaderError as exc:
-            pytest.skip(f"PC/SC stack unavailable: {exc}")
+    with running_stack(Path(tmp_path_factory.mktemp("pcscd"))) as stack:
         yield stack
-        stack.stop()
 
 
 class Collect:

@@ -18,6 +18,7 @@ from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.nfc.sim.vcard import (
     CARD_NAME_MIFARE_CLASSIC_1K,
     StorageCard,
+    VirtualPcscStack,
     VpcdCardEmulator,
     ntag_memory,
 )
@@ -29,20 +30,13 @@ UID = bytes.fromhex("04E1E2E3E4E5E6")
 
 
 @pytest.fixture(scope="module")
-def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pcsc_env.PcscEnv]:
-    why = pcsc_env.missing()
-    if why:
-        pytest.skip(f"PC/SC stack unavailable: {why}")
-    with pcsc_env.one_pcscd_at_a_time():  # parallel workers take turns (one pcscd per machine)
-        env = pcsc_env.start(Path(tmp_path_factory.mktemp("pcscd")))
-        if isinstance(env, str):
-            pytest.skip(f"PC/SC stack unavailable: {env}")
-        yield env
-        pcsc_env.stop(env)
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualPcscStack]:
+    with pcsc_env.running_stack(Path(tmp_path_factory.mktemp("pcscd"))) as stack:
+        yield stack
 
 
 class PcscSession:
-    def __init__(self, env: pcsc_env.PcscEnv) -> None:
+    def __init__(self, env: VirtualPcscStack) -> None:
         self.events: queue.Queue[TapEvent] = queue.Queue()
         self.reader = Reader(f"pcsc:{env.reader}", trust=demo_trust(), debounce_s=0.0)
         self.stop = threading.Event()
@@ -67,7 +61,7 @@ class PcscSession:
 
 
 @pytest.fixture
-def session(pcscd: pcsc_env.PcscEnv) -> Iterator[PcscSession]:
+def session(pcscd: VirtualPcscStack) -> Iterator[PcscSession]:
     s = PcscSession(pcscd)
     yield s
     s.close()

@@ -15,6 +15,7 @@ from pos_loyalty.nfc.events import TapEvent
 from pos_loyalty.nfc.reader import Reader
 from pos_loyalty.nfc.sim import cards
 from pos_loyalty.nfc.sim.emulator import TagEmulator
+from tests.ports import held_udp_port
 
 
 class RunningReader:
@@ -53,8 +54,9 @@ class TestReaderLoss:
         try:
             assert _tap(emu, run, "BEFORE")[0].card_id == "BEFORE"
             emu.close()
-            time.sleep(1.5)  # the reader polls an empty port
-            assert run.thread.is_alive()
+            with held_udp_port(port):  # the reader polls an empty port, no one else gets it
+                time.sleep(1.5)
+                assert run.thread.is_alive()
             emu = TagEmulator(port=port)
             emu.start()
             event, took = _tap(emu, run, "AFTER")

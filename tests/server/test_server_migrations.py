@@ -54,6 +54,22 @@ class TestCentralMigrations:
         assert store.list_terminals() == [] and store.counts(store.horizon())["members"] == 1
         store.close()
 
+    def test_a_database_at_c0010_from_before_c0007_and_c0008_gets_their_tables(
+            self, central_url: str) -> None:
+        """c0007 and c0008 came in below c0010 after c0010 had been the head: a database
+        that was at c0010 then (no sales, no redeem holds) gets their tables on upgrade."""
+        engine = create_engine(central_url)
+        try:
+            with engine.begin() as conn:
+                for table in ("sale_lines", "sales", "redeem_holds"):
+                    conn.execute(text(f"DROP TABLE {table}"))
+                conn.execute(text("UPDATE alembic_version SET version_num = 'c0010'"))
+        finally:
+            engine.dispose()
+        upgrade_central(central_url)
+        assert current_revision(central_url) == schema_head("central")
+        assert _diff(central_url, CentralBase.metadata) == []
+
     @pytest.mark.slow(seconds=10)
     def test_db_upgrade_command(self, tmp_path: Path) -> None:
         """`pos-loyalty db upgrade --central URL` migrates a fresh database and says so."""
@@ -77,6 +93,35 @@ class TestTerminalMigrations:
         upgrade_terminal(url)
         assert current_revision(url) == schema_head("terminal")
         assert _diff(url, Base.metadata) == []
+
+    def test_a_store_at_t0009_from_before_t0006_to_t0008_gets_what_they_make(
+            self, tmp_path: Path) -> None:
+        """t0006 to t0008 came in below t0009 after t0009 had been the head: a store that
+        was at t0009 then (no sale outbox, no holds on open sales, no tag links) gets them on
+        upgrade, and then rings sales up."""
+        url = f"sqlite:///{tmp_path / 't.db'}"
+        upgrade_terminal(url)
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                for table in ("sale_outbox", "tag_links", "tag_coupons"):
+                    conn.execute(text(f"DROP TABLE {table}"))
+                for column in ("hold_id", "hold_points"):
+                    conn.execute(text(f"ALTER TABLE open_sales DROP COLUMN {column}"))
+                conn.execute(text("UPDATE alembic_version SET version_num = 't0009'"))
+        finally:
+            engine.dispose()
+        upgrade_terminal(url)
+        assert current_revision(url) == schema_head("terminal")
+        assert _diff(url, Base.metadata) == []
+        store = LocalStore(url, terminal_id="T-OLD")
+        try:
+            store.add_member("M1", "Ann", card_id="C1")
+            reply = ring_up(TerminalService(store), card_id="C1", pos_id="P", txn_id="1",
+                            total=500)
+            assert reply["type"] == "points.awarded" and reply["points"] == 5
+        finally:
+            store.close()
 
     def test_store_made_by_create_all_is_adopted(self, tmp_path: Path) -> None:
         """A store LocalStore created without Alembic is stamped, not re-created."""

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.nfc.sim.cards import member_card
@@ -28,10 +28,11 @@ from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import REPLY_TIMEOUT, SimulatedTill
 from pos_loyalty.server.central import EventIn, utcnow
 from pos_loyalty.server.checks import EventPolicy
+from pos_loyalty.server.db import Refused
 from pos_loyalty.server.ledger import holds
 from pos_loyalty.server.ledger.queries import confirmed_online
 from pos_loyalty.server.terminals.queries import TerminalAuth
-from pos_loyalty.store.central_models import RedeemHold
+from pos_loyalty.store.central_models import Balance, RedeemHold
 from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.sync.online import OnlineRedeem
@@ -39,16 +40,11 @@ from pos_loyalty.sync.policy import OfflinePolicy
 from pos_loyalty.terminal.daemon import TerminalDaemon
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
-from tests.tillsales import REDEEM_ONLY, ask, member_tap, ring_up, tap
+from tests.ports import ReservedPort
+from tests.tillsales import REDEEM_ONLY, REDEEM_ONLY_TOML, ask, member_tap, ring_up, tap
 
 POLICY = OfflinePolicy(member_cap=500, terminal_budget=5_000, max_balance_age_s=3600)
 BASKET = 100_000  # 1,000.00: pays for any redemption these tests ask for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def synced(t: TerminalHandle) -> None:
@@ -221,7 +217,7 @@ class TestOnlineRedemption:
 
     def test_central_gone_after_a_confirmation_keeps_it(
             self, central: Central, terminals: TerminalFactory, member_2000: str,
-            online_for: Any) -> None:
+            online_for: Any, reserved_port: ReservedPort) -> None:
         """Confirmed online, then central is unreachable: a larger request is refused by
         the offline cap, and the sale commits the redemption central confirmed."""
         t = terminals()
@@ -229,7 +225,7 @@ class TestOnlineRedemption:
         service = till(t.local, online_for(t))
         open_sale(service, "C1", "P1", "1")
         assert redeem(service, "P1", "1", 1500)["type"] == "quote"
-        service.online = online_for(t, url=f"http://127.0.0.1:{_free_port()}")
+        service.online = online_for(t, url=reserved_port.url)
         refused = redeem(service, "P1", "1", 1600)
         assert "offline redemption limit" in refused["message"]
         done = commit(service, "P1", "1")
@@ -260,16 +256,6 @@ class TestOnlineRedemption:
         assert central.store.balance("M1") == 500
 
 
-REDEEM_TOML = """[program]
-name = "Redeem only"
-[redemption]
-points = 100
-value = 100
-min_points = 1
-max_percent = 100
-"""
-
-
 class TestDaemon:
     def test_the_running_terminal_redeems_online_over_the_till_link(
             self, central: Central, terminals: TerminalFactory, member_2000: str,
@@ -281,7 +267,7 @@ class TestDaemon:
         db = str(t.local.engine.url)
         t.local.close()
         program = tmp_path / "program.toml"
-        program.write_text(REDEEM_TOML)
+        program.write_text(REDEEM_ONLY_TOML)
         with TagEmulator() as rf, PtyBridge() as bridge:
             daemon = TerminalDaemon(TerminalConfig(
                 data_dir=tmp_path, reader_path=f"udp:127.0.0.1:{rf.port}", debounce_s=0.0,
@@ -316,11 +302,11 @@ class TestDaemon:
 class TestFallback:
     def test_central_down_the_offline_cap_applies(
             self, central: Central, terminals: TerminalFactory, member_2000: str,
-            online_for: Any) -> None:
+            online_for: Any, reserved_port: ReservedPort) -> None:
         """Nobody answers on central's address: the offline policy decides, as before."""
         t = terminals()
         synced(t)
-        service = till(t.local, online_for(t, url=f"http://127.0.0.1:{_free_port()}"))
+        service = till(t.local, online_for(t, url=reserved_port.url))
         refused = ring_up(service, card_id="C1", pos_id="P1", txn_id="1", total=BASKET,
                           redeem=1500)
         assert refused["type"] == "error" and "offline redemption limit" in refused["message"]
@@ -422,6 +408,66 @@ class TestCentralBounds:
         assert not holds.confirm(central.store, auth, hold_id="h4", member_id="M1",
                                  points=1, txn_ref="x").confirmed
 
+    @pytest.mark.parametrize("central_url", ["postgresql"], indirect=True)
+    def test_one_hold_id_asked_twice_at_once_is_one_hold(
+            self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
+        """Requests with one hold id wait on the balance rows together: the same request
+        twice (a retry) is confirmed twice as one hold; the id asked for two members is
+        one hold and a 409, not a database error."""
+        central.store.add_member("M2", "Bo", card_id="C2")
+        central.store.adjust_points("M2", 2000, "opening")
+        auth = TerminalAuth(terminals().terminal_id, "S1")
+
+        def at_once(hold_id: str, members: list[str]) -> list[holds.HoldAnswer | Exception]:
+            got: dict[int, holds.HoldAnswer | Exception] = {}
+
+            def ask_hold(i: int) -> None:
+                try:
+                    got[i] = holds.confirm(central.store, auth, hold_id=hold_id,
+                                           member_id=members[i], points=1500, txn_ref="x")
+                except Exception as exc:  # the test reports what it was
+                    got[i] = exc
+
+            threads = [threading.Thread(target=ask_hold, args=(i,))
+                       for i in range(len(members))]
+            with central.store.engine.connect() as blocker, blocker.begin():
+                blocker.execute(select(Balance.balance).where(
+                    Balance.member_id.in_(members)).with_for_update())
+                for th in threads:
+                    th.start()
+                deadline = time.monotonic() + 60
+                while _waiting_on_locks(central) < len(members):
+                    assert time.monotonic() < deadline, "the requests never reached the lock"
+                    time.sleep(0.02)
+            for th in threads:
+                th.join(timeout=60)
+            return [got[i] for i in range(len(members))]
+
+        retried = at_once("h1", ["M1", "M1"])
+        assert all(isinstance(a, holds.HoldAnswer) and a.confirmed for a in retried), retried
+        assert hold_rows(central) == [("h1", "M1", 1500, "held")]
+        assert holds.release(central.store, auth, "h1")
+        forged = at_once("h2", ["M1", "M2"])
+        [(_, winner, _, _)] = [r for r in hold_rows(central) if r[0] == "h2"]
+        ok, lost = forged if winner == "M1" else forged[::-1]
+        assert isinstance(ok, holds.HoldAnswer) and ok.confirmed, forged
+        assert isinstance(lost, Refused) and lost.status == 409, forged
+
+    def test_points_earned_only_at_other_stores_are_not_held_here(
+            self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
+        """Where a store does not let its tills debit points earned elsewhere, a member who
+        shopped only at S2 gets no hold at S1, and one at S2."""
+        s1, s2 = terminals("S1"), terminals("S2")
+        a1, a2 = TerminalAuth(s1.terminal_id, "S1"), TerminalAuth(s2.terminal_id, "S2")
+        earn = EventIn("e-1", s2.terminal_id, 1, "M1", "earn", 10, "P/1", utcnow(), False)
+        assert central.store.push(a2, [earn]).results[0].status == "stored"
+        assert central.store.balance("M1") == 2010
+        here = holds.confirm(central.store, a1, hold_id="h1", member_id="M1", points=100,
+                             txn_ref="x")
+        assert not here.confirmed and "other stores" in here.reason
+        assert holds.confirm(central.store, a2, hold_id="h2", member_id="M1", points=100,
+                             txn_ref="x").confirmed
+
     def test_holds_are_deleted_30_days_after_they_ran_out(
             self, central: Central, terminals: TerminalFactory, member_2000: str) -> None:
         """The member's next confirmation deletes their holds that ran out more than
@@ -478,6 +524,14 @@ class TestCentralBounds:
         assert central.store.push(a2, [steal]).results[0].status == "held"
         assert central.store.balance("M1") == 1000
         assert hold_rows(central)[0][3] == "held"
+
+
+def _waiting_on_locks(central: Central) -> int:
+    """How many sessions of this database wait for a row lock."""
+    with central.store.read() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'")).scalar_one())
 
 
 @pytest.fixture

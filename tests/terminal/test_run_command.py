@@ -18,6 +18,7 @@ from pos_loyalty.nfc.sim.cards import foreign_tag, member_card
 from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.pty import PtyBridge
 from pos_loyalty.pos.till import SimulatedTill
+from tests.ports import held_udp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -243,22 +244,24 @@ class TestSimTagReachesTheTill:
         running terminal, reaches the till three times (a 300 ms hold missed the reader
         while it was reconnecting to the port)."""
         rf, bridge, tmp = rig
-        port = rf.port
-        rf.close()  # the port is sim tag's now, as when store IT types the command
+        port = rf.port  # rf keeps it, with no tag in its field, until sim tag's first run
         proc = cli("run", "--simulation", "--serial", bridge.terminal_path, "--reader",
                    f"udp:127.0.0.1:{port}",
                    "--db", f"sqlite:///{tmp / 't.db'}", "--demo-members")
         try:
             with SimulatedTill(bridge.till_path) as till:
                 till.wait_link_up(timeout=30)
+                rf.close()  # the port is sim tag's now, as when store IT types the command
                 got = []
                 for _ in range(3):
                     tag = cli("sim", "tag", "--port", str(port), "--card", "C-1001")
                     tag.communicate(timeout=60)
                     got.append(till.next_message({"member.identified"}, timeout=5)["card_id"])
                     # nobody on the port for longer than the reader's reopen backoff (1 s at
-                    # most): the next run meets a reader between two attempts to reopen
-                    time.sleep(2.5)
+                    # most): the next run meets a reader between two attempts to reopen;
+                    # held meanwhile so that no other socket is given it
+                    with held_udp_port(port):
+                        time.sleep(2.5)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=20)

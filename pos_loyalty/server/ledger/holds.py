@@ -18,13 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Connection, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, case, delete, func, select, update
 
 from pos_loyalty.server.db import Database, Refused
-from pos_loyalty.server.ledger.queries import CENTRAL_TERMINAL
+from pos_loyalty.server.ledger.queries import member_stores
 from pos_loyalty.server.stores.queries import policy_in
 from pos_loyalty.server.terminals.queries import TerminalAuth
-from pos_loyalty.store.central_models import Balance, LedgerEvent, Member, RedeemHold
+from pos_loyalty.store.central_models import Balance, RedeemHold
 
 HOLD_TTL = timedelta(minutes=15)
 """How long a confirmed redemption keeps its points set aside without its sale's push."""
@@ -65,51 +65,65 @@ def confirm(db: Database, auth: TerminalAuth, *, hold_id: str, member_id: str, p
     now = db.clock()
 
     def tx(conn: Connection) -> HoldAnswer:
-        hold = conn.execute(select(
-            RedeemHold.terminal_id, RedeemHold.member_id, RedeemHold.points,
-            RedeemHold.status).where(RedeemHold.hold_id == hold_id)).first()
-        if hold is not None:
-            if (hold.terminal_id, hold.member_id, hold.points) != (
-                    auth.terminal_id, member_id, points):
-                raise Refused(f"hold {hold_id} already exists with other content")
-            bal = _balance(conn, member_id, lock=False)
-            ok = hold.status != "released"
-            return HoldAnswer(hold_id, ok, points, bal, bal - _held(conn, member_id, now),
-                              "" if ok else "this redemption was released")
-        if conn.execute(select(Member.member_id).where(
-                Member.member_id == member_id)).first() is None:
-            return HoldAnswer(hold_id, False, points, 0, 0, "member unknown at central")
-        policy = policy_in(db, conn, auth.store_id)
         # the balance row is locked first: a concurrent confirmation or push of this member
-        # waits here, then sees this one's hold (READ COMMITTED reads afresh per statement)
+        # waits here, then sees this one's hold (READ COMMITTED reads afresh per statement),
+        # a repeat of this very request too; every member has a balance row from their
+        # creation, so no row means no such member
         bal = _balance(conn, member_id, lock=True)
+        if bal is None:
+            return HoldAnswer(hold_id, False, points, 0, 0, "member unknown at central")
+        asked_before = _as_it_stands(conn, auth, hold_id, member_id, points, now)
+        if asked_before is not None:
+            return asked_before
+        policy = policy_in(db, conn, auth.store_id)
         _forget_ended(conn, member_id, now)
-        own = _own_hold(conn, auth.terminal_id, member_id, replaces, now)
-        available = bal - _held(conn, member_id, now) + own
+        held, own = _held(conn, member_id, now, auth.terminal_id, replaces)
+        available = bal - held + own
         if points > policy.max_event_points:
             return HoldAnswer(hold_id, False, points, bal, available,
                               f"{points} points is over the per-event cap of "
                               f"{policy.max_event_points}")
         if not policy.debit_other_stores:
-            stores = set(conn.execute(select(LedgerEvent.store_id).where(
-                LedgerEvent.member_id == member_id, LedgerEvent.status == "applied",
-                LedgerEvent.terminal_id != CENTRAL_TERMINAL).distinct()).scalars())
+            stores = member_stores(conn, [member_id]).get(member_id)
             if stores and auth.store_id not in stores:
                 return HoldAnswer(hold_id, False, points, bal, available,
                                   "the member's points were earned at other stores")
         if points > available:
             return HoldAnswer(hold_id, False, points, bal, available,
                               f"the member has {max(0, available)} points to spend")
+        made = conn.execute(db.insert(RedeemHold).values(
+            hold_id=hold_id, member_id=member_id, terminal_id=auth.terminal_id,
+            store_id=auth.store_id, points=points, txn_ref=txn_ref, status="held",
+            created_at=now, expires_at=now + HOLD_TTL).on_conflict_do_nothing(
+            index_elements=[RedeemHold.hold_id]).returning(RedeemHold.hold_id)).first()
+        if made is None:
+            # a request with the same id for another member (a forged copy) ran alongside
+            # and committed first: refused as for any repeat with other content
+            again = _as_it_stands(conn, auth, hold_id, member_id, points, now)
+            assert again is not None  # the row that conflicted is committed
+            return again
         if own:
             conn.execute(update(RedeemHold).where(RedeemHold.hold_id == replaces)
                          .values(status="released"))
-        conn.execute(db.insert(RedeemHold).values(
-            hold_id=hold_id, member_id=member_id, terminal_id=auth.terminal_id,
-            store_id=auth.store_id, points=points, txn_ref=txn_ref[:140], status="held",
-            created_at=now, expires_at=now + HOLD_TTL))
         return HoldAnswer(hold_id, True, points, bal, available - points)
 
     return db.write(tx)
+
+
+def _as_it_stands(conn: Connection, auth: TerminalAuth, hold_id: str, member_id: str,
+                  points: int, now: datetime) -> HoldAnswer | None:
+    """The answer to a repeated ``hold_id``, as its hold stands; None if there is none."""
+    hold = conn.execute(select(
+        RedeemHold.terminal_id, RedeemHold.member_id, RedeemHold.points,
+        RedeemHold.status).where(RedeemHold.hold_id == hold_id)).first()
+    if hold is None:
+        return None
+    if (hold.terminal_id, hold.member_id, hold.points) != (auth.terminal_id, member_id, points):
+        raise Refused(f"hold {hold_id} already exists with other content")
+    bal = _balance(conn, member_id, lock=False) or 0
+    ok = hold.status != "released"
+    return HoldAnswer(hold_id, ok, points, bal, bal - _held(conn, member_id, now)[0],
+                      "" if ok else "this redemption was released")
 
 
 def release(db: Database, auth: TerminalAuth, hold_id: str) -> bool:
@@ -124,11 +138,13 @@ def release(db: Database, auth: TerminalAuth, hold_id: str) -> bool:
     return db.write(tx)
 
 
-def _balance(conn: Connection, member_id: str, *, lock: bool) -> int:
+def _balance(conn: Connection, member_id: str, *, lock: bool) -> int | None:
+    """The member's balance at central, None if there is no such member."""
     stmt = select(Balance.balance).where(Balance.member_id == member_id)
     if lock:
         stmt = stmt.with_for_update()
-    return int(conn.execute(stmt).scalar() or 0)
+    got = conn.execute(stmt).scalar()
+    return None if got is None else int(got)
 
 
 def _forget_ended(conn: Connection, member_id: str, now: datetime) -> None:
@@ -138,16 +154,13 @@ def _forget_ended(conn: Connection, member_id: str, now: datetime) -> None:
                                           RedeemHold.expires_at < now - HOLD_KEPT))
 
 
-def _own_hold(conn: Connection, terminal_id: str, member_id: str, hold_id: str | None,
-              now: datetime) -> int:
-    """The points of the terminal's own active hold ``hold_id`` of this member, else 0."""
-    if hold_id is None:
-        return 0
-    return int(conn.execute(select(RedeemHold.points).where(
-        RedeemHold.hold_id == hold_id, RedeemHold.terminal_id == terminal_id,
-        RedeemHold.member_id == member_id, _active(now))).scalar() or 0)
-
-
-def _held(conn: Connection, member_id: str, now: datetime) -> int:
-    return int(conn.execute(select(func.coalesce(func.sum(RedeemHold.points), 0)).where(
-        RedeemHold.member_id == member_id, _active(now))).scalar_one())
+def _held(conn: Connection, member_id: str, now: datetime, terminal_id: str = "",
+          own_hold: str | None = None) -> tuple[int, int]:
+    """The points the member's active holds set aside, and of those the points of
+    ``own_hold`` if it is one of them and belongs to ``terminal_id`` (else 0)."""
+    own = case(((RedeemHold.hold_id == (own_hold or ""))
+                & (RedeemHold.terminal_id == terminal_id), RedeemHold.points), else_=0)
+    held, mine = conn.execute(select(
+        func.coalesce(func.sum(RedeemHold.points), 0), func.coalesce(func.sum(own), 0)).where(
+        RedeemHold.member_id == member_id, _active(now))).one()
+    return int(held), int(mine)

@@ -323,10 +323,8 @@ def _batch_state(db: Database, conn: Connection, terminal_id: str, store_id: str
                 Balance.member_id.in_(debited)).order_by(Balance.member_id)
                 .with_for_update()).all():
             members[m].balance = int(bal)
-        for m, s in conn.execute(select(LedgerEvent.member_id, LedgerEvent.store_id).where(
-                LedgerEvent.member_id.in_(debited), LedgerEvent.status == "applied",
-                LedgerEvent.terminal_id != CENTRAL_TERMINAL).distinct()).all():
-            members[m].stores.add(str(s))
+        for m, stores in member_stores(conn, debited).items():
+            members[m].stores = stores
         open_od = select(Overdraft.member_id, func.sum(Overdraft.points_short)).where(
             Overdraft.terminal_id == terminal_id, Overdraft.resolved.is_(False)
         ).group_by(Overdraft.member_id)
@@ -357,6 +355,17 @@ def _batch_state(db: Database, conn: Connection, terminal_id: str, store_id: str
             elif kind == "reversal" and int(points) > 0:
                 sale.recredited += int(points)
     return state
+
+
+def member_stores(conn: Connection, member_ids: Sequence[str]) -> dict[str, set[str]]:
+    """The stores where each of ``member_ids`` has applied ledger events of a terminal
+    (store IT's adjustments at central do not count); members with none are left out."""
+    found: dict[str, set[str]] = {}
+    for m, s in conn.execute(select(LedgerEvent.member_id, LedgerEvent.store_id).where(
+            LedgerEvent.member_id.in_(member_ids), LedgerEvent.status == "applied",
+            LedgerEvent.terminal_id != CENTRAL_TERMINAL).distinct()).all():
+        found.setdefault(str(m), set()).add(str(s))
+    return found
 
 
 def apply_deltas(db: Database, conn: Connection, deltas: dict[str, int]) -> None:
