@@ -48,6 +48,7 @@ from pos_loyalty.terminal.daemon import TerminalDaemon, tune_for_latency
 
 SETTLE_S = 0.5  # nfcpy notices a removed card after ~0.3-0.4 s (its presence check)
 
+
 def baseline(db: Path, cards: list[str]) -> list[float]:
     """Per card, ms: bare sqlite3 lookup (the daemon's query), reply JSON, frame, pty write;
     measured on a second pass, after a first one warmed the caches."""
