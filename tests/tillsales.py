@@ -17,16 +17,16 @@ from pos_loyalty.store.local import LocalStore
 from pos_loyalty.store.models import Member
 from pos_loyalty.terminal.service import TerminalService
 
-REDEEM_ONLY: Program = parse_text('''
-[program]
+REDEEM_ONLY_TOML = '''[program]
 name = "Redeem only"
 [redemption]
 points = 100
 value = 100
 min_points = 1
 max_percent = 100
-''')
-"""A program that earns nothing and lets any points be redeemed at 1 pt = 0.01."""
+'''
+"""A program file that earns nothing and lets any points be redeemed at 1 pt = 0.01."""
+REDEEM_ONLY: Program = parse_text(REDEEM_ONLY_TOML)
 
 
 def member_tap(card_id: str) -> TapEvent:
