@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from pos_loyalty.config import PhoneTill
 from pos_loyalty.migrations import upgrade_terminal
@@ -190,6 +190,33 @@ class TestOffline:
             with central.store.read() as conn:
                 assert conn.execute(select(PhoneCoupon.redeemed_txn)
                                     .where(PhoneCoupon.code == code)).scalar_one() == "POS-3/T-1"
+        finally:
+            service.coupons.close()
+            store.close()
+
+
+class TestNotConnected:
+    def test_refused_without_central_and_the_sale_reads_no_coupons(self,
+                                                                   tmp_path: Path) -> None:
+        """A terminal never enrolled refuses a coupon saying why; that sale's later quotes
+        and its commit read no coupons (a sale holding none costs the till nothing)."""
+        url = f"sqlite:///{tmp_path / 'alone.db'}"
+        upgrade_terminal(url)
+        store = LocalStore(url)
+        service = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 0))
+        lines = (BasketItem("KETTLE-2", 1, 4990, "kitchen"),)
+        reads: list[str] = []
+        try:
+            service.on_message(BasketUpdate("POS-1", "T-1", lines, None))
+            got = service.on_message(CouponPresent("POS-1", "T-1", "ABCDEFGHJK"))
+            assert got is not None and got.TYPE == "error"
+            assert "not connected to central" in got.to_dict()["message"]
+            event.listen(store.engine, "before_cursor_execute",
+                         lambda *a: reads.append(a[2]) if "tag_coupons" in a[2] else None)
+            quoted = service.on_message(BasketUpdate("POS-1", "T-1", lines, None))
+            assert quoted is not None and quoted.TYPE == "quote"
+            assert service.on_message(TxnCommit("POS-1", "T-1")).TYPE == "points.awarded"  # type: ignore[union-attr]
+            assert reads == []
         finally:
             service.coupons.close()
             store.close()
