@@ -582,9 +582,10 @@ class TerminalService:
         self._release(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
         if open_txn is not None and open_txn.basket is not None:  # central's reports see it
+            now = self.clock()
             sale_outbox.record_void(self.store.engine, sale_outbox.void_body(
                 pos_id=pos_id, txn_id=txn_id, member_id=voided.member_id if voided else None,
-                basket=open_txn.basket, now=self.clock()), self.clock())
+                basket=open_txn.basket, now=now), now)
         self._settle_coupons(pos_id, txn_id, None)
         log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
         return TxnStatus(pos_id, txn_id, "voided" if voided is not None else "unknown", 0,
