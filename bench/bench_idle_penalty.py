@@ -21,26 +21,17 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from seed import seed_members
+from seed import LOOKUP_SQL, pct, seed_members
 
 from pos_loyalty.migrations import upgrade_terminal
 from pos_loyalty.store import LocalStore
 
 PAUSES_S = (0.0, 0.001, 0.01, 0.05, 0.2, 0.5)
-LOOKUP_SQL = ("SELECT members.member_id, members.display_name, members.tier, members.balance, "
-              "cards.card_id, cards.status FROM members JOIN cards ON cards.member_id = "
-              "members.member_id WHERE cards.card_id = ?")
-
-
-def pct(samples: list[float]) -> tuple[float, float]:
-    qs = statistics.quantiles(samples, n=100)
-    return qs[49], qs[98]
 
 
 def main() -> None:

@@ -28,14 +28,13 @@ import logging
 import os
 import random
 import sqlite3
-import statistics
 import tempfile
 import threading
 import time
 import tty
 from pathlib import Path
 
-from seed import seed_members
+from seed import LOOKUP_SQL, pct, seed_members
 
 from pos_loyalty.config import TerminalConfig
 from pos_loyalty.nfc.events import TapEvent
@@ -48,14 +47,6 @@ from pos_loyalty.pos.till import SimulatedTill
 from pos_loyalty.terminal.daemon import TerminalDaemon, tune_for_latency
 
 SETTLE_S = 0.5  # nfcpy notices a removed card after ~0.3-0.4 s (its presence check)
-LOOKUP_SQL = ("SELECT members.member_id, members.display_name, members.tier, members.balance, "
-              "cards.card_id, cards.status FROM members JOIN cards ON cards.member_id = "
-              "members.member_id WHERE cards.card_id = ?")
-
-
-def pct(samples: list[float]) -> tuple[float, float]:
-    qs = statistics.quantiles(samples, n=100)
-    return qs[49], qs[98]
 
 
 def baseline(db: Path, cards: list[str]) -> list[float]:

@@ -1,6 +1,9 @@
-"""Fill a terminal store with many members quickly (bulk inserts, no ORM objects)."""
+"""Fill a terminal store with many members quickly (bulk inserts, no ORM objects), and
+what the tap benches share: the bare lookup they measure the store against, percentiles."""
 
 from __future__ import annotations
+
+import statistics
 
 from sqlalchemy import insert
 
@@ -19,3 +22,15 @@ def seed_members(store: LocalStore, n: int, *, batch: int = 50_000) -> None:
             conn.execute(insert(Card), [
                 {"card_id": f"C-{i:07d}", "member_id": f"M-{i:07d}", "uid": None,
                  "status": "active"} for i in ids])
+
+
+LOOKUP_SQL = ("SELECT members.member_id, members.display_name, members.tier, members.balance, "
+              "cards.card_id, cards.status FROM members JOIN cards ON cards.member_id = "
+              "members.member_id WHERE cards.card_id = ?")
+"""A tap's lookup in bare sqlite3: the least the terminal's own lookup can cost."""
+
+
+def pct(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 of ``samples``."""
+    qs = statistics.quantiles(samples, n=100)
+    return qs[49], qs[98]

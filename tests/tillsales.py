@@ -3,6 +3,13 @@ the daemon's TerminalService on a real LocalStore (no store shortcut a till cann
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
@@ -80,3 +87,58 @@ def seed_member_state(store: LocalStore, view: MemberView) -> None:
         done = conn.execute(update(Member).where(Member.member_id == view.member_id).values(
             tier=view.tier, birthday=view.birthday, state=encode_state(view))).rowcount
     assert done == 1, f"unknown member {view.member_id}"
+
+
+_KILLED_TERMINAL = r"""
+import sys
+from datetime import datetime
+from pos_loyalty.rules import DEFAULT_PROGRAM
+from pos_loyalty.store.local import LocalStore
+from pos_loyalty.sync.worker import SyncWorker
+from pos_loyalty.terminal.service import TerminalService
+from tests.tillsales import ask, ring_up, sale_total
+url, server, cred, interval, batch, start, total = sys.argv[1:8]
+local = LocalStore(url)
+worker = SyncWorker(local, server, cred, interval_s=float(interval), batch=int(batch))
+service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 6, 1))
+worker.start()
+for i in range(int(start), int(total)):
+    # after a restart the till asks about the sale it was in; a committed one is done
+    status = ask(service, {"type": "txn.status", "pos_id": "POS-1", "txn_id": f"T{i}"})
+    if status["state"] != "committed":
+        reply = ring_up(service, card_id="C1", pos_id="POS-1", txn_id=f"T{i}",
+                        total=sale_total(i))
+        assert reply["type"] == "points.awarded", reply
+    worker.trigger()
+    print(i, flush=True)
+worker.stop()
+"""
+
+
+def sale_total(i: int) -> int:
+    """The basket total of sale ``T{i}`` rung up by :func:`sell_through_kills`."""
+    return 100 * (1 + i % 7)
+
+
+def sell_through_kills(local_url: str, server_url: str, credential: str, *, total: int,
+                       kills: int, seed: int, interval_s: float = 0.05,
+                       batch: int = 100) -> None:
+    """Sales T0..T{total-1} for card C1 by a terminal process (its own sync worker pushing
+    as it sells) killed with SIGKILL ``kills`` times at random moments, each time started
+    again where the till left off (repeating the commit that may have been in flight:
+    idempotent per txn), then once more to the end."""
+    rng = random.Random(seed)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    args = [sys.executable, "-c", _KILLED_TERMINAL, local_url, server_url, credential,
+            str(interval_s), str(batch)]
+    start = 0
+    for _ in range(kills):
+        child = subprocess.Popen([*args, str(start), str(total)], stdout=subprocess.PIPE,
+                                 text=True, env=env)
+        time.sleep(rng.uniform(0.8, 2.5))
+        child.send_signal(signal.SIGKILL)
+        out, _ = child.communicate()
+        done = [int(x) for x in out.split()]
+        start = done[-1] if done else start
+    subprocess.run([*args, str(start), str(total)], capture_output=True, text=True,
+                   env=env, check=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pos_loyalty.errors import LoyaltyError, SerialLinkError
+from pos_loyalty.errors import LocalProtocolError, LoyaltyError, SerialLinkError
 from pos_loyalty.pos.till import SimulatedTill
 
 UNPROMPTED = {"member.identified", "member.unknown", "card.refused", "product.tapped"}
@@ -212,6 +212,8 @@ class TillConsole:
             result = handler(args)
         except (IndexError, ValueError) as exc:
             raise ConsoleError(f"{cmd}: bad arguments {args!r} ({exc}); try 'help'") from exc
+        except LocalProtocolError as exc:  # arguments the protocol refuses: nothing sent
+            raise ConsoleError(f"{cmd}: {exc}") from exc
         return result is not False
 
     def _cmd_help(self, args: list[str]) -> None:

@@ -135,10 +135,11 @@ class RawTill:
         """One frame on the wire (CRC and length computed; any payload up to 2048 bytes)."""
         self.port.write(encode_frame(Frame(kind, seq, payload)))
 
-    def hello(self, timeout: float = 10.0) -> Frame:
-        """Say hello and wait for the terminal's hello reply; resets our data numbering."""
+    def hello(self, timeout: float = 10.0, *, max_payload: int = 2048) -> Frame:
+        """Say hello (announcing ``max_payload``) and wait for the terminal's hello reply;
+        resets our data numbering."""
         self._seq = 0
-        self.write("H", Hello((1,), 2048, "till", self.pos_id).to_payload())
+        self.write("H", Hello((1,), max_payload, "till", self.pos_id).to_payload())
         return self.expect(lambda f: f.kind == "H", timeout, "a hello reply")
 
     def send(self, payload: bytes) -> int:

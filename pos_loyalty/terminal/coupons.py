@@ -91,7 +91,6 @@ class CouponDesk:
             raise Refused("refused", f"coupon {code} was already used at this terminal "
                           f"(sale {known.txn_id})")
         assert txn.basket is not None
-        self._sales.add((txn.pos_id, txn.txn_id))  # before it is kept: reads then find it
         skus = sorted({line.sku for line in txn.basket.lines})
         client = self._central()
         now = self.clock()
@@ -104,6 +103,9 @@ class CouponDesk:
                 reason = exc.reason.partition(": ")[2].partition(" ")[2] or exc.reason
                 raise Refused("refused", f"coupon {code} refused: {reason}") from exc
             return self._offline(txn, code, now, exc.reason)
+        # a coupon to keep: the sale is known to have one before it is (reads then find it);
+        # a sale refused its coupon is not, and its quotes read no coupons
+        self._sales.add((txn.pos_id, txn.txn_id))
         try:
             used = phone_store.UsedCoupon(code, txn.pos_id, txn.txn_id, str(answer["sku"]),
                                           int(answer["percent"]), None, False, "confirmed")
@@ -145,6 +147,7 @@ class CouponDesk:
     def _offline(self, txn: OpenTxn, code: str, now: datetime,
                  why: str) -> phone_store.UsedCoupon:
         p = self.policy
+        self._sales.add((txn.pos_id, txn.txn_id))  # before it is kept, as above
         used = phone_store.UsedCoupon(code, txn.pos_id, txn.txn_id, None,
                                       p.offline_coupon_percent, p.offline_coupon_max, True,
                                       "pending")

@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pos_loyalty.config import TerminalConfig, check_card_keys
 from pos_loyalty.errors import (
+    LocalProtocolError,
     ReaderError,
     RulesError,
     SerialLinkError,
@@ -39,6 +40,7 @@ from pos_loyalty.nfc.sun import CounterStore, SunKeyEntry
 from pos_loyalty.nfc.sunuri import sun_key_entries, sun_uri_verifier
 from pos_loyalty.pos.messages import (
     CardRefused,
+    Error,
     Message,
     PointsAwarded,
     TerminalNotice,
@@ -407,9 +409,16 @@ class TerminalDaemon:
         The ledger is already written when a reply is lost: the till recovers it with
         txn.status or a repeated (idempotent) request once it is back. (A reply that breaks
         the schema cannot exist: message classes validate when they are made, and a fault
-        there is answered ``internal`` by :meth:`_answer`.)
+        there is answered ``internal`` by :meth:`_answer`.) A reply larger than the frames
+        the till announced in its hello is answered with a short ``error internal`` instead,
+        so the till hears why rather than waiting out its timer (a tap's notice is logged).
         """
         try:
             self.endpoint.send(reply)  # returns once the frame is written to the port
         except SerialLinkError as exc:  # the till has been away long enough to fill the queue
             log.warning("till unreachable, %s not sent: %s", reply.TYPE, exc)
+        except LocalProtocolError as exc:  # beyond the till's max_payload
+            log.error("%s not sent to the till: %s", reply.TYPE, exc)
+            if getattr(reply, "txn_id", None) is not None and not isinstance(reply, Error):
+                self._send(error_message("internal", f"the {reply.TYPE} answer is too large "
+                                         "for this till's max_payload", reply))

@@ -143,9 +143,8 @@ class TerminalService:
         self.open_sales = OpenSales(store.engine)
         self.phone = phone or PhoneTill()
         self.tags = TagDesk(store, lambda: self.clock())
-        self.coupons = CouponDesk(store, lambda: self.clock(),
-                                  lambda now: self.program.local(_utc(now)).date(),
-                                  self.phone, ca_file=ca_file)
+        self.coupons = CouponDesk(store, lambda: self.clock(), self.shop_day, self.phone,
+                                  ca_file=ca_file)
         self._restore_open_sales()
 
     def _restore_open_sales(self) -> None:
@@ -236,26 +235,31 @@ class TerminalService:
             self._unverified.discard(member.member_id)
         else:
             self._unverified.add(member.member_id)
-        hint = cashier_line(member.line, self.program.local(_utc(self.clock())).date())
+        today = self.shop_day(self.clock())  # once per tap: the hint and discounts share it
+        hint = cashier_line(member.line, today)
         tap_ms = (time.perf_counter() - tap.read_done) * 1000 if tap.read_done else 0.0
         return MemberIdentified(member.card_id, member.member_id, member.display_name,
                                 member.tier, member.balance,
-                                tuple(self.standing_discounts(member)), round(tap_ms, 3),
-                                hint)
+                                tuple(self.standing_discounts(member, today)),
+                                round(tap_ms, 3), hint)
+
+    def shop_day(self, now: datetime) -> date:
+        """The shop's local day at ``now`` (the service clock's naive UTC)."""
+        return self.program.local(_utc(now)).date()
 
     def _lookup(self, tap: TapEvent) -> MemberRecord | None:
         if tap.card_id:
             return self.store.find_by_card(tap.card_id)
         return self.store.find_by_uid(tap.uid)
 
-    def standing_discounts(self, member: MemberRecord) -> list[str]:
-        """Discounts this member gets on any purchase, one line each (shown at the tap).
+    def standing_discounts(self, member: MemberRecord, today: date) -> list[str]:
+        """Discounts this member gets on any purchase on the shop's day ``today``, one
+        line each (shown at the tap).
 
         They depend on the tier, the day and (for a progressive scale on lifetime spend)
         the step reached, so they are quoted once per such combination and cached; personal
         offers (coupons, credits, stamps) appear on the quote, not here.
         """
-        today = self.program.local(_utc(self.clock())).date()  # the shop's day
         step = tuple(1 for s in self._lifetime_steps if member.lifetime_spend >= s)
         key = (member.tier, today, step)
         got = self._standing.get(key)
@@ -578,9 +582,10 @@ class TerminalService:
         self._release(pos_id, txn_id)
         self.open_sales.drop(pos_id, txn_id)
         if open_txn is not None and open_txn.basket is not None:  # central's reports see it
+            now = self.clock()
             sale_outbox.record_void(self.store.engine, sale_outbox.void_body(
                 pos_id=pos_id, txn_id=txn_id, member_id=voided.member_id if voided else None,
-                basket=open_txn.basket, now=self.clock()), self.clock())
+                basket=open_txn.basket, now=now), now)
         self._settle_coupons(pos_id, txn_id, None)
         log.info("void %s/%s: %s", pos_id, txn_id, "voided" if voided else "unknown sale")
         return TxnStatus(pos_id, txn_id, "voided" if voided is not None else "unknown", 0,

@@ -20,7 +20,7 @@ from pos_loyalty.nfc.sim.emulator import TagEmulator
 from pos_loyalty.pos.console import TillConsole
 from tests.phone.conftest import PhoneLive, product_tag
 from tests.phone.test_phone_browser import PHONE, _shot, read_url
-from tests.terminal.test_terminal_tags import Shop, central_server, open_shop
+from tests.terminal.tagshop import Shop, central_server, open_shop
 
 
 @pytest.fixture

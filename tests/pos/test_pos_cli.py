@@ -98,6 +98,17 @@ class TestSimPos:
         assert proc.returncode == 2
         assert "more than two decimals" in proc.stderr
 
+    def test_malformed_coupon_code_is_a_usage_error(self) -> None:
+        """A code the protocol refuses (not 10 of 2-9, A-Z) is a usage error naming the
+        rule, no request sent; at the prompt the cashier can type it again."""
+        with PtyBridge() as bridge, EchoTerminal(bridge.terminal_path) as term:
+            proc = cli("sim", "pos", bridge.till_path, stdin="coupon abc\n")
+            assert not term.messages
+        assert proc.returncode == 2, proc.stderr
+        assert "<stdin>:1: coupon: coupon.present: field 'code' must be 10 characters" \
+            in proc.stderr
+        assert "Traceback" not in proc.stderr
+
     def test_default_sale_numbers_differ_between_runs(self) -> None:
         """A restarted till does not start again at a number it already committed."""
         firsts = []

@@ -87,7 +87,8 @@ class TestAtTheTill:
         member's standing discounts say so at the tap too."""
         rec = service.store.find_by_card("C-1")
         assert rec is not None
-        assert service.standing_discounts(rec) == ["Saturday 10%: -10.00"]
+        assert service.standing_discounts(rec, service.shop_day(service.clock())) == [
+            "Saturday 10%: -10.00"]
         q = ask(service, basket(2000))
         assert q["type"] == "quote"
         assert q["lines"][0]["text"] == "Saturday 10%: -2.00"

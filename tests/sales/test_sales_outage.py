@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import random
-import signal
 import socket
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +21,9 @@ from pos_loyalty.store.local import LocalStore
 from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.sync.worker import SyncWorker
 from pos_loyalty.terminal.service import TerminalService
-from tests.conftest import REPO, Central, TerminalFactory
+from tests.conftest import Central, TerminalFactory
 from tests.storerows import unpushed_sales
-from tests.tillsales import ring_up
+from tests.tillsales import ring_up, sell_through_kills
 
 
 def _free_port() -> int:
@@ -98,30 +93,6 @@ def test_sales_made_while_central_is_down_arrive_once(central_url: str,
     store.close()
 
 
-CHILD = r"""
-import sys
-from datetime import datetime
-from pos_loyalty.rules import DEFAULT_PROGRAM
-from pos_loyalty.store.local import LocalStore
-from pos_loyalty.sync.worker import SyncWorker
-from pos_loyalty.terminal.service import TerminalService
-from tests.tillsales import ask, ring_up
-url, server, cred, start, total = sys.argv[1:6]
-local = LocalStore(url)
-worker = SyncWorker(local, server, cred, interval_s=0.02, batch=50)
-service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 11, 1))
-worker.start()
-for i in range(int(start), int(total)):
-    status = ask(service, {"type": "txn.status", "pos_id": "POS-1", "txn_id": f"T{i}"})
-    if status["state"] != "committed":
-        reply = ring_up(service, card_id="C1", pos_id="POS-1", txn_id=f"T{i}", total=100)
-        assert reply["type"] == "points.awarded", reply
-    worker.trigger()
-    print(i, flush=True)
-worker.stop()
-"""
-
-
 @pytest.mark.parametrize("central_url", ["postgresql"], indirect=True)
 @pytest.mark.timeout(600)
 def test_sigkill_during_sales_and_pushes_stores_each_sale_once(
@@ -131,20 +102,9 @@ def test_sigkill_during_sales_and_pushes_stores_each_sale_once(
     t = terminals()
     with SyncClient(t.server_url, t.credential) as c:
         run_sync(t.local, c)
-    total, start = 400, 0
-    rng = random.Random(15)
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    args = [sys.executable, "-c", CHILD, t.local.url, t.server_url, t.credential]
-    for _ in range(3):
-        child = subprocess.Popen([*args, str(start), str(total)], stdout=subprocess.PIPE,
-                                 text=True, env=env)
-        time.sleep(rng.uniform(1.0, 2.5))
-        child.send_signal(signal.SIGKILL)
-        out, _ = child.communicate()
-        done = [int(x) for x in out.split()]
-        start = done[-1] if done else start
-    subprocess.run([*args, str(start), str(total)], capture_output=True, text=True,
-                   env=env, check=True)
+    total = 400
+    sell_through_kills(t.local.url, t.server_url, t.credential, total=total, kills=3,
+                       seed=15, interval_s=0.02, batch=50)
     with SyncClient(t.server_url, t.credential) as c:
         report = run_sync(t.local, c)
     assert report.ok and unpushed_sales(t.local.engine) == 0

@@ -6,8 +6,6 @@ Every sale here is made through TerminalService, the code `pos-loyalty run` runs
 from __future__ import annotations
 
 import os
-import random
-import signal
 import subprocess
 import sys
 import threading
@@ -31,7 +29,15 @@ from pos_loyalty.sync.worker import SyncWorker, backoff_delay
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import REPO, Central, TerminalFactory
 from tests.ports import ReservedPort
-from tests.tillsales import REDEEM_ONLY, ask, member_tap, ring_up, tap
+from tests.tillsales import (
+    REDEEM_ONLY,
+    ask,
+    member_tap,
+    ring_up,
+    sale_total,
+    sell_through_kills,
+    tap,
+)
 
 PG_ONLY = pytest.mark.parametrize("central_url", ["postgresql"], indirect=True)
 
@@ -233,32 +239,6 @@ class TestOutage:
         assert not worker.running and time.monotonic() - began < 10
         local.close()
 
-CHILD = r"""
-import sys
-from datetime import datetime
-from pos_loyalty.rules import DEFAULT_PROGRAM
-from pos_loyalty.store.local import LocalStore
-from pos_loyalty.sync.worker import SyncWorker
-from pos_loyalty.terminal.service import TerminalService
-from tests.tillsales import ask, ring_up
-url, server, cred, start, total = sys.argv[1:6]
-local = LocalStore(url)
-worker = SyncWorker(local, server, cred, interval_s=0.05, batch=100)
-service = TerminalService(local, DEFAULT_PROGRAM, clock=lambda: datetime(2026, 6, 1))
-worker.start()
-for i in range(int(start), int(total)):
-    # after a restart the till asks about the sale it was in; a committed one is done
-    status = ask(service, {"type": "txn.status", "pos_id": "POS-1", "txn_id": f"T{i}"})
-    if status["state"] != "committed":
-        reply = ring_up(service, card_id="C1", pos_id="POS-1", txn_id=f"T{i}",
-                        total=100 * (1 + i % 7))
-        assert reply["type"] == "points.awarded", reply
-    worker.trigger()
-    print(i, flush=True)
-worker.stop()
-"""
-
-
 class TestKillNine:
     @PG_ONLY
     @pytest.mark.timeout(600)
@@ -270,25 +250,13 @@ class TestKillNine:
         t = terminals()
         with SyncClient(t.server_url, t.credential) as c:
             run_sync(t.local, c)
-        total, start = 1000, 0
-        rng = random.Random(1234)
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        args = [sys.executable, "-c", CHILD, t.local.url, t.server_url, t.credential]
-        for _ in range(6):
-            child = subprocess.Popen([*args, str(start), str(total)], stdout=subprocess.PIPE,
-                                     text=True, env=env)
-            time.sleep(rng.uniform(0.8, 2.5))
-            child.send_signal(signal.SIGKILL)
-            out, _ = child.communicate()
-            done = [int(x) for x in out.split()]
-            # the till repeats the commit that may have been in flight: idempotent per txn
-            start = done[-1] if done else start
-        subprocess.run([*args, str(start), str(total)], capture_output=True, text=True,
-                       env=env, check=True)
+        total = 1000
+        sell_through_kills(t.local.url, t.server_url, t.credential, total=total, kills=6,
+                           seed=1234)
         with SyncClient(t.server_url, t.credential) as c:
             report = run_sync(t.local, c)
         assert report.ok and t.local.pending_count() == 0
-        expected = sum(1 + i % 7 for i in range(total))
+        expected = sum(sale_total(i) // 100 for i in range(total))
         local_events = t.local.ledger()
         assert len(local_events) == total
         assert len({e.txn_ref for e in local_events}) == total

@@ -59,7 +59,7 @@ def service(tmp_path: Path) -> TerminalService:
 def texts(service: TerminalService, card: str) -> list[str]:
     rec = service.store.find_by_card(card)
     assert rec is not None
-    return service.standing_discounts(rec)
+    return service.standing_discounts(rec, service.shop_day(service.clock()))
 
 
 class TestStandingDiscounts:

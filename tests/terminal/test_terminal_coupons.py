@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from pos_loyalty.config import PhoneTill
 from pos_loyalty.migrations import upgrade_terminal
@@ -35,20 +34,9 @@ from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.terminal.service import TerminalService
 from tests.phone.conftest import PhoneLive, product_tag
 from tests.phone.test_phone_pages import tap
-from tests.terminal.test_terminal_tags import KETTLE, Shop, central_server, open_shop
+from tests.terminal.tagshop import KETTLE, Shop, open_shop
 
 MUG = {"sku": "MUG-1", "qty": 2, "unit_price": 1200, "category": "kitchen"}
-
-
-@pytest.fixture
-def phone_central(tmp_path: Path) -> Iterator[PhoneLive]:
-    yield from central_server(tmp_path)
-
-
-@pytest.fixture
-def shop(phone_central: PhoneLive, tmp_path: Path) -> Iterator[Shop]:
-    with open_shop(phone_central, tmp_path) as one:
-        yield one
 
 
 def coupon_from_phone(central: PhoneLive, uid: str) -> str:
@@ -63,6 +51,23 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def enrolled(central: PhoneLive, tmp_path: Path, name: str, store_id: str = "S-1", *,
+             reachable: bool = True) -> tuple[LocalStore, str]:
+    """A terminal store enrolled with central: (the store, its credential). Not
+    ``reachable``: it keeps central's address as a closed port (central out of reach)."""
+    url = f"sqlite:///{tmp_path / f'{name}.db'}"
+    upgrade_terminal(url)
+    store = LocalStore(url)
+    _tid, enroll = central.store.add_terminal(store_id)
+    with SyncClient(central.url) as anon:
+        answer = anon.enroll(enroll)
+    store.set_enrollment(
+        server_url=central.url if reachable else f"http://127.0.0.1:{closed_port()}",
+        terminal_id=answer["terminal_id"], store_id=store_id,
+        credential=answer["credential"])
+    return store, str(answer["credential"])
 
 
 class TestOnline:
@@ -118,15 +123,7 @@ class TestOffline:
         meanwhile, answers conflict and keeps a review item; nothing is pushed twice."""
         central = phone_central
         code = coupon_from_phone(central, "04AA000000C003")
-        url = f"sqlite:///{tmp_path / 'offline.db'}"
-        upgrade_terminal(url)
-        store = LocalStore(url)
-        _tid, enroll = central.store.add_terminal("S-3")
-        with SyncClient(central.url) as anon:
-            answer = anon.enroll(enroll)
-        store.set_enrollment(server_url=f"http://127.0.0.1:{closed_port()}",
-                             terminal_id=answer["terminal_id"], store_id="S-3",
-                             credential=answer["credential"])
+        store, cred = enrolled(central, tmp_path, "offline", "S-3", reachable=False)
         service = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 0),
                                   phone=PhoneTill(offline_coupons_per_day=1,
                                                   offline_coupon_percent=10,
@@ -153,7 +150,7 @@ class TestOffline:
             with SyncClient(central.url, other["credential"]) as client:
                 client.redeem_coupon({"code": code, "txn_ref": "POS-9/T-9"})
 
-            with SyncClient(central.url, answer["credential"]) as client:
+            with SyncClient(central.url, cred) as client:
                 report = run_sync(store, client)
                 again = run_sync(store, client)
             assert report.conflicts == 1 and again.conflicts == 0
@@ -173,15 +170,7 @@ class TestOffline:
         one on a sale never committed is not pushed at all."""
         central = phone_central
         code = coupon_from_phone(central, "04AA000000C004")
-        url = f"sqlite:///{tmp_path / 'offline.db'}"
-        upgrade_terminal(url)
-        store = LocalStore(url)
-        _tid, enroll = central.store.add_terminal("S-3")
-        with SyncClient(central.url) as anon:
-            answer = anon.enroll(enroll)
-        store.set_enrollment(server_url=f"http://127.0.0.1:{closed_port()}",
-                             terminal_id=answer["terminal_id"], store_id="S-3",
-                             credential=answer["credential"])
+        store, cred = enrolled(central, tmp_path, "offline", "S-3", reachable=False)
         service = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 0))
         try:
             lines = (BasketItem("KETTLE-2", 1, 4990, "kitchen"),)
@@ -189,11 +178,11 @@ class TestOffline:
             service.on_message(CouponPresent("POS-3", "T-1", code))
             service.on_message(BasketUpdate("POS-3", "T-2", lines, None))
             service.on_message(CouponPresent("POS-3", "T-2", "ABCDEFGHJK"))  # never paid
-            with SyncClient(central.url, answer["credential"]) as client:
+            with SyncClient(central.url, cred) as client:
                 report = run_sync(store, client)
             assert report.conflicts == 0  # T-1 not committed yet: nothing pushed
             service.on_message(TxnCommit("POS-3", "T-1"))
-            with SyncClient(central.url, answer["credential"]) as client:
+            with SyncClient(central.url, cred) as client:
                 report = run_sync(store, client)
             assert report.conflicts == 0
             assert phone_store.coupon(store.engine, code).status == "redeemed"  # type: ignore[union-attr]
@@ -201,6 +190,33 @@ class TestOffline:
             with central.store.read() as conn:
                 assert conn.execute(select(PhoneCoupon.redeemed_txn)
                                     .where(PhoneCoupon.code == code)).scalar_one() == "POS-3/T-1"
+        finally:
+            service.coupons.close()
+            store.close()
+
+
+class TestNotConnected:
+    def test_refused_without_central_and_the_sale_reads_no_coupons(self,
+                                                                   tmp_path: Path) -> None:
+        """A terminal never enrolled refuses a coupon saying why; that sale's later quotes
+        and its commit read no coupons (a sale holding none costs the till nothing)."""
+        url = f"sqlite:///{tmp_path / 'alone.db'}"
+        upgrade_terminal(url)
+        store = LocalStore(url)
+        service = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 0))
+        lines = (BasketItem("KETTLE-2", 1, 4990, "kitchen"),)
+        reads: list[str] = []
+        try:
+            service.on_message(BasketUpdate("POS-1", "T-1", lines, None))
+            got = service.on_message(CouponPresent("POS-1", "T-1", "ABCDEFGHJK"))
+            assert got is not None and got.TYPE == "error"
+            assert "not connected to central" in got.to_dict()["message"]
+            event.listen(store.engine, "before_cursor_execute",
+                         lambda *a: reads.append(a[2]) if "tag_coupons" in a[2] else None)
+            quoted = service.on_message(BasketUpdate("POS-1", "T-1", lines, None))
+            assert quoted is not None and quoted.TYPE == "quote"
+            assert service.on_message(TxnCommit("POS-1", "T-1")).TYPE == "points.awarded"  # type: ignore[union-attr]
+            assert reads == []
         finally:
             service.coupons.close()
             store.close()
@@ -239,14 +255,7 @@ class TestRestart:
         not asked of central again (it stays this sale's)."""
         central = phone_central
         code = coupon_from_phone(central, "04AA000000C005")
-        url = f"sqlite:///{tmp_path / 'restart.db'}"
-        upgrade_terminal(url)
-        store = LocalStore(url)
-        _tid, enroll = central.store.add_terminal("S-1")
-        with SyncClient(central.url) as anon:
-            answer = anon.enroll(enroll)
-        store.set_enrollment(server_url=central.url, terminal_id=answer["terminal_id"],
-                             store_id="S-1", credential=answer["credential"])
+        store, _cred = enrolled(central, tmp_path, "restart")
         lines = (BasketItem("KETTLE-2", 1, 4990, "kitchen"),)
         first = TerminalService(store, clock=lambda: datetime(2026, 11, 30, 10, 0))
         try:
@@ -269,19 +278,6 @@ class TestRestart:
         with central.store.read() as conn:
             assert conn.execute(select(PhoneCoupon.redeemed_txn)
                                 .where(PhoneCoupon.code == code)).scalar_one() == "POS-1/T-1"
-
-
-def enrolled(central: PhoneLive, tmp_path: Path, name: str) -> tuple[LocalStore, str]:
-    """A terminal store enrolled with central: (the store, its credential)."""
-    url = f"sqlite:///{tmp_path / f'{name}.db'}"
-    upgrade_terminal(url)
-    store = LocalStore(url)
-    _tid, enroll = central.store.add_terminal("S-1")
-    with SyncClient(central.url) as anon:
-        answer = anon.enroll(enroll)
-    store.set_enrollment(server_url=central.url, terminal_id=answer["terminal_id"],
-                         store_id="S-1", credential=answer["credential"])
-    return store, str(answer["credential"])
 
 
 def held_by(central: PhoneLive, code: str) -> str | None:

@@ -119,6 +119,18 @@ class TestCraftedFrames:
 
 
 class TestFaultsWhileAnswering:
+    def test_answer_beyond_the_tills_max_payload_is_an_error(self, rig: Rig) -> None:
+        """A till announcing small frames (max_payload 200) gets a short error for a quote
+        that does not fit them, not silence until its timer; the sale stays open and its
+        status, which fits, is answered."""
+        rig.till.hello(max_payload=200)
+        reply = rig.ask(**BASKET)
+        assert reply["type"] == "error" and reply["code"] == "internal", reply
+        assert "quote answer is too large for this till's max_payload" in reply["message"]
+        assert reply["txn_id"] == "T-1"
+        status = rig.ask(type="txn.status", txn_id="T-1")
+        assert status["type"] == "txn.status" and status["state"] == "open", status
+
     def test_missing_table_answers_store_and_the_repaired_commit_lands_once(
             self, rig: Rig) -> None:
         """The sales table gone under a commit: error store; put back, the retry lands once."""
