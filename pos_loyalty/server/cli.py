@@ -823,7 +823,10 @@ def report_owner(name: str, fmt: str, stores: tuple[str, ...], since: datetime |
     if output is None:
         click.echo(out, nl=not out.endswith("\n"))
     else:
-        output.write_text(out, encoding="utf-8")
+        try:
+            output.write_text(out, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from exc
         click.echo(f"wrote {output}", err=True)
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import insert
@@ -293,3 +294,22 @@ class TestOthers:
         bad = CliRunner().invoke(report, ["nps", "--since", "2026-04-01", "--until",
                                           "2026-03-31", "--db", central_url])
         assert bad.exit_code == 1 and "starts" in bad.output
+
+    def test_cli_refuses_what_it_cannot_answer(self, chain: CentralStore, central_url: str,
+                                               tmp_path: Path) -> None:
+        """An unknown store, a period beyond the calendar or an output it cannot write is
+        one line naming the problem (exit 1), never a traceback or an empty report."""
+        from pos_loyalty.server.cli import report
+
+        def run(*args: str) -> Result:
+            return CliRunner().invoke(report, [*args, "--db", central_url])
+
+        unknown = run("customers", "--store", "S1", "--store", "S9")
+        assert unknown.exit_code == 1 and unknown.exception is not None
+        assert "Error: no store 'S9'; stores are S1, S2" in unknown.output
+        late = run("customers", "--until", "9999-12-31")
+        assert late.exit_code == 1 and "ends too late (9999-12-31)" in late.output
+        unwritable = run("nps", "-o", str(tmp_path / "missing" / "nps.txt"))
+        assert unwritable.exit_code == 1
+        assert f"cannot write {tmp_path / 'missing' / 'nps.txt'}" in unwritable.output
+        assert run("customers", "--store", "S2").exit_code == 0

@@ -89,11 +89,28 @@ class Period:
         return f"{self.since.isoformat()} to {self.until.isoformat()}"
 
 
+LAST_DAY = date(9998, 12, 31)
+"""The latest day a period may end: its months and its end's midnight must still be dates."""
+
+
 def period_of(db: Database, opts: Options) -> Period:
+    """The period asked for, after checking what was asked: a period that ends before it
+    starts or beyond the calendar, or a store the chain does not have, is refused with the
+    reason (an unknown store would otherwise give an empty report that looks real)."""
     until = opts.until or db.clock().date()
+    if until > LAST_DAY:
+        raise Refused(f"the period ends too late ({until}); the last day is {LAST_DAY}",
+                      status=422)
     since = opts.since or until - timedelta(days=364)
     if since > until:
         raise Refused(f"the period starts ({since}) after it ends ({until})", status=422)
+    if opts.stores:
+        known = store_ids(db)
+        unknown = sorted(set(opts.stores) - set(known))
+        if unknown:
+            raise Refused(f"no store{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))}; stores are "
+                          f"{', '.join(known) or 'none yet'}", status=404)
     return Period(since, until)
 
 
@@ -141,8 +158,7 @@ def build(db: Database, name: str, opts: Options | None = None,
     builder = BUILDERS.get(name)
     if builder is None:
         raise Refused(f"no report {name!r}; reports are {', '.join(NAMES)}", status=404)
-    p = period_of(db, opts)
-    return builder(ctx if ctx is not None else Context(db, opts, p))
+    return builder(ctx if ctx is not None else Context(db, opts, period_of(db, opts)))
 
 
 def _month(db: Database, column: Any) -> Any:
