@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import insert
+from sqlalchemy import event, insert
 
 from pos_loyalty.insight.report import (
     Money,
@@ -313,3 +313,29 @@ class TestOthers:
         assert unwritable.exit_code == 1
         assert f"cannot write {tmp_path / 'missing' / 'nps.txt'}" in unwritable.output
         assert run("customers", "--store", "S2").exit_code == 0
+
+    def test_one_build_reads_shared_parts_once(self, chain: CentralStore) -> None:
+        """Every report of a build shares the live program and the period's revenue: the
+        whole page reads each no more often than the one report that needs it."""
+        def statements(names: tuple[str, ...]) -> list[str]:
+            seen: list[str] = []
+
+            def log(conn: object, cursor: object, statement: str, *rest: object) -> None:
+                seen.append(statement)
+
+            event.listen(chain.engine, "before_cursor_execute", log)
+            try:
+                reports.build_all(chain, OPTS, names)
+            finally:
+                event.remove(chain.engine, "before_cursor_execute", log)
+            return seen
+
+        def programs(seen: list[str]) -> int:
+            return sum(1 for x in seen if "FROM programs" in x)
+
+        def revenue(seen: list[str]) -> int:
+            return sum(1 for x in seen if "sum(sales.paid_total)" in x)
+
+        every = statements(reports.NAMES)
+        assert programs(every) == programs(statements(("liability",))) > 0
+        assert revenue(every) == revenue(statements(("customers",))) == 1

@@ -7,7 +7,6 @@ The methods are written down in docs/reports.md; every figure has a hand-compute
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,40 +114,53 @@ def period_of(db: Database, opts: Options) -> Period:
 
 
 class Context:
-    """What several reports of one build share, computed once: every member's insight, the
-    period's revenue, the held points, the replay sample. With a thread pool, the parts that
-    are one long SQL query start at once in the pool (SQLite and PostgreSQL run them while
-    Python folds the member pass: two cores, both busy)."""
+    """What several reports of one build share, each part computed once and kept: every
+    member's insight, the period's revenue and visits, the live program, the held points,
+    the replay sample. With a thread pool, the parts that are one long SQL query start at
+    once in the pool (SQLite and PostgreSQL run them while Python folds the member pass:
+    two cores, both busy)."""
 
     def __init__(self, db: Database, opts: Options, p: Period) -> None:
         self.db, self.opts, self.p = db, opts, p
-        self._members: list[MemberInsight] | None = None
-        self._parts: dict[str, Future[Any]] = {}
-        self.revenue: dict[tuple[str, bool, str], tuple[int, int]] | None = None
+        self._started: dict[str, Future[Any]] = {}
+        self._done: dict[str, Any] = {}
 
     def prefetch(self, pool: Executor, names: Sequence[str]) -> None:
         """Start the SQL-heavy parts the reports ``names`` will need."""
+        db, opts, p = self.db, self.opts, self.p
         if "liability" in names:
-            self._parts["held"] = pool.submit(held_lots, self.db)
+            self._started["held"] = pool.submit(held_lots, db)
         if "cost" in names:
-            self._parts["sample"] = pool.submit(_sample_ids, self.db, self.opts, self.p)
+            self._started["sample"] = pool.submit(_sample_ids, db, opts, p)
         if "customers" in names or "cost" in names:
-            self._parts["revenue"] = pool.submit(_revenue, self)
+            self._started["revenue"] = pool.submit(_revenue, db, opts, p)
 
     def part(self, name: str, compute: Callable[[], T]) -> T:
-        """A prefetched part's result, or computed now."""
-        started = self._parts.pop(name, None)
-        result: T = started.result() if started is not None else compute()
+        """The part ``name``: kept from before, prefetched, or computed now (and kept)."""
+        if name not in self._done:
+            started = self._started.pop(name, None)
+            self._done[name] = started.result() if started is not None else compute()
+        result: T = self._done[name]
         return result
 
     @property
     def members(self) -> list[MemberInsight]:
-        if self._members is None:
-            self._members = list(member_insight(
-                self.db, today=self.p.until, rules=self.opts.rules,
-                lapsed_after_days=self.opts.lapsed_after_days or self.opts.rules.lapse_days,
-                since=self.p.since, stores=self.opts.stores))
-        return self._members
+        return self.part("members", lambda: list(member_insight(
+            self.db, today=self.p.until, rules=self.opts.rules,
+            lapsed_after_days=self.opts.lapsed_after_days or self.opts.rules.lapse_days,
+            since=self.p.since, stores=self.opts.stores)))
+
+    @property
+    def program(self) -> Program:
+        return self.part("program", lambda: live_program(self.db))
+
+    @property
+    def revenue(self) -> dict[tuple[str, bool, str], tuple[int, int]]:
+        return self.part("revenue", lambda: _revenue(self.db, self.opts, self.p))
+
+    @property
+    def visits(self) -> Visits:
+        return self.part("visits", lambda: _visits(self))
 
 
 def build(db: Database, name: str, opts: Options | None = None,
@@ -219,29 +231,24 @@ def _visits(ctx: Context) -> Visits:
     return Visits(members, visits, repeat, repeat_visits, recency)
 
 
-def _revenue(ctx: Context) -> dict[tuple[str, bool, str], tuple[int, int]]:
+def _revenue(db: Database, opts: Options,
+             p: Period) -> dict[tuple[str, bool, str], tuple[int, int]]:
     """(month, is member, kind) -> (records, net paid) over the period: one scan of the
-    covering time index, shared by the reports of a build."""
-    if ctx.revenue is None and "revenue" in ctx._parts and \
-            threading.current_thread() is threading.main_thread():
-        ctx.revenue = ctx.part("revenue", lambda: _revenue(ctx))
-    if ctx.revenue is None:
-        db, opts, p = ctx.db, ctx.opts, ctx.p
-        s = SaleRecord
-        month = _month(db, s.terminal_time)
-        is_member = case((s.member_id.is_(None), literal(0)), else_=literal(1))
-        stmt = select(month, is_member, s.kind, func.count(), func.sum(s.paid_total)).where(
-            s.kind.in_(("sale", "refund"))).group_by(month, is_member, s.kind)
-        stmt = _stores(_in_period(stmt, s.terminal_time, p), s.store_id, opts)
-        with db.read() as conn:
-            ctx.revenue = {(str(mo), bool(m), k): (int(n), int(v or 0))
-                           for mo, m, k, n, v in conn.execute(stmt)}
-    return ctx.revenue
+    covering time index, shared by the reports of a build (:attr:`Context.revenue`)."""
+    s = SaleRecord
+    month = _month(db, s.terminal_time)
+    is_member = case((s.member_id.is_(None), literal(0)), else_=literal(1))
+    stmt = select(month, is_member, s.kind, func.count(), func.sum(s.paid_total)).where(
+        s.kind.in_(("sale", "refund"))).group_by(month, is_member, s.kind)
+    stmt = _stores(_in_period(stmt, s.terminal_time, p), s.store_id, opts)
+    with db.read() as conn:
+        return {(str(mo), bool(m), k): (int(n), int(v or 0))
+                for mo, m, k, n, v in conn.execute(stmt)}
 
 
 def _totals(ctx: Context) -> dict[tuple[bool, str], tuple[int, int]]:
     out: dict[tuple[bool, str], tuple[int, int]] = {}
-    for (_, m, k), (n, v) in _revenue(ctx).items():
+    for (_, m, k), (n, v) in ctx.revenue.items():
         a, b = out.get((m, k), (0, 0))
         out[(m, k)] = (a + n, b + v)
     return out
@@ -249,12 +256,12 @@ def _totals(ctx: Context) -> dict[tuple[bool, str], tuple[int, int]]:
 
 def customers(ctx: Context) -> Report:
     p = ctx.p
-    v = _visits(ctx)
+    v = ctx.visits
     rev = _totals(ctx)
     member_rev = sum(x[1] for (m, _), x in rev.items() if m)
     total_rev = sum(x[1] for x in rev.values())
     by_month: dict[str, list[int]] = {m: [0, 0] for m in _months(p)}
-    for (mo, member, _), (_, total) in _revenue(ctx).items():
+    for (mo, member, _), (_, total) in ctx.revenue.items():
         by_month.setdefault(mo, [0, 0])[int(member)] += total
     months = sorted(by_month)
     rows: list[tuple[Any, ...]] = [
@@ -456,7 +463,7 @@ def _comments(db: Database, opts: Options, p: Period) -> list[tuple[Any, ...]]:
 
 def liability(ctx: Context) -> Report:
     db, p = ctx.db, ctx.p
-    program = live_program(db)
+    program = ctx.program
     with db.read() as conn:
         outstanding = int(conn.execute(select(func.coalesce(func.sum(Balance.balance), 0))
                                        .where(Balance.balance > 0)).scalar_one())
@@ -525,7 +532,7 @@ def held_lots(db: Database) -> list[tuple[date, int]]:
 
 def cost(ctx: Context) -> Report:
     db, opts, p = ctx.db, ctx.opts, ctx.p
-    program = live_program(db)
+    program = ctx.program
     s = SaleRecord
     stmt = _stores(_in_period(select(
         func.count(), func.coalesce(func.sum(s.points_earned), 0),
@@ -536,7 +543,7 @@ def cost(ctx: Context) -> Report:
     with db.read() as conn:
         _, pts_earned, pts_redeemed, discounts = (int(x) for x in conn.execute(stmt).one())
     rev = _totals(ctx)
-    v = _visits(ctx)
+    v = ctx.visits
     m_sales, m_rev = rev.get((True, "sale"), (0, 0))
     a_sales, a_rev = rev.get((False, "sale"), (0, 0))
     up = uplift(members=v.members, repeat_members=v.repeat_members,
@@ -598,7 +605,7 @@ def _sample_ids(db: Database, opts: Options, p: Period) -> list[str]:
 
 def settlement(ctx: Context) -> Report:
     db, p = ctx.db, ctx.p
-    program = live_program(db)
+    program = ctx.program
     if program.coalition is None:
         return Report("settlement", "Partner settlement", str(p),
                       notes=[f"The live program ({program.name}) is not a coalition "
