@@ -8,7 +8,7 @@ Money is integer minor units throughout; :class:`Money` only says how to show it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,14 +52,26 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class Phrase:
+    """Words a page translates whole: an English gettext message with named values
+    (``%(name)s``; a literal percent sign is ``%%``), filled in after translation."""
+
+    message: str
+    values: Mapping[str, Cell] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message % dict(self.values)
+
+
+@dataclass(frozen=True)
 class Report:
     name: str
     title: str
-    period: str
+    period: Phrase
     figures: list[tuple[str, Cell]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Phrase] = field(default_factory=list)
 
 
 # -- NPS ------------------------------------------------------------------------------------

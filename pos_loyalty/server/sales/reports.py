@@ -20,6 +20,7 @@ from pos_loyalty.insight.report import (
     Chart,
     Money,
     Percent,
+    Phrase,
     Report,
     Table,
     nps_of_counts,
@@ -85,7 +86,18 @@ class Period:
         return (self.until - self.since).days + 1
 
     def __str__(self) -> str:
-        return f"{self.since.isoformat()} to {self.until.isoformat()}"
+        return str(self.span)
+
+    @property
+    def span(self) -> Phrase:
+        """The period as a report's subtitle: its first to its last day."""
+        return Phrase("%(since)s to %(until)s", {"since": self.since.isoformat(),
+                                                 "until": self.until.isoformat()})
+
+    @property
+    def end(self) -> Phrase:
+        """The period's last day as a report's subtitle (a report of where members stand)."""
+        return Phrase("on %(day)s", {"day": self.until.isoformat()})
 
 
 LAST_DAY = date(9998, 12, 31)
@@ -267,7 +279,7 @@ def customers(ctx: Context) -> Report:
     rows: list[tuple[Any, ...]] = [
         (m, Money(by_month[m][1]), Money(by_month[m][0]),
          Percent(shares([by_month[m][1], by_month[m][0]])[0])) for m in months]
-    return Report("customers", "Customers", str(p), figures=[
+    return Report("customers", "Customers", p.span, figures=[
         ("Members who bought", v.members),
         ("Repeat-customer rate", Percent(v.repeat_members / v.members if v.members else 0)),
         ("Purchase frequency (visits per member)",
@@ -282,7 +294,8 @@ def customers(ctx: Context) -> Report:
         charts=[Chart("line", "Revenue by month", months, [
             ("Members", [by_month[m][1] / 100 for m in months]),
             ("Other customers", [by_month[m][0] / 100 for m in months])], "revenue")],
-        notes=["A visit is a day with a sale; revenue is money paid less money refunded."])
+        notes=[Phrase("A visit is a day with a sale; revenue is money paid less money "
+                      "refunded.")])
 
 
 # -- stages, segments, lapsed ------------------------------------------------------------------
@@ -296,14 +309,15 @@ def stages(ctx: Context) -> Report:
         counts[m.stage] += 1
     total = sum(counts.values())
     names = list(counts)
-    return Report("stages", "Journey stages", f"on {p.until.isoformat()}", figures=[
+    return Report("stages", "Journey stages", p.end, figures=[
         ("Members with a sale", total)],
         tables=[Table("Members by stage", ("Stage", "Members", "Share"), [
             (n.replace("_", " "), counts[n], Percent(counts[n] / total if total else 0))
             for n in names], "stages")],
         charts=[Chart("bar", "Members by stage", [n.replace("_", " ") for n in names],
                       [("Members", [counts[n] for n in names])], "stages")],
-        notes=["Stages follow the rules in docs/reports.md (a visit is a day with a sale)."])
+        notes=[Phrase("Stages follow the rules in docs/reports.md (a visit is a day with a "
+                      "sale).")])
 
 
 def segments(ctx: Context) -> Report:
@@ -322,7 +336,7 @@ def segments(ctx: Context) -> Report:
         rows.append((n.replace("_", " "), cond or "-", k,
                      Percent(k / total if total else 0),
                      round(visits / k, 1) if k else 0, Money(spend // k if k else 0)))
-    return Report("segments", "RFM segments", f"on {p.until.isoformat()}",
+    return Report("segments", "RFM segments", p.end,
                   figures=[("Members with a sale", total)],
                   tables=[Table("Members by segment", ("Segment", "Rule", "Members", "Share",
                                                       "Visits a year", "Spend a year"),
@@ -330,8 +344,9 @@ def segments(ctx: Context) -> Report:
                   charts=[Chart("bar", "Members by segment",
                                 [n.replace("_", " ") for n in names],
                                 [("Members", [acc[n][0] for n in names])], "segments")],
-                  notes=["R, F and M are scored 1-5 by the fixed cut points in "
-                         "docs/reports.md, over the 365 days up to the report's day."])
+                  notes=[Phrase("R, F and M are scored 1-5 by the fixed cut points in "
+                                "docs/reports.md, over the 365 days up to the report's "
+                                "day.")])
 
 
 def lapsed(ctx: Context) -> Report:
@@ -370,13 +385,14 @@ def lapsed(ctx: Context) -> Report:
         rows.append((m.member_id, name, email, m.last_visit.isoformat(),
                      (p.until - m.last_visit).days, m.visits,
                      m.stage_before.replace("_", " "), ", ".join(where), ", ".join(fav)))
-    return Report("lapsed", "Lapsed regulars to call", f"on {p.until.isoformat()}", figures=[
+    return Report("lapsed", "Lapsed regulars to call", p.end, figures=[
         ("Lapsed regulars", len(found)), ("Not seen for more than (days)", after)],
         tables=[Table("Call list", ("Member", "Name", "E-mail", "Last visit", "Days away",
                                     "Visits", "Was", "Last stores", "Favourite categories"),
                       rows, "call-list")],
-        notes=[f"Regular or loyal at their last visit and not seen for more than {after} "
-               f"days; the {opts.limit} with most visits are listed."])
+        notes=[Phrase("Regular or loyal at their last visit and not seen for more than "
+                      "%(days)s days; the %(limit)s with most visits are listed.",
+                      {"days": after, "limit": opts.limit})])
 
 
 # -- NPS ----------------------------------------------------------------------------------------
@@ -427,7 +443,7 @@ def nps_report(ctx: Context) -> Report:
     heads = ("Answers", "Promoters", "Passives", "Detractors", "NPS")
     comments = _comments(db, opts, p)
     ms = sorted(by_month)
-    return Report("nps", "Net Promoter Score", str(p), figures=[
+    return Report("nps", "Net Promoter Score", p.span, figures=[
         ("NPS", overall.score), ("Answers", overall.answers),
         ("Promoters (9-10)", overall.promoters), ("Passives (7-8)", overall.passives),
         ("Detractors (0-6)", overall.detractors)],
@@ -440,8 +456,8 @@ def nps_report(ctx: Context) -> Report:
                       "comments")],
         charts=[Chart("line", "NPS by month", ms,
                       [("NPS", [nps_of_counts(*by_month[m]).score for m in ms])], "nps")],
-        notes=["NPS = % promoters (9-10) - % detractors (0-6), from visit answers (receipt "
-               "links) and product tag answers."])
+        notes=[Phrase("NPS = %% promoters (9-10) - %% detractors (0-6), from visit answers "
+                      "(receipt links) and product tag answers.")])
 
 
 def _comments(db: Database, opts: Options, p: Period) -> list[tuple[Any, ...]]:
@@ -475,12 +491,14 @@ def liability(ctx: Context) -> Report:
     redeemed = -int(kinds.get("redeem") or 0)
     expired = -int(kinds.get("expire") or 0)
     rows: list[tuple[Any, ...]] = []
-    notes = ["Outstanding points are every positive balance; their value is at the live "
-             f"program's redemption rate ({program.name})."]
+    notes = [Phrase("Outstanding points are every positive balance; their value is at the "
+                    "live program's redemption rate (%(program)s).",
+                    {"program": program.name})]
     labels: list[str] = []
     values: list[float | None] = []
     if program.expiry.mode == "none":
-        notes.append(f"Points do not expire under {program.name}.")
+        notes.append(Phrase("Points do not expire under %(program)s.",
+                            {"program": program.name}))
     else:
         by_month: dict[str, int] = {}
         for earned_on, pts in ctx.part("held", lambda: held_lots(db)):
@@ -491,9 +509,10 @@ def liability(ctx: Context) -> Report:
             rows.append((k, by_month[k], Money(program.rate.liability(by_month[k]))))
         labels = sorted(by_month)
         values = [float(by_month[k]) for k in labels]
-        notes.append("A balance is held by the member's newest points (the till spends the "
-                     "oldest first); a month is when their last valid day falls.")
-    return Report("liability", "Points liability", str(p), figures=[
+        notes.append(Phrase("A balance is held by the member's newest points (the till "
+                            "spends the oldest first); a month is when their last valid "
+                            "day falls."))
+    return Report("liability", "Points liability", p.span, figures=[
         ("Outstanding points", outstanding),
         ("Their value", Money(program.rate.liability(outstanding))),
         ("Points earned in the period", earned), ("Points redeemed in the period", redeemed),
@@ -564,7 +583,7 @@ def cost(ctx: Context) -> Report:
     for r, share in zip(rep.rules, shares(rule_costs), strict=True):
         rows.append((r.rule, r.sales, r.points, Money(r.discounts), Money(r.perks),
                      Money(r.cost), Percent(share), Money(round(share * total_cost))))
-    return Report("cost", "Program cost against extra revenue", str(p), figures=[
+    return Report("cost", "Program cost against extra revenue", p.span, figures=[
         ("Program cost", Money(total_cost)),
         ("  points earned, valued", Money(points_cost)),
         ("  discounts (not redemptions)", Money(other_discounts)),
@@ -580,13 +599,13 @@ def cost(ctx: Context) -> Report:
                        "Share", "Share of program cost"), rows, "rules")],
         charts=[Chart("bar", "Cost per rule", [r.rule for r in rep.rules],
                       [("Cost", [c / 100 for c in rule_costs])], "rules")] if rows else [],
-        notes=["Method (docs/reports.md): cost = points earned valued at the redemption "
-               "rate + discounts other than redemptions; extra revenue = basket uplift + "
-               "members' repeat visits at the average other sale, times the share of "
-               "returning members above the "
-               f"{Percent(opts.own_return_rate)} who would come back anyway; the split per "
-               f"rule replays {rep.sales} of the period's member baskets under the live "
-               "program."])
+        notes=[Phrase("Method (docs/reports.md): cost = points earned valued at the "
+                      "redemption rate + discounts other than redemptions; extra revenue = "
+                      "basket uplift + members' repeat visits at the average other sale, "
+                      "times the share of returning members above the %(own)s who would "
+                      "come back anyway; the split per rule replays %(sales)s of the "
+                      "period's member baskets under the live program.",
+                      {"own": str(Percent(opts.own_return_rate)), "sales": rep.sales})])
 
 
 def _sample_ids(db: Database, opts: Options, p: Period) -> list[str]:
@@ -607,9 +626,10 @@ def settlement(ctx: Context) -> Report:
     db, p = ctx.db, ctx.p
     program = ctx.program
     if program.coalition is None:
-        return Report("settlement", "Partner settlement", str(p),
-                      notes=[f"The live program ({program.name}) is not a coalition "
-                             "program: there is nothing to settle."])
+        return Report("settlement", "Partner settlement", p.span,
+                      notes=[Phrase("The live program (%(program)s) is not a coalition "
+                                    "program: there is nothing to settle.",
+                                    {"program": program.name})])
     s = SaleRecord
     stmt = _in_period(select(s.store_id, func.sum(s.points_earned),
                              func.sum(s.points_redeemed)).where(
@@ -625,7 +645,7 @@ def settlement(ctx: Context) -> Report:
             if int(redeemed or 0) > 0:
                 activity.append(PartnerActivity(store, "redeem", int(redeemed)))
     totals = settle(activity, program)
-    return Report("settlement", "Partner settlement", str(p), figures=[
+    return Report("settlement", "Partner settlement", p.span, figures=[
         ("Partners", len(totals))],
         tables=[Table("Totals per partner", ("Partner", "Name", "Points issued",
                                              "Points redeemed", "Owes", "Owed", "Fee",
@@ -633,9 +653,9 @@ def settlement(ctx: Context) -> Report:
                       [(t.merchant_id, t.name, t.points_issued, t.points_redeemed,
                         Money(t.owes), Money(t.owed), Money(t.fee), Money(t.net))
                        for t in totals], "partners")],
-        notes=["A partner is a store whose id is a merchant of the live coalition program; "
-               "points issued owe their liability plus the fee, points redeemed are owed "
-               "their value."])
+        notes=[Phrase("A partner is a store whose id is a merchant of the live coalition "
+                      "program; points issued owe their liability plus the fee, points "
+                      "redeemed are owed their value.")])
 
 
 def tags(ctx: Context) -> Report:
@@ -661,7 +681,7 @@ def tags(ctx: Context) -> Report:
         x = scores.get(sku)
         rows.append((sku, int(n), int(g or 0), Percent(int(g or 0) / int(n) if n else 0),
                      x.answers if x else 0, x.score if x else None))
-    return Report("tags", "Product tag taps", str(p), figures=[
+    return Report("tags", "Product tag taps", p.span, figures=[
         ("Taps", total), ("First taps (genuine)", first),
         ("First-tap rate", Percent(first / total if total else 0))],
         tables=[Table("Per product", ("Product", "Taps", "First taps", "First-tap rate",
@@ -669,8 +689,8 @@ def tags(ctx: Context) -> Report:
         charts=[Chart("bar", "Taps per product", [str(r[0]) for r in rows],
                       [("Taps", [float(r[1]) for r in rows]),
                        ("First taps", [float(r[2]) for r in rows])], "taps")] if rows else [],
-        notes=["A first tap is a tag's first genuine read; later reads of the same URL are "
-               "replays."])
+        notes=[Phrase("A first tap is a tag's first genuine read; later reads of the same "
+                      "URL are replays.")])
 
 
 BUILDERS: dict[str, Callable[[Context], Report]] = {
