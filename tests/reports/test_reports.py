@@ -279,6 +279,23 @@ class TestOthers:
         assert table(chain, "tags", "products") == [("SERUM", 2, 1, 0.5, 1, 100),
                                                     ("TOWEL", 1, 1, 1.0, 0, None)]
 
+    def test_tags_with_a_store_filter_count_only_its_answers(
+            self, chain: CentralStore) -> None:
+        """A SERUM tag tapped at S2 and scored 0 there: the whole chain has 2 answers for
+        SERUM (NPS 0), S1 alone its own 1 (100), in the tag report as in the NPS report."""
+        with chain.engine.begin() as conn:
+            conn.execute(insert(PhoneTap), [{
+                "tap_id": "t4", "token_hash": None, "sku": "SERUM", "uid": "04CC",
+                "result": "genuine", "counter": 1, "store_id": "S2", "at": d(3, 5),
+                "day": date(2026, 3, 5)}])
+            conn.execute(insert(PhoneNps), [{"uid": "04CC", "sku": "SERUM", "score": 0,
+                                             "comment": "", "tap_id": "t4",
+                                             "answered_at": d(3, 5, 11)}])
+        s1 = reports.Options(since=date(2026, 1, 1), until=UNTIL, stores=("S1",))
+        assert table(chain, "tags", "products")[0] == ("SERUM", 3, 2, 2 / 3, 2, 0)
+        assert table(chain, "tags", "products", s1)[0] == ("SERUM", 2, 1, 0.5, 1, 100)
+        assert table(chain, "nps", "products", s1) == [("SERUM", 1, 1, 0, 0, 100)]
+
     def test_cli_text_and_csv(self, chain: CentralStore, central_url: str) -> None:
         """`report nps` prints the figures; `--format csv` one row per figure and cell."""
         from pos_loyalty.server.cli import report

@@ -171,6 +171,10 @@ class Context:
         return self.part("revenue", lambda: _revenue(self.db, self.opts, self.p))
 
     @property
+    def product_nps(self) -> list[tuple[str, str, int, int, int]]:
+        return self.part("product_nps", lambda: _product_nps(self.db, self.opts, self.p))
+
+    @property
     def visits(self) -> Visits:
         return self.part("visits", lambda: _visits(self))
 
@@ -398,38 +402,49 @@ def lapsed(ctx: Context) -> Report:
 # -- NPS ----------------------------------------------------------------------------------------
 
 
-def _nps_counts(db: Database, stmt: Any) -> list[tuple[Any, ...]]:
+def _nps_counts(db: Database, stmt: Any) -> list[tuple[str, str, int, int, int]]:
+    """(month, key, answers, promoters, detractors) rows of an NPS aggregate."""
     with db.read() as conn:
-        return [tuple(r) for r in conn.execute(stmt)]
+        return [(str(mo), str(key), int(n), int(prom or 0), int(det or 0))
+                for mo, key, n, prom, det in conn.execute(stmt)]
+
+
+def _nps_columns(score: Any) -> tuple[Any, Any, Any]:
+    """Answers, promoters (9-10) and detractors (0-6) of a score column, summed in SQL."""
+    return (func.count(), func.sum(case((score >= 9, 1), else_=0)),
+            func.sum(case((score <= 6, 1), else_=0)))
+
+
+def _product_nps(db: Database, opts: Options,
+                 p: Period) -> list[tuple[str, str, int, int, int]]:
+    """Product tag answers by (month, product), of the chosen stores' taps: shared by the
+    NPS and tag reports of a build (:attr:`Context.product_nps`)."""
+    pn = PhoneNps
+    month = _month(db, pn.answered_at)
+    stmt = select(month, pn.sku, *_nps_columns(pn.score)).join(
+        PhoneTap, PhoneTap.tap_id == pn.tap_id, isouter=True)
+    return _nps_counts(db, _stores(_in_period(stmt, pn.answered_at, p), PhoneTap.store_id,
+                                   opts).group_by(month, pn.sku))
 
 
 def nps_report(ctx: Context) -> Report:
     db, opts, p = ctx.db, ctx.opts, ctx.p
-    va, pn = VisitAnswer, PhoneNps
-
-    def counts(score: Any) -> tuple[Any, Any, Any]:
-        return (func.count(), func.sum(case((score >= 9, 1), else_=0)),
-                func.sum(case((score <= 6, 1), else_=0)))
-
+    va = VisitAnswer
     visits = _stores(_in_period(select(_month(db, va.answered_at), va.store_id,
-                                       *counts(va.score)), va.answered_at, p),
+                                       *_nps_columns(va.score)), va.answered_at, p),
                      va.store_id, opts).group_by(_month(db, va.answered_at), va.store_id)
-    phone = select(_month(db, pn.answered_at), pn.sku, *counts(pn.score)).join(
-        PhoneTap, PhoneTap.tap_id == pn.tap_id, isouter=True)
-    phone = _stores(_in_period(phone, pn.answered_at, p), PhoneTap.store_id, opts).group_by(
-        _month(db, pn.answered_at), pn.sku)
-    rows_v, rows_p = _nps_counts(db, visits), _nps_counts(db, phone)
+    rows_v, rows_p = _nps_counts(db, visits), ctx.product_nps
     months = _months(p)
     by_month = {m: [0, 0, 0] for m in months}
     by_store: dict[str, list[int]] = {}
     by_sku: dict[str, list[int]] = {}
     for rows, key_map in ((rows_v, by_store), (rows_p, by_sku)):
         for month, key, n, prom, det in rows:
-            for acc in (by_month.setdefault(str(month), [0, 0, 0]),
-                        key_map.setdefault(str(key), [0, 0, 0])):
-                acc[0] += int(n)
-                acc[1] += int(prom or 0)
-                acc[2] += int(det or 0)
+            for acc in (by_month.setdefault(month, [0, 0, 0]),
+                        key_map.setdefault(key, [0, 0, 0])):
+                acc[0] += n
+                acc[1] += prom
+                acc[2] += det
     total = [sum(v[i] for v in by_month.values()) for i in range(3)]
     overall = nps_of_counts(*total)
 
@@ -664,15 +679,13 @@ def tags(ctx: Context) -> Report:
     genuine = func.sum(case((t.result == "genuine", 1), else_=0))
     stmt = _stores(select(t.sku, func.count(), genuine).where(
         t.day >= p.since, t.day <= p.until).group_by(t.sku), t.store_id, opts)
-    pn = PhoneNps
-    nps_stmt = _in_period(select(pn.sku, func.count(), func.sum(case((pn.score >= 9, 1),
-                                                                      else_=0)),
-                                 func.sum(case((pn.score <= 6, 1), else_=0)))
-                          .group_by(pn.sku), pn.answered_at, p)
     with db.read() as conn:
         taps = conn.execute(stmt).all()
-        scores = {str(r[0]): nps_of_counts(int(r[1]), int(r[2] or 0), int(r[3] or 0))
-                  for r in conn.execute(nps_stmt)}
+    by_sku: dict[str, list[int]] = {}
+    for _, sku, n, prom, det in ctx.product_nps:
+        acc = by_sku.setdefault(sku, [0, 0, 0])
+        acc[0], acc[1], acc[2] = acc[0] + n, acc[1] + prom, acc[2] + det
+    scores = {sku: nps_of_counts(*acc) for sku, acc in by_sku.items()}
     rows: list[tuple[Any, ...]] = []
     total = first = 0
     for sku, n, g in sorted(taps, key=lambda r: (-int(r[1]), r[0])):
