@@ -26,7 +26,7 @@ from sqlalchemy import event, insert
 
 from pos_loyalty.insight.report import (
     Money,
-    nps,
+    nps_of_counts,
     uplift,
 )
 from pos_loyalty.server.central import CentralStore
@@ -192,19 +192,23 @@ class TestNps:
         assert [r[3] for r in table(chain, "nps", "comments")] == [
             "lovely", "queue too long", "great"]
 
-    @given(st.lists(st.integers(0, 10), max_size=200))
-    def test_nps_stays_within_minus_100_and_100(self, scores: list[int]) -> None:
-        got = nps(scores)
-        assert got.answers == len(scores)
-        assert got.promoters + got.passives + got.detractors == len(scores)
-        if not scores:
+    @given(st.integers(0, 10_000).flatmap(lambda n: st.tuples(
+        st.just(n), st.integers(0, n)).flatmap(lambda t: st.tuples(
+            st.just(t[0]), st.just(t[1]), st.integers(0, t[0] - t[1])))))
+    def test_nps_stays_within_minus_100_and_100(self, counts: tuple[int, int, int]) -> None:
+        answers, promoters, detractors = counts
+        got = nps_of_counts(answers, promoters, detractors)
+        assert got.promoters + got.passives + got.detractors == answers
+        if not answers:
             assert got.score is None
         else:
             assert got.score is not None and -100 <= got.score <= 100
 
-    def test_bad_answer_is_refused(self) -> None:
-        with pytest.raises(ValueError, match="0 to 10"):
-            nps([11])
+    def test_impossible_counts_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="cannot come from 3 answers"):
+            nps_of_counts(3, 2, 2)
+        with pytest.raises(ValueError):
+            nps_of_counts(3, -1, 0)
 
 
 class TestLiability:
