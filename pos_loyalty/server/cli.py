@@ -708,7 +708,8 @@ def program_rollback(version: int, stores: tuple[str, ...], db_url: str | None) 
 
 @click.group()
 def report() -> None:
-    """Reports for store IT."""
+    """Reports for store IT (integrity, reconcile, offers) and the owner's reports over
+    central's sales (see docs/reports.md)."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -764,10 +765,6 @@ def report_reconcile(db_url: str | None, as_json: bool, include_resolved: bool) 
     for r in rep.review:
         click.echo(escape_controls(f"  {r.kind}: event {r.event_id} terminal {r.terminal_id} "
                                    f"store {r.store_id}: {r.detail}"))
-
-
-OWNER_REPORTS = ("customers", "stages", "segments", "lapsed", "nps", "liability", "cost",
-                 "settlement", "tags", "all")
 
 
 def _owner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -851,7 +848,7 @@ def _register_owner_report(name: str) -> None:
         report_owner(name, **kw)
 
 
-for _name in OWNER_REPORTS:
+for _name in OWNER_HELP:  # the owner's reports (server/sales/reports.py NAMES) and "all"
     _register_owner_report(_name)
 
 

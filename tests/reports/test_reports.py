@@ -334,6 +334,7 @@ class TestOthers:
         assert unwritable.exit_code == 1
         assert f"cannot write {tmp_path / 'missing' / 'nps.txt'}" in unwritable.output
         assert run("customers", "--store", "S2").exit_code == 0
+        assert {*reports.NAMES, "all"} <= set(report.commands)
 
     def test_one_build_reads_shared_parts_once(self, chain: CentralStore) -> None:
         """Every report of a build shares the live program and the period's revenue: the
