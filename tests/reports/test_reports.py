@@ -330,6 +330,10 @@ class TestOthers:
         assert "Error: no store 'S9'; stores are S1, S2" in unknown.output
         late = run("customers", "--until", "9999-12-31")
         assert late.exit_code == 1 and "ends too late (9999-12-31)" in late.output
+        long = run("all", "--since", "0001-01-01", "--until", "2026-03-31")
+        assert long.exit_code == 1 and "longer than 3660 days" in long.output
+        assert run("customers", "--since", "2016-04-02", "--until", "2026-03-31"
+                   ).exit_code == 0  # ten years
         unwritable = run("nps", "-o", str(tmp_path / "missing" / "nps.txt"))
         assert unwritable.exit_code == 1
         assert f"cannot write {tmp_path / 'missing' / 'nps.txt'}" in unwritable.output

@@ -85,9 +85,6 @@ class Period:
     def days(self) -> int:
         return (self.until - self.since).days + 1
 
-    def __str__(self) -> str:
-        return str(self.span)
-
     @property
     def span(self) -> Phrase:
         """The period as a report's subtitle: its first to its last day."""
@@ -102,6 +99,9 @@ class Period:
 
 LAST_DAY = date(9998, 12, 31)
 """The latest day a period may end: its months and its end's midnight must still be dates."""
+MAX_DAYS = 3660
+"""The longest period (ten years): a report's months are rows and chart points, and a page
+of centuries of empty months would take seconds and megabytes to draw."""
 
 
 def period_of(db: Database, opts: Options) -> Period:
@@ -115,6 +115,9 @@ def period_of(db: Database, opts: Options) -> Period:
     since = opts.since or until - timedelta(days=364)
     if since > until:
         raise Refused(f"the period starts ({since}) after it ends ({until})", status=422)
+    if (until - since).days >= MAX_DAYS:
+        raise Refused(f"the period from {since} to {until} is longer than {MAX_DAYS} days "
+                      "(ten years): give a later start", status=422)
     if opts.stores:
         known = store_ids(db)
         unknown = sorted(set(opts.stores) - set(known))
