@@ -48,7 +48,7 @@ def text(reports: Sequence[Report]) -> str:
         for t in r.tables:
             out += ["", *_table_text(t)]
         if r.notes:
-            out += ["", *r.notes]
+            out += ["", *map(str, r.notes)]
         out.append("")
     return "\n".join(out)
 

@@ -8,7 +8,7 @@ Money is integer minor units throughout; :class:`Money` only says how to show it
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,14 +52,26 @@ class Chart:
 
 
 @dataclass(frozen=True)
+class Phrase:
+    """Words a page translates whole: an English gettext message with named values
+    (``%(name)s``; a literal percent sign is ``%%``), filled in after translation."""
+
+    message: str
+    values: Mapping[str, Cell] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message % dict(self.values)
+
+
+@dataclass(frozen=True)
 class Report:
     name: str
     title: str
-    period: str
+    period: Phrase
     figures: list[tuple[str, Cell]] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Phrase] = field(default_factory=list)
 
 
 # -- NPS ------------------------------------------------------------------------------------
@@ -80,24 +92,12 @@ class Nps:
         return round(100 * (self.promoters - self.detractors) / self.answers)
 
 
-def nps(scores: Iterable[int]) -> Nps:
-    """Net Promoter Score of 0-10 answers (ValueError for anything outside 0..10)."""
-    n = p = q = d = 0
-    for s in scores:
-        if not 0 <= s <= 10:
-            raise ValueError(f"an NPS answer is 0 to 10, not {s}")
-        n += 1
-        if s >= 9:
-            p += 1
-        elif s >= 7:
-            q += 1
-        else:
-            d += 1
-    return Nps(n, p, q, d)
-
-
 def nps_of_counts(answers: int, promoters: int, detractors: int) -> Nps:
-    """The same from counts an SQL aggregate made."""
+    """The NPS of counts an SQL aggregate made (answers, those 9-10, those 0-6); counts
+    that cannot come from one set of answers are a ValueError, not a score."""
+    if min(answers, promoters, detractors) < 0 or promoters + detractors > answers:
+        raise ValueError(f"{promoters} promoters and {detractors} detractors cannot come "
+                         f"from {answers} answers")
     return Nps(answers, promoters, answers - promoters - detractors, detractors)
 
 

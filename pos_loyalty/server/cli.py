@@ -708,7 +708,8 @@ def program_rollback(version: int, stores: tuple[str, ...], db_url: str | None) 
 
 @click.group()
 def report() -> None:
-    """Reports for store IT."""
+    """Reports for store IT (integrity, reconcile, offers) and the owner's reports over
+    central's sales (see docs/reports.md)."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -766,10 +767,6 @@ def report_reconcile(db_url: str | None, as_json: bool, include_resolved: bool) 
                                    f"store {r.store_id}: {r.detail}"))
 
 
-OWNER_REPORTS = ("customers", "stages", "segments", "lapsed", "nps", "liability", "cost",
-                 "settlement", "tags", "all")
-
-
 def _owner_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options: list[Any] = [
         click.option("--format", "fmt", type=click.Choice(["text", "csv", "html"]),
@@ -823,7 +820,10 @@ def report_owner(name: str, fmt: str, stores: tuple[str, ...], since: datetime |
     if output is None:
         click.echo(out, nl=not out.endswith("\n"))
     else:
-        output.write_text(out, encoding="utf-8")
+        try:
+            output.write_text(out, encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror}") from exc
         click.echo(f"wrote {output}", err=True)
 
 
@@ -848,7 +848,7 @@ def _register_owner_report(name: str) -> None:
         report_owner(name, **kw)
 
 
-for _name in OWNER_REPORTS:
+for _name in OWNER_HELP:  # the owner's reports (server/sales/reports.py NAMES) and "all"
     _register_owner_report(_name)
 
 

@@ -137,3 +137,30 @@ class TestReportPages:
         other = page.goto(f"{live.url}/console/reports/customers?store=S01")
         assert other is not None and other.status == 404
         ctx.close()
+
+    def test_manager_on_a_phone_in_hebrew(self, browser: Any, live: Live) -> None:
+        """On a phone-sized screen the page is no wider than the screen (wide tables scroll
+        inside their own box); a date or store the report cannot answer is a 400 that says
+        why, not a server error."""
+        ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="he-IL",
+                                  extra_http_headers={"Accept-Language": "he"},
+                                  is_mobile=True, has_touch=True)
+        page = ctx.new_page()
+        _sign_in(page, live, "sam")
+        for name in ("lapsed", "all"):
+            page.goto(f"{live.url}/console/reports/{name}?until={UNTIL}")
+            assert page.get_attribute("html", "dir") == "rtl"
+            wide = page.evaluate("document.documentElement.scrollWidth")
+            assert wide <= 390, (name, wide)
+        _shot(page, "report-all-he-phone")
+        late = page.goto(f"{live.url}/console/reports/customers?until=9999-12-31")
+        assert late is not None and late.status == 400
+        assert "9999-12-31" in page.inner_text("main")
+        ctx.close()
+        admin = browser.new_context(viewport={"width": 390, "height": 844})
+        page = admin.new_page()
+        _sign_in(page, live, "ada")
+        unknown = page.goto(f"{live.url}/console/reports/customers?store=S99")
+        assert unknown is not None and unknown.status == 400
+        assert "no store 'S99'" in page.inner_text("main")
+        admin.close()

@@ -7,7 +7,6 @@ The methods are written down in docs/reports.md; every figure has a hand-compute
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pos_loyalty.insight.report import (
     Chart,
     Money,
     Percent,
+    Phrase,
     Report,
     Table,
     nps_of_counts,
@@ -85,53 +85,101 @@ class Period:
     def days(self) -> int:
         return (self.until - self.since).days + 1
 
-    def __str__(self) -> str:
-        return f"{self.since.isoformat()} to {self.until.isoformat()}"
+    @property
+    def span(self) -> Phrase:
+        """The period as a report's subtitle: its first to its last day."""
+        return Phrase("%(since)s to %(until)s", {"since": self.since.isoformat(),
+                                                 "until": self.until.isoformat()})
+
+    @property
+    def end(self) -> Phrase:
+        """The period's last day as a report's subtitle (a report of where members stand)."""
+        return Phrase("on %(day)s", {"day": self.until.isoformat()})
+
+
+LAST_DAY = date(9998, 12, 31)
+"""The latest day a period may end: its months and its end's midnight must still be dates."""
+MAX_DAYS = 3660
+"""The longest period (ten years): a report's months are rows and chart points, and a page
+of centuries of empty months would take seconds and megabytes to draw."""
 
 
 def period_of(db: Database, opts: Options) -> Period:
+    """The period asked for, after checking what was asked: a period that ends before it
+    starts or beyond the calendar, or a store the chain does not have, is refused with the
+    reason (an unknown store would otherwise give an empty report that looks real)."""
     until = opts.until or db.clock().date()
+    if until > LAST_DAY:
+        raise Refused(f"the period ends too late ({until}); the last day is {LAST_DAY}",
+                      status=422)
     since = opts.since or until - timedelta(days=364)
     if since > until:
         raise Refused(f"the period starts ({since}) after it ends ({until})", status=422)
+    if (until - since).days >= MAX_DAYS:
+        raise Refused(f"the period from {since} to {until} is longer than {MAX_DAYS} days "
+                      "(ten years): give a later start", status=422)
+    if opts.stores:
+        known = store_ids(db)
+        unknown = sorted(set(opts.stores) - set(known))
+        if unknown:
+            raise Refused(f"no store{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(map(repr, unknown))}; stores are "
+                          f"{', '.join(known) or 'none yet'}", status=404)
     return Period(since, until)
 
 
 class Context:
-    """What several reports of one build share, computed once: every member's insight, the
-    period's revenue, the held points, the replay sample. With a thread pool, the parts that
-    are one long SQL query start at once in the pool (SQLite and PostgreSQL run them while
-    Python folds the member pass: two cores, both busy)."""
+    """What several reports of one build share, each part computed once and kept: every
+    member's insight, the period's revenue and visits, the live program, the held points,
+    the replay sample. With a thread pool, the parts that are one long SQL query start at
+    once in the pool (SQLite and PostgreSQL run them while Python folds the member pass:
+    two cores, both busy)."""
 
     def __init__(self, db: Database, opts: Options, p: Period) -> None:
         self.db, self.opts, self.p = db, opts, p
-        self._members: list[MemberInsight] | None = None
-        self._parts: dict[str, Future[Any]] = {}
-        self.revenue: dict[tuple[str, bool, str], tuple[int, int]] | None = None
+        self._started: dict[str, Future[Any]] = {}
+        self._done: dict[str, Any] = {}
 
     def prefetch(self, pool: Executor, names: Sequence[str]) -> None:
         """Start the SQL-heavy parts the reports ``names`` will need."""
+        db, opts, p = self.db, self.opts, self.p
         if "liability" in names:
-            self._parts["held"] = pool.submit(held_lots, self.db)
+            self._started["held"] = pool.submit(held_lots, db)
         if "cost" in names:
-            self._parts["sample"] = pool.submit(_sample_ids, self.db, self.opts, self.p)
+            self._started["sample"] = pool.submit(_sample_ids, db, opts, p)
         if "customers" in names or "cost" in names:
-            self._parts["revenue"] = pool.submit(_revenue, self)
+            self._started["revenue"] = pool.submit(_revenue, db, opts, p)
 
     def part(self, name: str, compute: Callable[[], T]) -> T:
-        """A prefetched part's result, or computed now."""
-        started = self._parts.pop(name, None)
-        result: T = started.result() if started is not None else compute()
+        """The part ``name``: kept from before, prefetched, or computed now (and kept)."""
+        if name not in self._done:
+            started = self._started.pop(name, None)
+            self._done[name] = started.result() if started is not None else compute()
+        result: T = self._done[name]
         return result
 
     @property
     def members(self) -> list[MemberInsight]:
-        if self._members is None:
-            self._members = list(member_insight(
-                self.db, today=self.p.until, rules=self.opts.rules,
-                lapsed_after_days=self.opts.lapsed_after_days or self.opts.rules.lapse_days,
-                since=self.p.since, stores=self.opts.stores))
-        return self._members
+        return self.part("members", lambda: list(member_insight(
+            self.db, today=self.p.until, rules=self.opts.rules,
+            lapsed_after_days=self.opts.lapsed_after_days or self.opts.rules.lapse_days,
+            since=self.p.since, stores=self.opts.stores)))
+
+    @property
+    def program(self) -> Program:
+        return self.part("program", lambda: live_program(self.db))
+
+    @property
+    def revenue(self) -> dict[tuple[str, bool, str], tuple[int, int]]:
+        return self.part("revenue", lambda: _revenue(self.db, self.opts, self.p))
+
+    @property
+    def product_nps(self) -> list[tuple[str, str, int, int, int]]:
+        return self.part("product_nps", lambda: _product_nps(self.db, self.opts, self.p))
+
+    @property
+    def visits(self) -> Visits:
+        return self.part("visits", lambda: _visits(self))
 
 
 def build(db: Database, name: str, opts: Options | None = None,
@@ -141,8 +189,7 @@ def build(db: Database, name: str, opts: Options | None = None,
     builder = BUILDERS.get(name)
     if builder is None:
         raise Refused(f"no report {name!r}; reports are {', '.join(NAMES)}", status=404)
-    p = period_of(db, opts)
-    return builder(ctx if ctx is not None else Context(db, opts, p))
+    return builder(ctx if ctx is not None else Context(db, opts, period_of(db, opts)))
 
 
 def _month(db: Database, column: Any) -> Any:
@@ -203,29 +250,24 @@ def _visits(ctx: Context) -> Visits:
     return Visits(members, visits, repeat, repeat_visits, recency)
 
 
-def _revenue(ctx: Context) -> dict[tuple[str, bool, str], tuple[int, int]]:
+def _revenue(db: Database, opts: Options,
+             p: Period) -> dict[tuple[str, bool, str], tuple[int, int]]:
     """(month, is member, kind) -> (records, net paid) over the period: one scan of the
-    covering time index, shared by the reports of a build."""
-    if ctx.revenue is None and "revenue" in ctx._parts and \
-            threading.current_thread() is threading.main_thread():
-        ctx.revenue = ctx.part("revenue", lambda: _revenue(ctx))
-    if ctx.revenue is None:
-        db, opts, p = ctx.db, ctx.opts, ctx.p
-        s = SaleRecord
-        month = _month(db, s.terminal_time)
-        is_member = case((s.member_id.is_(None), literal(0)), else_=literal(1))
-        stmt = select(month, is_member, s.kind, func.count(), func.sum(s.paid_total)).where(
-            s.kind.in_(("sale", "refund"))).group_by(month, is_member, s.kind)
-        stmt = _stores(_in_period(stmt, s.terminal_time, p), s.store_id, opts)
-        with db.read() as conn:
-            ctx.revenue = {(str(mo), bool(m), k): (int(n), int(v or 0))
-                           for mo, m, k, n, v in conn.execute(stmt)}
-    return ctx.revenue
+    covering time index, shared by the reports of a build (:attr:`Context.revenue`)."""
+    s = SaleRecord
+    month = _month(db, s.terminal_time)
+    is_member = case((s.member_id.is_(None), literal(0)), else_=literal(1))
+    stmt = select(month, is_member, s.kind, func.count(), func.sum(s.paid_total)).where(
+        s.kind.in_(("sale", "refund"))).group_by(month, is_member, s.kind)
+    stmt = _stores(_in_period(stmt, s.terminal_time, p), s.store_id, opts)
+    with db.read() as conn:
+        return {(str(mo), bool(m), k): (int(n), int(v or 0))
+                for mo, m, k, n, v in conn.execute(stmt)}
 
 
 def _totals(ctx: Context) -> dict[tuple[bool, str], tuple[int, int]]:
     out: dict[tuple[bool, str], tuple[int, int]] = {}
-    for (_, m, k), (n, v) in _revenue(ctx).items():
+    for (_, m, k), (n, v) in ctx.revenue.items():
         a, b = out.get((m, k), (0, 0))
         out[(m, k)] = (a + n, b + v)
     return out
@@ -233,18 +275,18 @@ def _totals(ctx: Context) -> dict[tuple[bool, str], tuple[int, int]]:
 
 def customers(ctx: Context) -> Report:
     p = ctx.p
-    v = _visits(ctx)
+    v = ctx.visits
     rev = _totals(ctx)
     member_rev = sum(x[1] for (m, _), x in rev.items() if m)
     total_rev = sum(x[1] for x in rev.values())
     by_month: dict[str, list[int]] = {m: [0, 0] for m in _months(p)}
-    for (mo, member, _), (_, total) in _revenue(ctx).items():
+    for (mo, member, _), (_, total) in ctx.revenue.items():
         by_month.setdefault(mo, [0, 0])[int(member)] += total
     months = sorted(by_month)
     rows: list[tuple[Any, ...]] = [
         (m, Money(by_month[m][1]), Money(by_month[m][0]),
          Percent(shares([by_month[m][1], by_month[m][0]])[0])) for m in months]
-    return Report("customers", "Customers", str(p), figures=[
+    return Report("customers", "Customers", p.span, figures=[
         ("Members who bought", v.members),
         ("Repeat-customer rate", Percent(v.repeat_members / v.members if v.members else 0)),
         ("Purchase frequency (visits per member)",
@@ -259,7 +301,8 @@ def customers(ctx: Context) -> Report:
         charts=[Chart("line", "Revenue by month", months, [
             ("Members", [by_month[m][1] / 100 for m in months]),
             ("Other customers", [by_month[m][0] / 100 for m in months])], "revenue")],
-        notes=["A visit is a day with a sale; revenue is money paid less money refunded."])
+        notes=[Phrase("A visit is a day with a sale; revenue is money paid less money "
+                      "refunded.")])
 
 
 # -- stages, segments, lapsed ------------------------------------------------------------------
@@ -273,14 +316,15 @@ def stages(ctx: Context) -> Report:
         counts[m.stage] += 1
     total = sum(counts.values())
     names = list(counts)
-    return Report("stages", "Journey stages", f"on {p.until.isoformat()}", figures=[
+    return Report("stages", "Journey stages", p.end, figures=[
         ("Members with a sale", total)],
         tables=[Table("Members by stage", ("Stage", "Members", "Share"), [
             (n.replace("_", " "), counts[n], Percent(counts[n] / total if total else 0))
             for n in names], "stages")],
         charts=[Chart("bar", "Members by stage", [n.replace("_", " ") for n in names],
                       [("Members", [counts[n] for n in names])], "stages")],
-        notes=["Stages follow the rules in docs/reports.md (a visit is a day with a sale)."])
+        notes=[Phrase("Stages follow the rules in docs/reports.md (a visit is a day with a "
+                      "sale).")])
 
 
 def segments(ctx: Context) -> Report:
@@ -299,7 +343,7 @@ def segments(ctx: Context) -> Report:
         rows.append((n.replace("_", " "), cond or "-", k,
                      Percent(k / total if total else 0),
                      round(visits / k, 1) if k else 0, Money(spend // k if k else 0)))
-    return Report("segments", "RFM segments", f"on {p.until.isoformat()}",
+    return Report("segments", "RFM segments", p.end,
                   figures=[("Members with a sale", total)],
                   tables=[Table("Members by segment", ("Segment", "Rule", "Members", "Share",
                                                       "Visits a year", "Spend a year"),
@@ -307,8 +351,9 @@ def segments(ctx: Context) -> Report:
                   charts=[Chart("bar", "Members by segment",
                                 [n.replace("_", " ") for n in names],
                                 [("Members", [acc[n][0] for n in names])], "segments")],
-                  notes=["R, F and M are scored 1-5 by the fixed cut points in "
-                         "docs/reports.md, over the 365 days up to the report's day."])
+                  notes=[Phrase("R, F and M are scored 1-5 by the fixed cut points in "
+                                "docs/reports.md, over the 365 days up to the report's "
+                                "day.")])
 
 
 def lapsed(ctx: Context) -> Report:
@@ -347,50 +392,62 @@ def lapsed(ctx: Context) -> Report:
         rows.append((m.member_id, name, email, m.last_visit.isoformat(),
                      (p.until - m.last_visit).days, m.visits,
                      m.stage_before.replace("_", " "), ", ".join(where), ", ".join(fav)))
-    return Report("lapsed", "Lapsed regulars to call", f"on {p.until.isoformat()}", figures=[
+    return Report("lapsed", "Lapsed regulars to call", p.end, figures=[
         ("Lapsed regulars", len(found)), ("Not seen for more than (days)", after)],
         tables=[Table("Call list", ("Member", "Name", "E-mail", "Last visit", "Days away",
                                     "Visits", "Was", "Last stores", "Favourite categories"),
                       rows, "call-list")],
-        notes=[f"Regular or loyal at their last visit and not seen for more than {after} "
-               f"days; the {opts.limit} with most visits are listed."])
+        notes=[Phrase("Regular or loyal at their last visit and not seen for more than "
+                      "%(days)s days; the %(limit)s with most visits are listed.",
+                      {"days": after, "limit": opts.limit})])
 
 
 # -- NPS ----------------------------------------------------------------------------------------
 
 
-def _nps_counts(db: Database, stmt: Any) -> list[tuple[Any, ...]]:
+def _nps_counts(db: Database, stmt: Any) -> list[tuple[str, str, int, int, int]]:
+    """(month, key, answers, promoters, detractors) rows of an NPS aggregate."""
     with db.read() as conn:
-        return [tuple(r) for r in conn.execute(stmt)]
+        return [(str(mo), str(key), int(n), int(prom or 0), int(det or 0))
+                for mo, key, n, prom, det in conn.execute(stmt)]
+
+
+def _nps_columns(score: Any) -> tuple[Any, Any, Any]:
+    """Answers, promoters (9-10) and detractors (0-6) of a score column, summed in SQL."""
+    return (func.count(), func.sum(case((score >= 9, 1), else_=0)),
+            func.sum(case((score <= 6, 1), else_=0)))
+
+
+def _product_nps(db: Database, opts: Options,
+                 p: Period) -> list[tuple[str, str, int, int, int]]:
+    """Product tag answers by (month, product), of the chosen stores' taps: shared by the
+    NPS and tag reports of a build (:attr:`Context.product_nps`)."""
+    pn = PhoneNps
+    month = _month(db, pn.answered_at)
+    stmt = select(month, pn.sku, *_nps_columns(pn.score)).join(
+        PhoneTap, PhoneTap.tap_id == pn.tap_id, isouter=True)
+    return _nps_counts(db, _stores(_in_period(stmt, pn.answered_at, p), PhoneTap.store_id,
+                                   opts).group_by(month, pn.sku))
 
 
 def nps_report(ctx: Context) -> Report:
     db, opts, p = ctx.db, ctx.opts, ctx.p
-    va, pn = VisitAnswer, PhoneNps
-
-    def counts(score: Any) -> tuple[Any, Any, Any]:
-        return (func.count(), func.sum(case((score >= 9, 1), else_=0)),
-                func.sum(case((score <= 6, 1), else_=0)))
-
+    va = VisitAnswer
     visits = _stores(_in_period(select(_month(db, va.answered_at), va.store_id,
-                                       *counts(va.score)), va.answered_at, p),
+                                       *_nps_columns(va.score)), va.answered_at, p),
                      va.store_id, opts).group_by(_month(db, va.answered_at), va.store_id)
-    phone = select(_month(db, pn.answered_at), pn.sku, *counts(pn.score)).join(
-        PhoneTap, PhoneTap.tap_id == pn.tap_id, isouter=True)
-    phone = _stores(_in_period(phone, pn.answered_at, p), PhoneTap.store_id, opts).group_by(
-        _month(db, pn.answered_at), pn.sku)
-    rows_v, rows_p = _nps_counts(db, visits), _nps_counts(db, phone)
+    rows_v, rows_p = _nps_counts(db, visits), ctx.product_nps
     months = _months(p)
     by_month = {m: [0, 0, 0] for m in months}
     by_store: dict[str, list[int]] = {}
     by_sku: dict[str, list[int]] = {}
     for rows, key_map in ((rows_v, by_store), (rows_p, by_sku)):
         for month, key, n, prom, det in rows:
-            for acc in (by_month.setdefault(str(month), [0, 0, 0]),
-                        key_map.setdefault(str(key), [0, 0, 0])):
-                acc[0] += int(n)
-                acc[1] += int(prom or 0)
-                acc[2] += int(det or 0)
+            for acc in (by_month.setdefault(month, [0, 0, 0]),
+                        key_map.setdefault(key, [0, 0, 0])):
+                acc[0] += n
+                acc[1] += prom
+                acc[2] += det
     total = [sum(v[i] for v in by_month.values()) for i in range(3)]
     overall = nps_of_counts(*total)
 
@@ -404,7 +461,7 @@ def nps_report(ctx: Context) -> Report:
     heads = ("Answers", "Promoters", "Passives", "Detractors", "NPS")
     comments = _comments(db, opts, p)
     ms = sorted(by_month)
-    return Report("nps", "Net Promoter Score", str(p), figures=[
+    return Report("nps", "Net Promoter Score", p.span, figures=[
         ("NPS", overall.score), ("Answers", overall.answers),
         ("Promoters (9-10)", overall.promoters), ("Passives (7-8)", overall.passives),
         ("Detractors (0-6)", overall.detractors)],
@@ -417,8 +474,8 @@ def nps_report(ctx: Context) -> Report:
                       "comments")],
         charts=[Chart("line", "NPS by month", ms,
                       [("NPS", [nps_of_counts(*by_month[m]).score for m in ms])], "nps")],
-        notes=["NPS = % promoters (9-10) - % detractors (0-6), from visit answers (receipt "
-               "links) and product tag answers."])
+        notes=[Phrase("NPS = %% promoters (9-10) - %% detractors (0-6), from visit answers "
+                      "(receipt links) and product tag answers.")])
 
 
 def _comments(db: Database, opts: Options, p: Period) -> list[tuple[Any, ...]]:
@@ -440,7 +497,7 @@ def _comments(db: Database, opts: Options, p: Period) -> list[tuple[Any, ...]]:
 
 def liability(ctx: Context) -> Report:
     db, p = ctx.db, ctx.p
-    program = live_program(db)
+    program = ctx.program
     with db.read() as conn:
         outstanding = int(conn.execute(select(func.coalesce(func.sum(Balance.balance), 0))
                                        .where(Balance.balance > 0)).scalar_one())
@@ -452,12 +509,14 @@ def liability(ctx: Context) -> Report:
     redeemed = -int(kinds.get("redeem") or 0)
     expired = -int(kinds.get("expire") or 0)
     rows: list[tuple[Any, ...]] = []
-    notes = ["Outstanding points are every positive balance; their value is at the live "
-             f"program's redemption rate ({program.name})."]
+    notes = [Phrase("Outstanding points are every positive balance; their value is at the "
+                    "live program's redemption rate (%(program)s).",
+                    {"program": program.name})]
     labels: list[str] = []
     values: list[float | None] = []
     if program.expiry.mode == "none":
-        notes.append(f"Points do not expire under {program.name}.")
+        notes.append(Phrase("Points do not expire under %(program)s.",
+                            {"program": program.name}))
     else:
         by_month: dict[str, int] = {}
         for earned_on, pts in ctx.part("held", lambda: held_lots(db)):
@@ -468,9 +527,10 @@ def liability(ctx: Context) -> Report:
             rows.append((k, by_month[k], Money(program.rate.liability(by_month[k]))))
         labels = sorted(by_month)
         values = [float(by_month[k]) for k in labels]
-        notes.append("A balance is held by the member's newest points (the till spends the "
-                     "oldest first); a month is when their last valid day falls.")
-    return Report("liability", "Points liability", str(p), figures=[
+        notes.append(Phrase("A balance is held by the member's newest points (the till "
+                            "spends the oldest first); a month is when their last valid "
+                            "day falls."))
+    return Report("liability", "Points liability", p.span, figures=[
         ("Outstanding points", outstanding),
         ("Their value", Money(program.rate.liability(outstanding))),
         ("Points earned in the period", earned), ("Points redeemed in the period", redeemed),
@@ -509,7 +569,7 @@ def held_lots(db: Database) -> list[tuple[date, int]]:
 
 def cost(ctx: Context) -> Report:
     db, opts, p = ctx.db, ctx.opts, ctx.p
-    program = live_program(db)
+    program = ctx.program
     s = SaleRecord
     stmt = _stores(_in_period(select(
         func.count(), func.coalesce(func.sum(s.points_earned), 0),
@@ -520,7 +580,7 @@ def cost(ctx: Context) -> Report:
     with db.read() as conn:
         _, pts_earned, pts_redeemed, discounts = (int(x) for x in conn.execute(stmt).one())
     rev = _totals(ctx)
-    v = _visits(ctx)
+    v = ctx.visits
     m_sales, m_rev = rev.get((True, "sale"), (0, 0))
     a_sales, a_rev = rev.get((False, "sale"), (0, 0))
     up = uplift(members=v.members, repeat_members=v.repeat_members,
@@ -541,7 +601,7 @@ def cost(ctx: Context) -> Report:
     for r, share in zip(rep.rules, shares(rule_costs), strict=True):
         rows.append((r.rule, r.sales, r.points, Money(r.discounts), Money(r.perks),
                      Money(r.cost), Percent(share), Money(round(share * total_cost))))
-    return Report("cost", "Program cost against extra revenue", str(p), figures=[
+    return Report("cost", "Program cost against extra revenue", p.span, figures=[
         ("Program cost", Money(total_cost)),
         ("  points earned, valued", Money(points_cost)),
         ("  discounts (not redemptions)", Money(other_discounts)),
@@ -557,13 +617,13 @@ def cost(ctx: Context) -> Report:
                        "Share", "Share of program cost"), rows, "rules")],
         charts=[Chart("bar", "Cost per rule", [r.rule for r in rep.rules],
                       [("Cost", [c / 100 for c in rule_costs])], "rules")] if rows else [],
-        notes=["Method (docs/reports.md): cost = points earned valued at the redemption "
-               "rate + discounts other than redemptions; extra revenue = basket uplift + "
-               "members' repeat visits at the average other sale, times the share of "
-               "returning members above the "
-               f"{Percent(opts.own_return_rate)} who would come back anyway; the split per "
-               f"rule replays {rep.sales} of the period's member baskets under the live "
-               "program."])
+        notes=[Phrase("Method (docs/reports.md): cost = points earned valued at the "
+                      "redemption rate + discounts other than redemptions; extra revenue = "
+                      "basket uplift + members' repeat visits at the average other sale, "
+                      "times the share of returning members above the %(own)s who would "
+                      "come back anyway; the split per rule replays %(sales)s of the "
+                      "period's member baskets under the live program.",
+                      {"own": str(Percent(opts.own_return_rate)), "sales": rep.sales})])
 
 
 def _sample_ids(db: Database, opts: Options, p: Period) -> list[str]:
@@ -582,11 +642,12 @@ def _sample_ids(db: Database, opts: Options, p: Period) -> list[str]:
 
 def settlement(ctx: Context) -> Report:
     db, p = ctx.db, ctx.p
-    program = live_program(db)
+    program = ctx.program
     if program.coalition is None:
-        return Report("settlement", "Partner settlement", str(p),
-                      notes=[f"The live program ({program.name}) is not a coalition "
-                             "program: there is nothing to settle."])
+        return Report("settlement", "Partner settlement", p.span,
+                      notes=[Phrase("The live program (%(program)s) is not a coalition "
+                                    "program: there is nothing to settle.",
+                                    {"program": program.name})])
     s = SaleRecord
     stmt = _in_period(select(s.store_id, func.sum(s.points_earned),
                              func.sum(s.points_redeemed)).where(
@@ -602,7 +663,7 @@ def settlement(ctx: Context) -> Report:
             if int(redeemed or 0) > 0:
                 activity.append(PartnerActivity(store, "redeem", int(redeemed)))
     totals = settle(activity, program)
-    return Report("settlement", "Partner settlement", str(p), figures=[
+    return Report("settlement", "Partner settlement", p.span, figures=[
         ("Partners", len(totals))],
         tables=[Table("Totals per partner", ("Partner", "Name", "Points issued",
                                              "Points redeemed", "Owes", "Owed", "Fee",
@@ -610,9 +671,9 @@ def settlement(ctx: Context) -> Report:
                       [(t.merchant_id, t.name, t.points_issued, t.points_redeemed,
                         Money(t.owes), Money(t.owed), Money(t.fee), Money(t.net))
                        for t in totals], "partners")],
-        notes=["A partner is a store whose id is a merchant of the live coalition program; "
-               "points issued owe their liability plus the fee, points redeemed are owed "
-               "their value."])
+        notes=[Phrase("A partner is a store whose id is a merchant of the live coalition "
+                      "program; points issued owe their liability plus the fee, points "
+                      "redeemed are owed their value.")])
 
 
 def tags(ctx: Context) -> Report:
@@ -621,15 +682,13 @@ def tags(ctx: Context) -> Report:
     genuine = func.sum(case((t.result == "genuine", 1), else_=0))
     stmt = _stores(select(t.sku, func.count(), genuine).where(
         t.day >= p.since, t.day <= p.until).group_by(t.sku), t.store_id, opts)
-    pn = PhoneNps
-    nps_stmt = _in_period(select(pn.sku, func.count(), func.sum(case((pn.score >= 9, 1),
-                                                                      else_=0)),
-                                 func.sum(case((pn.score <= 6, 1), else_=0)))
-                          .group_by(pn.sku), pn.answered_at, p)
     with db.read() as conn:
         taps = conn.execute(stmt).all()
-        scores = {str(r[0]): nps_of_counts(int(r[1]), int(r[2] or 0), int(r[3] or 0))
-                  for r in conn.execute(nps_stmt)}
+    by_sku: dict[str, list[int]] = {}
+    for _, sku, n, prom, det in ctx.product_nps:
+        acc = by_sku.setdefault(sku, [0, 0, 0])
+        acc[0], acc[1], acc[2] = acc[0] + n, acc[1] + prom, acc[2] + det
+    scores = {sku: nps_of_counts(*acc) for sku, acc in by_sku.items()}
     rows: list[tuple[Any, ...]] = []
     total = first = 0
     for sku, n, g in sorted(taps, key=lambda r: (-int(r[1]), r[0])):
@@ -638,7 +697,7 @@ def tags(ctx: Context) -> Report:
         x = scores.get(sku)
         rows.append((sku, int(n), int(g or 0), Percent(int(g or 0) / int(n) if n else 0),
                      x.answers if x else 0, x.score if x else None))
-    return Report("tags", "Product tag taps", str(p), figures=[
+    return Report("tags", "Product tag taps", p.span, figures=[
         ("Taps", total), ("First taps (genuine)", first),
         ("First-tap rate", Percent(first / total if total else 0))],
         tables=[Table("Per product", ("Product", "Taps", "First taps", "First-tap rate",
@@ -646,8 +705,8 @@ def tags(ctx: Context) -> Report:
         charts=[Chart("bar", "Taps per product", [str(r[0]) for r in rows],
                       [("Taps", [float(r[1]) for r in rows]),
                        ("First taps", [float(r[2]) for r in rows])], "taps")] if rows else [],
-        notes=["A first tap is a tag's first genuine read; later reads of the same URL are "
-               "replays."])
+        notes=[Phrase("A first tap is a tag's first genuine read; later reads of the same "
+                      "URL are replays.")])
 
 
 BUILDERS: dict[str, Callable[[Context], Report]] = {
