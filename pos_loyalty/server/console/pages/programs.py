@@ -12,6 +12,7 @@ CSRF secret, which only a page rendered with the dry run's figures carries.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ PAGE = f"{PREFIX}/programs"
 MAX_PROGRAM = 256 * 1024
 DAYS = 30  # central's sales a dry run replays unless told otherwise
 MAX_DAYS = 366
+NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also passes "²"
 NOTICES = {"published": N_("The program is published. Terminals take it up at their next "
                            "sync, never in the middle of a sale."),
            "scheduled": N_("The program is scheduled. Terminals take it up at its start time."),
@@ -94,7 +96,7 @@ def programs_page(view: ViewDep) -> HTMLResponse:
 def _version(view: View, number: str) -> VersionRow:
     """A version this user may see, else 404."""
     try:
-        v = view.store.program_version(int(number)) if number.isdigit() else None
+        v = view.store.program_version(int(number)) if NUMBER.fullmatch(number) else None
     except programs.ProgramError:
         v = None
     if v is None or not _version_visible(view, v):
@@ -136,7 +138,7 @@ def _sales(view: View, errors: FormErrors) -> tuple[list[str], SalesFormat, str]
 def _days(view: View, errors: FormErrors) -> int:
     """How many days of central's sales the dry run replays (30 when left empty)."""
     raw = view.fields.get("days", 10) or str(DAYS)
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+    if not NUMBER.fullmatch(raw) or not 1 <= int(raw) <= MAX_DAYS:
         errors.add("days", view._("Enter a number of days from 1 to 366"))
         return DAYS
     return int(raw)
@@ -216,11 +218,11 @@ def _at(view: View, raw: str, errors: FormErrors) -> datetime | None:
         return None
     try:
         t = datetime.fromisoformat(raw.replace(" ", "T", 1) if "T" not in raw else raw)
-    except ValueError:
+        return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         errors.add("at", view._("Enter the start time like 2026-12-01 06:00 (UTC), or "
                                 "leave it empty to publish now"))
         return None
-    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 @router.post("/programs/publish")
