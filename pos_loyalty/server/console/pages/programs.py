@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from pos_loyalty.errors import ConfigError, LoyaltyError
-from pos_loyalty.rules import DEFAULT_PROGRAM, Program
+from pos_loyalty.rules import Program
 from pos_loyalty.rules.replay import SalesFormat
 from pos_loyalty.server.console.web import PREFIX, PageError, PostedDep, View, ViewDep, redirect
 from pos_loyalty.server.programs import queries as programs
@@ -55,10 +55,11 @@ def dry_run_proof(view: View, text: str) -> str:
     return csrf.token(view.session.csrf_secret, _proof_name(text))
 
 
-def visible_stores(view: View) -> list[str]:
-    """The stores this user sees: those with terminals, their own, and those programs name."""
+def visible_stores(view: View, versions: list[VersionRow] | None = None) -> list[str]:
+    """The stores this user sees: those with terminals, their own, and those programs name
+    (``versions``: the program versions, when the caller has them already)."""
     ids = {t["store_id"] for t in view.store.terminals()} | set(view.principal.stores)
-    for v in view.store.program_versions():
+    for v in view.store.program_versions() if versions is None else versions:
         ids.update(v.stores)
     return sorted(s for s in ids if view.principal.can_see_store(s))
 
@@ -68,6 +69,19 @@ def can_publish_to(view: View, stores: tuple[str, ...]) -> bool:
     if not stores:
         return view.principal.is_admin
     return all(view.principal.can_change_store(s) for s in stores)
+
+
+def need_publish_rights(view: View, stores: tuple[str, ...]) -> None:
+    """403 unless this user may publish to ``stores`` (none: the whole chain)."""
+    if not can_publish_to(view, stores):
+        raise PageError(403, view._("You cannot make changes in this store.") if stores
+                        else view._("Only an administrator can publish to the whole chain."))
+
+
+def _publish_choices(view: View, stores: list[str]) -> dict[str, Any]:
+    """What the publish form offers: the stores this user may publish to, and the chain."""
+    return {"publish_stores": [s for s in stores if view.principal.can_change_store(s)],
+            "chain_ok": view.principal.is_admin}
 
 
 def _version_visible(view: View, v: VersionRow) -> bool:
@@ -83,8 +97,9 @@ def _live(view: View, stores: list[str]) -> list[tuple[str, VersionRow | None]]:
 
 @router.get("/programs")
 def programs_page(view: ViewDep) -> HTMLResponse:
-    stores = visible_stores(view)
-    versions = [v for v in view.store.program_versions() if _version_visible(view, v)]
+    every = view.store.program_versions()
+    stores = visible_stores(view, every)
+    versions = [v for v in every if _version_visible(view, v)]
     return view.render("console/programs.html", {
         "versions": list(reversed(versions)), "live": _live(view, stores),
         "stores": stores, "errors": None, "values": {},
@@ -188,9 +203,7 @@ def check(view: PostedDep) -> Response:
     changes: list[str] = []
     run: DryRun | None = None
     if program is not None:
-        live = programs.validate(live_row.body, f"version {live_row.version}") \
-            if live_row else DEFAULT_PROGRAM
-        changes = programs.diff(live, program)
+        changes = programs.diff(programs.rules_of(live_row), program)
         try:
             if sales is not None:
                 lines, fmt, name = sales
@@ -205,9 +218,7 @@ def check(view: PostedDep) -> Response:
         "errors": errors or None, "text": text, "lines": text.splitlines(),
         "error_line": error_line, "program": program, "changes": changes, "run": run,
         "live_row": live_row, "store_id": store_id, "stores": stores, "days": days,
-        "from_file": sales is not None,
-        "publish_stores": [s for s in stores if view.principal.can_change_store(s)],
-        "chain_ok": view.principal.is_admin,
+        "from_file": sales is not None, **_publish_choices(view, stores),
         "proof": dry_run_proof(view, text) if run is not None else "",
         "values": {}}, status=400 if errors else 200, nav="programs")
 
@@ -238,9 +249,8 @@ def publish(view: PostedDep) -> Response:
     errors = FormErrors()
     if not stores and not view.principal.is_admin:
         errors.add("stores", view._("Choose at least one of your stores."))
-    elif not can_publish_to(view, stores):
-        raise PageError(403, view._("You cannot make changes in this store.") if stores
-                        else view._("Only an administrator can publish to the whole chain."))
+    else:
+        need_publish_rights(view, stores)
     raw_at = view.fields.get("at", 40)
     at = _at(view, raw_at, errors)
     note = view.fields.get("note", 200)
@@ -266,11 +276,9 @@ def _publish_again(view: View, text: str, errors: FormErrors,
         name = programs.validate(text, "program").name
     except ConfigError:
         name = ""
-    stores = visible_stores(view)
     return view.render("console/program_publish.html", {
         "errors": errors, "values": values, "text": text, "program_name": name,
-        "proof": dry_run_proof(view, text), "chain_ok": view.principal.is_admin,
-        "publish_stores": [s for s in stores if view.principal.can_change_store(s)]},
+        "proof": dry_run_proof(view, text), **_publish_choices(view, visible_stores(view))},
         status=400, nav="programs")
 
 
@@ -285,10 +293,7 @@ def rollback(view: PostedDep, number: str) -> Response:
     """One step: the earlier version's text goes live now, to the stores it went to."""
     old = _version(view, number)
     version = old.version
-    if not can_publish_to(view, old.stores):
-        raise PageError(403, view._("Only an administrator can publish to the whole chain.")
-                        if not old.stores else
-                        view._("You cannot make changes in this store."))
+    need_publish_rights(view, old.stores)
     before = {s or "chain": (r.version if r else None)
               for s, r in _live(view, list(old.stores))}
     v = view.store.rollback_program(version)
