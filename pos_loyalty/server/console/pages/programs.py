@@ -244,7 +244,7 @@ def publish(view: PostedDep) -> Response:
     if not csrf.valid(view.session.csrf_secret, _proof_name(text),
                       view.fields.get("proof", 64)):
         raise PageError(400, view._("A program is published only after a dry run of that "
-                                    "same text. Check it again with a sales file."))
+                                    "same text. Check it again."))
     stores = tuple(sorted(set(view.fields.getlist("stores"))))
     errors = FormErrors()
     if not stores and not view.principal.is_admin:
