@@ -87,6 +87,19 @@ class TestCheck:
         assert f'action="{PUBLISH}"' not in page.text
         assert central.store.program_versions() == []
 
+    def test_a_program_over_256_kb_is_refused_pasted_or_uploaded(
+            self, central: Central, users: UserFactory, client: Clients) -> None:
+        """The admin API's bound holds for the console's text area and its file alike."""
+        users("ada")
+        c = client()
+        c.sign_in("ada")
+        big = program("Big", 2) + "# " + "x" * (256 * 1024) + "\n"
+        for as_file in (False, True):
+            page = check(c, big, as_file=as_file)
+            assert page.status_code == 400, as_file
+            assert "A program may be at most 256 KB" in page.text, as_file
+            assert f'action="{PUBLISH}"' not in page.text
+
     def test_diff_and_dry_run_against_the_live_version(self, central: Central,
                                                        users: UserFactory,
                                                        client: Clients) -> None:

@@ -160,16 +160,18 @@ def _days(view: View, errors: FormErrors) -> int:
 
 
 def _candidate(view: View, errors: FormErrors) -> str:
-    """The program text: an uploaded file wins over the pasted text."""
+    """The program text: an uploaded file wins over the pasted text. Either is at most
+    ``MAX_PROGRAM``, as the admin API takes it."""
     data = view.fields.files.get("program_file")
     if data is not None:
         try:
-            return text_of(data.decode("utf-8-sig"))
+            raw = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             errors.add("body", view._("The program file is not UTF-8 text"))
             return ""
-    got = view.fields.values.get("body")
-    raw = got[0] if got else ""
+    else:
+        got = view.fields.values.get("body")
+        raw = got[0] if got else ""
     if len(raw) > MAX_PROGRAM:
         errors.add("body", view._("A program may be at most 256 KB"))
         return ""
