@@ -218,6 +218,11 @@ class TestPrograms:
         assert "against version 1 over 1 sales" in out
         total = [ln for ln in out.splitlines() if ln.startswith("total")][-1]
         assert total.split() == ["total", "0.10", "0.20", "0.10", "+10"]
+        binary = tmp_path / "sales.bin"
+        binary.write_bytes(b"\xff\xfe\x00txn_id")
+        refused = admin("program", "dry-run", str(tmp_path / "p2.toml"), "--sales",
+                        str(binary), ok=False)  # one line naming the file, no traceback
+        assert f"cannot read {binary}" in refused.stderr
 
 
 class TestFleet:
