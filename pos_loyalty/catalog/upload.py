@@ -84,18 +84,22 @@ def _unpack(data: bytes, into: Path, sku: str | None) -> tuple[Path, bool]:
             target = base.joinpath(*path.parts)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError) as exc:
+                if target.is_dir():
+                    raise IsADirectoryError(str(target))
+                with archive.open(info) as src, open(target, "wb") as dst:
+                    left = info.file_size
+                    while chunk := src.read(min(65536, left + 1)):
+                        left -= len(chunk)
+                        if left < 0:  # more than the zip said: refuse it
+                            raise ConfigError("a file larger than the zip says",
+                                              path=str(path))
+                        dst.write(chunk)
+            except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
                 raise ConfigError("a file and a folder of the same name",
                                   path=str(path)) from exc
-            if target.is_dir():
-                raise ConfigError("a file and a folder of the same name", path=str(path))
-            with archive.open(info) as src, open(target, "wb") as dst:
-                left = info.file_size
-                while chunk := src.read(min(65536, left + 1)):
-                    left -= len(chunk)
-                    if left < 0:  # more than the zip said: refuse it
-                        raise ConfigError("a file larger than the zip says", path=str(path))
-                    dst.write(chunk)
+            except OSError as exc:  # a name too long for the file system, and the like
+                raise ConfigError(f"cannot be unpacked: {exc.strerror or exc}",
+                                  path=str(path)[:200]) from exc
         root.mkdir(exist_ok=True)
         return root, single
 

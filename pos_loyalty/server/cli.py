@@ -570,6 +570,8 @@ def program() -> None:
 
 
 def _read_program(path: Path) -> str:
+    """A UTF-8 text file given on the command line (a program, or its sales), or one line
+    saying why it cannot be read."""
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -685,9 +687,9 @@ def program_dry_run(file: Path, sales_file: Path | None, days: int | None,
                                           source=str(file))
         else:
             fmt: Any = "jsonl" if sales_file.suffix in (".jsonl", ".json") else "csv"
-            with sales_file.open(encoding="utf-8") as f:
-                run = central.dry_run_program(text, f, fmt, days=days, store_id=store_id,
-                                              source=str(file), sales_source=str(sales_file))
+            lines = _read_program(sales_file).splitlines()  # not UTF-8: one line, no trace
+            run = central.dry_run_program(text, lines, fmt, days=days, store_id=store_id,
+                                          source=str(file), sales_source=str(sales_file))
     live = f"version {run.live_version}" if run.live_version else "the built-in program"
     click.echo(f"dry run of {file} against {live} over {run.candidate.sales} sales")
     click.echo(render_replay(run.candidate, run.live))

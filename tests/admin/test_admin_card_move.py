@@ -4,22 +4,11 @@ the holder, and moves it only with --move, written to the audit log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from pos_loyalty.store.central_models import AuditEntry, Card
-from tests.admin.test_admin_cli import Admin
-
-
-@pytest.fixture
-def admin(tmp_path: Path) -> Iterator[Admin]:
-    a = Admin(tmp_path)
-    yield a
-    assert a.store.integrity() == []
-    a.store.close()
+from tests.admin.conftest import Admin
 
 
 def holder(admin: Admin, card_id: str) -> tuple[str, str | None, str]:

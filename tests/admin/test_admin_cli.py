@@ -5,49 +5,19 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from pos_loyalty.cli import main
-from pos_loyalty.migrations import upgrade_central
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.terminals.queries import Heartbeat, TerminalAuth
+from tests.admin.conftest import Admin
 
 REPO = Path(__file__).resolve().parents[2]
 POINTS = '[program]\nname = "Points"\n\n[[rule]]\nid = "base"\nkind = "earn"\n' \
          'label = "Base"\npoints = {points}\nper = 100\n'
-
-
-class Admin:
-    """The CLI over one SQLite central database, and a store on it for checks."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.url = f"sqlite:///{tmp_path / 'central.db'}"
-        upgrade_central(self.url)
-        self.store = CentralStore(self.url)
-
-    def __call__(self, *args: str, ok: bool = True) -> Result:
-        result = CliRunner().invoke(main, ["admin", *args, "--db", self.url])
-        if ok:
-            assert result.exit_code == 0, result.output + result.stderr
-        else:
-            assert result.exit_code != 0, result.output
-            assert "Traceback" not in result.output + result.stderr
-            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
-        return result
-
-
-@pytest.fixture
-def admin(tmp_path: Path) -> Iterator[Admin]:
-    a = Admin(tmp_path)
-    yield a
-    assert a.store.integrity() == []
-    a.store.close()
 
 
 class TestMembers:
@@ -248,6 +218,11 @@ class TestPrograms:
         assert "against version 1 over 1 sales" in out
         total = [ln for ln in out.splitlines() if ln.startswith("total")][-1]
         assert total.split() == ["total", "0.10", "0.20", "0.10", "+10"]
+        binary = tmp_path / "sales.bin"
+        binary.write_bytes(b"\xff\xfe\x00txn_id")
+        refused = admin("program", "dry-run", str(tmp_path / "p2.toml"), "--sales",
+                        str(binary), ok=False)  # one line naming the file, no traceback
+        assert f"cannot read {binary}" in refused.stderr
 
 
 class TestFleet:

@@ -184,6 +184,36 @@ class TestHebrew:
         _shot(page, "home-hebrew")
         ctx.close()
 
+    def test_program_text_and_changes_read_left_to_right_in_hebrew(self, browser: Any,
+                                                                    live: Live) -> None:
+        """On a right-to-left page the program's TOML and the changes in words (English,
+        code-like) still run left to right: `name = "Triple"` is not shown as
+        `"name = "Triple`. Measured on the rendered characters, with JavaScript off."""
+        ctx = browser.new_context(viewport=PHONE, locale="he-IL", java_script_enabled=False)
+        page = ctx.new_page()
+        page.goto(f"{live.url}/console/login")
+        page.fill("#username", "ada")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{live.url}/console/programs")
+        page.fill("#body", TRIPLE)
+        page.locator("form[action='/console/programs/check'] button[type=submit]").click()
+        assert page.get_attribute("html", "dir") == "rtl"
+        first = page.locator("#changes li").first.inner_text()
+        assert first == "name 'Default points' -> 'Triple'", first
+        # x of the first and the last character of that line as laid out
+        xs = page.evaluate("""() => {
+            const text = document.querySelector('#changes li bdi').firstChild;
+            const at = i => { const r = document.createRange(); r.setStart(text, i);
+                              r.setEnd(text, i + 1); return r.getBoundingClientRect().x; };
+            return [at(0), at(text.length - 1)];
+        }""")
+        assert xs[0] < xs[1], xs  # "n" of name left of the closing quote
+        bidi = page.eval_on_selector("#body", "e => getComputedStyle(e).unicodeBidi")
+        assert bidi == "plaintext"  # each line of the text area takes its own direction
+        _shot(page, "program-check-hebrew-phone")
+        ctx.close()
+
 
 TRIPLE = '[program]\nname = "Triple"\n\n[[rule]]\nid = "base"\nkind = "earn"\n' \
          'label = "3 pts per 1.00"\npoints = 3\nper = 100\n'

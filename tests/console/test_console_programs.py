@@ -87,6 +87,19 @@ class TestCheck:
         assert f'action="{PUBLISH}"' not in page.text
         assert central.store.program_versions() == []
 
+    def test_a_program_over_256_kb_is_refused_pasted_or_uploaded(
+            self, central: Central, users: UserFactory, client: Clients) -> None:
+        """The admin API's bound holds for the console's text area and its file alike."""
+        users("ada")
+        c = client()
+        c.sign_in("ada")
+        big = program("Big", 2) + "# " + "x" * (256 * 1024) + "\n"
+        for as_file in (False, True):
+            page = check(c, big, as_file=as_file)
+            assert page.status_code == 400, as_file
+            assert "A program may be at most 256 KB" in page.text, as_file
+            assert f'action="{PUBLISH}"' not in page.text
+
     def test_diff_and_dry_run_against_the_live_version(self, central: Central,
                                                        users: UserFactory,
                                                        client: Clients) -> None:
@@ -151,10 +164,11 @@ class TestCheck:
         assert said.startswith("Sales of the last 30 days (S-A) replayed: 2,")
         assert cells[:2] == ["40", "20"]
         token = form_tokens(c.http.get(PAGE).text)[CHECK]
-        bad = c.http.post(CHECK, data={"csrf_token": token, "body": program("Two", 2),
-                                       "days": "0"}, files={"none": ("", b"", "x")})
-        assert bad.status_code == 400 and 'href="#days"' in bad.text
-        assert f'action="{PUBLISH}"' not in bad.text
+        for days in ("0", "367", "\u00b2", "1e3", "99999999999999999999"):  # "²" isdigit()
+            bad = c.http.post(CHECK, data={"csrf_token": token, "body": program("Two", 2),
+                                           "days": days}, files={"none": ("", b"", "x")})
+            assert bad.status_code == 400 and 'href="#days"' in bad.text, days
+            assert f'action="{PUBLISH}"' not in bad.text
 
     def test_bad_sales_file_names_its_line(self, central: Central, users: UserFactory,
                                            client: Clients) -> None:
@@ -224,6 +238,9 @@ class TestPublish:
         page = check(c, program("Later", 3), sales(central))
         hidden = {k: unescape(v) for k, v in publish_form(page.text).items()}
         at = (central.store.clock() + timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
+        for past_the_calendar in ("0001-01-01T00:00+05:00", "9999-12-31 23:59-05:00"):
+            far = c.http.post(PUBLISH, data={**hidden, "stores": "S-A", "at": past_the_calendar})
+            assert far.status_code == 400 and 'href="#at"' in far.text, past_the_calendar
         bad = c.http.post(PUBLISH, data={**hidden, "stores": "S-A", "at": "tomorrow",
                                          "note": "later"})
         assert bad.status_code == 400 and 'href="#at"' in bad.text
@@ -286,7 +303,8 @@ class TestRoles:
         c.sign_in("mia")
         assert "Bees" not in c.http.get(PAGE).text
         assert c.http.get(f"{PAGE}/1").status_code == 404
-        assert c.http.get(f"{PAGE}/nope").status_code == 404
+        for number in ("nope", "\u00b2", "99999999999999999999"):  # "²" passes isdigit()
+            assert c.http.get(f"{PAGE}/{number}").status_code == 404, number
 
 
 class TestHebrew:

@@ -144,6 +144,7 @@ class TestUploadFuzz:
         sku=st.sampled_from(["", "X-1"]))
     @example(entries=[("-", b'name = "Mug"\n'), ("-/A", b'name = "Mug"\n')], sku="")
     @example(entries=[("X-1/a", b""), ("X-1", b"")], sku="")
+    @example(entries=[("X-1/" + "n" * 300, b"x")], sku="")  # longer than a file name may be
     @settings(max_examples=200, deadline=None)
     def test_any_zip_is_a_catalog_or_a_clear_error(self, entries: list[tuple[str, bytes]],
                                                    sku: str) -> None:

@@ -118,6 +118,18 @@ def _exists(conn: Connection, member_id: str) -> bool:
         Member.member_id == member_id)).first() is not None
 
 
+def _checked_uid(conn: Connection, uid: str, card_id: str | None = None) -> str:
+    """A card UID as stored (upper-case hex), refused when malformed or on another card
+    than ``card_id``."""
+    uid = uid.upper()
+    if not re.fullmatch(r"[0-9A-F]{8,20}", uid):
+        raise MemberError(f"card UID {uid!r} must be 8-20 hex digits")
+    other = _uid_owner(conn, uid)
+    if other not in (None, card_id):
+        raise MemberError(f"UID {uid} is already on card {other}")
+    return uid
+
+
 def _issue_card(db: Database, conn: Connection, member_id: str, card_id: str,
                 uid: str | None, stamp: Any) -> None:
     check_id(card_id, "card")
@@ -125,12 +137,7 @@ def _issue_card(db: Database, conn: Connection, member_id: str, card_id: str,
     if owner is not None:
         raise MemberError(f"card {card_id} already belongs to member {owner}")
     if uid:
-        uid = uid.upper()
-        if not re.fullmatch(r"[0-9A-F]{8,20}", uid):
-            raise MemberError(f"card UID {uid!r} must be 8-20 hex digits")
-        other = _uid_owner(conn, uid)
-        if other is not None:
-            raise MemberError(f"UID {uid} is already on card {other}")
+        uid = _checked_uid(conn, uid)
     conn.execute(db.insert(Card).values(card_id=card_id, member_id=member_id, uid=uid or None,
                                         status="active", change_xid=stamp))
 
@@ -453,13 +460,7 @@ def issue_card(db: Database, member_id: str, card_id: str, *, uid: str | None = 
             values: dict[str, Any] = {"member_id": member_id, "status": "active",
                                       "change_xid": stamp}
             if uid:
-                uid_hex = uid.upper()
-                if not re.fullmatch(r"[0-9A-F]{8,20}", uid_hex):
-                    raise MemberError(f"card UID {uid_hex!r} must be 8-20 hex digits")
-                other = _uid_owner(conn, uid_hex)
-                if other not in (None, card_id):
-                    raise MemberError(f"UID {uid_hex} is already on card {other}")
-                values["uid"] = uid_hex
+                values["uid"] = _checked_uid(conn, uid, card_id)
             conn.execute(update(Card).where(Card.card_id == card_id).values(values))
             conn.execute(db.insert(AuditEntry).values(
                 audit_id=str(uuid7()), at=db.clock(), actor=(actor or "unknown")[:64],

@@ -156,6 +156,11 @@ def live_for(db: Database, store_id: str | None) -> VersionRow | None:
     return None if row is None else get_version(db, int(row))
 
 
+def rules_of(row: VersionRow | None) -> Program:
+    """The rules a live version carries; the built-in program when none is live."""
+    return validate(row.body, f"version {row.version}") if row else DEFAULT_PROGRAM
+
+
 def rollback(db: Database, version: int, *, stores: tuple[str, ...] | None = None,
              note: str = "") -> VersionRow:
     """Publish version ``version``'s body again, now, as a new version (history is never
@@ -289,8 +294,7 @@ def dry_run(db: Database, text: str, sales: Iterable[str] | None, fmt: SalesForm
     """
     candidate = validate(text, source)
     live_row = live_for(db, store_id)
-    live = validate(live_row.body, f"version {live_row.version}") if live_row \
-        else DEFAULT_PROGRAM
+    live = rules_of(live_row)
     if sales is None:
         if days is None:
             raise Refused("a dry run over central's sales needs a number of days", status=422)

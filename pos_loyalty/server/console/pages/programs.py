@@ -12,6 +12,7 @@ CSRF secret, which only a page rendered with the dry run's figures carries.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from pos_loyalty.errors import ConfigError, LoyaltyError
-from pos_loyalty.rules import DEFAULT_PROGRAM, Program
+from pos_loyalty.rules import Program
 from pos_loyalty.rules.replay import SalesFormat
 from pos_loyalty.server.console.web import PREFIX, PageError, PostedDep, View, ViewDep, redirect
 from pos_loyalty.server.programs import queries as programs
@@ -33,6 +34,7 @@ PAGE = f"{PREFIX}/programs"
 MAX_PROGRAM = 256 * 1024
 DAYS = 30  # central's sales a dry run replays unless told otherwise
 MAX_DAYS = 366
+NUMBER = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also passes "²"
 NOTICES = {"published": N_("The program is published. Terminals take it up at their next "
                            "sync, never in the middle of a sale."),
            "scheduled": N_("The program is scheduled. Terminals take it up at its start time."),
@@ -53,10 +55,11 @@ def dry_run_proof(view: View, text: str) -> str:
     return csrf.token(view.session.csrf_secret, _proof_name(text))
 
 
-def visible_stores(view: View) -> list[str]:
-    """The stores this user sees: those with terminals, their own, and those programs name."""
+def visible_stores(view: View, versions: list[VersionRow] | None = None) -> list[str]:
+    """The stores this user sees: those with terminals, their own, and those programs name
+    (``versions``: the program versions, when the caller has them already)."""
     ids = {t["store_id"] for t in view.store.terminals()} | set(view.principal.stores)
-    for v in view.store.program_versions():
+    for v in view.store.program_versions() if versions is None else versions:
         ids.update(v.stores)
     return sorted(s for s in ids if view.principal.can_see_store(s))
 
@@ -66,6 +69,19 @@ def can_publish_to(view: View, stores: tuple[str, ...]) -> bool:
     if not stores:
         return view.principal.is_admin
     return all(view.principal.can_change_store(s) for s in stores)
+
+
+def need_publish_rights(view: View, stores: tuple[str, ...]) -> None:
+    """403 unless this user may publish to ``stores`` (none: the whole chain)."""
+    if not can_publish_to(view, stores):
+        raise PageError(403, view._("You cannot make changes in this store.") if stores
+                        else view._("Only an administrator can publish to the whole chain."))
+
+
+def _publish_choices(view: View, stores: list[str]) -> dict[str, Any]:
+    """What the publish form offers: the stores this user may publish to, and the chain."""
+    return {"publish_stores": [s for s in stores if view.principal.can_change_store(s)],
+            "chain_ok": view.principal.is_admin}
 
 
 def _version_visible(view: View, v: VersionRow) -> bool:
@@ -81,8 +97,9 @@ def _live(view: View, stores: list[str]) -> list[tuple[str, VersionRow | None]]:
 
 @router.get("/programs")
 def programs_page(view: ViewDep) -> HTMLResponse:
-    stores = visible_stores(view)
-    versions = [v for v in view.store.program_versions() if _version_visible(view, v)]
+    every = view.store.program_versions()
+    stores = visible_stores(view, every)
+    versions = [v for v in every if _version_visible(view, v)]
     return view.render("console/programs.html", {
         "versions": list(reversed(versions)), "live": _live(view, stores),
         "stores": stores, "errors": None, "values": {},
@@ -94,7 +111,7 @@ def programs_page(view: ViewDep) -> HTMLResponse:
 def _version(view: View, number: str) -> VersionRow:
     """A version this user may see, else 404."""
     try:
-        v = view.store.program_version(int(number)) if number.isdigit() else None
+        v = view.store.program_version(int(number)) if NUMBER.fullmatch(number) else None
     except programs.ProgramError:
         v = None
     if v is None or not _version_visible(view, v):
@@ -136,23 +153,25 @@ def _sales(view: View, errors: FormErrors) -> tuple[list[str], SalesFormat, str]
 def _days(view: View, errors: FormErrors) -> int:
     """How many days of central's sales the dry run replays (30 when left empty)."""
     raw = view.fields.get("days", 10) or str(DAYS)
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+    if not NUMBER.fullmatch(raw) or not 1 <= int(raw) <= MAX_DAYS:
         errors.add("days", view._("Enter a number of days from 1 to 366"))
         return DAYS
     return int(raw)
 
 
 def _candidate(view: View, errors: FormErrors) -> str:
-    """The program text: an uploaded file wins over the pasted text."""
+    """The program text: an uploaded file wins over the pasted text. Either is at most
+    ``MAX_PROGRAM``, as the admin API takes it."""
     data = view.fields.files.get("program_file")
     if data is not None:
         try:
-            return text_of(data.decode("utf-8-sig"))
+            raw = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             errors.add("body", view._("The program file is not UTF-8 text"))
             return ""
-    got = view.fields.values.get("body")
-    raw = got[0] if got else ""
+    else:
+        got = view.fields.values.get("body")
+        raw = got[0] if got else ""
     if len(raw) > MAX_PROGRAM:
         errors.add("body", view._("A program may be at most 256 KB"))
         return ""
@@ -186,9 +205,7 @@ def check(view: PostedDep) -> Response:
     changes: list[str] = []
     run: DryRun | None = None
     if program is not None:
-        live = programs.validate(live_row.body, f"version {live_row.version}") \
-            if live_row else DEFAULT_PROGRAM
-        changes = programs.diff(live, program)
+        changes = programs.diff(programs.rules_of(live_row), program)
         try:
             if sales is not None:
                 lines, fmt, name = sales
@@ -203,9 +220,7 @@ def check(view: PostedDep) -> Response:
         "errors": errors or None, "text": text, "lines": text.splitlines(),
         "error_line": error_line, "program": program, "changes": changes, "run": run,
         "live_row": live_row, "store_id": store_id, "stores": stores, "days": days,
-        "from_file": sales is not None,
-        "publish_stores": [s for s in stores if view.principal.can_change_store(s)],
-        "chain_ok": view.principal.is_admin,
+        "from_file": sales is not None, **_publish_choices(view, stores),
         "proof": dry_run_proof(view, text) if run is not None else "",
         "values": {}}, status=400 if errors else 200, nav="programs")
 
@@ -216,11 +231,11 @@ def _at(view: View, raw: str, errors: FormErrors) -> datetime | None:
         return None
     try:
         t = datetime.fromisoformat(raw.replace(" ", "T", 1) if "T" not in raw else raw)
-    except ValueError:
+        return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         errors.add("at", view._("Enter the start time like 2026-12-01 06:00 (UTC), or "
                                 "leave it empty to publish now"))
         return None
-    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
 @router.post("/programs/publish")
@@ -231,14 +246,13 @@ def publish(view: PostedDep) -> Response:
     if not csrf.valid(view.session.csrf_secret, _proof_name(text),
                       view.fields.get("proof", 64)):
         raise PageError(400, view._("A program is published only after a dry run of that "
-                                    "same text. Check it again with a sales file."))
+                                    "same text. Check it again."))
     stores = tuple(sorted(set(view.fields.getlist("stores"))))
     errors = FormErrors()
     if not stores and not view.principal.is_admin:
         errors.add("stores", view._("Choose at least one of your stores."))
-    elif not can_publish_to(view, stores):
-        raise PageError(403, view._("You cannot make changes in this store.") if stores
-                        else view._("Only an administrator can publish to the whole chain."))
+    else:
+        need_publish_rights(view, stores)
     raw_at = view.fields.get("at", 40)
     at = _at(view, raw_at, errors)
     note = view.fields.get("note", 200)
@@ -264,11 +278,9 @@ def _publish_again(view: View, text: str, errors: FormErrors,
         name = programs.validate(text, "program").name
     except ConfigError:
         name = ""
-    stores = visible_stores(view)
     return view.render("console/program_publish.html", {
         "errors": errors, "values": values, "text": text, "program_name": name,
-        "proof": dry_run_proof(view, text), "chain_ok": view.principal.is_admin,
-        "publish_stores": [s for s in stores if view.principal.can_change_store(s)]},
+        "proof": dry_run_proof(view, text), **_publish_choices(view, visible_stores(view))},
         status=400, nav="programs")
 
 
@@ -283,10 +295,7 @@ def rollback(view: PostedDep, number: str) -> Response:
     """One step: the earlier version's text goes live now, to the stores it went to."""
     old = _version(view, number)
     version = old.version
-    if not can_publish_to(view, old.stores):
-        raise PageError(403, view._("Only an administrator can publish to the whole chain.")
-                        if not old.stores else
-                        view._("You cannot make changes in this store."))
+    need_publish_rights(view, old.stores)
     before = {s or "chain": (r.version if r else None)
               for s, r in _live(view, list(old.stores))}
     v = view.store.rollback_program(version)
