@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
 from pos_loyalty.ids import link_part, uuid7
 from pos_loyalty.server.phone import visits
-from pos_loyalty.store.central_models import LedgerEvent
+from pos_loyalty.store.central_models import LedgerEvent, VisitAnswer
 from tests.phone.conftest import PhoneLive
 
 TOKEN = re.compile(r'action="(/v/[0-9a-f]{32})" method="post" novalidate>\s*'
@@ -80,3 +81,23 @@ class TestVisitQuestion:
         with httpx.Client(base_url=phone.url) as http:
             assert http.post(action, data={"csrf_token": "0" * 64}).status_code == 400
             assert http.get("/m/me").status_code == 303
+
+    def test_odd_answers_get_a_400_and_a_control_character_is_dropped(
+            self, phone: PhoneLive) -> None:
+        """A score that is no number 0-10 (a superscript two passes isdigit() and fails
+        int()) is a 400 form page, nothing kept; a NUL in the comment (which PostgreSQL
+        refuses) is dropped, the answer kept."""
+        phone.store.add_member("M-1", "Dana", card_id="C-1")
+        link = _sale(phone, "S-1")
+        action, token = TOKEN.findall(httpx.get(f"{phone.url}/v/{link}").text)[0]
+        for score in ("\u00b2", "\u0663", "11", "-1", "010", " 5", ""):
+            r = httpx.post(phone.url + action, data={"csrf_token": token, "score": score})
+            assert r.status_code == 400 and 'href="#score"' in r.text, score
+        now = phone.store.clock()
+        assert visits.store_nps(phone.store, now - timedelta(days=1), now + timedelta(1)) == []
+        done = httpx.post(phone.url + action, data={"csrf_token": token, "score": "9",
+                                                    "comment": "quick\x00 and kind"})
+        assert done.status_code == 303
+        with phone.store.read() as conn:
+            kept = conn.execute(select(VisitAnswer.score, VisitAnswer.comment)).all()
+        assert [tuple(r) for r in kept] == [(9, "quick and kind")]

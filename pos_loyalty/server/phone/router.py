@@ -12,6 +12,7 @@ Pages are plain HTML (no script, nothing from another site), English or Hebrew.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 import urllib.parse
@@ -508,7 +509,7 @@ async def visit_answer(link: str, request: Request) -> Response:
     if isinstance(got, Response):
         return got
     raw = fields.get("score", "")
-    if not raw.isdigit() or not 0 <= int(raw) <= 10:
+    if not re.fullmatch(r"[0-9]{1,2}", raw) or int(raw) > 10:  # not isdigit(): "²" is one
         lang = phone.pages.language(request)
         message = phone.pages.gettext(lang, N_("Choose a number from 0 to 10"))
         return _visit_page(phone, request, link, got, errors=FormErrors({"score": message}),
