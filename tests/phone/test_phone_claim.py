@@ -53,7 +53,7 @@ class TestClaimInBrowser:
         form; without a name and consent it says what is missing (values kept); with them
         the card is theirs (name, e-mail, consent at central) and the form is gone."""
         live.store.add_member("M-7", "", card_id="C-7007", anonymous=True)
-        ctx = browser.new_context(viewport=PHONE, locale=locale)
+        ctx = browser.new_context(viewport=PHONE, locale=locale, java_script_enabled=False)
         page = ctx.new_page()
         page.set_default_timeout(5000)
         open_account(page, live, "C-7007")

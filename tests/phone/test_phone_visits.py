@@ -7,12 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from pos_loyalty.ids import link_part, uuid7
 from pos_loyalty.server.phone import visits
 from pos_loyalty.store.central_models import LedgerEvent, VisitAnswer
 from tests.phone.conftest import PhoneLive
+from tests.phone.test_phone_browser import PHONE, _shot
 
 TOKEN = re.compile(r'action="(/v/[0-9a-f]{32})" method="post" novalidate>\s*'
                    r'<input type="hidden" name="csrf_token" value="([0-9a-f]{64})">')
@@ -101,3 +103,40 @@ class TestVisitQuestion:
         with phone.store.read() as conn:
             kept = conn.execute(select(VisitAnswer.score, VisitAnswer.comment)).all()
         assert [tuple(r) for r in kept] == [(9, "quick and kind")]
+
+
+class TestVisitInBrowser:
+    @pytest.mark.parametrize(("locale", "words"), [
+        ("en-GB", {"title": "Your visit", "send": "Send",
+                   "error": "Choose a number from 0 to 10",
+                   "done": "You answered 8 out of 10. Thank you."}),
+        ("he-IL", {"title": "הביקור שלכם", "send": "שליחה", "error": "בחרו מספר מ-0 עד 10",
+                   "done": "עניתם 8 מתוך 10. תודה."}),
+    ])
+    def test_answer_on_a_phone_without_javascript(self, browser: Any,
+                                                  phone_sqlite: PhoneLive, locale: str,
+                                                  words: dict[str, str]) -> None:
+        """The receipt's page at 390 x 844 with scripts off, in English and Hebrew (right
+        to left): fits the screen; Send without a score says what is missing; a score is
+        kept and the page thanks, in the page's language."""
+        phone = phone_sqlite
+        phone.store.add_member("M-1", "Dana", card_id="C-1")
+        link = _sale(phone, "S-1")
+        ctx = browser.new_context(viewport=PHONE, locale=locale, java_script_enabled=False)
+        page = ctx.new_page()
+        page.set_default_timeout(5000)
+        page.goto(f"{phone.url}/v/{link}")
+        assert page.inner_text("h1") == words["title"]
+        assert page.get_attribute("html", "dir") == ("rtl" if locale == "he-IL" else "ltr")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        _shot(page, f"visit-{locale}")
+        page.click(f"button:has-text('{words['send']}')")
+        assert words["error"] in page.inner_text("#score-error")
+        assert page.locator(".error-summary a[href='#score']").count() == 1
+        page.check("#score-8")
+        page.fill("#comment", "friendly")
+        page.click(f"button:has-text('{words['send']}')")
+        assert page.inner_text("#visit-thanks") == words["done"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        _shot(page, f"visit-answered-{locale}")
+        ctx.close()
