@@ -203,6 +203,12 @@ async def _posted(request: Request, phone: Phone, sku: str, token: str,
     return v, fields
 
 
+def _email_ok(email: str, limit: int) -> bool:
+    """Looks like an address (something@domain.tld, no spaces) and fits ``limit``."""
+    local, at, domain = email.partition("@")
+    return bool(local and at and "." in domain) and len(email) <= limit and " " not in email
+
+
 @router.post("/p/{sku}/t/{token}/warranty")
 async def warranty(sku: str, token: str, request: Request) -> Response:
     """Register the item for its warranty (name, e-mail, optional date of purchase)."""
@@ -217,8 +223,7 @@ async def warranty(sku: str, token: str, request: Request) -> Response:
     when = text(fields, "purchased_on", limit=20)
     if not name:
         errors.add("name", N_("Enter your name"))
-    local, at, domain = email.partition("@")
-    if not (local and at and "." in domain) or len(email) > _EMAIL_MAX or " " in email:
+    if not _email_ok(email, _EMAIL_MAX):
         errors.add("email", N_("Enter an e-mail address like name@example.com"))
     purchased: date | None = None
     if when:
@@ -419,11 +424,8 @@ async def member_claim(request: Request) -> Response:
     errors = FormErrors()
     if not name:
         errors.add("name", N_("Enter your name"))
-    if email:
-        local, at, domain = email.partition("@")
-        if not (local and at and "." in domain) or len(email) > _MEMBER_EMAIL_MAX \
-                or " " in email:
-            errors.add("email", N_("Enter an e-mail address like name@example.com"))
+    if email and not _email_ok(email, _MEMBER_EMAIL_MAX):
+        errors.add("email", N_("Enter an e-mail address like name@example.com"))
     if fields.get("consent") != "yes":
         errors.add("consent", N_("Tick the box to agree, or leave the card as it is"))
     if errors:
