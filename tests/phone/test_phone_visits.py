@@ -82,6 +82,8 @@ class TestVisitQuestion:
             assert re.search(r'id="balance">7<', http.get("/m/me").text)
         with httpx.Client(base_url=phone.url) as http:
             assert http.post(action, data={"csrf_token": "0" * 64}).status_code == 400
+            big = http.post(action, data={"csrf_token": token, "x": "y" * 5000})
+            assert big.status_code == 413  # bounded like every phone form, not read
             assert http.get("/m/me").status_code == 303
 
     def test_odd_answers_get_a_400_and_a_control_character_is_dropped(

@@ -182,16 +182,25 @@ async def visit_page(sku: str, token: str, request: Request, done: str = "") -> 
     return _page(phone, request, sku, v, token, notice=notices.get(done))
 
 
+async def _read_form(phone: Phone, request: Request, *,
+                     max_fields: int) -> dict[str, str] | Response:
+    """A posted form's text fields; a body without a length or over ``MAX_FORM_BYTES`` is
+    a 413 page before a byte of it is read (files are refused by the parser: a 400)."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
+    async with request.form(max_files=0, max_fields=max_fields) as form:
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
 async def _posted(request: Request, phone: Phone, sku: str, token: str,
                   form_name: str) -> tuple[queries.Visit, dict[str, str]] | Response:
     limited = _limited(phone, request, phone.client_posts, _client(request))
     if limited is not None:
         return limited
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
-    async with request.form(max_files=0, max_fields=20) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await _read_form(phone, request, max_fields=20)
+    if isinstance(fields, Response):
+        return fields
     action = f"/p/{sku}/t/{token}/{form_name}"
     if not csrf.valid(token, action, fields.get(csrf.FIELD)):
         return _message(phone, request, 400, N_("Form expired"),
@@ -317,11 +326,9 @@ async def member_sign_in_post(request: Request) -> Response:
             lang, N_("Too many wrong card numbers. Please try again later."))})
         return _sign_in_page(phone, request, pre or csrf.new_secret(), errors=errors,
                              status=429, headers={"Retry-After": str(int(wait) + 1)})
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
-    async with request.form(max_files=0, max_fields=10) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await _read_form(phone, request, max_fields=10)
+    if isinstance(fields, Response):
+        return fields
     if not pre or not csrf.valid(pre, "/m", fields.get(csrf.FIELD)):
         return _sign_in_page(phone, request, csrf.new_secret(), status=400, errors=FormErrors(
             {"card": phone.pages.gettext(lang, N_("The form expired. Please try again."))}))
@@ -412,11 +419,9 @@ async def member_claim(request: Request) -> Response:
     s = await run_in_threadpool(members.session, phone.store, request.cookies.get(MEMBER_COOKIE))
     if s is None:
         return RedirectResponse("/m", status_code=303)
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
-    async with request.form(max_files=0, max_fields=10) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await _read_form(phone, request, max_fields=10)
+    if isinstance(fields, Response):
+        return fields
     if not csrf.valid(s.csrf_secret, "/m/claim", fields.get(csrf.FIELD)):
         return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
     name = text(fields, "name")
@@ -500,11 +505,9 @@ async def visit_answer(link: str, request: Request) -> Response:
     limited = _limited(phone, request, phone.client_posts, _client(request))
     if limited is not None:
         return limited
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
-    async with request.form(max_files=0, max_fields=20) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await _read_form(phone, request, max_fields=20)
+    if isinstance(fields, Response):
+        return fields
     if not csrf.valid(link, f"/v/{link}", fields.get(csrf.FIELD)):
         return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
     got = await _visit_or_404(phone, request, link)
@@ -531,10 +534,11 @@ async def visit_account(link: str, request: Request) -> Response:
     limited = _limited(phone, request, phone.client_posts, _client(request))
     if limited is not None:
         return limited
-    async with request.form(max_files=0, max_fields=5) as form:
-        sent = form.get(csrf.FIELD)
+    fields = await _read_form(phone, request, max_fields=5)
+    if isinstance(fields, Response):
+        return fields
     action = f"/v/{link}/account"
-    if not csrf.valid(link, action, sent if isinstance(sent, str) else None):
+    if not csrf.valid(link, action, fields.get(csrf.FIELD)):
         return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
     got = await _visit_or_404(phone, request, link)
     if isinstance(got, Response):
