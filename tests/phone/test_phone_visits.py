@@ -109,10 +109,11 @@ class TestVisitQuestion:
 
 class TestVisitInBrowser:
     @pytest.mark.parametrize(("locale", "words"), [
-        ("en-GB", {"title": "Your visit", "send": "Send",
+        ("en-GB", {"title": "Your visit", "site": "Loyalty club", "send": "Send",
                    "error": "Choose a number from 0 to 10",
                    "done": "You answered 8 out of 10. Thank you."}),
-        ("he-IL", {"title": "הביקור שלכם", "send": "שליחה", "error": "בחרו מספר מ-0 עד 10",
+        ("he-IL", {"title": "הביקור שלכם", "site": "מועדון הלקוחות", "send": "שליחה",
+                   "error": "בחרו מספר מ-0 עד 10",
                    "done": "עניתם 8 מתוך 10. תודה."}),
     ])
     def test_answer_on_a_phone_without_javascript(self, browser: Any,
@@ -129,6 +130,7 @@ class TestVisitInBrowser:
         page.set_default_timeout(5000)
         page.goto(f"{phone.url}/v/{link}")
         assert page.inner_text("h1") == words["title"]
+        assert page.inner_text(".site-name") == words["site"]  # not "Product page"
         assert page.get_attribute("html", "dir") == ("rtl" if locale == "he-IL" else "ltr")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         _shot(page, f"visit-{locale}")
