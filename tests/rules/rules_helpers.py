@@ -20,7 +20,7 @@ BASE = """
 """
 """1 pt per 1.00 (rule id "base"), to start an inline program with."""
 
-TIERS = BASE + """
+TIERS = BASE + """\
     [[rule]]
     id = "tiers"
     kind = "tiers"

@@ -30,7 +30,7 @@ from pos_loyalty.rules import (
 
 NOW = datetime(2026, 11, 30, 12, 0)
 SKUS = ("A", "B", "C", "D")
-TEN_OFF = program(BASE + """
+TEN_OFF = program(BASE + """\
     [[rule]]
     id = "member10"
     kind = "discount"
