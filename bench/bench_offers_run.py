@@ -6,7 +6,9 @@ publishes ``examples/offers-program.toml``, then times, in the same process:
 - baseline: every member's stage and segments (``member_insight``, which a run reads once);
 - ``run_offers --dry-run`` and a real run over four offers (lapsed regulars, regulars,
   bought girls' clothing in size 10 in 90 days, birthday this month);
-- ``admin offers lines``: every member's line from a year of sales.
+- ``admin offers lines``: every member's line from a year of sales;
+- ``report offers``: the figures once every issued coupon whose member has a sale is marked
+  used by that sale (the paid column looks each use's sale up).
 
     python bench/bench_offers_run.py [--members 20000] [--stores 5]
 """
@@ -19,14 +21,18 @@ import time
 from datetime import date, datetime
 from pathlib import Path
 
+from sqlalchemy import Connection, select, update
+
 from pos_loyalty.insight.chain import ChainSpec
 from pos_loyalty.migrations import upgrade_central
 from pos_loyalty.offers.file import parse_offers
 from pos_loyalty.server.central import CentralStore
+from pos_loyalty.server.offers import queries
 from pos_loyalty.server.offers.lines import member_visits, refresh_lines
 from pos_loyalty.server.offers.run import run_offers
 from pos_loyalty.server.sales.bulk import write_chain
 from pos_loyalty.server.sales.insight import member_insight
+from pos_loyalty.store.central_models import IssuedOffer, SaleRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFERS = '''
@@ -88,6 +94,10 @@ def main() -> None:
         t = time.perf_counter()
         written = refresh_lines(store, offers.cashier, member_visits(store, end, 365), end)
         lines_s = time.perf_counter() - t
+        used = store.write(_use_offers)
+        t = time.perf_counter()
+        queries.figures(store, store.clock())
+        report_s = time.perf_counter() - t
         store.close()
     print(f"baseline member_insight ({insight:,} members with sales): {base:.2f} s")
     print(f"offers run, dry: {dry_s:.2f} s ({dry_s / base:.2f}x baseline); "
@@ -96,6 +106,25 @@ def main() -> None:
           f"{real_s:.2f} s ({real_s / base:.2f}x baseline)")
     print(f"cashier's lines for every member ({written:,} rows written): {lines_s:.2f} s "
           f"({lines_s / base:.2f}x baseline)")
+    print(f"report offers over {used:,} uses: {report_s:.2f} s ({report_s / base:.2f}x "
+          "baseline)")
+
+
+def _use_offers(conn: Connection) -> int:
+    """Mark each issued offer used by its member's latest sale (as a terminal's push would)."""
+    sales = {m: (t, f"{p}/{x}") for m, t, p, x in conn.execute(
+        select(SaleRecord.member_id, SaleRecord.terminal_id, SaleRecord.pos_id,
+               SaleRecord.txn_id).where(SaleRecord.kind == "sale")
+        .order_by(SaleRecord.terminal_time))}
+    n = 0
+    for issue_id, member_id in conn.execute(select(IssuedOffer.issue_id,
+                                                   IssuedOffer.member_id)).all():
+        if member_id in sales:
+            terminal, ref = sales[member_id]
+            conn.execute(update(IssuedOffer).where(IssuedOffer.issue_id == issue_id).values(
+                status="used", used_terminal=terminal, used_txn=ref, discount=100))
+            n += 1
+    return n
 
 
 if __name__ == "__main__":

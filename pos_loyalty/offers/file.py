@@ -149,13 +149,15 @@ STAGE_NAMES = tuple(STAGES)
 
 
 def _names(t: Table, one: str, many: str, known: tuple[str, ...]) -> tuple[str, ...]:
-    names = t.strings(many) + ((t.string(one, ""),) if t.has(one) else ())
-    for name in names:
-        if norm(name) not in known:
-            key = one if t.has(one) else many
-            raise t.error(key, f"unknown {one} {name!r}{hint(norm(name), known)}; one of "
-                               f"{', '.join(known)}")
-    return names
+    """The names given as ``one = "x"`` and ``many = [...]``; an unknown one is an error
+    at the key that holds it."""
+    given = ((many, t.strings(many)), (one, (t.string(one, ""),) if t.has(one) else ()))
+    for key, names in given:
+        for name in names:
+            if norm(name) not in known:
+                raise t.error(key, f"unknown {one} {name!r}{hint(norm(name), known)}; "
+                                   f"one of {', '.join(known)}")
+    return given[0][1] + given[1][1]
 
 
 def _target(t: Table) -> Target:

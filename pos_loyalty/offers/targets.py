@@ -113,9 +113,13 @@ def within_cap(issued_recently: int, times: int) -> bool:
     return issued_recently < times
 
 
-def select(members: Iterable[MemberFacts], target: Target, today: date,
-           issued_recently: Mapping[str, int], times: int) -> list[str]:
-    """The members the target selects and the frequency cap allows, in member id order."""
-    return sorted(m.member_id for m in members
-                  if target.matches(m, today)
-                  and within_cap(issued_recently.get(m.member_id, 0), times))
+def matching(members: Iterable[MemberFacts], target: Target, today: date) -> list[MemberFacts]:
+    """The members the target selects (each tested once: a run counts and caps these)."""
+    return [m for m in members if target.matches(m, today)]
+
+
+def select(matched: Iterable[MemberFacts], issued_recently: Mapping[str, int],
+           times: int) -> list[str]:
+    """Of the matched members, those the frequency cap allows, in member id order."""
+    return sorted(m.member_id for m in matched
+                  if within_cap(issued_recently.get(m.member_id, 0), times))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -25,5 +28,6 @@ class FormErrors:
 
 
 def text(form: dict[str, str], name: str, *, limit: int = 200) -> str:
-    """A text field, stripped and cut to ``limit`` characters (absent = empty)."""
-    return form.get(name, "").strip()[:limit]
+    """A text field without control characters (a NUL is refused by PostgreSQL, the rest
+    is never meant), stripped and cut to ``limit`` characters (absent = empty)."""
+    return _CONTROLS.sub("", form.get(name, "")).strip()[:limit]

@@ -59,6 +59,9 @@ class TestFile:
         assert "did you mean 'lapsed_regular'" in msg
         assert "unknown stage" in error(OK.replace('birthday = "this month"',
                                                    'stages = ["regular", "vip"]'))
+        both = error(OK.replace('birthday = "this month"',
+                                'segment = "loyal"\nsegments = ["champions", "vips"]'))
+        assert "offers.toml:7: key 'offer[0].target.segments': unknown segment 'vips'" in both
 
     def test_coupon_must_be_a_member_coupon_of_every_live_program(self) -> None:
         """The code must be a bound = "member" coupon rule; a near miss is hinted."""

@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from click.testing import CliRunner, Result
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from pos_loyalty.server.central import CentralStore
 from pos_loyalty.server.cli import admin, report
@@ -125,3 +125,47 @@ class TestRun:
         assert f"{path}:4: key 'offer[0].coupon'" in out.output
         assert "did you mean 'BDAY'" in out.output
         assert issued(central_url) == []
+
+
+class TestPaidFigure:
+    def test_paid_is_the_sales_that_used_the_offer(self, central_url: str) -> None:
+        """What the offer's sales were paid, found by the sale's key even when the till's
+        own id holds a "/" (the use names its sale "pos_id/txn_id"); a refund of the same
+        sale and another terminal's sale of the same ids are not counted."""
+        from datetime import timedelta
+
+        from pos_loyalty.ids import uuid7
+        from pos_loyalty.server.offers import queries
+        from pos_loyalty.store.central_models import SaleRecord
+
+        store = CentralStore(central_url)
+        try:
+            now = store.clock()
+            store.add_member("M-1", "Ann")
+            queries.issue(store, [queries.Issue("o", "M-1", "C", now + timedelta(days=9))] * 2,
+                          run_id="r", actor="t", audit={})
+
+            def sale(terminal: str, pos_id: str, txn_id: str, paid: int,
+                     kind: str = "sale", refund_id: str = "") -> dict[str, object]:
+                return {"sale_id": str(uuid7()), "terminal_id": terminal, "store_id": "S",
+                        "kind": kind, "pos_id": pos_id, "txn_id": txn_id,
+                        "refund_id": refund_id, "member_id": "M-1", "terminal_time": now,
+                        "received_at": now, "basket_total": paid, "discount_total": 0,
+                        "paid_total": paid, "points_earned": 0, "points_redeemed": 0,
+                        "points": 0, "body_hash": "0" * 64}
+
+            def tx(conn: Connection) -> None:
+                conn.execute(store.insert(SaleRecord).values([
+                    sale("T-1", "P/1", "A", 700), sale("T-1", "P", "2", 300),
+                    sale("T-1", "P/1", "A", 999, kind="refund", refund_id="R"),
+                    sale("T-2", "P", "2", 5000)]))
+                ids = [r[0] for r in conn.execute(select(IssuedOffer.issue_id))]
+                for issue_id, ref in zip(ids, ("P/1/A", "P/2"), strict=True):
+                    conn.execute(update(IssuedOffer).where(IssuedOffer.issue_id == issue_id)
+                                 .values(status="used", used_terminal="T-1", used_txn=ref))
+
+            store.write(tx)
+            got = queries.figures(store, now)
+            assert [(f.offer_id, f.used, f.revenue) for f in got] == [("o", 2, 1000)]
+        finally:
+            store.close()

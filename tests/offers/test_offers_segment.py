@@ -18,30 +18,15 @@ from click.testing import CliRunner
 from pos_loyalty.rules.parse import parse_text
 from pos_loyalty.server.cli import admin, report
 from pos_loyalty.server.offers import queries
-from pos_loyalty.sync.client import SyncClient, run_sync
 from pos_loyalty.terminal.service import TerminalService
-from tests.conftest import Central, TerminalFactory, TerminalHandle
+from tests.conftest import Central, TerminalFactory
+from tests.offers.offer_helpers import member_coupon_program, sync
 from tests.tillsales import ask, member_tap, tap
 
-PROGRAM = '''
-[program]
-name = "Win-back"
-
-[[rule]]
-id = "base"
-kind = "earn"
-label = "Base"
-points = 1
-per = 100
-
-[[rule]]
-id = "winback"
-kind = "coupon"
+PROGRAM = member_coupon_program("Win-back", '''
 label = "Welcome back"
 code = "WELCOME-BACK-5"
-bound = "member"
-amount = 500
-'''
+amount = 500''')
 
 OFFERS = '''
 [cashier]
@@ -55,11 +40,6 @@ valid_days = 30
 segment = "lapsed regular"
 '''
 
-
-def sync(t: TerminalHandle) -> None:
-    with SyncClient(t.server_url, t.credential) as client:
-        report = run_sync(t.local, client)
-    assert report.ok and report.problems == [], report
 
 
 def sale(service: TerminalService, card: str, txn_id: str) -> dict[str, Any]:
@@ -79,7 +59,7 @@ class TestSegmentOffer:
         central.store.add_member("M-2", "Bob", card_id="C-2")
         central.store.publish_program(PROGRAM)
         t = terminals("S1")
-        sync(t)
+        assert sync(t).problems == []
         program = parse_text(PROGRAM)
         now = central.store.clock()
         clock = [now]
@@ -92,7 +72,7 @@ class TestSegmentOffer:
         clock[0] = now - timedelta(days=150)
         sale(past, "C-2", "B0")
         ask(past, {"type": "txn.commit", "pos_id": "P", "txn_id": "B0"})
-        sync(t)  # the sales reach central
+        assert sync(t).problems == []  # the sales reach central
 
         offers = tmp_path / "offers.toml"
         offers.write_text(OFFERS)
@@ -105,7 +85,7 @@ class TestSegmentOffer:
         assert done.exit_code == 0 and "1 coupons issued" in done.output, done.output
         lines = runner.invoke(admin, ["offers", "lines", str(offers), "--db", central.db_url])
         assert lines.exit_code == 0, lines.output
-        sync(t)
+        assert sync(t).problems == []
 
         till = TerminalService(t.local, program)
         ann = sale(till, "C-1", "A9")
@@ -120,7 +100,7 @@ class TestSegmentOffer:
             "points.awarded"
         bob = sale(till, "C-2", "B9")
         assert bob["quote"]["discount_total"] == 0
-        sync(t)
+        assert sync(t).problems == []
         figures = queries.figures(central.store, central.store.clock())
         assert [(f.offer_id, f.issued, f.used, f.discount, f.revenue) for f in figures] == \
             [("winback", 1, 1, 500, 1500)]

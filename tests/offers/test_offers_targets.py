@@ -13,6 +13,7 @@ from pos_loyalty.offers.targets import (
     Purchase,
     Target,
     bought,
+    matching,
     select,
     within_cap,
 )
@@ -103,7 +104,7 @@ class TestCapAndSelect:
             self, ms: list[MemberFacts], issued: dict[str, int], times: int) -> None:
         """Exactly the members the target matches and the cap allows, each once, sorted."""
         target = Target(segments=("lapsed_regular",))
-        got = select(ms, target, TODAY, issued, times)
+        got = select(matching(ms, target, TODAY), issued, times)
         assert got == sorted(got) and len(set(got)) == len(got)
         for m in ms:
             want = target.matches(m, TODAY) and issued.get(m.member_id, 0) < times

@@ -11,37 +11,16 @@ from sqlalchemy import select
 from pos_loyalty.rules.parse import parse_text
 from pos_loyalty.server.offers import queries
 from pos_loyalty.store.central_models import IssuedOffer
-from pos_loyalty.sync.client import SyncClient, SyncReport, run_sync
+from pos_loyalty.sync.client import SyncClient
 from pos_loyalty.terminal.service import TerminalService
 from tests.conftest import Central, TerminalFactory, TerminalHandle
+from tests.offers.offer_helpers import member_coupon_program, sync
 from tests.tillsales import ask, member_tap, tap
 
-PROGRAM = '''
-[program]
-name = "Offers"
-
-[[rule]]
-id = "base"
-kind = "earn"
-label = "Base"
-points = 1
-per = 100
-
-[[rule]]
-id = "winback"
-kind = "coupon"
+PROGRAM = member_coupon_program("Offers", '''
 label = "We missed you"
 code = "WINBACK-10"
-bound = "member"
-percent = 10
-'''
-
-
-def sync(t: TerminalHandle) -> SyncReport:
-    with SyncClient(t.server_url, t.credential) as client:
-        report = run_sync(t.local, client)
-    assert report.ok, report
-    return report
+percent = 10''')
 
 
 def sell(service: TerminalService, txn_id: str, total: int = 5000) -> dict[str, Any]:

@@ -82,3 +82,14 @@ def start(db_url: str, config: PhoneConfig) -> Iterator[PhoneLive]:
 def phone(central_url: str, catalog_dir: Path) -> Iterator[PhoneLive]:
     """Central (SQLite, then PostgreSQL) serving the phone pages with the example catalog."""
     yield from start(central_url, phone_config(catalog_dir))
+
+
+@pytest.fixture
+def phone_sqlite(tmp_path: Path, catalog_dir: Path) -> Iterator[PhoneLive]:
+    """Central on SQLite only, serving the phone pages (for browser tests, where the
+    database makes no difference to what the page shows)."""
+    from pos_loyalty.migrations import upgrade_central
+
+    url = f"sqlite:///{tmp_path / 'phone.db'}"
+    upgrade_central(url)
+    yield from start(url, phone_config(catalog_dir))

@@ -53,7 +53,7 @@ class TestClaimInBrowser:
         form; without a name and consent it says what is missing (values kept); with them
         the card is theirs (name, e-mail, consent at central) and the form is gone."""
         live.store.add_member("M-7", "", card_id="C-7007", anonymous=True)
-        ctx = browser.new_context(viewport=PHONE, locale=locale)
+        ctx = browser.new_context(viewport=PHONE, locale=locale, java_script_enabled=False)
         page = ctx.new_page()
         page.set_default_timeout(5000)
         open_account(page, live, "C-7007")
@@ -107,3 +107,27 @@ class TestClaimRules:
                                                 "csrf_token": found.group(1)})
             assert again.status_code == 409
         assert live.store.get_member("M-7").display_name == "Dana"
+
+
+class TestClaimInput:
+    def test_long_name_and_control_characters_are_kept_as_can_be(
+            self, phone: PhoneLive) -> None:
+        """Over SQLite and PostgreSQL: a 200-character name whose lower case is longer (the
+        search key's column is 200) claims the card; a NUL (PostgreSQL refuses one) is
+        dropped from the name and the e-mail, never a 5xx."""
+        name = "\u0130" * 200
+        assert len(name.lower()) > 200
+        for member, card, sent, kept in (
+                ("M-7", "C-7007", {"name": name}, (name, "")),
+                ("M-8", "C-8008", {"name": "Da\x00na", "email": "d\x00@example.com"},
+                 ("Dana", "d@example.com"))):
+            phone.store.add_member(member, "", card_id=card, anonymous=True)
+            with httpx.Client(base_url=phone.url) as http:
+                _sign_in(http, card)
+                found = CLAIM.search(http.get("/m/me").text)
+                assert found is not None
+                r = http.post("/m/claim", data={**sent, "consent": "yes",
+                                                "csrf_token": found.group(1)})
+                assert r.status_code == 303, r.text
+            got = phone.store.get_member(member)
+            assert (got.display_name, got.email, got.anonymous) == (*kept, False)

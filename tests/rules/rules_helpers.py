@@ -10,13 +10,17 @@ from pos_loyalty.rules import Basket, BasketLine, Program, parse_program
 
 NOON = datetime(2026, 3, 11, 12, 0)  # a Wednesday
 
-TIERS = """
+BASE = """
     [[rule]]
     id = "base"
     kind = "earn"
     label = "1 pt per 1.00"
     points = 1
     per = 100
+"""
+"""1 pt per 1.00 (rule id "base"), to start an inline program with."""
+
+TIERS = BASE + """\
     [[rule]]
     id = "tiers"
     kind = "tiers"

@@ -14,6 +14,7 @@ from datetime import datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rules_helpers import BASE, program
 
 from pos_loyalty.errors import RulesError
 from pos_loyalty.rules import (
@@ -23,26 +24,19 @@ from pos_loyalty.rules import (
     ConfirmedCoupon,
     MemberView,
     ReturnLine,
-    parse_program,
     quote,
     refund,
 )
 
 NOW = datetime(2026, 11, 30, 12, 0)
 SKUS = ("A", "B", "C", "D")
-TEN_OFF = parse_program("""
-[[rule]]
-id = "base"
-kind = "earn"
-label = "1 pt per 1.00"
-points = 1
-per = 100
-[[rule]]
-id = "member10"
-kind = "discount"
-label = "10% member discount"
-percent = 10
-""", path="ten.toml")
+TEN_OFF = program(BASE + """\
+    [[rule]]
+    id = "member10"
+    kind = "discount"
+    label = "10% member discount"
+    percent = 10
+""")
 
 lines = st.lists(st.builds(BasketLine, sku=st.sampled_from(SKUS), qty=st.integers(1, 5),
                            unit_price=st.integers(0, 100_000)),

@@ -14,8 +14,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, select, update
+from sqlalchemy import Connection, and_, case, func, select, tuple_, update
 
 from pos_loyalty.ids import uuid7
 from pos_loyalty.server.db import Database
@@ -173,24 +174,43 @@ def figures(db: Database, now: datetime, since: datetime | None = None) -> list[
     reuse = select(o.offer_id, func.count()).join(
         ReviewItem, and_(ReviewItem.event_id == o.issue_id,
                          ReviewItem.kind == "offer_reuse")).group_by(o.offer_id)
-    paid = select(o.offer_id, func.coalesce(func.sum(SaleRecord.paid_total), 0)).join(
-        SaleRecord, and_(SaleRecord.kind == "sale", SaleRecord.terminal_id == o.used_terminal,
-                         SaleRecord.pos_id + "/" + SaleRecord.txn_id == o.used_txn)
-    ).where(o.status == "used").group_by(o.offer_id)
+    uses = select(o.offer_id, o.used_terminal, o.used_txn).where(o.status == "used")
     if since is not None:
         stmt = stmt.where(o.issued_at >= since)
         reuse = reuse.where(o.issued_at >= since)
-        paid = paid.where(o.issued_at >= since)
+        uses = uses.where(o.issued_at >= since)
     with db.read() as conn:
         rows = conn.execute(stmt).all()
         reuses = {str(k): int(n) for k, n in conn.execute(reuse).all()}
-        revenue = {str(k): int(n) for k, n in conn.execute(paid).all()}
+        revenue = _paid(conn, conn.execute(uses).all())
     out = []
     for offer_id, n, used, expired, discount in rows:
         used, expired = int(used or 0), int(expired or 0)
         out.append(OfferFigures(str(offer_id), int(n), used, expired, int(n) - used - expired,
                                 int(discount), revenue.get(str(offer_id), 0),
                                 reuses.get(str(offer_id), 0)))
+    return out
+
+
+def _paid(conn: Connection, used: Sequence[Any]) -> dict[str, int]:
+    """offer -> what the sales that used it were paid. A use names its sale as terminal and
+    ``pos_id/txn_id``; each split of that at a ``/`` is looked up by the sales' unique key
+    (comparing the joined text in SQL cannot use an index: a scan per use)."""
+    keys: dict[tuple[str, str, str], list[str]] = {}
+    for offer_id, terminal, ref in used:
+        parts = str(ref or "").split("/")
+        for k in range(1, len(parts)):
+            keys.setdefault((str(terminal), "/".join(parts[:k]), "/".join(parts[k:])),
+                            []).append(str(offer_id))
+    out: dict[str, int] = {}
+    s = SaleRecord
+    batch = list(keys)
+    for i in range(0, len(batch), 500):
+        found = conn.execute(select(s.terminal_id, s.pos_id, s.txn_id, s.paid_total).where(
+            s.kind == "sale", tuple_(s.terminal_id, s.pos_id, s.txn_id).in_(batch[i:i + 500])))
+        for terminal, pos_id, txn_id, paid in found:
+            for offer_id in keys[(terminal, pos_id, txn_id)]:
+                out[offer_id] = out.get(offer_id, 0) + int(paid)
     return out
 
 

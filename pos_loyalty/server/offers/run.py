@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from pos_loyalty.errors import ConfigError
 from pos_loyalty.ids import uuid7
 from pos_loyalty.offers.file import OffersFile
-from pos_loyalty.offers.targets import Bought, MemberFacts, Purchase, Target
+from pos_loyalty.offers.targets import Bought, MemberFacts, Purchase, Target, matching
 from pos_loyalty.offers.targets import select as select_members
 from pos_loyalty.rules.parse import parse_text
 from pos_loyalty.rules.program import Program
@@ -137,8 +137,8 @@ def run_offers(db: Database, offers: OffersFile, *, dry_run: bool, actor: str,
     for offer in offers.offers:
         facts = source.for_target(offer.target)
         recent = queries.issued_since(db, offer.id, now - timedelta(days=offer.cap_days))
-        matched = [m for m in facts if offer.target.matches(m, today)]
-        chosen = select_members(matched, offer.target, today, recent, offer.cap_times)
+        matched = matching(facts, offer.target, today)
+        chosen = select_members(matched, recent, offer.cap_times)
         refused = ""
         if len(chosen) > offer.max_members:
             refused = (f"selects {len(chosen)} members, more than max_members = "

@@ -142,14 +142,15 @@ def member_by_card_tap(db: Database, uid: str, counter: int,
 def claim(db: Database, member_id: str, name: str, email: str) -> bool:
     """The holder of a card-first (anonymous) card makes it theirs: name, e-mail (may be
     empty) and consent, in one conditional update; False when it was claimed already
-    (nothing changes: a member's details are never overwritten from this page)."""
+    (nothing changes: a member's details are never overwritten from this page). The search
+    key is cut to its column: lower() can lengthen a name ("İ" is two characters lower)."""
     now = db.clock()
 
     def tx(conn: Connection) -> bool:
         done = conn.execute(update(Member).where(
             Member.member_id == member_id, Member.anonymous.is_(True),
             Member.status == "active").values(
-            display_name=name, name_key=name.lower(), email=email, consent_at=now,
+            display_name=name, name_key=name.lower()[:200], email=email, consent_at=now,
             anonymous=False, change_xid=db.stamp(conn))).rowcount
         return bool(done)
 

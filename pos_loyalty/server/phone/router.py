@@ -12,6 +12,7 @@ Pages are plain HTML (no script, nothing from another site), English or Hebrew.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 import urllib.parse
@@ -181,16 +182,25 @@ async def visit_page(sku: str, token: str, request: Request, done: str = "") -> 
     return _page(phone, request, sku, v, token, notice=notices.get(done))
 
 
+async def _read_form(phone: Phone, request: Request, *,
+                     max_fields: int) -> dict[str, str] | Response:
+    """A posted form's text fields; a body without a length or over ``MAX_FORM_BYTES`` is
+    a 413 page before a byte of it is read (files are refused by the parser: a 400)."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
+    async with request.form(max_files=0, max_fields=max_fields) as form:
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
 async def _posted(request: Request, phone: Phone, sku: str, token: str,
                   form_name: str) -> tuple[queries.Visit, dict[str, str]] | Response:
     limited = _limited(phone, request, phone.client_posts, _client(request))
     if limited is not None:
         return limited
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
-    async with request.form(max_files=0, max_fields=20) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await _read_form(phone, request, max_fields=20)
+    if isinstance(fields, Response):
+        return fields
     action = f"/p/{sku}/t/{token}/{form_name}"
     if not csrf.valid(token, action, fields.get(csrf.FIELD)):
         return _message(phone, request, 400, N_("Form expired"),
@@ -200,6 +210,12 @@ async def _posted(request: Request, phone: Phone, sku: str, token: str,
         return _message(phone, request, 404, N_("This page has expired"),
                         N_("Tap the tag on the product again to open it."))
     return v, fields
+
+
+def _email_ok(email: str, limit: int) -> bool:
+    """Looks like an address (something@domain.tld, no spaces) and fits ``limit``."""
+    local, at, domain = email.partition("@")
+    return bool(local and at and "." in domain) and len(email) <= limit and " " not in email
 
 
 @router.post("/p/{sku}/t/{token}/warranty")
@@ -216,8 +232,7 @@ async def warranty(sku: str, token: str, request: Request) -> Response:
     when = text(fields, "purchased_on", limit=20)
     if not name:
         errors.add("name", N_("Enter your name"))
-    local, at, domain = email.partition("@")
-    if not (local and at and "." in domain) or len(email) > _EMAIL_MAX or " " in email:
+    if not _email_ok(email, _EMAIL_MAX):
         errors.add("email", N_("Enter an e-mail address like name@example.com"))
     purchased: date | None = None
     if when:
@@ -311,11 +326,9 @@ async def member_sign_in_post(request: Request) -> Response:
             lang, N_("Too many wrong card numbers. Please try again later."))})
         return _sign_in_page(phone, request, pre or csrf.new_secret(), errors=errors,
                              status=429, headers={"Retry-After": str(int(wait) + 1)})
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
-    async with request.form(max_files=0, max_fields=10) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await _read_form(phone, request, max_fields=10)
+    if isinstance(fields, Response):
+        return fields
     if not pre or not csrf.valid(pre, "/m", fields.get(csrf.FIELD)):
         return _sign_in_page(phone, request, csrf.new_secret(), status=400, errors=FormErrors(
             {"card": phone.pages.gettext(lang, N_("The form expired. Please try again."))}))
@@ -406,11 +419,9 @@ async def member_claim(request: Request) -> Response:
     s = await run_in_threadpool(members.session, phone.store, request.cookies.get(MEMBER_COOKIE))
     if s is None:
         return RedirectResponse("/m", status_code=303)
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
-    async with request.form(max_files=0, max_fields=10) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await _read_form(phone, request, max_fields=10)
+    if isinstance(fields, Response):
+        return fields
     if not csrf.valid(s.csrf_secret, "/m/claim", fields.get(csrf.FIELD)):
         return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
     name = text(fields, "name")
@@ -418,11 +429,8 @@ async def member_claim(request: Request) -> Response:
     errors = FormErrors()
     if not name:
         errors.add("name", N_("Enter your name"))
-    if email:
-        local, at, domain = email.partition("@")
-        if not (local and at and "." in domain) or len(email) > _MEMBER_EMAIL_MAX \
-                or " " in email:
-            errors.add("email", N_("Enter an e-mail address like name@example.com"))
+    if email and not _email_ok(email, _MEMBER_EMAIL_MAX):
+        errors.add("email", N_("Enter an e-mail address like name@example.com"))
     if fields.get("consent") != "yes":
         errors.add("consent", N_("Tick the box to agree, or leave the card as it is"))
     if errors:
@@ -497,18 +505,16 @@ async def visit_answer(link: str, request: Request) -> Response:
     limited = _limited(phone, request, phone.client_posts, _client(request))
     if limited is not None:
         return limited
-    length = request.headers.get("content-length", "")
-    if not length.isdigit() or int(length) > MAX_FORM_BYTES:
-        return _message(phone, request, 413, N_("Form too large"), N_("Please try again."))
-    async with request.form(max_files=0, max_fields=20) as form:
-        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    fields = await _read_form(phone, request, max_fields=20)
+    if isinstance(fields, Response):
+        return fields
     if not csrf.valid(link, f"/v/{link}", fields.get(csrf.FIELD)):
         return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
     got = await _visit_or_404(phone, request, link)
     if isinstance(got, Response):
         return got
     raw = fields.get("score", "")
-    if not raw.isdigit() or not 0 <= int(raw) <= 10:
+    if not re.fullmatch(r"[0-9]{1,2}", raw) or int(raw) > 10:  # not isdigit(): "²" is one
         lang = phone.pages.language(request)
         message = phone.pages.gettext(lang, N_("Choose a number from 0 to 10"))
         return _visit_page(phone, request, link, got, errors=FormErrors({"score": message}),
@@ -528,10 +534,11 @@ async def visit_account(link: str, request: Request) -> Response:
     limited = _limited(phone, request, phone.client_posts, _client(request))
     if limited is not None:
         return limited
-    async with request.form(max_files=0, max_fields=5) as form:
-        sent = form.get(csrf.FIELD)
+    fields = await _read_form(phone, request, max_fields=5)
+    if isinstance(fields, Response):
+        return fields
     action = f"/v/{link}/account"
-    if not csrf.valid(link, action, sent if isinstance(sent, str) else None):
+    if not csrf.valid(link, action, fields.get(csrf.FIELD)):
         return _message(phone, request, 400, N_("Form expired"), N_("Please try again."))
     got = await _visit_or_404(phone, request, link)
     if isinstance(got, Response):

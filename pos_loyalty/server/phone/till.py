@@ -10,8 +10,7 @@ points for engaging on the tag's first genuine phone tap (see ``queries.record_t
 tills racing with one code exactly one wins; the same (terminal, transaction) asking again
 gets the same answer (a retried request), anyone else a 409 with the reason. A sale that
 took a coupon and did not use it (voided) gives it back with ``/v1/phone/coupons/release``.
-A till that
-names its basket's products (``skus``) has a coupon for another product refused (409)
+A till that names its basket's products (``skus``) has a coupon for another product refused (409)
 without using it. A coupon a terminal accepted while central was unreachable arrives later
 with ``offline``: it is redeemed if it still can be, else central cannot refuse what the
 sale already gave, so it answers ``conflict`` and keeps a review item for store IT (kind
@@ -44,6 +43,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorPublic} for code in (401, 403, 404, 409, 413, 422)}
 Uid = Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{8,20}$")]
 TxnRef = Annotated[str, StringConstraints(min_length=1, max_length=140)]
+CouponCode = Annotated[str, StringConstraints(pattern=r"^[2-9A-Z]{10}$")]
+CouponTxnRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+"""A coupon's sale: what ``phone_coupons.redeemed_txn`` holds."""
 
 
 @dataclass(frozen=True)
@@ -187,16 +189,16 @@ Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
 
 class RedeemCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    code: Annotated[str, StringConstraints(pattern=r"^[2-9A-Z]{10}$")]
-    txn_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    code: CouponCode
+    txn_ref: CouponTxnRef
     skus: Annotated[list[Sku], Field(max_length=200)] | None = None
     offline: bool = False
 
 
 class ReleaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    code: Annotated[str, StringConstraints(pattern=r"^[2-9A-Z]{10}$")]
-    txn_ref: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    code: CouponCode
+    txn_ref: CouponTxnRef
 
 
 class ReleasePublic(BaseModel):
