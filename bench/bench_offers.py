@@ -16,27 +16,17 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from seed import seed_members
+from seed import LOOKUP_SQL, pct, seed_members
 
 from pos_loyalty.store import LocalStore
 from pos_loyalty.terminal.hints import cashier_line
 from pos_loyalty.terminal.offers import quote_view
-
-BARE_LOOKUP = ("SELECT members.member_id, members.display_name, members.tier, members.balance, "
-               "cards.card_id, cards.status FROM members JOIN cards ON cards.member_id = "
-               "members.member_id WHERE cards.card_id = ?")
-
-
-def pcts(samples: list[float]) -> tuple[float, float]:
-    qs = statistics.quantiles(samples, n=100)
-    return qs[49], qs[98]
 
 
 def timed(keys: list[str], fn: Callable[[str], object]) -> list[float]:
@@ -71,7 +61,7 @@ def main() -> None:
         members = [f"M-{i:07d}" for i in picks]
         today = now.date()
         raw = sqlite3.connect(Path(tmp) / "bench.db")
-        lookup = timed(cards, lambda c: raw.execute(BARE_LOOKUP, (c,)).fetchone())
+        lookup = timed(cards, lambda c: raw.execute(LOOKUP_SQL, (c,)).fetchone())
         raw.close()
 
         def with_line(card: str) -> object:
@@ -92,7 +82,7 @@ def main() -> None:
         store.close()
     for name, s, base in (("tap: lookup + line", line, lookup),
                           ("quote: member + offers", merged, plain)):
-        (p50, p99), (b50, b99) = pcts(s), pcts(base)
+        (p50, p99), (b50, b99) = pct(s), pct(base)
         print(f"{name:24} p50 {p50:.3f} ms  p99 {p99:.3f} ms   baseline p50 {b50:.3f} ms "
               f"p99 {b99:.3f} ms   ratio p50 {p50 / b50:.2f}x")
 
