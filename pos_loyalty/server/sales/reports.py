@@ -28,7 +28,6 @@ from pos_loyalty.insight.report import (
     uplift,
 )
 from pos_loyalty.insight.segments import SEGMENTS, STAGES, StageRules
-from pos_loyalty.rules import DEFAULT_PROGRAM
 from pos_loyalty.rules.expiry import lot_expires
 from pos_loyalty.rules.program import Program
 from pos_loyalty.rules.replay import replay
@@ -217,10 +216,9 @@ def _months(p: Period) -> list[str]:
 
 def live_program(db: Database) -> Program:
     """The chain-wide live program (the built-in one when none is published)."""
-    from pos_loyalty.server.programs.queries import live_for, validate
+    from pos_loyalty.server.programs.queries import live_for, rules_of
 
-    row = live_for(db, None)
-    return validate(row.body, f"version {row.version}") if row else DEFAULT_PROGRAM
+    return rules_of(live_for(db, None))
 
 
 # -- customers --------------------------------------------------------------------------------
